@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: MIT
+# spliced - one non-recursive Makefile. Outputs under .output/, V=1 for verbose commands.
+
+OUTPUT    := .output
+CC        ?= cc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+ARCH      := x86
+VMLINUX   := vmlinux/$(ARCH)/vmlinux.h
+PREFIX    ?= /usr/local
+WERROR    ?= -Werror
+
+WARNINGS  := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat-security
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARNINGS) $(WERROR) -D_GNU_SOURCE -MMD -MP \
+	      -Iinclude -Iuserspace -I$(OUTPUT)
+LDLIBS    := -lbpf -lelf -lz -lpthread
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
+	      -Wall -Wno-unused-function
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+DAEMON_SRCS := main.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c
+DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
+BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
+SKEL        := $(OUTPUT)/splice.skel.h
+UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
+	       $(OUTPUT)/tests/test_route
+ORIGIN      := $(OUTPUT)/tests/origin
+FUZZ        := $(OUTPUT)/tests/fuzz_http
+FUZZ_SECONDS ?= 60
+
+.DELETE_ON_ERROR:
+.PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install
+
+all: $(OUTPUT)/spliced $(UNIT_TESTS) $(ORIGIN) ## build the daemon, unit tests and test origin
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+deps: ## install missing Debian packages (idempotent)
+	$(Q)tools/install-deps.sh
+
+test: ## install deps, build, run every test tier (unit, BATS end to end)
+	$(Q)tools/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/run.sh
+
+unit: $(UNIT_TESTS) ## run unit tests only
+	$(Q)tests/run.sh unit
+
+e2e: all ## run BATS end-to-end tests only
+	$(Q)tests/run.sh e2e
+
+demo: ## install deps, build, start demo backends and spliced with the default config
+	$(Q)tools/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo/start.sh
+
+bench: all ## run the benchmarks (tools/bench), writes docs/benchmarks.md
+	$(Q)tools/bench/run.sh
+
+$(OUTPUT)/spliced: $(DAEMON_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(OUTPUT)/userspace/%.o: userspace/%.c | $(OUTPUT)/userspace
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# only splice.c includes the skeleton
+$(OUTPUT)/userspace/splice.o: $(SKEL)
+
+$(BPF_OBJ): bpf/splice.bpf.c include/splice_abi.h $(VMLINUX) | $(OUTPUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(SKEL): $(BPF_OBJ)
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name splice_bpf > $@
+
+$(OUTPUT)/tests/test_http: tests/unit/test_http.c $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@
+
+$(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
+
+$(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
+			   $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
+
+$(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
+			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
+
+$(ORIGIN): tests/origin/origin.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ -lpthread -lcrypto
+
+fuzz: $(FUZZ) ## run the HTTP parser fuzzer for FUZZ_SECONDS (default 60)
+	$(Q)mkdir -p $(OUTPUT)/fuzz-corpus
+	$(Q)$(FUZZ) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(OUTPUT)/fuzz-corpus \
+		tests/fuzz/corpus/http
+
+$(FUZZ): tests/fuzz/fuzz_http.c userspace/http.c userspace/http.h | $(OUTPUT)/tests
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace \
+		tests/fuzz/fuzz_http.c userspace/http.c -o $@
+
+vmlinux: ## regenerate vmlinux/x86/vmlinux.h from the running kernel's BTF
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
+
+FORMAT_FILES := $(wildcard userspace/*.c userspace/*.h include/*.h bpf/*.c tests/unit/*.c \
+		  tests/unit/*.h tests/origin/*.c tests/fuzz/*.c tests/kern/*.c tools/*.c)
+
+format: ## reformat sources with clang-format
+	$(Q)clang-format -i $(FORMAT_FILES)
+
+format-check: ## fail when a source file is not clang-format clean
+	$(Q)clang-format --dry-run --Werror $(FORMAT_FILES)
+
+install: $(OUTPUT)/spliced ## install into $(DESTDIR)$(PREFIX)
+	install -D -m 0755 $(OUTPUT)/spliced $(DESTDIR)$(PREFIX)/sbin/spliced
+
+$(OUTPUT) $(OUTPUT)/userspace $(OUTPUT)/bpf $(OUTPUT)/tests:
+	$(Q)mkdir -p $@
+
+clean: ## remove build outputs
+	$(Q)rm -rf $(OUTPUT)
+
+-include $(wildcard $(OUTPUT)/userspace/*.d $(OUTPUT)/tests/*.d)

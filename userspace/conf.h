@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* conf.h - configuration language: parse, validate, resolve; errors as FILE:LINE: message. */
+#ifndef SPLICED_CONF_H
+#define SPLICED_CONF_H
+
+#include <stdio.h>
+
+#include "types.h"
+
+/*
+ * conf_load - parse and validate the file at path into a new config.
+ * Every error is written to errf as "FILE:LINE: message" (all of them, not just the first).
+ * Returns the config (owned by the caller, free with conf_free) or NULL when any error was found.
+ */
+struct config *conf_load(const char *path, FILE *errf);
+
+/* conf_load_string - same, from a string (unit tests); name is used in messages. */
+struct config *conf_load_string(const char *name, const char *text, FILE *errf);
+
+void conf_free(struct config *cf);
+
+/* conf_parse_duration - "250ms", "10s", "2m", "1h", bare number = seconds; 0 or -EINVAL. */
+int conf_parse_duration(const char *s, uint32_t *ms);
+/* conf_parse_size - "512", "16k", "1m", "1g" (binary units); 0 or -EINVAL. */
+int conf_parse_size(const char *s, uint64_t *out);
+/* conf_parse_addr - "1.2.3.4:80", "[::1]:80", "host:80" (resolved now); 0 or -errno/EAI. */
+int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len, int passive,
+		    char *why, size_t whylen);
+
+/* conf_find_pool - pool by name or NULL. */
+struct pool *conf_find_pool(struct config *cf, const char *name);
+
+#endif

@@ -1,0 +1,1019 @@
+// SPDX-License-Identifier: MIT
+/*
+ * http.c - strict incremental HTTP/1.1 head parser (RFC 9112), chunked body walker and head
+ * rewriting for the proxy.
+ *
+ * The parser is deliberately stricter than the RFC's "robustness" allowances: every ambiguity a
+ * front-end and a back-end could resolve differently (request smuggling) is refused instead of
+ * being repaired. Two phases per head: a byte scanner that finds the end of the head and rejects
+ * bytes that may never appear in it (resumable through m->scan), then one pass over the complete
+ * head that splits lines and fields.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "http.h"
+
+/* RFC 9112 2.2: ignore "at least one" empty line before a request-line; a few cover clients
+ * that send a stray CRLF after a body, more than that is garbage. */
+#define HTTP_MAX_EMPTY_LINES 4
+/* longest chunk-size line or trailer line the chunked walker accepts, CRLF included */
+#define HTTP_CHUNK_LINE_MAX 4096
+
+static int is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+	case '.': case '^': case '_': case '`': case '|': case '~':
+		return 1;
+	}
+	return 0;
+}
+
+/* control characters that may never appear in a head (CR and LF are checked as pairs) */
+static int is_ctl(unsigned char c)
+{
+	return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+static int is_ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static int is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int hex_val(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* ASCII only: header names and tokens are compared without the locale */
+static unsigned char to_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+static int mem_ieq(const char *a, const char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (to_lower(a[i]) != to_lower(b[i]))
+			return 0;
+	return 1;
+}
+
+static int span_ieq(const char *buf, struct http_span s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return s.len == n && mem_ieq(buf + s.off, lit, n);
+}
+
+static struct http_span mk_span(size_t off, size_t len)
+{
+	struct http_span s = { .off = (uint32_t)off, .len = (uint32_t)len };
+
+	return s;
+}
+
+/*
+ * Walk a comma-separated list (RFC 9110 5.6.1) starting at *pos in buf[..end). Stores the next
+ * non-empty element, OWS-trimmed, in *el and returns 1; returns 0 at the end of the list. Empty
+ * elements are skipped as the RFC requires of recipients.
+ */
+static int list_next(const char *buf, size_t *pos, size_t end, struct http_span *el)
+{
+	size_t i = *pos, s, e;
+
+	while (i < end) {
+		while (i < end && (is_ows(buf[i]) || buf[i] == ','))
+			i++;
+		if (i >= end)
+			break;
+		s = i;
+		while (i < end && buf[i] != ',')
+			i++;
+		e = i;
+		while (e > s && is_ows(buf[e - 1]))
+			e--;
+		*pos = i;
+		*el = mk_span(s, e - s);
+		return 1;
+	}
+	*pos = end;
+	return 0;
+}
+
+static int span_is_token(const char *buf, struct http_span s)
+{
+	uint32_t i;
+
+	if (!s.len)
+		return 0;
+	for (i = 0; i < s.len; i++)
+		if (!is_tchar(buf[s.off + i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * uri-host [ ":" port ] of RFC 3986: reg-name (which covers IPv4), or an IPv6 literal in
+ * brackets. Userinfo is refused (no '@' in reg-name): it has no place in a Host and is a classic
+ * way to make two parsers disagree on the host. An empty host or an empty port is refused too.
+ */
+static int valid_authority(const char *s, size_t n, int need_port)
+{
+	size_t i = 0, digits;
+	unsigned long port = 0;
+
+	if (n && s[0] == '[') {
+		for (i = 1; i < n && s[i] != ']'; i++)
+			if (hex_val(s[i]) < 0 && s[i] != ':' && s[i] != '.')
+				return 0;
+		if (i >= n || i == 1)
+			return 0;
+		i++;
+	} else {
+		while (i < n && s[i] != ':') {
+			unsigned char c = s[i];
+
+			if (c == '%') {
+				if (i + 2 >= n || hex_val(s[i + 1]) < 0 || hex_val(s[i + 2]) < 0)
+					return 0;
+				i += 3;
+				continue;
+			}
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+			      (c >= 'A' && c <= 'Z') || strchr("-._~!$&'()*+,;=", c)) || !c)
+				return 0;
+			i++;
+		}
+		if (i == 0)
+			return 0;
+	}
+	if (i == n)
+		return !need_port;
+	if (s[i] != ':')
+		return 0;
+	for (i++, digits = 0; i < n; i++, digits++) {
+		if (!is_digit(s[i]) || digits >= 5)
+			return 0;
+		port = port * 10 + (unsigned long)(s[i] - '0');
+	}
+	return digits > 0 && port <= 65535;
+}
+
+/*
+ * Skip the empty lines tolerated before a request-line. Returns 1 with *start set, 0 when more
+ * bytes are needed, -400 on a bare CR or too many empty lines, -431 when max_head is reached.
+ * Bounded by max_head like the scanner so that any split of the input gives the same answer.
+ */
+static int skip_empty_lines(const char *buf, size_t len, size_t max_head, size_t *start)
+{
+	size_t lim = len < max_head ? len : max_head;
+	size_t pos = 0;
+	unsigned n = 0;
+
+	while (pos < lim && buf[pos] == '\r') {
+		if (pos + 1 >= lim)
+			return len >= max_head ? -431 : 0;
+		if (buf[pos + 1] != '\n' || ++n > HTTP_MAX_EMPTY_LINES)
+			return -400;
+		pos += 2;
+	}
+	*start = pos;
+	return 1;
+}
+
+/*
+ * Find the end of the head (the first CRLF CRLF after start), resuming at m->scan. Returns the
+ * head length, 0 when more bytes are needed, -400 on a bare CR, bare LF or control character,
+ * or -431 when max_head bytes hold no complete head. Rejecting bad bytes here rather than after
+ * the end is found means garbage (a TLS ClientHello on the plain port, say) fails at once instead
+ * of waiting for max_head bytes.
+ */
+static int scan_head(const char *buf, size_t len, size_t max_head, size_t start, struct http_msg *m)
+{
+	size_t lim = len < max_head ? len : max_head;
+	size_t i = m->scan > start ? m->scan : start;
+
+	for (; i < lim; i++) {
+		unsigned char c = buf[i];
+
+		if (c == '\r') {
+			if (i + 1 >= lim)
+				break; /* CR is the last byte: decide when its successor arrives */
+			if (buf[i + 1] != '\n')
+				return -400;
+		} else if (c == '\n') {
+			if (i == 0 || buf[i - 1] != '\r')
+				return -400;
+			/* buf[start] is never CR, so this cannot match the skipped empty lines */
+			if (i >= start + 3 && buf[i - 2] == '\n' && buf[i - 3] == '\r') {
+				/* resume at the final CRLF CRLF: a repeated call finds it again */
+				m->scan = (uint32_t)(i - 3);
+				return (int)(i + 1);
+			}
+		} else if (is_ctl(c)) {
+			return -400;
+		}
+	}
+	if (len >= max_head)
+		return -431;
+	m->scan = (uint32_t)i;
+	return 0;
+}
+
+/* Returns 0 for HTTP/1.0 and HTTP/1.1, -505 for another well-formed version, -400 otherwise. */
+static int parse_version(const char *s, size_t n, int *minor)
+{
+	if (n != 8 || memcmp(s, "HTTP/", 5) != 0 || !is_digit(s[5]) || s[6] != '.' ||
+	    !is_digit(s[7]))
+		return -400;
+	if (s[5] != '1' || (s[7] != '0' && s[7] != '1'))
+		return -505;
+	*minor = s[7] - '0';
+	return 0;
+}
+
+static enum http_method method_lookup(const char *s, size_t n)
+{
+	static const struct {
+		const char *name;
+		enum http_method m;
+	} tab[] = {
+		{ "GET", HTTP_M_GET },		 { "HEAD", HTTP_M_HEAD },
+		{ "POST", HTTP_M_POST },	 { "PUT", HTTP_M_PUT },
+		{ "DELETE", HTTP_M_DELETE },	 { "OPTIONS", HTTP_M_OPTIONS },
+		{ "TRACE", HTTP_M_TRACE },	 { "CONNECT", HTTP_M_CONNECT },
+		{ "PATCH", HTTP_M_PATCH },
+	};
+	size_t i;
+
+	/* methods are case-sensitive (RFC 9110 9.1): "get" is some other method */
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strlen(tab[i].name) == n && memcmp(tab[i].name, s, n) == 0)
+			return tab[i].m;
+	return HTTP_M_OTHER;
+}
+
+/* method SP request-target SP HTTP-version, exactly one SP each. */
+static int parse_request_line(const char *buf, size_t p, size_t eol, struct http_msg *m)
+{
+	size_t i = p, t;
+
+	while (i < eol && is_tchar(buf[i]))
+		i++;
+	if (i == p || i >= eol || buf[i] != ' ')
+		return -400;
+	m->method_s = mk_span(p, i - p);
+	m->method = method_lookup(buf + p, i - p);
+	t = ++i;
+	/* visible ASCII only: raw UTF-8 or any whitespace in a target is refused */
+	while (i < eol && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f)
+		i++;
+	if (i == t || i >= eol || buf[i] != ' ')
+		return -400;
+	m->target = mk_span(t, i - t);
+	i++;
+	return parse_version(buf + i, eol - i, &m->version_minor);
+}
+
+/*
+ * Classify the request-target (RFC 9112 3.2). CONNECT takes only authority-form with a port;
+ * "*" only OPTIONS; otherwise origin-form or an http(s) absolute-form, whose authority replaces
+ * the Host header (3.2.2) and whose path span may be empty or start with '?'.
+ */
+static int parse_target(const char *buf, struct http_msg *m)
+{
+	const char *t = buf + m->target.off;
+	size_t n = m->target.len, sl, a;
+
+	if (m->method == HTTP_M_CONNECT) {
+		if (!valid_authority(t, n, 1))
+			return -400;
+		m->path = mk_span(m->target.off + n, 0);
+		return 0;
+	}
+	if (t[0] == '/') {
+		m->path = m->target;
+		return 0;
+	}
+	if (n == 1 && t[0] == '*') {
+		if (m->method != HTTP_M_OPTIONS)
+			return -400;
+		m->path = m->target;
+		return 0;
+	}
+	if (n > 7 && mem_ieq(t, "http://", 7))
+		sl = 7;
+	else if (n > 8 && mem_ieq(t, "https://", 8))
+		sl = 8;
+	else
+		return -400;
+	for (a = sl; a < n && t[a] != '/' && t[a] != '?'; a++)
+		;
+	if (!valid_authority(t + sl, a - sl, 0))
+		return -400;
+	m->host = mk_span(m->target.off + sl, a - sl);
+	m->path = mk_span(m->target.off + a, n - a);
+	m->flags |= HTTP_F_ABSOLUTE_FORM;
+	return 0;
+}
+
+/* header facts gathered across all field lines, decided on once the head is complete */
+struct field_state {
+	int ncl;            /* Content-Length field lines */
+	int nhost;          /* Host field lines */
+	int te_seen;        /* a Transfer-Encoding field line was seen */
+	int te_codings;     /* codings listed across all Transfer-Encoding lines */
+	int te_chunked;     /* times "chunked" was listed */
+	int te_last_chunked; /* the last coding listed is chunked */
+	int host_idx;       /* index of the Host header */
+};
+
+/* 1*DIGIT, no sign, no list, no overflow */
+static int parse_content_length(const char *buf, struct http_span v, uint64_t *out)
+{
+	uint64_t n = 0;
+	uint32_t i;
+
+	if (!v.len)
+		return -400;
+	for (i = 0; i < v.len; i++) {
+		unsigned char c = buf[v.off + i];
+
+		if (!is_digit(c))
+			return -400;
+		if (n > (UINT64_MAX - (c - '0')) / 10)
+			return -400;
+		n = n * 10 + (c - '0');
+	}
+	*out = n;
+	return 0;
+}
+
+/*
+ * One Transfer-Encoding field line. "chunked" takes no parameters; other codings are checked
+ * only for a token name since a request carrying one is refused anyway and a response carrying
+ * one is relayed verbatim.
+ */
+static int parse_te(const char *buf, struct http_span v, struct field_state *st)
+{
+	size_t pos = v.off, end = (size_t)v.off + v.len, k;
+	struct http_span el;
+
+	st->te_seen = 1;
+	while (list_next(buf, &pos, end, &el)) {
+		for (k = 0; k < el.len && is_tchar(buf[el.off + k]); k++)
+			;
+		if (k == 0)
+			return -400;
+		if (k < el.len) {
+			size_t j = k;
+
+			while (j < el.len && is_ows(buf[el.off + j]))
+				j++;
+			if (j >= el.len || buf[el.off + j] != ';')
+				return -400;
+		}
+		st->te_codings++;
+		st->te_last_chunked = k == el.len && k == 7 && mem_ieq(buf + el.off, "chunked", 7);
+		if (k == 7 && mem_ieq(buf + el.off, "chunked", 7)) {
+			if (k != el.len)
+				return -400; /* chunked with parameters */
+			st->te_chunked++;
+		}
+	}
+	return 0;
+}
+
+static int parse_connection(const char *buf, struct http_span v, struct http_msg *m)
+{
+	size_t pos = v.off, end = (size_t)v.off + v.len;
+	struct http_span el;
+
+	while (list_next(buf, &pos, end, &el)) {
+		if (!span_is_token(buf, el))
+			return -400;
+		if (span_ieq(buf, el, "close"))
+			m->flags |= HTTP_F_CONN_CLOSE;
+		else if (span_ieq(buf, el, "keep-alive"))
+			m->flags |= HTTP_F_CONN_KEEPALIVE;
+		else if (span_ieq(buf, el, "upgrade"))
+			m->flags |= HTTP_F_CONN_UPGRADE;
+	}
+	return 0;
+}
+
+/*
+ * Split the field lines in buf[p..end) (end is the offset of the final CRLF) into m->hdrs and
+ * note the ones that decide framing and connection handling. The scanner has already refused
+ * bare CR/LF and control characters, so a value is whatever lies between colon and CRLF.
+ */
+static int parse_fields(const char *buf, size_t p, size_t end, int is_request,
+			struct http_msg *m, struct field_state *st)
+{
+	while (p < end) {
+		const char *nl = memchr(buf + p, '\n', end + 2 - p);
+		size_t eol = (size_t)(nl - buf) - 1, i = p, vs, ve;
+		struct http_hdr *h;
+		int err;
+
+		/* obs-fold, or whitespace before the first field name (RFC 9112 2.2, 5.2) */
+		if (is_ows(buf[p]))
+			return -400;
+		while (i < eol && is_tchar(buf[i]))
+			i++;
+		if (i == p || i >= eol || buf[i] != ':')
+			return -400;
+		vs = i + 1;
+		while (vs < eol && is_ows(buf[vs]))
+			vs++;
+		ve = eol;
+		while (ve > vs && is_ows(buf[ve - 1]))
+			ve--;
+		if (m->nhdrs >= HTTP_MAX_HEADERS)
+			return -431;
+		h = &m->hdrs[m->nhdrs++];
+		h->name = mk_span(p, i - p);
+		h->value = mk_span(vs, ve - vs);
+		p = eol + 2;
+
+		switch (to_lower(buf[h->name.off])) {
+		case 'c':
+			if (span_ieq(buf, h->name, "content-length")) {
+				if (++st->ncl > 1)
+					return -400; /* even with equal values */
+				err = parse_content_length(buf, h->value, &m->content_length);
+				if (err)
+					return err;
+			} else if (span_ieq(buf, h->name, "connection")) {
+				err = parse_connection(buf, h->value, m);
+				if (err)
+					return err;
+			}
+			break;
+		case 't':
+			if (span_ieq(buf, h->name, "transfer-encoding")) {
+				err = parse_te(buf, h->value, st);
+				if (err)
+					return err;
+			}
+			break;
+		case 'h':
+			if (is_request && span_ieq(buf, h->name, "host")) {
+				if (++st->nhost > 1)
+					return -400;
+				st->host_idx = (int)m->nhdrs - 1;
+				/* an empty Host is what RFC 9110 7.2 asks for when there is no
+				 * authority; anything else must be a valid uri-host[:port] */
+				if (h->value.len && !valid_authority(buf + h->value.off,
+								     h->value.len, 0))
+					return -400;
+			}
+			break;
+		case 'u':
+			if (span_ieq(buf, h->name, "upgrade"))
+				m->flags |= HTTP_F_UPGRADE;
+			break;
+		case 'e':
+			if (is_request && span_ieq(buf, h->name, "expect") &&
+			    span_ieq(buf, h->value, "100-continue"))
+				m->flags |= HTTP_F_EXPECT_CONTINUE;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Reset everything but the scan position so a repeated call starts from a clean result. */
+static void msg_reset(struct http_msg *m)
+{
+	uint32_t scan = m->scan;
+
+	memset(m, 0, offsetof(struct http_msg, hdrs));
+	m->scan = scan;
+}
+
+/* end of the line starting at p: offset of its CR (the head is known to be CRLF-terminated) */
+static size_t line_end(const char *buf, size_t p, size_t head_len)
+{
+	const char *nl = memchr(buf + p, '\n', head_len - p);
+
+	return (size_t)(nl - buf) - 1;
+}
+
+int http_parse_request(const char *buf, size_t len, size_t max_head, struct http_msg *m)
+{
+	struct field_state st = { 0 };
+	size_t start = 0, eol;
+	int ret, head_len;
+
+	if (max_head > INT32_MAX)
+		max_head = INT32_MAX;
+	ret = skip_empty_lines(buf, len, max_head, &start);
+	if (ret <= 0)
+		return ret;
+	head_len = scan_head(buf, len, max_head, start, m);
+	if (head_len <= 0)
+		return head_len;
+
+	msg_reset(m);
+	eol = line_end(buf, start, head_len);
+	ret = parse_request_line(buf, start, eol, m);
+	if (ret)
+		return ret;
+	ret = parse_target(buf, m);
+	if (ret)
+		return ret;
+	ret = parse_fields(buf, eol + 2, (size_t)head_len - 2, 1, m, &st);
+	if (ret)
+		return ret;
+
+	if (m->version_minor == 1 && st.nhost == 0)
+		return -400;
+	if (!(m->flags & HTTP_F_ABSOLUTE_FORM) && st.nhost)
+		m->host = m->hdrs[st.host_idx].value;
+	if (m->version_minor == 0) {
+		if (!(m->flags & HTTP_F_CONN_KEEPALIVE))
+			m->flags |= HTTP_F_CONN_CLOSE;
+		/* RFC 9110 10.1.1: ignore 100-continue from an HTTP/1.0 client */
+		m->flags &= ~HTTP_F_EXPECT_CONTINUE;
+	}
+
+	if (st.te_seen) {
+		/* RFC 9112 6.1/6.3: CL with TE, or TE in HTTP/1.0, is a smuggling shape */
+		if (st.ncl || m->version_minor == 0 || st.te_codings == 0 || st.te_chunked > 1)
+			return -400;
+		if (!st.te_last_chunked)
+			return -400;
+		/* we only relay chunked: a compressing coding under it is not understood */
+		if (st.te_codings > 1)
+			return -501;
+		m->framing = HTTP_BODY_CHUNKED;
+	} else if (st.ncl && m->content_length > 0) {
+		m->framing = HTTP_BODY_LENGTH;
+	} else {
+		m->framing = HTTP_BODY_NONE;
+	}
+	m->head_len = (uint32_t)head_len;
+	return head_len;
+}
+
+/* HTTP-version SP 3DIGIT [ SP reason-phrase ]: the reason (and its SP) may be missing */
+static int parse_status_line(const char *buf, size_t eol, struct http_msg *m)
+{
+	int ret;
+
+	if (eol < 12 || buf[8] != ' ')
+		return -502;
+	ret = parse_version(buf, 8, &m->version_minor);
+	if (ret)
+		return -502;
+	if (buf[9] < '1' || buf[9] > '9' || !is_digit(buf[10]) || !is_digit(buf[11]))
+		return -502;
+	m->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	if (eol > 12 && buf[12] != ' ')
+		return -502;
+	return 0;
+}
+
+int http_parse_response(const char *buf, size_t len, size_t max_head, enum http_method req_method,
+			struct http_msg *m)
+{
+	struct field_state st = { 0 };
+	size_t eol;
+	int ret, head_len;
+
+	if (max_head > INT32_MAX)
+		max_head = INT32_MAX;
+	/* no empty lines are tolerated before a status-line: a server that sends one has
+	 * mis-framed its previous response */
+	head_len = scan_head(buf, len, max_head, 0, m);
+	if (head_len <= 0)
+		return head_len < 0 ? -502 : 0;
+
+	msg_reset(m);
+	eol = line_end(buf, 0, head_len);
+	ret = parse_status_line(buf, eol, m);
+	if (ret)
+		return -502;
+	ret = parse_fields(buf, eol + 2, (size_t)head_len - 2, 0, m, &st);
+	if (ret)
+		return -502;
+	if (st.te_seen && (st.ncl || m->version_minor == 0 || st.te_codings == 0 ||
+			   st.te_chunked > 1))
+		return -502;
+	if (m->version_minor == 0 && !(m->flags & HTTP_F_CONN_KEEPALIVE))
+		m->flags |= HTTP_F_CONN_CLOSE;
+
+	if (req_method == HTTP_M_HEAD || m->status < 200 || m->status == 204 || m->status == 304)
+		m->framing = HTTP_BODY_NONE;
+	else if (req_method == HTTP_M_CONNECT && m->status < 300)
+		m->framing = HTTP_BODY_UNTIL_CLOSE;
+	else if (st.te_seen)
+		/* RFC 9112 6.3 item 4: chunked not last -> read until close */
+		m->framing = st.te_last_chunked ? HTTP_BODY_CHUNKED : HTTP_BODY_UNTIL_CLOSE;
+	else if (st.ncl)
+		m->framing = m->content_length ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
+	else
+		m->framing = HTTP_BODY_UNTIL_CLOSE;
+	m->head_len = (uint32_t)head_len;
+	return head_len;
+}
+
+int http_find_header(const char *buf, const struct http_msg *m, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < m->nhdrs; i++)
+		if (span_ieq(buf, m->hdrs[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* chunked walker states */
+enum {
+	CH_SIZE = 0,  /* chunk-size hex digits (none read yet when line_len == 0) */
+	CH_SIZE_BWS,  /* whitespace after the size, must lead to ';' */
+	CH_EXT_NAME0, /* after ';': BWS then ext name */
+	CH_EXT_NAME,
+	CH_EXT_NAME_BWS, /* after a name: BWS then '=' or ';' */
+	CH_EXT_VAL0,     /* after '=': BWS then token or quoted-string */
+	CH_EXT_TOKEN,
+	CH_EXT_QS,
+	CH_EXT_QS_ESC,
+	CH_EXT_QS_END,
+	CH_EXT_VAL_BWS, /* after a value: BWS then ';' */
+	CH_SIZE_LF,     /* CR of the size line seen */
+	CH_DATA,
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER0, /* start of a trailer line or of the final CRLF */
+	CH_TR_NAME,
+	CH_TR_VALUE,
+	CH_TR_LF,
+	CH_FINAL_LF,
+	CH_DONE,
+};
+
+static int qdtext_or_obs(unsigned char c)
+{
+	return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
+	       (c >= 0x5d && c <= 0x7e) || c >= 0x80;
+}
+
+/* Advance over one byte outside chunk data. Returns 0 or -400. */
+static int chunked_byte(struct http_chunked *c, unsigned char b)
+{
+	int h;
+
+	if (c->state != CH_DATA_CR && c->state != CH_DATA_LF && ++c->line_len > HTTP_CHUNK_LINE_MAX)
+		return -400;
+	switch (c->state) {
+	case CH_SIZE:
+		h = hex_val(b);
+		if (h >= 0) {
+			/* 16 hex digits fill 64 bits; leading zeros count too */
+			if (c->line_len > 16)
+				return -400;
+			c->size = (c->size << 4) | (uint64_t)h;
+			if (c->max_chunk && c->size > c->max_chunk)
+				return -400;
+			return 0;
+		}
+		if (c->line_len == 1)
+			return -400; /* no digit at all */
+		if (b == ';')
+			c->state = CH_EXT_NAME0;
+		else if (is_ows(b))
+			c->state = CH_SIZE_BWS;
+		else if (b == '\r')
+			c->state = CH_SIZE_LF;
+		else
+			return -400;
+		return 0;
+	case CH_SIZE_BWS:
+	case CH_EXT_VAL_BWS:
+		if (b == ';')
+			c->state = CH_EXT_NAME0;
+		else if (!is_ows(b))
+			return -400;
+		return 0;
+	case CH_EXT_NAME0:
+		if (is_tchar(b))
+			c->state = CH_EXT_NAME;
+		else if (!is_ows(b))
+			return -400;
+		return 0;
+	case CH_EXT_NAME:
+		if (is_tchar(b))
+			return 0;
+		if (b == '=')
+			c->state = CH_EXT_VAL0;
+		else if (b == ';')
+			c->state = CH_EXT_NAME0;
+		else if (is_ows(b))
+			c->state = CH_EXT_NAME_BWS;
+		else if (b == '\r')
+			c->state = CH_SIZE_LF;
+		else
+			return -400;
+		return 0;
+	case CH_EXT_NAME_BWS:
+		if (b == '=')
+			c->state = CH_EXT_VAL0;
+		else if (b == ';')
+			c->state = CH_EXT_NAME0;
+		else if (!is_ows(b))
+			return -400;
+		return 0;
+	case CH_EXT_VAL0:
+		if (b == '"')
+			c->state = CH_EXT_QS;
+		else if (is_tchar(b))
+			c->state = CH_EXT_TOKEN;
+		else if (!is_ows(b))
+			return -400;
+		return 0;
+	case CH_EXT_TOKEN:
+		if (is_tchar(b))
+			return 0;
+		if (b == ';')
+			c->state = CH_EXT_NAME0;
+		else if (is_ows(b))
+			c->state = CH_EXT_VAL_BWS;
+		else if (b == '\r')
+			c->state = CH_SIZE_LF;
+		else
+			return -400;
+		return 0;
+	case CH_EXT_QS:
+		if (b == '"')
+			c->state = CH_EXT_QS_END;
+		else if (b == '\\')
+			c->state = CH_EXT_QS_ESC;
+		else if (!qdtext_or_obs(b))
+			return -400;
+		return 0;
+	case CH_EXT_QS_ESC:
+		if (is_ctl(b))
+			return -400;
+		c->state = CH_EXT_QS;
+		return 0;
+	case CH_EXT_QS_END:
+		if (b == ';')
+			c->state = CH_EXT_NAME0;
+		else if (is_ows(b))
+			c->state = CH_EXT_VAL_BWS;
+		else if (b == '\r')
+			c->state = CH_SIZE_LF;
+		else
+			return -400;
+		return 0;
+	case CH_SIZE_LF:
+		if (b != '\n')
+			return -400;
+		c->line_len = 0;
+		if (c->size == 0) {
+			c->state = CH_TRAILER0; /* last-chunk; size now counts trailer lines */
+		} else {
+			c->left = c->size;
+			c->size = 0;
+			c->state = CH_DATA;
+		}
+		return 0;
+	case CH_DATA_CR:
+		if (b != '\r')
+			return -400;
+		c->state = CH_DATA_LF;
+		return 0;
+	case CH_DATA_LF:
+		if (b != '\n')
+			return -400;
+		c->line_len = 0;
+		c->size = 0;
+		c->state = CH_SIZE;
+		return 0;
+	case CH_TRAILER0:
+		if (b == '\r') {
+			c->state = CH_FINAL_LF;
+			return 0;
+		}
+		/* an obs-fold, empty name or bad byte all land here */
+		if (!is_tchar(b) || ++c->size > HTTP_MAX_HEADERS)
+			return -400;
+		c->state = CH_TR_NAME;
+		return 0;
+	case CH_TR_NAME:
+		if (b == ':')
+			c->state = CH_TR_VALUE;
+		else if (!is_tchar(b))
+			return -400; /* includes whitespace before the colon */
+		return 0;
+	case CH_TR_VALUE:
+		if (b == '\r')
+			c->state = CH_TR_LF;
+		else if (is_ctl(b))
+			return -400;
+		return 0;
+	case CH_TR_LF:
+		if (b != '\n')
+			return -400;
+		c->line_len = 0;
+		c->state = CH_TRAILER0;
+		return 0;
+	case CH_FINAL_LF:
+		if (b != '\n')
+			return -400;
+		c->state = CH_DONE;
+		c->done = 1;
+		return 0;
+	}
+	return -400;
+}
+
+ssize_t http_chunked_feed(struct http_chunked *c, const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && c->state != CH_DONE) {
+		if (c->state == CH_DATA) {
+			size_t n = len - i;
+
+			if (n > c->left)
+				n = (size_t)c->left;
+			i += n;
+			c->left -= n;
+			if (!c->left)
+				c->state = CH_DATA_CR;
+			continue;
+		}
+		if (chunked_byte(c, (unsigned char)buf[i]))
+			return -400;
+		i++;
+	}
+	return (ssize_t)i;
+}
+
+int http_chunked_in_data(const struct http_chunked *c)
+{
+	return c->state == CH_DATA && c->left > 0;
+}
+
+void http_chunked_skip(struct http_chunked *c, uint64_t n)
+{
+	if (c->state != CH_DATA)
+		return;
+	if (n > c->left)
+		n = c->left; /* contract violation; never walk past the chunk */
+	c->left -= n;
+	if (!c->left)
+		c->state = CH_DATA_CR;
+}
+
+/* output cursor for http_rewrite_head: remembers overflow instead of checking every call */
+struct out_buf {
+	char *p;
+	size_t cap;
+	size_t len;
+	int full;
+};
+
+static void out_put(struct out_buf *o, const char *s, size_t n)
+{
+	if (o->full || n > o->cap - o->len) {
+		o->full = 1;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void out_str(struct out_buf *o, const char *s)
+{
+	out_put(o, s, strlen(s));
+}
+
+/* is the field named @name listed in any Connection header? */
+static int conn_lists(const char *buf, const struct http_msg *m, struct http_span name)
+{
+	struct http_span el;
+	unsigned i;
+
+	for (i = 0; i < m->nhdrs; i++) {
+		size_t pos, end;
+
+		if (!span_ieq(buf, m->hdrs[i].name, "connection"))
+			continue;
+		pos = m->hdrs[i].value.off;
+		end = pos + m->hdrs[i].value.len;
+		while (list_next(buf, &pos, end, &el))
+			if (el.len == name.len && mem_ieq(buf + el.off, buf + name.off, el.len))
+				return 1;
+	}
+	return 0;
+}
+
+static int is_hop_by_hop(const char *buf, const struct http_msg *m, struct http_span name,
+			 int is_request, int keep_upgrade)
+{
+	if (span_ieq(buf, name, "connection") || span_ieq(buf, name, "keep-alive") ||
+	    span_ieq(buf, name, "proxy-connection") || span_ieq(buf, name, "te"))
+		return 1;
+	if (span_ieq(buf, name, "upgrade"))
+		return !keep_upgrade;
+	if (is_request && span_ieq(buf, name, "x-forwarded-proto"))
+		return 1;
+	/* "Connection: content-length" must not strip framing or routing from the forwarded
+	 * head: the next hop would then read the body as a new message (request smuggling) */
+	if (span_ieq(buf, name, "content-length") || span_ieq(buf, name, "transfer-encoding") ||
+	    span_ieq(buf, name, "host"))
+		return 0;
+	return conn_lists(buf, m, name);
+}
+
+int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
+		      const struct http_rewrite *rw, char *out, size_t cap)
+{
+	struct out_buf o = { .p = out, .cap = cap };
+	size_t start = is_request ? m->method_s.off : 0;
+	const char *nl = memchr(buf + start, '\n', m->head_len - start);
+	int last_xff = -1, last_via = -1;
+	unsigned i;
+
+	if (!nl)
+		return -EINVAL;
+	for (i = 0; i < m->nhdrs; i++) {
+		struct http_span n = m->hdrs[i].name;
+
+		if (is_hop_by_hop(buf, m, n, is_request, rw->keep_upgrade))
+			continue;
+		if (is_request && rw->client_ip && span_ieq(buf, n, "x-forwarded-for"))
+			last_xff = (int)i;
+		else if (rw->via && span_ieq(buf, n, "via"))
+			last_via = (int)i;
+	}
+
+	out_put(&o, buf + start, (size_t)(nl - buf) + 1 - start);
+	for (i = 0; i < m->nhdrs; i++) {
+		const struct http_hdr *h = &m->hdrs[i];
+		const char *add = NULL;
+
+		if (is_hop_by_hop(buf, m, h->name, is_request, rw->keep_upgrade))
+			continue;
+		if ((int)i == last_xff)
+			add = rw->client_ip;
+		else if ((int)i == last_via)
+			add = rw->via;
+		out_put(&o, buf + h->name.off, h->name.len);
+		out_put(&o, ": ", 2);
+		out_put(&o, buf + h->value.off, h->value.len);
+		if (add) {
+			/* append to the last line: equivalent to a new list member */
+			if (h->value.len)
+				out_put(&o, ", ", 2);
+			out_str(&o, add);
+		}
+		out_put(&o, "\r\n", 2);
+	}
+	if (is_request && rw->client_ip && last_xff < 0) {
+		out_str(&o, "X-Forwarded-For: ");
+		out_str(&o, rw->client_ip);
+		out_put(&o, "\r\n", 2);
+	}
+	if (is_request && rw->proto) {
+		out_str(&o, "X-Forwarded-Proto: ");
+		out_str(&o, rw->proto);
+		out_put(&o, "\r\n", 2);
+	}
+	if (rw->via && last_via < 0) {
+		out_str(&o, "Via: ");
+		out_str(&o, rw->via);
+		out_put(&o, "\r\n", 2);
+	}
+	if (rw->connection) {
+		out_str(&o, "Connection: ");
+		out_str(&o, rw->connection);
+		out_put(&o, "\r\n", 2);
+	}
+	out_put(&o, "\r\n", 2);
+	if (o.full || o.len > INT32_MAX)
+		return -ENOSPC;
+	return (int)o.len;
+}

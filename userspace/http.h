@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http.h - strict incremental HTTP/1.1 message parser (RFC 9112) and head rewriting.
+ *
+ * Pure module: no I/O, no allocation, no global state. Every span points into the caller's
+ * buffer by offset so the buffer may move between calls. Fuzzed by tests/fuzz/fuzz_http.c.
+ */
+#ifndef SPLICED_HTTP_H
+#define SPLICED_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HTTP_MAX_HEADERS 128
+
+enum http_method {
+	HTTP_M_OTHER = 0, /* any valid token method we do not special-case */
+	HTTP_M_GET,
+	HTTP_M_HEAD,
+	HTTP_M_POST,
+	HTTP_M_PUT,
+	HTTP_M_DELETE,
+	HTTP_M_OPTIONS,
+	HTTP_M_TRACE,
+	HTTP_M_CONNECT,
+	HTTP_M_PATCH,
+};
+
+enum http_framing {
+	HTTP_BODY_NONE = 0,    /* no body (or response to HEAD, 1xx, 204, 304) */
+	HTTP_BODY_LENGTH,      /* Content-Length bytes follow */
+	HTTP_BODY_CHUNKED,     /* chunked transfer coding follows */
+	HTTP_BODY_UNTIL_CLOSE, /* responses only: body ends at connection close */
+};
+
+/* message flags */
+#define HTTP_F_CONN_CLOSE      0x01 /* Connection: close present (or HTTP/1.0 without keep-alive) */
+#define HTTP_F_CONN_KEEPALIVE  0x02 /* Connection: keep-alive present */
+#define HTTP_F_CONN_UPGRADE    0x04 /* Connection lists "upgrade" */
+#define HTTP_F_UPGRADE         0x08 /* Upgrade header present */
+#define HTTP_F_EXPECT_CONTINUE 0x10 /* Expect: 100-continue */
+#define HTTP_F_ABSOLUTE_FORM   0x20 /* request-target in absolute-form */
+
+struct http_span {
+	uint32_t off; /* offset from the start of the message head */
+	uint32_t len;
+};
+
+struct http_hdr {
+	struct http_span name;
+	struct http_span value; /* OWS stripped on both sides */
+};
+
+struct http_msg {
+	uint32_t scan;      /* incremental state: bytes already searched for the end of head;
+			     * the caller sets the whole struct to zero before the first call
+			     * for each new message */
+	uint32_t head_len;  /* set on success: bytes of the head including the final CRLF CRLF */
+	int version_minor;  /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+	unsigned flags;     /* HTTP_F_* */
+	/* request */
+	enum http_method method;
+	struct http_span method_s;
+	struct http_span target; /* request-target as sent */
+	struct http_span path;   /* path+query part of target (origin-form, or after authority) */
+	struct http_span host;   /* Host header value, or authority of an absolute-form target */
+	/* response */
+	int status;
+	/* framing */
+	enum http_framing framing;
+	uint64_t content_length;
+	unsigned nhdrs;
+	struct http_hdr hdrs[HTTP_MAX_HEADERS];
+};
+
+/*
+ * http_parse_request - parse a request head at buf[0..len).
+ * @max_head: largest acceptable head in bytes (request line + headers + final CRLF).
+ * Returns the head length (> 0) when the head is complete and valid, 0 when more bytes are
+ * needed (m->scan records progress; call again with the same buffer grown), or a negative HTTP
+ * status when the request must be refused and the connection closed:
+ *   -400 malformed / smuggling shape, -431 head larger than max_head (or too many headers),
+ *   -505 HTTP version other than 1.0/1.1, -501 Transfer-Encoding other than chunked.
+ * Rejected shapes include: CL together with TE; duplicate or malformed Content-Length (even
+ * when the values agree); TE whose last coding is not chunked; obs-fold; whitespace between a
+ * field name and the colon; bare CR or bare LF; control characters in the request line or in
+ * field values; empty or invalid field names; missing Host (HTTP/1.1) or more than one Host;
+ * invalid request-target; leading empty lines are tolerated (RFC 9112 2.2) only as CRLF.
+ */
+int http_parse_request(const char *buf, size_t len, size_t max_head, struct http_msg *m);
+
+/*
+ * http_parse_response - parse a response head at buf[0..len).
+ * @req_method: the method of the request this answers (HEAD and CONNECT change the framing).
+ * Returns as http_parse_request, with every error reported as -502.
+ * Framing per RFC 9112 6.3: 1xx/204/304 and HEAD -> NONE; 2xx to CONNECT -> UNTIL_CLOSE
+ * (tunnel); chunked; Content-Length; otherwise UNTIL_CLOSE.
+ */
+int http_parse_response(const char *buf, size_t len, size_t max_head, enum http_method req_method,
+			struct http_msg *m);
+
+/* Case-insensitive lookup of the first header named @name; returns its index or -1. */
+int http_find_header(const char *buf, const struct http_msg *m, const char *name);
+
+/* Chunked transfer coding walker. Bytes are forwarded verbatim; this only finds boundaries. */
+struct http_chunked {
+	uint8_t state;      /* private */
+	uint8_t done;       /* 1 once the final CRLF after the last chunk and trailers was seen */
+	uint32_t line_len;  /* private: length of the current size/trailer line */
+	uint64_t left;      /* bytes of chunk data remaining in the current chunk */
+	uint64_t max_chunk; /* largest chunk size accepted; 0 means no limit */
+	uint64_t size;      /* private: chunk size being read, then trailer line count */
+};
+
+/*
+ * http_chunked_feed - advance over buf[0..len) of a chunked body.
+ * Returns the number of bytes consumed (0..len), all of which belong to the body and may be
+ * forwarded verbatim; when it returns with c->done set, the body has ended at that offset and
+ * the bytes after it belong to the next message. Returns -400 on a malformed size line, chunk
+ * extension with control characters, missing CRLF after chunk data, oversized chunk, or a
+ * malformed trailer line. While c->left > 0 and the walker is inside chunk data, the caller may
+ * move up to c->left bytes without looking at them and report them with http_chunked_skip().
+ */
+ssize_t http_chunked_feed(struct http_chunked *c, const char *buf, size_t len);
+
+/* http_chunked_in_data - nonzero when the walker is positioned inside chunk data (left > 0). */
+int http_chunked_in_data(const struct http_chunked *c);
+
+/* http_chunked_skip - account for n (<= c->left) chunk-data bytes moved without feeding them. */
+void http_chunked_skip(struct http_chunked *c, uint64_t n);
+
+/* What the proxy adds/replaces when it forwards a head. */
+struct http_rewrite {
+	const char *client_ip;  /* appended to X-Forwarded-For (requests) */
+	const char *proto;      /* X-Forwarded-Proto value, "http" or "https" (requests) */
+	const char *via;        /* Via value, e.g. "1.1 spliced" */
+	const char *connection; /* value of the Connection header to send, or NULL for none */
+	int keep_upgrade;       /* 1: keep the Upgrade header (the proxy will tunnel) */
+};
+
+/*
+ * http_rewrite_head - write the forwarded form of a parsed request or response head into out.
+ * Copies the start line unchanged, then every header except hop-by-hop ones (Connection and every
+ * header it names, Keep-Alive, Proxy-Connection, TE, Upgrade unless rw->keep_upgrade; for
+ * requests also any existing X-Forwarded-Proto), appends rw->client_ip to an existing
+ * X-Forwarded-For (or adds it), adds X-Forwarded-Proto (requests, when rw->proto) and Via
+ * (appended to an existing Via), then "Connection: <rw->connection>" when set, and the final CRLF.
+ * Transfer-Encoding and Content-Length are kept: bodies are relayed with their own framing.
+ * @is_request selects the request or response rules.
+ * Returns the number of bytes written, or -ENOSPC when out is too small.
+ */
+int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
+		      const struct http_rewrite *rw, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+/*
+ * worker.c - one epoll loop per thread. Each worker owns SO_REUSEPORT listening sockets for
+ * every bind, so the kernel spreads new connections over workers and no lock is taken on the
+ * accept path. Connection deadlines are swept every 100 ms.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "worker.h"
+
+#define MAX_EVENTS 256
+#define SWEEP_MS 100
+
+_Atomic uint32_t g_nconns;
+int g_access_fd = -1;
+
+uint64_t worker_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int listen_one(const struct bind_addr *b)
+{
+	int fd, one = 1;
+
+	fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto err;
+	/* [::]:80 and 0.0.0.0:80 may both be configured: keep the families apart */
+	if (b->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto err;
+	if (bind(fd, (const struct sockaddr *)&b->addr, b->addrlen) == -1)
+		goto err;
+	if (listen(fd, 4096) == -1)
+		goto err;
+	return fd;
+err:
+	{
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+}
+
+int worker_listen(struct worker *w)
+{
+	struct config *cf = w->cf;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < cf->nlisteners; i++)
+		n += cf->listeners[i].nbinds;
+	w->ltags = calloc(n, sizeof(*w->ltags));
+	if (!w->ltags)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cf->nlisteners; i++) {
+		struct listener *l = &cf->listeners[i];
+
+		for (unsigned b = 0; b < l->nbinds; b++) {
+			int fd = listen_one(&l->binds[b]);
+
+			if (fd < 0) {
+				errno = -fd;
+				log_warn("listener %s: cannot listen on %s", l->name,
+					 l->binds[b].str);
+				return fd;
+			}
+			w->ltags[w->nltags].kind = EP_LISTEN;
+			w->ltags[w->nltags].fd = fd;
+			w->ltags[w->nltags].l = l;
+			w->nltags++;
+		}
+	}
+	return 0;
+}
+
+static void accept_all(struct worker *w, struct ep_tag *t)
+{
+	for (;;) {
+		int fd = accept4(t->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				log_warn("accept on %s", t->l->name);
+				return;
+			}
+			continue; /* ECONNABORTED and friends: the next one may be fine */
+		}
+		if (atomic_fetch_add(&g_nconns, 1) >= w->cf->max_connections) {
+			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+						   "Content-Length: 24\r\nConnection: close\r\n"
+						   "\r\n503 Service Unavailable\n";
+
+			/* over the limit: a short answer, best effort, then close */
+			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			atomic_fetch_sub(&g_nconns, 1);
+			continue;
+		}
+		/* adding the socket to epoll reports data that is already there */
+		conn_new(w, t->l, fd);
+	}
+}
+
+static void sweep(struct worker *w)
+{
+	struct conn *c = w->conns, *next;
+
+	while (c) {
+		next = conn_next(c);
+		conn_timer(c);
+		c = next;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event evs[MAX_EVENTS];
+
+	while (!w->stop) {
+		int timeout = w->ready ? 0 : SWEEP_MS;
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
+
+		w->now_ms = worker_clock_ms();
+		for (int i = 0; i < n; i++) {
+			struct ep_tag *t = evs[i].data.ptr;
+
+			switch (t->kind) {
+			case EP_LISTEN:
+				accept_all(w, t);
+				break;
+			case EP_CLIENT:
+				conn_event(t->c, evs[i].events, 0);
+				break;
+			case EP_UPSTREAM:
+				conn_event(t->c, evs[i].events, 1);
+				break;
+			case EP_WAKE:
+				break;
+			}
+		}
+		/* connections that used their budget run again after everyone else */
+		{
+			struct conn *r = w->ready;
+
+			w->ready = NULL;
+			while (r) {
+				struct conn *next = conn_ready_next(r);
+
+				conn_run(r);
+				r = next;
+			}
+		}
+		if (w->now_ms - w->last_sweep_ms >= SWEEP_MS) {
+			w->last_sweep_ms = w->now_ms;
+			sweep(w);
+		}
+	}
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	struct epoll_event ev;
+	int rc;
+
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epfd == -1)
+		return -errno;
+	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wakefd == -1)
+		return -errno;
+	w->wake_tag.kind = EP_WAKE;
+	w->wake_tag.fd = w->wakefd;
+	ev.events = EPOLLIN;
+	ev.data.ptr = &w->wake_tag;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) == -1)
+		return -errno;
+	for (unsigned i = 0; i < w->nltags; i++) {
+		ev.events = EPOLLIN | EPOLLET;
+		ev.data.ptr = &w->ltags[i];
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ltags[i].fd, &ev) == -1)
+			return -errno;
+	}
+	w->now_ms = worker_clock_ms();
+	w->last_sweep_ms = w->now_ms;
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	return -rc;
+}
+
+void worker_stop(struct worker *w)
+{
+	uint64_t one = 1;
+
+	w->stop = 1;
+	(void)!write(w->wakefd, &one, sizeof(one));
+	pthread_join(w->thread, NULL);
+	while (w->conns)
+		conn_free(w->conns);
+	for (unsigned i = 0; i < w->nltags; i++)
+		close(w->ltags[i].fd);
+	free(w->ltags);
+	close(w->wakefd);
+	close(w->epfd);
+}
