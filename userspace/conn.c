@@ -748,6 +748,15 @@ static int handle_request(struct conn *c, int head_len)
 		break;
 	}
 	buf_consume(&c->req.in, (uint32_t)head_len);
+	if (c->req.body == B_CHUNKED && buf_len(&c->req.in)) {
+		/* chunk framing that arrived with the head is checked before any backend sees
+		 * the request; later framing errors abort the upstream connection */
+		struct http_chunked probe = c->req.ch;
+
+		if (http_chunked_feed(&probe, c->req.in.data + c->req.in.start,
+				      buf_len(&c->req.in)) < 0)
+			return conn_fail_request(c, 400);
+	}
 
 	c->ntried = 0;
 	/* a keep-alive upstream to the same pool carries the next request; a new pool means
@@ -868,10 +877,10 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 			  c->srv ? c->srv->name : "-", why);
 		if (c->upstream_fresh && c->srv)
 			atomic_fetch_add(&c->srv->conn_fail, 1);
+		/* nothing of the body moved yet (req.moved == 0): the flow state still
+		 * describes the whole body, and start_exchange() queues the head again */
 		upstream_close(c);
 		c->srv = NULL;
-		flow_reset_body(&c->req);
-		c->req.body = c->msg->framing == HTTP_BODY_NONE ? B_NONE : c->req.body;
 		return upstream_connect(c);
 	}
 	log_warnx("%s: upstream %s/%s %s", c->peer, c->pool->name, c->srv ? c->srv->name : "-",
@@ -1018,12 +1027,6 @@ static int step_exchange(struct conn *c)
 		}
 	}
 	/* response head, then body: upstream -> client */
-	if (!c->resp_started || (c->rmsg->head_len == 0 && buf_len(&c->resp.out) == 0 &&
-				 c->resp.body == B_NONE && !c->resp.body_done)) {
-		int before = c->resp_started;
-
-		(void)before;
-	}
 	if (c->resp.body == B_NONE && !c->resp.body_done && c->rmsg->head_len == 0) {
 		rc = response_head(c, &progress);
 		if (rc < 0)
@@ -1050,12 +1053,8 @@ static int step_exchange(struct conn *c)
 			conn_free(c);
 			return -1;
 		}
-		if (rc == FLOW_DONE) {
-			if (c->req.body_done || c->req.src_eof)
-				return finish_request(c);
-			/* response done before the request body: stop here */
+		if (rc == FLOW_DONE)
 			return finish_request(c);
-		}
 	}
 	if (progress)
 		set_deadline(c, c->rmsg->head_len ? c->w->cf->timeout_client_ms

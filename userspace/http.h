@@ -28,7 +28,7 @@ enum http_method {
 };
 
 enum http_framing {
-	HTTP_BODY_NONE = 0,    /* no body (or response to HEAD, 1xx, 204, 304) */
+	HTTP_BODY_NONE = 0,    /* no body (or response to HEAD, 1xx, 204, 304; or CL 0) */
 	HTTP_BODY_LENGTH,      /* Content-Length bytes follow */
 	HTTP_BODY_CHUNKED,     /* chunked transfer coding follows */
 	HTTP_BODY_UNTIL_CLOSE, /* responses only: body ends at connection close */
@@ -63,8 +63,10 @@ struct http_msg {
 	enum http_method method;
 	struct http_span method_s;
 	struct http_span target; /* request-target as sent */
-	struct http_span path;   /* path+query part of target (origin-form, or after authority) */
-	struct http_span host;   /* Host header value, or authority of an absolute-form target */
+	struct http_span path;   /* path+query part of target (origin-form, or after authority:
+				  * then possibly empty or starting with '?'); empty for CONNECT */
+	struct http_span host;   /* Host header value (possibly empty), or authority of an
+				  * absolute-form target; empty for HTTP/1.0 without Host */
 	/* response */
 	int status;
 	/* framing */
