@@ -29,8 +29,12 @@ void conn_run(struct conn *c);
 /* conn_timer - check the connection's deadline against w->now_ms. */
 void conn_timer(struct conn *c);
 
-/* conn_free - close both sockets and release everything. */
+/* conn_free - close both sockets and unlink; the memory is released by conn_reap() once the
+ * current epoll batch is done (a later event of the batch may name this connection). */
 void conn_free(struct conn *c);
+
+/* conn_reap - release connections freed during the last batch. */
+void conn_reap(struct worker *w);
 
 /* list linkage for the worker */
 struct conn *conn_next(struct conn *c);

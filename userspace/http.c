@@ -130,6 +130,14 @@ static int span_is_token(const char *buf, struct http_span s)
 	return 1;
 }
 
+/* unreserved / sub-delims of RFC 3986; '%' is handled by the caller */
+static int is_regname_char(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	return c && strchr("-._~!$&'()*+,;=", c) != NULL;
+}
+
 /*
  * uri-host [ ":" port ] of RFC 3986: reg-name (which covers IPv4), or an IPv6 literal in
  * brackets. Userinfo is refused (no '@' in reg-name): it has no place in a Host and is a classic
@@ -157,8 +165,7 @@ static int valid_authority(const char *s, size_t n, int need_port)
 				i += 3;
 				continue;
 			}
-			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-			      (c >= 'A' && c <= 'Z') || strchr("-._~!$&'()*+,;=", c)) || !c)
+			if (!is_regname_char(c))
 				return 0;
 			i++;
 		}
@@ -953,10 +960,14 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 {
 	struct out_buf o = { .p = out, .cap = cap };
 	size_t start = is_request ? m->method_s.off : 0;
-	const char *nl = memchr(buf + start, '\n', m->head_len - start);
 	int last_xff = -1, last_via = -1;
+	const char *nl;
 	unsigned i;
 
+	/* only a message the parser accepted has a start line to copy */
+	if (start >= m->head_len)
+		return -EINVAL;
+	nl = memchr(buf + start, '\n', m->head_len - start);
 	if (!nl)
 		return -EINVAL;
 	for (i = 0; i < m->nhdrs; i++) {

@@ -177,6 +177,7 @@ static void *worker_main(void *arg)
 			w->last_sweep_ms = w->now_ms;
 			sweep(w);
 		}
+		conn_reap(w);
 	}
 	return NULL;
 }
@@ -219,6 +220,7 @@ void worker_stop(struct worker *w)
 	pthread_join(w->thread, NULL);
 	while (w->conns)
 		conn_free(w->conns);
+	conn_reap(w);
 	for (unsigned i = 0; i < w->nltags; i++)
 		close(w->ltags[i].fd);
 	free(w->ltags);

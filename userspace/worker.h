@@ -35,6 +35,7 @@ struct worker {
 	uint64_t now_ms;
 	struct conn *conns; /* every connection of this worker (doubly linked) */
 	struct conn *ready; /* connections to run again without an event (fairness) */
+	struct conn *graveyard; /* freed during this batch, released after it */
 	uint64_t last_sweep_ms;
 	volatile int stop;
 };
