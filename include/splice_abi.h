@@ -10,9 +10,9 @@
 struct spliced_kern_counters {
 	__u64 redirect_bytes; /* bytes the verdict redirected to the peer socket */
 	__u64 redirect_skbs;
-	__u64 pass_skbs;      /* skbs left to the daemon (SK_PASS) */
-	__u64 drop_skbs;      /* zero-length FIN skbs dropped */
-	__u64 no_peer;        /* redirects refused: peer not in the targets map */
+	__u64 pass_skbs; /* skbs left to the daemon (SK_PASS) */
+	__u64 drop_skbs; /* zero-length FIN skbs dropped */
+	__u64 no_peer;	 /* redirects refused: peer not in the targets map */
 };
 
 /* per-server totals ("spliced_servers", key = server id, see splicectl / bpftool) */

@@ -305,8 +305,8 @@ int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len, 
 		colon = strrchr(s, ':');
 		if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host) ||
 		    memchr(s, ':', (size_t)(colon - s))) {
-			snprintf(why, whylen, "invalid address '%s' (expected HOST:PORT or [IPV6]:PORT)",
-				 s);
+			snprintf(why, whylen,
+				 "invalid address '%s' (expected HOST:PORT or [IPV6]:PORT)", s);
 			return -EINVAL;
 		}
 		memcpy(host, s, (size_t)(colon - s));
@@ -433,12 +433,12 @@ static void do_timeout(struct parser *ps, struct config *cf, struct node *n)
 		const char *kind;
 		size_t off;
 	} kinds[] = {
-		{ "header", offsetof(struct config, timeout_header_ms) },
-		{ "idle", offsetof(struct config, timeout_idle_ms) },
-		{ "connect", offsetof(struct config, timeout_connect_ms) },
-		{ "server", offsetof(struct config, timeout_server_ms) },
-		{ "client", offsetof(struct config, timeout_client_ms) },
-		{ "tunnel", offsetof(struct config, timeout_tunnel_ms) },
+		{"header", offsetof(struct config, timeout_header_ms)},
+		{"idle", offsetof(struct config, timeout_idle_ms)},
+		{"connect", offsetof(struct config, timeout_connect_ms)},
+		{"server", offsetof(struct config, timeout_server_ms)},
+		{"client", offsetof(struct config, timeout_client_ms)},
+		{"tunnel", offsetof(struct config, timeout_tunnel_ms)},
 	};
 
 	if (want_args(ps, n, 2, 2))
@@ -449,7 +449,8 @@ static void do_timeout(struct parser *ps, struct config *cf, struct node *n)
 
 			set_duration(ps, n, n->args[1], p);
 			if (*p == 0)
-				perr(ps, n->line, "timeout %s must be greater than 0", kinds[i].kind);
+				perr(ps, n->line, "timeout %s must be greater than 0",
+				     kinds[i].kind);
 			return;
 		}
 	}
@@ -554,7 +555,8 @@ static void do_route(struct parser *ps, struct listener *l, struct node *rn)
 					break;
 				}
 				if (strlen(h) >= HOST_MAX_LEN || !valid_host_pattern(h)) {
-					perr(ps, n->line, "invalid host '%s' (name or *.suffix)", h);
+					perr(ps, n->line, "invalid host '%s' (name or *.suffix)",
+					     h);
 					continue;
 				}
 				for (char *c = h; *c; c++)
@@ -637,7 +639,8 @@ static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 			else
 				perr(ps, n->line, "splice takes auto, on or off");
 		} else {
-			perr(ps, n->line, "unknown listener setting '%s' (expected bind, route, splice)",
+			perr(ps, n->line,
+			     "unknown listener setting '%s' (expected bind, route, splice)",
 			     n->name);
 		}
 	}
@@ -723,15 +726,16 @@ static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 	copy_name(ps, pn, pn->args[0], p->name, sizeof(p->name));
 	for (unsigned i = 0; i + 1 < cf->npools; i++)
 		if (!strcmp(cf->pools[i].name, p->name))
-			perr(ps, pn->line, "duplicate pool '%s' (first defined at line %d)", p->name,
-			     cf->pools[i].line);
+			perr(ps, pn->line, "duplicate pool '%s' (first defined at line %d)",
+			     p->name, cf->pools[i].line);
 	for (struct node *n = pn->child; n; n = n->next) {
 		if (!strcmp(n->name, "server")) {
 			do_server(ps, p, n);
 		} else if (!strcmp(n->name, "balance")) {
 			if (n->nargs < 1 || n->has_block) {
-				perr(ps, n->line, "usage: balance round_robin|least_conn|random|"
-						  "hash [source|header NAME]");
+				perr(ps, n->line,
+				     "usage: balance round_robin|least_conn|random|"
+				     "hash [source|header NAME]");
 				continue;
 			}
 			if (lb_algo_parse(n->args[0], &p->algo)) {
@@ -743,7 +747,8 @@ static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 			}
 			if (p->algo != LB_HASH) {
 				if (n->nargs > 1)
-					perr(ps, n->line, "balance %s takes no options", n->args[0]);
+					perr(ps, n->line, "balance %s takes no options",
+					     n->args[0]);
 				continue;
 			}
 			if (n->nargs == 1 || (n->nargs == 2 && !strcmp(n->args[1], "source"))) {
@@ -862,7 +867,7 @@ static void conf_link(struct parser *ps, struct config *cf)
 
 struct config *conf_load_string(const char *name, const char *text, FILE *errf)
 {
-	struct parser ps = { .file = name, .p = text, .line = 1, .errf = errf };
+	struct parser ps = {.file = name, .p = text, .line = 1, .errf = errf};
 	struct config *cf = calloc(1, sizeof(*cf));
 	struct node *root, *n;
 	int seen_global = 0;
@@ -889,8 +894,9 @@ struct config *conf_load_string(const char *name, const char *text, FILE *errf)
 		} else if (!strcmp(n->name, "pool")) {
 			do_pool(&ps, cf, n);
 		} else {
-			perr(&ps, n->line, "unknown top-level section '%s' (expected global, "
-					   "listener, pool)",
+			perr(&ps, n->line,
+			     "unknown top-level section '%s' (expected global, "
+			     "listener, pool)",
 			     n->name);
 		}
 	}

@@ -68,8 +68,8 @@ struct conn {
 	char peer[INET6_ADDRSTRLEN];
 	enum conn_state st;
 	uint64_t deadline;
-	struct flow req;  /* client -> upstream */
-	struct flow resp; /* upstream -> client */
+	struct flow req;       /* client -> upstream */
+	struct flow resp;      /* upstream -> client */
 	struct http_msg *msg;  /* current request head */
 	struct http_msg *rmsg; /* current response head */
 	/* current request */
@@ -98,7 +98,7 @@ struct conn {
 	unsigned requests;
 };
 
-static const char *state_name[] = { "head", "connect", "exchange", "tunnel", "closing" };
+static const char *state_name[] = {"head", "connect", "exchange", "tunnel", "closing"};
 
 static int buf_alloc(struct buf *b, uint32_t cap)
 {
@@ -324,18 +324,30 @@ void conn_reap(struct worker *w)
 static const char *status_text(int status)
 {
 	switch (status) {
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
 	}
 }
 
@@ -607,9 +619,9 @@ static int upstream_connect(struct conn *c);
 static struct server *pick_server(struct conn *c)
 {
 	struct pool *p = c->pool;
-	uint8_t usable_stack[64] = { 0 };
-	uint8_t *usable = p->nservers <= sizeof(usable_stack) ? usable_stack
-							       : calloc(p->nservers, 1);
+	uint8_t usable_stack[64] = {0};
+	uint8_t *usable =
+		p->nservers <= sizeof(usable_stack) ? usable_stack : calloc(p->nservers, 1);
 	int idx;
 
 	if (!usable)
@@ -784,8 +796,8 @@ static int handle_request(struct conn *c, int head_len)
 	c->ntried = 0;
 	/* a keep-alive upstream to the same pool carries the next request; a new pool means
 	 * a new upstream connection */
-	if (c->ufd >= 0 && c->pool == r->pool && c->resp_keepalive && c->srv &&
-	    !c->resp.src_eof && !(c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+	if (c->ufd >= 0 && c->pool == r->pool && c->resp_keepalive && c->srv && !c->resp.src_eof &&
+	    !(c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 		c->upstream_fresh = 0;
 		c->tried[c->ntried++] = c->srv->id;
 		return start_exchange(c);
@@ -928,8 +940,8 @@ static int response_head(struct conn *c, int *progress)
 				const char *b = in->data + in->start;
 				struct http_rewrite rw;
 				char *tmp = c->req_head; /* free again: the request head went out */
-				int informational = m->status >= 100 && m->status < 200 &&
-						    m->status != 101;
+				int informational =
+					m->status >= 100 && m->status < 200 && m->status != 101;
 				int tunnel = (m->status == 101 && c->upgrade &&
 					      c->method != HTTP_M_CONNECT) ||
 					     (c->method == HTTP_M_CONNECT && m->status >= 200 &&
@@ -1011,8 +1023,9 @@ static int response_head(struct conn *c, int *progress)
 				c->resp.src_eof = 1;
 				if (buf_len(in))
 					return conn_fail_request(c, 502);
-				return retry_or_fail(c, 502, r == 0 ? "closed before responding"
-								    : strerror((int)-r));
+				return retry_or_fail(c, 502,
+						     r == 0 ? "closed before responding"
+							    : strerror((int)-r));
 			}
 			in->end += (uint32_t)r;
 			*progress = 1;

@@ -26,16 +26,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: spliced -f FILE [-d] [-n] [-v...] [--no-splice] [--no-ktls] [-V] [-h]\n"
-		"  -f, --config FILE   configuration file\n"
-		"  -d, --foreground    stay in the foreground, log to stderr\n"
-		"  -n, --check         validate the configuration and exit\n"
-		"  -v, --verbose       more logging (repeat for libbpf messages)\n"
-		"      --no-splice     never use the BPF kernel data path\n"
-		"      --no-ktls       never hand TLS record crypto to the kernel\n"
-		"  -V, --version       print the version\n"
-		"  -h, --help          this text\n");
+	fprintf(f, "usage: spliced -f FILE [-d] [-n] [-v...] [--no-splice] [--no-ktls] [-V] [-h]\n"
+		   "  -f, --config FILE   configuration file\n"
+		   "  -d, --foreground    stay in the foreground, log to stderr\n"
+		   "  -n, --check         validate the configuration and exit\n"
+		   "  -v, --verbose       more logging (repeat for libbpf messages)\n"
+		   "      --no-splice     never use the BPF kernel data path\n"
+		   "      --no-ktls       never hand TLS record crypto to the kernel\n"
+		   "  -V, --version       print the version\n"
+		   "  -h, --help          this text\n");
 }
 
 static void raise_nofile(void)
@@ -61,17 +60,17 @@ static int open_access_log(const struct config *cf)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'f' },
-		{ "foreground", no_argument, NULL, 'd' },
-		{ "check", no_argument, NULL, 'n' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "no-splice", no_argument, NULL, 'S' },
-		{ "no-ktls", no_argument, NULL, 'K' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"config", required_argument, NULL, 'f'},
+		{"foreground", no_argument, NULL, 'd'},
+		{"check", no_argument, NULL, 'n'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"no-splice", no_argument, NULL, 'S'},
+		{"no-ktls", no_argument, NULL, 'K'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	struct options opt = { 0 };
+	struct options opt = {0};
 	struct config *cf;
 	struct worker *workers;
 	unsigned nworkers;
@@ -174,7 +173,7 @@ int main(int argc, char **argv)
 				 cf->listeners[i].binds[b].str);
 
 	for (;;) {
-		struct timespec ts = { .tv_sec = 1 };
+		struct timespec ts = {.tv_sec = 1};
 
 		sig = sigtimedwait(&set, NULL, &ts);
 		if (sig == -1) {

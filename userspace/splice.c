@@ -64,8 +64,9 @@ int splice_init(struct config *cf, int disabled)
 	snprintf(pin_dir, sizeof(pin_dir), "%s", cf->pin_path);
 	err = ensure_bpffs(pin_dir);
 	if (err) {
-		log_warnx("bpf: cannot prepare %s (%s); statistics maps not pinned, kernel path off",
-			  pin_dir, strerror(-err));
+		log_warnx(
+			"bpf: cannot prepare %s (%s); statistics maps not pinned, kernel path off",
+			pin_dir, strerror(-err));
 		return 0;
 	}
 	skel = splice_bpf__open();
@@ -73,14 +74,14 @@ int splice_init(struct config *cf, int disabled)
 		log_warnx("bpf: cannot open the BPF object (%s); kernel path off", strerror(errno));
 		return 0;
 	}
-	bpf_map__set_max_entries(skel->maps.spliced_servers,
-				 cf->nservers ? cf->nservers : 1);
+	bpf_map__set_max_entries(skel->maps.spliced_servers, cf->nservers ? cf->nservers : 1);
 	err = splice_bpf__load(skel);
 	if (err) {
 		log_warnx("bpf: cannot load the BPF object (%s); kernel path off", strerror(-err));
 		goto err_destroy;
 	}
-	if ((err = pin_map(skel->maps.spliced_kern)) || (err = pin_map(skel->maps.spliced_servers))) {
+	if ((err = pin_map(skel->maps.spliced_kern)) ||
+	    (err = pin_map(skel->maps.spliced_servers))) {
 		log_warnx("bpf: cannot pin maps under %s (%s)", pin_dir, strerror(-err));
 		goto err_destroy;
 	}

@@ -88,8 +88,8 @@ struct listener {
 struct config {
 	char file[PATH_MAX];
 	char pin_path[PATH_MAX];
-	char access_log[PATH_MAX]; /* "" or "stderr": stderr; "off": none; else a file */
-	unsigned workers;	  /* 0: one per CPU */
+	char access_log[PATH_MAX];   /* "" or "stderr": stderr; "off": none; else a file */
+	unsigned workers;	     /* 0: one per CPU */
 	uint32_t timeout_header_ms;  /* whole request head must arrive within */
 	uint32_t timeout_idle_ms;    /* keep-alive wait for the next request */
 	uint32_t timeout_connect_ms; /* default for pools */

@@ -52,13 +52,12 @@ static int listen_one(const struct bind_addr *b)
 	if (listen(fd, 4096) == -1)
 		goto err;
 	return fd;
-err:
-	{
-		int err = -errno;
+err : {
+	int err = -errno;
 
-		close(fd);
-		return err;
-	}
+	close(fd);
+	return err;
+}
 }
 
 int worker_listen(struct worker *w)

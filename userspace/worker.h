@@ -19,7 +19,7 @@ struct ep_tag {
 	uint8_t kind;
 	int fd;
 	struct listener *l; /* EP_LISTEN */
-	struct conn *c;     /* EP_CLIENT, EP_UPSTREAM */
+	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM */
 };
 
 struct worker {
@@ -33,8 +33,8 @@ struct worker {
 	struct ep_tag *ltags; /* one per (listener, bind) */
 	unsigned nltags;
 	uint64_t now_ms;
-	struct conn *conns; /* every connection of this worker (doubly linked) */
-	struct conn *ready; /* connections to run again without an event (fairness) */
+	struct conn *conns;	/* every connection of this worker (doubly linked) */
+	struct conn *ready;	/* connections to run again without an event (fairness) */
 	struct conn *graveyard; /* freed during this batch, released after it */
 	uint64_t last_sweep_ms;
 	volatile int stop;
