@@ -554,13 +554,17 @@ static void do_route(struct parser *ps, struct listener *l, struct node *rn)
 					     MAX_ROUTE_HOSTS);
 					break;
 				}
-				if (strlen(h) >= HOST_MAX_LEN || !valid_host_pattern(h)) {
+				if (strlen(h) >= HOST_MAX_LEN || !valid_host_pattern(h) ||
+				    (h[0] != '[' && strchr(h, ':'))) {
 					perr(ps, n->line, "invalid host '%s' (name or *.suffix)",
 					     h);
 					continue;
 				}
+				/* requests are matched without their port and trailing dot */
 				for (char *c = h; *c; c++)
 					*c = (char)tolower((unsigned char)*c);
+				if (strlen(h) > 1 && h[strlen(h) - 1] == '.')
+					h[strlen(h) - 1] = '\0';
 				snprintf(r->hosts[r->nhosts++], HOST_MAX_LEN, "%s", h);
 			}
 		} else if (!strcmp(n->name, "path")) {
@@ -761,8 +765,14 @@ static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 				perr(ps, n->line, "usage: balance hash [source|header NAME]");
 			}
 		} else if (!strcmp(n->name, "connect_timeout")) {
-			if (!want_args(ps, n, 1, 1))
-				set_duration(ps, n, n->args[0], &p->connect_timeout_ms);
+			uint32_t ms = 0;
+
+			if (want_args(ps, n, 1, 1))
+				continue;
+			set_duration(ps, n, n->args[0], &ms);
+			if (!conf_parse_duration(n->args[0], &ms) && ms == 0)
+				perr(ps, n->line, "connect_timeout must be greater than 0");
+			p->connect_timeout_ms = ms;
 		} else if (!strcmp(n->name, "fail_timeout")) {
 			if (!want_args(ps, n, 1, 1))
 				set_duration(ps, n, n->args[0], &p->fail_timeout_ms);
@@ -901,8 +911,8 @@ struct config *conf_load_string(const char *name, const char *text, FILE *errf)
 		}
 	}
 	node_free(root);
-	if (!ps.errors)
-		conf_link(&ps, cf);
+	/* link even after errors: unknown pools and duplicate binds are reported too */
+	conf_link(&ps, cf);
 	if (cf->buffer_size < cf->max_header_size + 1024)
 		cf->buffer_size = cf->max_header_size + 1024;
 	if (ps.errors) {
