@@ -23,7 +23,7 @@ enum lb_algo {
 	LB_RANDOM2,         /* "random" (power of two choices) */
 };
 
-#define LB_VNODES_PER_WEIGHT 40 /* ring points per unit of weight, for the hash balancer */
+#define LB_VNODES_PER_WEIGHT 160 /* ring points per unit of weight, for the hash balancer */
 
 struct lb_member {
 	uint32_t weight;    /* configured weight; 0 = drain */
