@@ -1061,6 +1061,16 @@ static void test_rewrite_enospc(void)
 	ASSERT_EQ(http_rewrite_head(s, &msg, 1, &rw_default, out, (size_t)need), need, "exact");
 }
 
+static void test_rewrite_unparsed(void)
+{
+	struct http_rewrite rw = { 0 };
+	char out[64];
+
+	memset(&msg, 0, sizeof(msg));
+	ASSERT_EQ(http_rewrite_head("", &msg, 1, &rw, out, sizeof(out)), -EINVAL, "request");
+	ASSERT_EQ(http_rewrite_head("", &msg, 0, &rw, out, sizeof(out)), -EINVAL, "response");
+}
+
 /* what we forward must itself pass our own parser with the same meaning */
 static void test_rewrite_reparses(void)
 {
@@ -1154,6 +1164,7 @@ int main(void)
 	RUN_TEST(test_rewrite_response_close);
 	RUN_TEST(test_rewrite_skips_leading_crlf);
 	RUN_TEST(test_rewrite_enospc);
+	RUN_TEST(test_rewrite_unparsed);
 	RUN_TEST(test_rewrite_reparses);
 	return TEST_DONE();
 }
