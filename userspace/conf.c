@@ -357,6 +357,7 @@ static void conf_defaults(struct config *cf)
 	cf->buffer_size = 32768;
 	cf->pipe_size = 262144;
 	cf->fail_timeout_ms = 10000;
+	cf->splice_cap = 4 << 20;
 	cf->retries = 2;
 }
 
@@ -496,6 +497,16 @@ static void do_global(struct parser *ps, struct config *cf, struct node *blk)
 		} else if (!strcmp(n->name, "pipe_size")) {
 			if (!want_args(ps, n, 1, 1))
 				set_size(ps, n, n->args[0], 4096, 1 << 20, &cf->pipe_size);
+		} else if (!strcmp(n->name, "splice_cap")) {
+			uint64_t v;
+
+			if (want_args(ps, n, 1, 1))
+				continue;
+			if (conf_parse_size(n->args[0], &v) || v < 65536 || v > (1ULL << 40))
+				perr(ps, n->line, "invalid size '%s' for 'splice_cap' (64k to 1024g)",
+				     n->args[0]);
+			else
+				cf->splice_cap = v;
 		} else if (!strcmp(n->name, "retries")) {
 			if (!want_args(ps, n, 1, 1))
 				set_uint(ps, n, n->args[0], 0, 100, &cf->retries);
@@ -660,7 +671,7 @@ static void do_server(struct parser *ps, struct pool *p, struct node *n)
 	char why[256];
 
 	if (n->nargs < 2 || n->has_block) {
-		perr(ps, n->line, "usage: server NAME HOST:PORT [weight N] [backup]");
+		perr(ps, n->line, "usage: server NAME HOST:PORT [weight N] [backup] [maintenance]");
 		return;
 	}
 	ns = realloc(p->servers, sizeof(*p->servers) * (p->nservers + 1));
@@ -698,8 +709,11 @@ static void do_server(struct parser *ps, struct pool *p, struct node *n)
 			s->weight = w;
 		} else if (!strcmp(n->args[i], "backup")) {
 			s->backup = 1;
+		} else if (!strcmp(n->args[i], "maintenance")) {
+			s->maintenance = 1;
 		} else {
-			perr(ps, n->line, "unknown server option '%s' (expected weight N, backup)",
+			perr(ps, n->line,
+			     "unknown server option '%s' (expected weight N, backup, maintenance)",
 			     n->args[i]);
 			return;
 		}
@@ -707,9 +721,144 @@ static void do_server(struct parser *ps, struct pool *p, struct node *n)
 	p->nservers++;
 }
 
+/* "200-399" or "204" -> [lo, hi] within 100..599 */
+static int parse_status_range(const char *v, unsigned *lo, unsigned *hi)
+{
+	const char *dash = strchr(v, '-');
+	char a[8];
+	unsigned long x, y;
+
+	if (!dash) {
+		if (parse_uint(v, 599, &x) || x < 100)
+			return -EINVAL;
+		*lo = *hi = (unsigned)x;
+		return 0;
+	}
+	if ((size_t)(dash - v) >= sizeof(a))
+		return -EINVAL;
+	memcpy(a, v, (size_t)(dash - v));
+	a[dash - v] = '\0';
+	if (parse_uint(a, 599, &x) || parse_uint(dash + 1, 599, &y) || x < 100 || y < x)
+		return -EINVAL;
+	*lo = (unsigned)x;
+	*hi = (unsigned)y;
+	return 0;
+}
+
+/* health http PATH [host H] [interval D] [timeout D] [rise N] [fall N] [status LO-HI];
+ * health tcp [interval D] [timeout D] [rise N] [fall N]; */
+static void do_health(struct parser *ps, struct pool *p, struct node *n, int *seen)
+{
+	struct health_conf *h = &p->health;
+	int i = 1;
+
+	if (n->nargs < 1 || n->has_block ||
+	    (strcmp(n->args[0], "http") && strcmp(n->args[0], "tcp"))) {
+		perr(ps, n->line,
+		     "usage: health http PATH [host H] [interval D] [timeout D] [rise N] [fall N] "
+		     "[status LO-HI]; or health tcp [interval D] [timeout D] [rise N] [fall N]");
+		return;
+	}
+	if ((*seen)++) {
+		perr(ps, n->line, "more than one 'health' in pool '%s'", p->name);
+		return;
+	}
+	if (!strcmp(n->args[0], "http")) {
+		const char *path = n->nargs > 1 ? n->args[1] : "";
+		int bad = path[0] != '/' || strlen(path) >= sizeof(h->path);
+
+		for (const char *c = path; *c && !bad; c++)
+			bad = (unsigned char)*c <= 0x20 || *c == 0x7f;
+		if (bad) {
+			perr(ps, n->line, "health http needs a PATH starting with '/' (got '%s')",
+			     path);
+			return;
+		}
+		h->type = HEALTH_CHECK_HTTP;
+		snprintf(h->path, sizeof(h->path), "%s", path);
+		i = 2;
+	} else {
+		h->type = HEALTH_CHECK_TCP;
+	}
+	for (; i < n->nargs; i++) {
+		const char *k = n->args[i], *v = i + 1 < n->nargs ? n->args[i + 1] : NULL;
+
+		if (!v) {
+			perr(ps, n->line, "health option '%s' needs a value", k);
+			return;
+		}
+		i++;
+		if (!strcmp(k, "interval")) {
+			if (conf_parse_duration(v, &h->interval_ms) || h->interval_ms < 10)
+				perr(ps, n->line, "invalid health interval '%s' (at least 10ms)",
+				     v);
+		} else if (!strcmp(k, "timeout")) {
+			if (conf_parse_duration(v, &h->timeout_ms) || h->timeout_ms == 0)
+				perr(ps, n->line, "invalid health timeout '%s' (greater than 0)",
+				     v);
+		} else if (!strcmp(k, "rise")) {
+			set_uint(ps, n, v, 1, 1000, &h->rise);
+		} else if (!strcmp(k, "fall")) {
+			set_uint(ps, n, v, 1, 1000, &h->fall);
+		} else if (!strcmp(k, "status") && h->type == HEALTH_CHECK_HTTP) {
+			if (parse_status_range(v, &h->status_lo, &h->status_hi))
+				perr(ps, n->line,
+				     "invalid status range '%s' (LO-HI within 100-599)", v);
+		} else if (!strcmp(k, "host") && h->type == HEALTH_CHECK_HTTP) {
+			if (strlen(v) >= sizeof(h->host) || !valid_host_pattern(v) || v[0] == '*')
+				perr(ps, n->line, "invalid health host '%s'", v);
+			else
+				snprintf(h->host, sizeof(h->host), "%s", v);
+		} else {
+			perr(ps, n->line, "unknown health %s option '%s' (expected %s)", n->args[0],
+			     k,
+			     h->type == HEALTH_CHECK_HTTP
+				     ? "host, interval, timeout, rise, fall, status"
+				     : "interval, timeout, rise, fall");
+		}
+	}
+}
+
+/* eject consecutive_failures N [base D] [max D];  or  eject off; */
+static void do_eject(struct parser *ps, struct pool *p, struct node *n)
+{
+	if (n->nargs == 1 && !n->has_block && !strcmp(n->args[0], "off")) {
+		p->eject_failures = 0;
+		return;
+	}
+	if (n->nargs < 2 || n->has_block || strcmp(n->args[0], "consecutive_failures")) {
+		perr(ps, n->line,
+		     "usage: eject consecutive_failures N [base D] [max D]; or eject off;");
+		return;
+	}
+	set_uint(ps, n, n->args[1], 1, 1000, &p->eject_failures);
+	for (int i = 2; i < n->nargs; i += 2) {
+		const char *k = n->args[i], *v = i + 1 < n->nargs ? n->args[i + 1] : NULL;
+		uint32_t ms = 0;
+
+		if (!v || (strcmp(k, "base") && strcmp(k, "max"))) {
+			perr(ps, n->line, "unknown eject option '%s' (expected base D, max D)", k);
+			return;
+		}
+		if (conf_parse_duration(v, &ms) || ms == 0) {
+			perr(ps, n->line, "invalid duration '%s' for eject %s (greater than 0)", v,
+			     k);
+			continue;
+		}
+		if (!strcmp(k, "base"))
+			p->eject_base_ms = ms;
+		else
+			p->eject_max_ms = ms;
+	}
+	if (p->eject_max_ms < p->eject_base_ms)
+		perr(ps, n->line, "eject max (%u ms) is shorter than base (%u ms)", p->eject_max_ms,
+		     p->eject_base_ms);
+}
+
 static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 {
 	struct pool *p, *np;
+	int seen_health = 0;
 
 	if (!pn->has_block || pn->nargs != 1) {
 		perr(ps, pn->line, "'pool' takes a name and a block: pool NAME { ... }");
@@ -727,6 +876,16 @@ static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 	p->connect_timeout_ms = 0; /* 0: inherit global */
 	p->retries = (unsigned)-1;
 	p->fail_timeout_ms = 0;
+	p->health.interval_ms = 2000;
+	p->health.timeout_ms = 1000;
+	p->health.rise = 2;
+	p->health.fall = 3;
+	p->health.status_lo = 200;
+	p->health.status_hi = 399;
+	p->eject_failures = 5;
+	p->eject_base_ms = 10000;
+	p->eject_max_ms = 300000;
+	p->max_ejection_percent = 50;
 	copy_name(ps, pn, pn->args[0], p->name, sizeof(p->name));
 	for (unsigned i = 0; i + 1 < cf->npools; i++)
 		if (!strcmp(cf->pools[i].name, p->name))
@@ -779,15 +938,46 @@ static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 		} else if (!strcmp(n->name, "retries")) {
 			if (!want_args(ps, n, 1, 1))
 				set_uint(ps, n, n->args[0], 0, 100, &p->retries);
+		} else if (!strcmp(n->name, "health")) {
+			do_health(ps, p, n, &seen_health);
+		} else if (!strcmp(n->name, "slow_start")) {
+			if (!want_args(ps, n, 1, 1))
+				set_duration(ps, n, n->args[0], &p->slow_start_ms);
+		} else if (!strcmp(n->name, "eject")) {
+			do_eject(ps, p, n);
+		} else if (!strcmp(n->name, "max_ejection_percent")) {
+			if (!want_args(ps, n, 1, 1))
+				set_uint(ps, n, n->args[0], 0, 100, &p->max_ejection_percent);
 		} else {
 			perr(ps, n->line,
 			     "unknown pool setting '%s' (expected server, balance, "
-			     "connect_timeout, retries, fail_timeout)",
+			     "connect_timeout, retries, fail_timeout, health, slow_start, eject, "
+			     "max_ejection_percent)",
 			     n->name);
 		}
 	}
 	if (!p->nservers)
 		perr(ps, pn->line, "pool '%s' has no servers", p->name);
+}
+
+/*
+ * Balancer units per unit of configured weight. Slow start ramps from a tenth of the weight, so
+ * a pool with slow_start gets 10 units per weight unit (weight 1 could not ramp otherwise;
+ * HAProxy scales by 16 for the same reason). A hash ring costs LB_VNODES_PER_WEIGHT points per
+ * unit, so the scale shrinks to keep the ring within 2^21 points.
+ */
+static unsigned pool_weight_scale(const struct pool *p)
+{
+	uint64_t sum = 0;
+	unsigned scale = p->slow_start_ms ? 10 : 1;
+
+	if (scale == 1 || p->algo != LB_HASH)
+		return scale;
+	for (unsigned i = 0; i < p->nservers; i++)
+		sum += p->servers[i].weight;
+	while (scale > 1 && sum * scale * LB_VNODES_PER_WEIGHT > (1u << 21))
+		scale--;
+	return scale;
 }
 
 /* resolve references, apply inherited defaults, build balancers and the server table */
@@ -851,11 +1041,21 @@ static void conf_link(struct parser *ps, struct config *cf)
 		const char **names = calloc(p->nservers, sizeof(*names));
 		int rc = -ENOMEM;
 
+		p->weight_scale = pool_weight_scale(p);
 		if (w && bk && names) {
 			for (unsigned s = 0; s < p->nservers; s++) {
 				struct server *sv = &p->servers[s];
 
-				w[s] = sv->weight;
+				/* health.c keeps the balancer weight in step with the state from
+				 * here on; maintenance servers start out of rotation */
+				if (sv->maintenance) {
+					atomic_store(&sv->h.state, SRV_MAINT);
+					sv->h.admin = SRV_ADMIN_MAINT;
+				}
+				sv->h.last_ok = -1;
+				sv->h.lb_weight =
+					sv->maintenance ? 0 : sv->weight * p->weight_scale;
+				w[s] = sv->h.lb_weight;
 				bk[s] = sv->backup;
 				names[s] = sv->name;
 				sv->pool = p;

@@ -21,10 +21,12 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "health.h"
 #include "http.h"
 #include "lb.h"
 #include "log.h"
 #include "route.h"
+#include "splice.h"
 #include "worker.h"
 
 #define MAX_TRIES 101
@@ -39,8 +41,23 @@ struct buf {
 	uint32_t start, end, cap;
 };
 
+/* one socket of the connection, with what the kernel data path needs to know about it */
+struct kside {
+	int *fd;		 /* &conn->cfd or &conn->ufd */
+	struct ksock k;		 /* slot 0: not in the maps */
+	uint64_t read;		 /* bytes the daemon read from it (since accept/connect) */
+	uint64_t written;	 /* bytes the daemon wrote into it */
+	uint64_t base;		 /* read when inserted: verdict offset 0 */
+	uint64_t kern_base;	 /* k.st->kern_fwd when paired with the current peer */
+	uint64_t kern_in_closed; /* kernel bytes into it from peers already closed */
+	uint64_t verified;	 /* kernel bytes into it known to be in its send queue */
+	uint32_t syn_adj;	 /* tcpi_bytes_acked counts the SYN (connected sockets) */
+	uint8_t paired;		 /* in the maps, paired with the current peer */
+};
+
 /* one direction: source socket -> destination socket */
 struct flow {
+	struct kside *src, *dst;
 	struct buf in;	/* read from the source, not yet consumed */
 	struct buf out; /* queued for the destination */
 	int pipe_r, pipe_w;
@@ -52,6 +69,9 @@ struct flow {
 	uint8_t src_eof;
 	uint8_t dst_shut;
 	uint64_t moved; /* body bytes moved this message */
+	uint8_t kspan;	    /* a kernel window is open for the rest of this body */
+	uint64_t kern_seen; /* src kern_fwd already accounted */
+	uint64_t kmoved;    /* body bytes the kernel moved this message */
 };
 
 struct conn {
@@ -59,8 +79,15 @@ struct conn {
 	struct conn *prev, *next;
 	struct conn *ready_next;
 	struct conn *dead_next; /* on the worker's graveyard, freed after the event batch */
+	struct conn *kpoll_next; /* on the worker's kernel poll list */
 	uint8_t queued;
 	uint8_t dead;
+	uint8_t kqueued;
+	uint8_t kpoll;	   /* waiting on the kernel (a window, a drain): poll soon */
+	uint8_t kernel_ok; /* the kernel path may be used on this connection */
+	uint8_t kfail;	   /* insertion failed: userspace for good */
+	struct kside kc, ku;
+	uint64_t start_ns;
 	struct listener *l;
 	int cfd, ufd;
 	struct ep_tag ctag, utag;
@@ -153,6 +180,15 @@ struct conn *conn_next(struct conn *c)
 	return c->next;
 }
 
+struct conn *conn_kpoll_next(struct conn *c)
+{
+	struct conn *next = c->kpoll_next;
+
+	c->kqueued = 0;
+	c->kpoll_next = NULL;
+	return next;
+}
+
 struct conn *conn_ready_next(struct conn *c)
 {
 	struct conn *next = c->ready_next;
@@ -194,6 +230,8 @@ static void flow_reset_body(struct flow *f)
 	memset(&f->ch, 0, sizeof(f->ch));
 	f->body_done = 0;
 	f->moved = 0;
+	f->kmoved = 0;
+	f->kspan = 0;
 }
 
 static void conn_queue(struct conn *c)
@@ -242,13 +280,32 @@ static void access_log(struct conn *c)
 
 /* ---- teardown ---- */
 
+static inline int kin(const struct kside *s)
+{
+	return s->k.slot != 0;
+}
+
 static void upstream_close(struct conn *c)
 {
 	if (c->ufd < 0)
 		return;
 	epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->ufd, NULL);
+	if (c->ku.paired) {
+		/* what this upstream's verdict moved into the client stays on the client's
+		 * books (rule 1), and the client's window closes: offsets only grow */
+		c->kc.kern_in_closed += c->ku.k.st->kern_fwd - c->ku.kern_base;
+		if (kin(&c->kc))
+			__atomic_store_n(&c->kc.k.st->win_end, 0, __ATOMIC_RELEASE);
+	}
 	close(c->ufd);
 	c->ufd = -1;
+	/* closing took the socket out of the sockhashes */
+	splice_release(&c->ku.k);
+	memset(&c->ku, 0, sizeof(c->ku));
+	c->ku.fd = &c->ufd;
+	c->ku.syn_adj = 1;
+	c->req.kspan = 0;
+	c->resp.kspan = 0;
 	if (c->srv) {
 		atomic_fetch_sub(&c->srv->conn_active, 1);
 		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));
@@ -272,7 +329,21 @@ void conn_free(struct conn *c)
 	if (c->cfd >= 0) {
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
 		close(c->cfd);
+		c->cfd = -1;
 		atomic_fetch_sub(&g_nconns, 1);
+	}
+	if (kin(&c->kc)) {
+		splice_conn_delete(c->kc.k.cookie);
+		splice_release(&c->kc.k);
+	}
+	if (c->kqueued) {
+		struct conn **pp = &w->kpoll;
+
+		while (*pp && *pp != c)
+			pp = &(*pp)->kpoll_next;
+		if (*pp)
+			*pp = c->kpoll_next;
+		c->kqueued = 0;
 	}
 	flow_close_pipe(&c->req);
 	flow_close_pipe(&c->resp);
@@ -384,17 +455,9 @@ static int conn_fail_request(struct conn *c, int status)
 	return 1;
 }
 
+static void flow_account(struct flow *f, uint64_t n);
+
 /* ---- I/O helpers ---- */
-
-/* returns bytes written (> 0), 0 on EAGAIN, -errno on error */
-static ssize_t send_some(int fd, const char *p, size_t n)
-{
-	ssize_t r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-	if (r == -1)
-		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
-	return r;
-}
 
 /* returns bytes read (> 0), 0 on EOF, -EAGAIN, or -errno */
 static ssize_t recv_some(int fd, char *p, size_t n)
@@ -406,10 +469,80 @@ static ssize_t recv_some(int fd, char *p, size_t n)
 	return r;
 }
 
-static int flush_buf(int fd, struct buf *b, int *progress)
+static struct kside *peer_of(struct conn *c, struct kside *s)
+{
+	return s == &c->kc ? &c->ku : &c->kc;
+}
+
+/* kernel-redirected bytes into s, from every peer it had */
+static uint64_t kern_into(struct conn *c, struct kside *s)
+{
+	struct kside *p = peer_of(c, s);
+	uint64_t v = s->kern_in_closed;
+
+	if (kin(p) && p->paired)
+		v += p->k.st->kern_fwd - p->kern_base;
+	return v;
+}
+
+/*
+ * kern_drained - every byte the kernel redirected into s has reached s's send queue
+ * (tcpi_bytes_acked + SIOCOUTQ - SYN >= daemon writes + kernel writes). The daemon writes into
+ * s only when this holds, so its bytes can never overtake redirected ones (DESIGN.md 7, rule 1).
+ */
+static int kern_drained(struct conn *c, struct kside *s)
+{
+	uint64_t kern = kern_into(c, s), sent;
+
+	if (kern == s->verified)
+		return 1;
+	if (splice_tcp_sent(*s->fd, &sent))
+		return 1; /* the socket is broken: the write reports it */
+	if (sent - s->syn_adj >= s->written + kern) {
+		s->verified = kern;
+		return 1;
+	}
+	c->kpoll = 1;
+	return 0;
+}
+
+/* read from a side; rule 3: on a spliced socket, EOF counts only once every passed byte
+ * was read. Returns > 0, 0 on EOF, -EAGAIN or -errno. */
+static ssize_t side_recv(struct conn *c, struct kside *s, char *p, size_t n)
+{
+	ssize_t r = recv_some(*s->fd, p, n);
+
+	if (r > 0) {
+		s->read += (uint64_t)r;
+		return r;
+	}
+	if (r == 0 && kin(s) && s->k.st->passed > s->read - s->base) {
+		c->kpoll = 1;
+		return -EAGAIN;
+	}
+	return r;
+}
+
+/* write to a side after rule 1; returns bytes written (> 0), 0 when blocked, -errno */
+static ssize_t side_send(struct conn *c, struct kside *s, const char *p, size_t n)
+{
+	ssize_t r;
+
+	if (!kern_drained(c, s))
+		return 0;
+	r = send(*s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (r == -1)
+		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+	s->written += (uint64_t)r;
+	if (kin(s))
+		s->k.st->user_in = s->written;
+	return r;
+}
+
+static int flush_buf(struct conn *c, struct kside *s, struct buf *b, int *progress)
 {
 	while (buf_len(b)) {
-		ssize_t r = send_some(fd, b->data + b->start, buf_len(b));
+		ssize_t r = side_send(c, s, b->data + b->start, buf_len(b));
 
 		if (r < 0)
 			return (int)r;
@@ -421,10 +554,140 @@ static int flush_buf(int fd, struct buf *b, int *progress)
 	return 0;
 }
 
+/* ---- kernel data path: pairing and windows ---- */
+
+/* copy a string into a fixed BPF map field, truncating */
+static void str_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n = 0;
+
+	while (n + 1 < cap && src[n])
+		n++;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* make sure the current client/upstream pair is in the maps; 0 or -errno */
+static int kernel_pair(struct conn *c)
+{
+	int rc;
+
+	if (c->ku.paired)
+		return 0;
+	if (c->kfail || c->ufd < 0)
+		return -EOPNOTSUPP;
+	/* insert only at a quiet point: bytes queued before insertion were seen reordered
+	 * against bytes passed up after it (docs/KERNEL_PATH.md); try again at the next span */
+	if ((!kin(&c->kc) && splice_queued(c->cfd)) || splice_queued(c->ufd))
+		return -EAGAIN;
+	rc = splice_insert(&c->kc.k, c->cfd, &c->ku.k, c->ufd, c->w->cf->splice_cap);
+	if (rc) {
+		/* stay on the userspace path for the rest of this connection */
+		c->kfail = 1;
+		log_debug("%s: kernel path not used: %s", c->peer, strerror(-rc));
+		return rc;
+	}
+	if (!c->kc.paired) {
+		c->kc.base = c->kc.read;
+		c->kc.paired = 1;
+	}
+	c->kc.kern_base = c->kc.k.st->kern_fwd;
+	c->ku.base = c->ku.read;
+	c->ku.kern_base = 0;
+	c->ku.paired = 1;
+	c->kc.k.st->user_in = c->kc.written;
+	c->ku.k.st->user_in = c->ku.written;
+	c->kc.k.st->syn_adj = c->kc.syn_adj;
+	c->ku.k.st->syn_adj = c->ku.syn_adj;
+	c->kc.k.st->user_fwd = c->kc.read - c->kc.base;
+	c->ku.k.st->user_fwd = c->ku.read - c->ku.base;
+	c->kc.k.st->enabled = 1;
+	c->ku.k.st->enabled = 1;
+	if (c->srv) {
+		struct spliced_conn info;
+
+		memset(&info, 0, sizeof(info));
+		str_copy(info.client, sizeof(info.client), c->peer);
+		str_copy(info.upstream, sizeof(info.upstream), c->srv->spec);
+		str_copy(info.pool, sizeof(info.pool), c->pool->name);
+		str_copy(info.server, sizeof(info.server), c->srv->name);
+		info.start_ns = c->start_ns;
+		info.server_id = c->srv->id;
+		info.flags = SPLICED_CONN_KERNEL | (c->st == CS_TUNNEL ? SPLICED_CONN_TUNNEL : 0);
+		splice_conn_update(c->kc.k.cookie, &info);
+	}
+	return 0;
+}
+
+/*
+ * kernel_wanted - does this span go to the kernel? Tunnels only (splice auto and on).
+ * A tunnel starts quiet and the kernel carries all of it with no daemon work. Bodies stay on
+ * splice(2): a body usually starts "dirty" (its first bytes arrive with the head and are passed
+ * up, and while the daemon forwards them the verdict must pass the next skbs too), so a busy
+ * stream rarely returns to the kernel; once inserted a socket can no longer use splice(2); and
+ * body spans opened on a streaming socket lost or reordered bytes in our tests on this kernel
+ * (docs/KERNEL_PATH.md). The window code is span-generic so bodies can be enabled once proven.
+ */
+static int kernel_wanted(struct conn *c, struct flow *f)
+{
+	return c->kernel_ok && !c->kfail && f->body == B_TUNNEL;
+}
+
+/* open a window for the rest of f's body: the daemon's own bytes are all written */
+static void kernel_open(struct conn *c, struct flow *f)
+{
+	struct spliced_sock *st = f->src->k.st;
+	uint64_t off = f->src->read - f->src->base;
+
+	f->kspan = 1;
+	f->kern_seen = st->kern_fwd;
+	st->user_fwd = off;
+	/* publish the end last: the verdict may run on another CPU right now */
+	__atomic_store_n(&st->win_end, f->body == B_LENGTH ? off + f->left : SPLICED_WIN_ALL,
+			 __ATOMIC_RELEASE);
+	log_debug("%s: kernel window [%llu, %llu) seen %llu passed %llu kern %llu", c->peer,
+		  (unsigned long long)off, (unsigned long long)st->win_end,
+		  (unsigned long long)st->seen, (unsigned long long)st->passed,
+		  (unsigned long long)st->kern_fwd);
+	c->kpoll = 1;
+}
+
+/* bytes the verdict redirected since the last look count as moved body bytes */
+static void kernel_account(struct flow *f, int *progress)
+{
+	uint64_t k = __atomic_load_n(&f->src->k.st->kern_fwd, __ATOMIC_ACQUIRE);
+	uint64_t d = k - f->kern_seen;
+
+	if (!d)
+		return;
+	f->kern_seen = k;
+	flow_account(f, d);
+	f->kmoved += d;
+	*progress = 1;
+}
+
+/* after EOF on a spliced source: has the verdict seen every byte, and did all of it reach
+ * the destination's send queue? (DESIGN.md pitfall 2) */
+static int kernel_src_drained(struct conn *c, struct flow *f)
+{
+	uint64_t received;
+
+	if (!kin(f->src))
+		return 1;
+	if (splice_tcp_received(*f->src->fd, &received))
+		return 1;
+	/* tcpi_bytes_received counts the FIN */
+	if (f->src->base + f->src->k.st->seen + 1 < received) {
+		c->kpoll = 1;
+		return 0;
+	}
+	return kern_drained(c, f->dst);
+}
+
 /* ---- body relay ---- */
 
 enum flow_rc {
-	FLOW_BLOCKED = 0, /* waiting on a socket (edge re-armed) */
+	FLOW_BLOCKED = 0, /* waiting on a socket (edge re-armed) or on the kernel (kpoll) */
 	FLOW_DONE = 1,	  /* body complete and flushed */
 	FLOW_ERR_SRC = -1,
 	FLOW_ERR_DST = -2,
@@ -495,34 +758,52 @@ static int flow_take_from_in(struct flow *f)
 
 /*
  * flow_run - relay one direction's body (or tunnel) from src to dst until blocked or done.
- * *moved_total accumulates bytes written to dst (for stats and fairness).
+ * *moved_total accumulates body bytes the daemon moved (for stats and fairness); bytes the
+ * kernel moved are in f->kmoved.
  */
-static int flow_run(struct conn *c, struct flow *f, int src, int dst, uint64_t *moved_total,
-		    int *progress)
+static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progress)
 {
 	for (;;) {
 		int rc;
 
-		rc = flush_buf(dst, &f->out, progress);
+		rc = flush_buf(c, f->dst, &f->out, progress);
 		if (rc == -EAGAIN)
 			return FLOW_BLOCKED;
 		if (rc < 0)
 			return FLOW_ERR_DST;
 		while (f->in_pipe) {
-			ssize_t r = splice(f->pipe_r, NULL, dst, NULL, f->in_pipe,
-					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			ssize_t r;
 
+			if (!kern_drained(c, f->dst))
+				return FLOW_BLOCKED;
+			r = splice(f->pipe_r, NULL, *f->dst->fd, NULL, f->in_pipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (r == -1) {
 				if (errno == EAGAIN || errno == EINTR)
 					return FLOW_BLOCKED;
 				return FLOW_ERR_DST;
 			}
 			f->in_pipe -= (uint32_t)r;
+			f->dst->written += (uint64_t)r;
+			if (kin(f->dst))
+				f->dst->k.st->user_in = f->dst->written;
 			*moved_total += (uint64_t)r;
 			*progress = 1;
 		}
+		if (f->kspan)
+			kernel_account(f, progress);
 		if (f->body_done || f->body == B_NONE) {
+			if (f->kspan)
+				log_debug("%s: kernel span done: read %llu seen %llu passed %llu "
+					  "kern %llu user_fwd %llu trims %llu",
+					  c->peer, (unsigned long long)(f->src->read - f->src->base),
+					  (unsigned long long)f->src->k.st->seen,
+					  (unsigned long long)f->src->k.st->passed,
+					  (unsigned long long)f->src->k.st->kern_fwd,
+					  (unsigned long long)f->src->k.st->user_fwd,
+					  (unsigned long long)f->src->k.st->trims);
 			f->body_done = 1;
+			f->kspan = 0;
 			return FLOW_DONE;
 		}
 		if (c->run_budget >= RUN_BUDGET) {
@@ -535,34 +816,50 @@ static int flow_run(struct conn *c, struct flow *f, int src, int dst, uint64_t *
 			if (flow_take_from_in(f))
 				return FLOW_BAD_FRAMING;
 			*moved_total += buf_len(&f->out) - before;
-			if (buf_len(&f->out) == before && !f->body_done && f->body != B_CHUNKED)
-				return FLOW_BLOCKED; /* out full */
 			if (buf_len(&f->out) != before || f->body_done)
 				continue;
 			/* chunked walker needs more bytes than are buffered: read below */
 		}
+		if (f->kspan && !buf_len(&f->in)) {
+			/* everything the daemon was given is written: the verdict may go on */
+			__atomic_store_n(&f->src->k.st->user_fwd, f->src->read - f->src->base,
+					 __ATOMIC_RELEASE);
+		} else if (!f->kspan && !buf_len(&f->in) && !f->in_pipe && kernel_wanted(c, f) &&
+			   !kernel_pair(c)) {
+			kernel_open(c, f);
+			continue;
+		}
 		if (f->src_eof) {
+			if (f->kspan && !kernel_src_drained(c, f))
+				return FLOW_BLOCKED;
+			if (f->kspan)
+				kernel_account(f, progress);
 			if (f->body == B_EOF) {
 				f->body_done = 1;
 				continue;
 			}
 			if (f->body == B_TUNNEL) {
 				if (!f->dst_shut) {
-					shutdown(dst, SHUT_WR);
+					shutdown(*f->dst->fd, SHUT_WR);
 					f->dst_shut = 1;
 				}
 				f->body_done = 1;
+				f->kspan = 0;
 				return FLOW_DONE;
 			}
+			if (f->body_done)
+				continue;
 			return FLOW_EARLY_EOF;
 		}
-		{
+		if (!kin(f->src)) {
+			/* splice(2) reads the receive queue: only for sockets outside the maps
+			 * (the verdict hands passed bytes to recvmsg only) */
 			uint64_t span = flow_span(f);
 
 			if (span && !buf_len(&f->in) && !flow_open_pipe(c, f)) {
 				size_t want = span < c->w->cf->pipe_size ? (size_t)span
 									 : c->w->cf->pipe_size;
-				ssize_t r = splice(src, NULL, f->pipe_w, NULL, want,
+				ssize_t r = splice(*f->src->fd, NULL, f->pipe_w, NULL, want,
 						   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
 				if (r == -1) {
@@ -574,6 +871,7 @@ static int flow_run(struct conn *c, struct flow *f, int src, int dst, uint64_t *
 					f->src_eof = 1;
 					continue;
 				}
+				f->src->read += (uint64_t)r;
 				f->in_pipe += (uint32_t)r;
 				c->run_budget += (uint64_t)r;
 				flow_account(f, (uint64_t)r);
@@ -587,9 +885,12 @@ static int flow_run(struct conn *c, struct flow *f, int src, int dst, uint64_t *
 
 			if (!room)
 				return FLOW_BAD_FRAMING; /* a chunk line longer than the buffer */
-			r = recv_some(src, f->in.data + f->in.end, room);
-			if (r == -EAGAIN)
+			r = side_recv(c, f->src, f->in.data + f->in.end, room);
+			if (r == -EAGAIN) {
+				if (f->kspan)
+					c->kpoll = 1;
 				return FLOW_BLOCKED;
+			}
 			if (r < 0)
 				return FLOW_ERR_SRC;
 			if (r == 0) {
@@ -629,7 +930,7 @@ static struct server *pick_server(struct conn *c)
 	for (unsigned i = 0; i < p->nservers; i++) {
 		struct server *s = &p->servers[i];
 
-		usable[i] = atomic_load(&s->failed_until_ms) <= c->w->now_ms;
+		usable[i] = health_server_usable(s, c->w->now_ms);
 		for (unsigned t = 0; t < c->ntried && usable[i]; t++)
 			if (c->tried[t] == s->id)
 				usable[i] = 0;
@@ -650,6 +951,7 @@ static int connect_failed(struct conn *c, const char *why)
 		atomic_store(&s->failed_until_ms, c->w->now_ms + s->pool->fail_timeout_ms);
 		log_warnx("pool %s server %s: connect failed (%s), marked down for %u ms",
 			  s->pool->name, s->name, why, s->pool->fail_timeout_ms);
+		health_passive_result(s, 0, why, c->w->now_ms);
 	}
 	upstream_close(c);
 	c->srv = NULL;
@@ -796,7 +1098,8 @@ static int handle_request(struct conn *c, int head_len)
 	c->ntried = 0;
 	/* a keep-alive upstream to the same pool carries the next request; a new pool means
 	 * a new upstream connection */
-	if (c->ufd >= 0 && c->pool == r->pool && c->resp_keepalive && c->srv && !c->resp.src_eof &&
+	if (c->ufd >= 0 && c->pool == r->pool && c->resp_keepalive && c->srv &&
+	    health_server_reusable(c->srv) && !c->resp.src_eof &&
 	    !(c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 		c->upstream_fresh = 0;
 		c->tried[c->ntried++] = c->srv->id;
@@ -840,7 +1143,7 @@ static int step_head(struct conn *c)
 			return conn_fail_request(c, 431);
 		}
 		{
-			ssize_t r = recv_some(c->cfd, in->data + in->end, in->cap - in->end);
+			ssize_t r = side_recv(c, &c->kc, in->data + in->end, in->cap - in->end);
 
 			if (r == -EAGAIN)
 				return 0;
@@ -876,8 +1179,22 @@ static int step_connect(struct conn *c)
 }
 
 /* request (and response) complete: log, then next request or close */
+/* fold the kernel-moved bytes of this message into the request and server counters */
+static void count_kernel(struct conn *c)
+{
+	c->bytes_in += c->req.kmoved;
+	c->bytes_out += c->resp.kmoved;
+	if (c->srv) {
+		atomic_fetch_add(&c->srv->kern_bytes_up, c->req.kmoved);
+		atomic_fetch_add(&c->srv->kern_bytes_down, c->resp.kmoved);
+	}
+	c->req.kmoved = 0;
+	c->resp.kmoved = 0;
+}
+
 static int finish_request(struct conn *c)
 {
+	count_kernel(c);
 	access_log(c);
 	if (c->srv) {
 		atomic_fetch_add(&c->srv->bytes_up, c->bytes_in);
@@ -951,6 +1268,13 @@ static int response_head(struct conn *c, int *progress)
 				if (m->status == 101 && !tunnel)
 					return conn_fail_request(c, 502);
 				c->status = m->status;
+				if (!informational && c->srv) {
+					char why[16];
+
+					snprintf(why, sizeof(why), "status %d", m->status);
+					health_passive_result(c->srv, m->status < 500, why,
+							      c->w->now_ms);
+				}
 				memset(&rw, 0, sizeof(rw));
 				rw.via = "1.1 spliced";
 				rw.keep_upgrade = tunnel;
@@ -1015,7 +1339,7 @@ static int response_head(struct conn *c, int *progress)
 		if (in->end == in->cap)
 			return conn_fail_request(c, 502);
 		{
-			ssize_t r = recv_some(c->ufd, in->data + in->end, in->cap - in->end);
+			ssize_t r = side_recv(c, &c->ku, in->data + in->end, in->cap - in->end);
 
 			if (r == -EAGAIN)
 				return 0;
@@ -1042,7 +1366,7 @@ static int step_exchange(struct conn *c)
 	if (!c->req.body_done || buf_len(&c->req.out)) {
 		uint64_t moved = 0;
 
-		rc = flow_run(c, &c->req, c->cfd, c->ufd, &moved, &progress);
+		rc = flow_run(c, &c->req, &moved, &progress);
 		c->bytes_in += moved;
 		if (rc == FLOW_ERR_DST || rc == FLOW_ERR_SRC) {
 			if (rc == FLOW_ERR_DST && !c->resp_started)
@@ -1075,7 +1399,7 @@ static int step_exchange(struct conn *c)
 	{
 		uint64_t moved = 0;
 
-		rc = flow_run(c, &c->resp, c->ufd, c->cfd, &moved, &progress);
+		rc = flow_run(c, &c->resp, &moved, &progress);
 		c->bytes_out += moved;
 		if (rc == FLOW_ERR_DST) {
 			conn_free(c);
@@ -1105,12 +1429,14 @@ static int step_tunnel(struct conn *c)
 	int a = FLOW_DONE, b = FLOW_DONE;
 
 	if (!c->req.body_done)
-		a = flow_run(c, &c->req, c->cfd, c->ufd, &up, &progress);
+		a = flow_run(c, &c->req, &up, &progress);
 	if (!c->resp.body_done)
-		b = flow_run(c, &c->resp, c->ufd, c->cfd, &down, &progress);
+		b = flow_run(c, &c->resp, &down, &progress);
 	c->bytes_in += up;
 	c->bytes_out += down;
 	if (a < 0 || b < 0 || (c->req.body_done && c->resp.body_done)) {
+		count_kernel(c);
+		access_log(c);
 		if (c->srv) {
 			atomic_fetch_add(&c->srv->bytes_up, c->bytes_in);
 			atomic_fetch_add(&c->srv->bytes_down, c->bytes_out);
@@ -1128,7 +1454,7 @@ static int step_tunnel(struct conn *c)
 static int step_closing(struct conn *c)
 {
 	int progress = 0;
-	int rc = flush_buf(c->cfd, &c->resp.out, &progress);
+	int rc = flush_buf(c, &c->kc, &c->resp.out, &progress);
 	char sink[4096];
 
 	if (rc == -EAGAIN)
@@ -1138,13 +1464,16 @@ static int step_closing(struct conn *c)
 		return -1;
 	}
 	if (!c->resp.dst_shut) {
+		/* redirected bytes still on their way into the client would be lost */
+		if (!kern_drained(c, &c->kc))
+			return 0;
 		shutdown(c->cfd, SHUT_WR);
 		c->resp.dst_shut = 1;
 		if (c->deadline > c->w->now_ms + LINGER_MS)
 			set_deadline(c, LINGER_MS);
 	}
 	for (int i = 0; i < 64; i++) {
-		ssize_t r = recv_some(c->cfd, sink, sizeof(sink));
+		ssize_t r = side_recv(c, &c->kc, sink, sizeof(sink));
 
 		if (r == -EAGAIN)
 			return 0;
@@ -1155,10 +1484,24 @@ static int step_closing(struct conn *c)
 	return -1;
 }
 
+static void conn_run_once(struct conn *c);
+
 void conn_run(struct conn *c)
 {
 	if (c->dead)
 		return;
+	c->kpoll = 0;
+	conn_run_once(c);
+	if (!c->dead && c->kpoll && !c->kqueued) {
+		/* the kernel gives no signal when a window is done or a queue drained */
+		c->kqueued = 1;
+		c->kpoll_next = c->w->kpoll;
+		c->w->kpoll = c;
+	}
+}
+
+static void conn_run_once(struct conn *c)
+{
 	c->run_budget = 0;
 	for (;;) {
 		int r;
@@ -1281,6 +1624,20 @@ int conn_new(struct worker *w, struct listener *l, int fd)
 	c->ctag.c = c;
 	c->utag.kind = EP_UPSTREAM;
 	c->utag.c = c;
+	c->kc.fd = &c->cfd;
+	c->ku.fd = &c->ufd;
+	c->ku.syn_adj = 1; /* connected sockets count their SYN in tcpi_bytes_acked */
+	c->req.src = &c->kc;
+	c->req.dst = &c->ku;
+	c->resp.src = &c->ku;
+	c->resp.dst = &c->kc;
+	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		c->start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	}
 	c->st = CS_HEAD;
 	set_deadline(c, w->cf->timeout_header_ms);
 	c->next = w->conns;

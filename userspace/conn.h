@@ -43,4 +43,7 @@ struct conn *conn_next(struct conn *c);
  * and queue itself again). */
 struct conn *conn_ready_next(struct conn *c);
 
+/* conn_kpoll_next - the same for the kernel poll list. */
+struct conn *conn_kpoll_next(struct conn *c);
+
 #endif

@@ -4,7 +4,8 @@
  *
  * Start-up: parse + validate config (all errors) -> open access log -> load BPF, pin maps ->
  * bind every listener (one SO_REUSEPORT socket per worker, so bind errors are fatal before any
- * thread starts) -> start workers -> publish stats every second until SIGTERM/SIGINT.
+ * thread starts) -> start workers -> start the health thread -> publish stats every second
+ * until SIGTERM/SIGINT.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "health.h"
 #include "log.h"
 #include "splice.h"
 #include "worker.h"
@@ -164,6 +166,14 @@ int main(int argc, char **argv)
 			fatal("cannot start worker %u", i);
 		}
 	}
+	{
+		int rc = health_start(cf);
+
+		if (rc) {
+			errno = -rc;
+			fatal("cannot start the health checks");
+		}
+	}
 	log_info("spliced %s started: %u listener%s, %u pool%s, %u worker%s", SPLICED_VERSION,
 		 cf->nlisteners, cf->nlisteners == 1 ? "" : "s", cf->npools,
 		 cf->npools == 1 ? "" : "s", nworkers, nworkers == 1 ? "" : "s");
@@ -188,6 +198,7 @@ int main(int argc, char **argv)
 			log_warnx("SIGUSR2: live upgrade is not implemented yet; ignored");
 	}
 	log_info("signal %d: stopping", sig);
+	health_stop();
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);
 	free(workers);

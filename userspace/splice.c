@@ -1,14 +1,27 @@
 // SPDX-License-Identifier: MIT
 /*
- * splice.c - BPF skeleton lifecycle: load, pin (bpftool-readable, BTF-typed), publish stats.
+ * splice.c - the BPF side: skeleton lifecycle, pinned maps, the kernel data path's socket
+ * insertion, window publication and drain checks, and stats export.
+ *
+ * The per-socket window state lives in an mmap-ed BPF array (spliced_socks): the verdict writes
+ * its counters there, the daemon its window with plain 64-bit stores, no syscall per update.
  */
 #include <errno.h>
+#include <linux/magic.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <linux/magic.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -21,9 +34,21 @@
 
 _Static_assert(sizeof(struct spliced_kern_counters) == 40, "ABI: kern counters");
 _Static_assert(sizeof(struct spliced_server_stats) == 192, "ABI: server stats");
+_Static_assert(sizeof(struct spliced_sock) == 128, "ABI: sock state");
+_Static_assert(sizeof(struct spliced_conn) == 208, "ABI: conn table");
 
 static struct splice_bpf *skel;
 static char pin_dir[PATH_MAX];
+static int kernel_on; /* verdict attached: the kernel path may be used */
+static struct spliced_sock *socks; /* mmap of spliced_socks */
+static uint32_t nslots;
+static uint32_t *free_slots;
+static uint32_t nfree;
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fd_targets, fd_active, fd_slot_of, fd_conns;
+
+static const char *const pinned[] = { "spliced_kern", "spliced_servers", "spliced_conns",
+				      "spliced_socks" };
 
 static int ensure_bpffs(const char *dir)
 {
@@ -56,45 +81,301 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return log_libbpf((int)level, fmt, ap);
 }
 
+/* attach the verdict and map the socket state; 0 or -errno (the kernel path stays off) */
+static int kernel_setup(void)
+{
+	int err;
+
+	fd_targets = bpf_map__fd(skel->maps.spliced_targets);
+	fd_active = bpf_map__fd(skel->maps.spliced_active);
+	fd_slot_of = bpf_map__fd(skel->maps.spliced_slot_of);
+	socks = mmap(NULL, (size_t)nslots * sizeof(*socks), PROT_READ | PROT_WRITE, MAP_SHARED,
+		     bpf_map__fd(skel->maps.spliced_socks), 0);
+	if (socks == MAP_FAILED) {
+		socks = NULL;
+		return -errno;
+	}
+	free_slots = calloc(nslots, sizeof(*free_slots));
+	if (!free_slots)
+		return -ENOMEM;
+	/* slot 0 stays unused so a zero peer_slot never names a live socket */
+	for (uint32_t i = nslots - 1; i >= 1; i--)
+		free_slots[nfree++] = i;
+	/* libbpf 1.1 has no bpf_program__attach_sockmap */
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.spliced_verdict), fd_active,
+			    BPF_SK_SKB_STREAM_VERDICT, 0)) {
+		err = -errno;
+		return err;
+	}
+	return 0;
+}
+
 int splice_init(struct config *cf, int disabled)
 {
+	uint32_t socks_max;
 	int err;
 
 	libbpf_set_print(libbpf_print);
 	snprintf(pin_dir, sizeof(pin_dir), "%s", cf->pin_path);
 	err = ensure_bpffs(pin_dir);
 	if (err) {
-		log_warnx(
-			"bpf: cannot prepare %s (%s); statistics maps not pinned, kernel path off",
-			pin_dir, strerror(-err));
+		log_warnx("bpf: cannot prepare %s (%s); maps not pinned, kernel data path off",
+			  pin_dir, strerror(-err));
 		return 0;
 	}
 	skel = splice_bpf__open();
 	if (!skel) {
-		log_warnx("bpf: cannot open the BPF object (%s); kernel path off", strerror(errno));
+		log_warnx("bpf: cannot open the BPF object (%s); kernel data path off",
+			  strerror(errno));
 		return 0;
 	}
+	/* two sockets per connection, plus the unused slot 0 */
+	socks_max = cf->max_connections * 2 + 1;
+	if (socks_max > (1u << 20))
+		socks_max = 1u << 20;
+	nslots = socks_max;
 	bpf_map__set_max_entries(skel->maps.spliced_servers, cf->nservers ? cf->nservers : 1);
+	bpf_map__set_max_entries(skel->maps.spliced_socks, socks_max);
+	bpf_map__set_max_entries(skel->maps.spliced_slot_of, socks_max);
+	bpf_map__set_max_entries(skel->maps.spliced_targets, socks_max);
+	bpf_map__set_max_entries(skel->maps.spliced_active, socks_max);
+	bpf_map__set_max_entries(skel->maps.spliced_conns, socks_max);
+	if (disabled)
+		bpf_program__set_autoload(skel->progs.spliced_verdict, false);
 	err = splice_bpf__load(skel);
 	if (err) {
-		log_warnx("bpf: cannot load the BPF object (%s); kernel path off", strerror(-err));
+		log_warnx("bpf: cannot load the BPF object (%s); kernel data path off",
+			  strerror(-err));
 		goto err_destroy;
 	}
-	if ((err = pin_map(skel->maps.spliced_kern)) ||
-	    (err = pin_map(skel->maps.spliced_servers))) {
+	if ((err = pin_map(skel->maps.spliced_kern)) || (err = pin_map(skel->maps.spliced_servers)) ||
+	    (err = pin_map(skel->maps.spliced_conns)) || (err = pin_map(skel->maps.spliced_socks))) {
 		log_warnx("bpf: cannot pin maps under %s (%s)", pin_dir, strerror(-err));
 		goto err_destroy;
 	}
+	fd_conns = bpf_map__fd(skel->maps.spliced_conns);
 	splice_publish_stats(cf);
-	log_info("bpf: maps pinned under %s%s", pin_dir,
-		 disabled ? " (kernel data path disabled by --no-splice)" : "");
-	/* the sockhash verdict is loaded (the probe passed); attaching it is the kernel data
-	 * path's job, which does not carry bytes yet */
-	return 0;
+	if (disabled) {
+		log_info("bpf: maps pinned under %s; kernel data path disabled (--no-splice)",
+			 pin_dir);
+		return 0;
+	}
+	err = kernel_setup();
+	if (err) {
+		log_warnx("bpf: sockhash verdict unavailable (%s); kernel data path off",
+			  strerror(-err));
+		return 0;
+	}
+	kernel_on = 1;
+	log_info("bpf: maps pinned under %s; kernel data path on", pin_dir);
+	return 1;
 
 err_destroy:
 	splice_bpf__destroy(skel);
 	skel = NULL;
+	return 0;
+}
+
+int splice_kernel_available(void)
+{
+	return kernel_on;
+}
+
+static int slot_get(uint32_t *slot)
+{
+	int rc = -ENOSPC;
+
+	pthread_mutex_lock(&slot_lock);
+	if (nfree) {
+		*slot = free_slots[--nfree];
+		rc = 0;
+	}
+	pthread_mutex_unlock(&slot_lock);
+	return rc;
+}
+
+static void slot_put(uint32_t slot)
+{
+	pthread_mutex_lock(&slot_lock);
+	free_slots[nfree++] = slot;
+	pthread_mutex_unlock(&slot_lock);
+}
+
+static int sock_cookie(int fd, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) == -1)
+		return -errno;
+	return 0;
+}
+
+int splice_insert(struct ksock *a, int afd, struct ksock *b, int bfd, uint64_t cap)
+{
+	/* sockhash values are 64-bit fds here: never pass an int's address */
+	uint64_t afd64 = (uint64_t)afd, bfd64 = (uint64_t)bfd;
+	int a_new = !a->slot;
+	int one = 1;
+	int err;
+
+	if (!kernel_on)
+		return -EOPNOTSUPP;
+	if (a_new) {
+		memset(a, 0, sizeof(*a));
+		if ((err = sock_cookie(afd, &a->cookie)))
+			return err;
+		if (slot_get(&a->slot))
+			return -ENOSPC;
+		a->st = &socks[a->slot];
+		memset((void *)a->st, 0, sizeof(*a->st));
+	}
+	memset(b, 0, sizeof(*b));
+	if ((err = sock_cookie(bfd, &b->cookie)))
+		goto err_a;
+	if (slot_get(&b->slot)) {
+		err = -ENOSPC;
+		goto err_a;
+	}
+	b->st = &socks[b->slot];
+	memset((void *)b->st, 0, sizeof(*b->st));
+	b->st->peer_slot = a->slot;
+	b->st->cap = cap;
+	a->st->cap = cap;
+	if ((a_new && bpf_map_update_elem(fd_slot_of, &a->cookie, &a->slot, BPF_ANY)) ||
+	    bpf_map_update_elem(fd_slot_of, &b->cookie, &b->slot, BPF_ANY)) {
+		err = -errno;
+		goto err_slots;
+	}
+	/* redirect targets first: a redirect to a peer not yet in the map is dropped silently
+	 * (DESIGN.md pitfall 6) */
+	if (bpf_map_update_elem(fd_targets, &a->cookie, &bfd64, BPF_ANY) ||
+	    bpf_map_update_elem(fd_targets, &b->cookie, &afd64, BPF_ANY)) {
+		err = -errno;
+		goto err_targets;
+	}
+	a->st->peer_slot = b->slot;
+	if (a_new) {
+		if (bpf_map_update_elem(fd_active, &a->cookie, &afd64, BPF_ANY)) {
+			err = -errno; /* EOPNOTSUPP: FIN already received (pitfall 5) */
+			goto err_targets;
+		}
+		a->in_map = 1;
+	}
+	if (bpf_map_update_elem(fd_active, &b->cookie, &bfd64, BPF_ANY)) {
+		/* a is live in the verdict map and must stay there (pitfall 8); its window stays
+		 * closed, so every byte is passed up and the connection carries on in userspace */
+		err = -errno;
+		bpf_map_delete_elem(fd_targets, &a->cookie);
+		bpf_map_delete_elem(fd_targets, &b->cookie);
+		bpf_map_delete_elem(fd_slot_of, &b->cookie);
+		slot_put(b->slot);
+		memset(b, 0, sizeof(*b));
+		return err;
+	}
+	b->in_map = 1;
+	/* bytes queued before insertion wait for more data unless woken (pitfall 4) */
+	setsockopt(afd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	setsockopt(bfd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	return 0;
+
+err_targets:
+	bpf_map_delete_elem(fd_targets, &a->cookie);
+	bpf_map_delete_elem(fd_targets, &b->cookie);
+err_slots:
+	bpf_map_delete_elem(fd_slot_of, &b->cookie);
+	slot_put(b->slot);
+	memset(b, 0, sizeof(*b));
+err_a:
+	if (a_new && a->slot) {
+		bpf_map_delete_elem(fd_slot_of, &a->cookie);
+		slot_put(a->slot);
+		memset(a, 0, sizeof(*a));
+	}
+	return err;
+}
+
+void splice_release(struct ksock *k)
+{
+	if (!k->slot)
+		return;
+	/* the socket is closed: the kernel already dropped it from both sockhashes */
+	bpf_map_delete_elem(fd_slot_of, &k->cookie);
+	bpf_map_delete_elem(fd_targets, &k->cookie);
+	memset((void *)k->st, 0, sizeof(*k->st));
+	slot_put(k->slot);
+	memset(k, 0, sizeof(*k));
+}
+
+int splice_queued(int fd)
+{
+	int n = 0;
+
+	if (ioctl(fd, SIOCINQ, &n) == -1)
+		return 1;
+	return n > 0;
+}
+
+int splice_tcp_sent(int fd, uint64_t *sent)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int outq;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
+		return -errno;
+	if (ioctl(fd, SIOCOUTQ, &outq) == -1)
+		return -errno;
+	*sent = ti.tcpi_bytes_acked + (uint64_t)outq;
+	return 0;
+}
+
+int splice_tcp_received(int fd, uint64_t *received)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
+		return -errno;
+	*received = ti.tcpi_bytes_received;
+	return 0;
+}
+
+void splice_conn_update(uint64_t key, const struct spliced_conn *info)
+{
+	if (skel)
+		bpf_map_update_elem(fd_conns, &key, info, BPF_ANY);
+}
+
+void splice_conn_delete(uint64_t key)
+{
+	if (skel)
+		bpf_map_delete_elem(fd_conns, &key);
+}
+
+int splice_read_kern_counters(struct spliced_kern_counters *sum)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct spliced_kern_counters *v;
+	__u32 zero = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	if (!skel || ncpu <= 0)
+		return -ENOENT;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.spliced_kern), &zero, v)) {
+		free(v);
+		return -errno;
+	}
+	for (int i = 0; i < ncpu; i++) {
+		sum->redirect_bytes += v[i].redirect_bytes;
+		sum->redirect_skbs += v[i].redirect_skbs;
+		sum->pass_skbs += v[i].pass_skbs;
+		sum->drop_skbs += v[i].drop_skbs;
+		sum->no_peer += v[i].no_peer;
+	}
+	free(v);
 	return 0;
 }
 
@@ -119,6 +400,8 @@ void splice_publish_stats(struct config *cf)
 		st.conn_active = (__u64)atomic_load(&s->conn_active);
 		st.user_bytes_up = atomic_load(&s->bytes_up);
 		st.user_bytes_down = atomic_load(&s->bytes_down);
+		st.kern_bytes_up = atomic_load(&s->kern_bytes_up);
+		st.kern_bytes_down = atomic_load(&s->kern_bytes_down);
 		bpf_map_update_elem(fd, &key, &st, BPF_ANY);
 	}
 }
@@ -129,11 +412,14 @@ void splice_fini(void)
 
 	if (!skel)
 		return;
-	snprintf(path, sizeof(path), "%s/spliced_kern", pin_dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/spliced_servers", pin_dir);
-	unlink(path);
+	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, pinned[i]);
+		unlink(path);
+	}
 	rmdir(pin_dir);
+	if (socks)
+		munmap(socks, (size_t)nslots * sizeof(*socks));
+	free(free_slots);
 	splice_bpf__destroy(skel);
 	skel = NULL;
 }

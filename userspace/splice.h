@@ -1,24 +1,67 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * splice.h - the BPF side: skeleton lifecycle, pinned maps, probes, stats export.
- * Only splice.c includes the generated splice.skel.h.
+ * splice.h - the BPF side: skeleton lifecycle, pinned maps, the kernel data path (socket
+ * insertion, window state, drain checks), stats export. Only splice.c includes the generated
+ * splice.skel.h.
  */
 #ifndef SPLICED_SPLICE_H
 #define SPLICED_SPLICE_H
 
+#include <linux/types.h>
+#include <stdint.h>
+
+#include "splice_abi.h"
 #include "types.h"
 
+/* one socket's handle in the kernel data path */
+struct ksock {
+	uint32_t slot;		 /* 0: not in the maps */
+	uint64_t cookie;
+	struct spliced_sock *st; /* mmap-ed window state */
+	int in_map;		 /* in the verdict sockhash (stays until close) */
+};
+
 /*
- * splice_init - probe and load the BPF object, pin its maps under cf->pin_path (mounting bpffs
- * at /sys/fs/bpf when needed). Never fatal: on any failure the reason is logged once and the
- * daemon runs on the userspace path. Returns 1 when the kernel path is available, 0 if not.
+ * splice_init - load the BPF object, pin its maps under cf->pin_path (mounting bpffs at
+ * /sys/fs/bpf when needed) and, unless disabled, attach the verdict. Never fatal: on any failure
+ * the reason is logged once and the daemon serves on the userspace path.
+ * Returns 1 when the kernel data path is available, 0 if not.
  */
 int splice_init(struct config *cf, int disabled);
+int splice_kernel_available(void);
+
+/*
+ * splice_insert - put a connected pair into the maps (or pair a new b with an a already there):
+ * both as redirect targets, then both into
+ * the verdict map (pitfall 6), then wake bytes queued before insertion (pitfall 4). The window
+ * starts disabled: every byte is passed up until the caller opens one. Returns 0; -ENOSPC when
+ * no slot is free; -EOPNOTSUPP (a socket already got FIN) or another -errno: the pair stays on
+ * the userspace path (a socket that made it into the verdict map stays there until close).
+ */
+int splice_insert(struct ksock *a, int afd, struct ksock *b, int bfd, uint64_t cap);
+
+/* splice_release - forget a socket after it was closed; frees its slot. */
+void splice_release(struct ksock *k);
+
+/* splice_queued - nonzero when the socket has unread bytes in its receive queue (SIOCINQ). */
+int splice_queued(int fd);
+
+/* splice_tcp_sent - bytes that reached the socket's send queue: tcpi_bytes_acked + SIOCOUTQ. */
+int splice_tcp_sent(int fd, uint64_t *sent);
+/* splice_tcp_received - tcpi_bytes_received (counts a received FIN as one byte). */
+int splice_tcp_received(int fd, uint64_t *received);
+
+/* connection table for bpftool (key: client socket cookie) */
+void splice_conn_update(uint64_t key, const struct spliced_conn *info);
+void splice_conn_delete(uint64_t key);
+
+/* sum the per-CPU verdict counters; 0 or -errno */
+int splice_read_kern_counters(struct spliced_kern_counters *sum);
 
 /* splice_publish_stats - copy the per-server counters into the pinned spliced_servers map. */
 void splice_publish_stats(struct config *cf);
 
-/* splice_fini - unpin maps and destroy the skeleton. */
+/* splice_fini - unpin maps, unmap, destroy the skeleton. */
 void splice_fini(void);
 
 #endif

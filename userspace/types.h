@@ -23,6 +23,62 @@
 enum splice_mode { SPLICE_AUTO = 0, SPLICE_ON, SPLICE_OFF };
 enum hash_key { HASH_SOURCE = 0, HASH_HEADER };
 
+/* active health checks of a pool (health.c); HEALTH_CHECK_NONE: servers are assumed up */
+enum health_check { HEALTH_CHECK_NONE = 0, HEALTH_CHECK_HTTP, HEALTH_CHECK_TCP };
+
+/* server state as the workers see it (struct server_health.state) */
+enum server_state {
+	SRV_UP = 0,   /* takes new requests (unless passively ejected or weight 0) */
+	SRV_DOWN,     /* failed `fall` active checks in a row */
+	SRV_DRAINING, /* admin drain: no new requests, existing connections finish */
+	SRV_MAINT,    /* maintenance (admin or config): no requests, no checks */
+};
+
+/* struct server_health.admin bits */
+#define SRV_ADMIN_DRAIN 0x1
+#define SRV_ADMIN_MAINT 0x2
+
+struct health_conf {
+	enum health_check type;
+	char path[HOST_MAX_LEN];       /* HTTP: request target */
+	char host[HOST_MAX_LEN];       /* HTTP: Host header; "" = the server's address */
+	uint32_t interval_ms;	       /* start to start */
+	uint32_t timeout_ms;	       /* whole check: connect, request, response */
+	unsigned rise;		       /* consecutive successes that bring a down server up */
+	unsigned fall;		       /* consecutive failures that take an up server down */
+	unsigned status_lo, status_hi; /* HTTP: accepted status range */
+	uint8_t tls; /* hook for TLS checks (no keyword yet); see health.c check_tls_setup() */
+};
+
+/*
+ * Run-time health of one server. The atomics are read by workers without a lock; the plain
+ * fields belong to health.c and are only touched under its lock.
+ */
+struct server_health {
+	_Atomic int state;		   /* enum server_state */
+	_Atomic uint64_t ejected_until_ms; /* passive ejection: no new requests before */
+	_Atomic uint32_t consec_fail;	   /* passive: connect failures / 5xx in a row */
+	_Atomic uint32_t transitions;	   /* state changes, ejections included */
+	_Atomic uint64_t up_since_ms;	   /* start of the slow start ramp; 0: none */
+	/* under the health lock */
+	uint8_t admin;	    /* SRV_ADMIN_* */
+	uint8_t check_down; /* what active checks say (0: up, the initial assumption) */
+	uint8_t ejected;    /* an ejection whose end was not logged yet */
+	uint8_t recheck;    /* check as soon as possible (left maintenance) */
+	uint8_t probation;  /* left maintenance: the first failed check takes it down */
+	unsigned rise_cnt, fall_cnt;
+	unsigned nejections;	  /* ejection back-off exponent, decays while healthy */
+	uint64_t eject_end_ms;	  /* end of the last ejection (back-off decay) */
+	uint64_t last_change_ms;  /* last transition */
+	uint64_t last_check_ms;	  /* last active check result */
+	uint64_t checks;	  /* active check results */
+	uint32_t last_latency_us; /* of the last active check */
+	int8_t last_ok;		  /* last active check: 1 ok, 0 failed, -1 none yet */
+	uint32_t lb_weight;	  /* weight last given to the balancer */
+	char last_result[48];	  /* "status 200", "timeout", "refused", ... */
+	char reason[64];	  /* of the last transition */
+};
+
 struct server {
 	char name[NAME_MAX_LEN];
 	char spec[HOST_MAX_LEN]; /* HOST:PORT as configured */
@@ -30,7 +86,8 @@ struct server {
 	socklen_t addrlen;
 	uint32_t weight;
 	uint8_t backup;
-	uint32_t id; /* index in the global server table (BPF per-server stats key) */
+	uint8_t maintenance; /* `maintenance` option: starts in SRV_MAINT */
+	uint32_t id;	     /* index in the global server table (BPF per-server stats key) */
 	struct pool *pool;
 	int line;
 	/* runtime, shared by all workers */
@@ -40,7 +97,10 @@ struct server {
 	_Atomic uint64_t conn_fail;
 	_Atomic uint64_t bytes_up;   /* client -> server, moved by the daemon */
 	_Atomic uint64_t bytes_down; /* server -> client, moved by the daemon */
+	_Atomic uint64_t kern_bytes_up;   /* client -> server, redirected by the kernel */
+	_Atomic uint64_t kern_bytes_down; /* server -> client, redirected by the kernel */
 	_Atomic int64_t conn_active;
+	struct server_health h; /* health.c */
 };
 
 struct pool {
@@ -57,6 +117,13 @@ struct pool {
 	uint32_t fail_timeout_ms; /* how long a failed server is skipped */
 	unsigned retries;
 	int used; /* referenced by a route */
+	struct health_conf health;
+	uint32_t slow_start_ms;	       /* 0: off */
+	unsigned eject_failures;       /* passive ejection threshold; 0: off */
+	uint32_t eject_base_ms;	       /* first ejection; doubles on each repeat */
+	uint32_t eject_max_ms;	       /* longest ejection */
+	unsigned max_ejection_percent; /* never more of the pool's servers ejected at once */
+	unsigned weight_scale;	       /* balancer units per unit of configured weight (>= 1) */
 };
 
 struct route {
@@ -100,6 +167,7 @@ struct config {
 	uint32_t max_connections;
 	uint32_t buffer_size; /* per direction userspace buffer */
 	uint32_t pipe_size;   /* splice(2) pipe capacity */
+	uint64_t splice_cap;	   /* bytes in flight into a peer before falling back to PASS */
 	uint32_t fail_timeout_ms;
 	unsigned retries;
 	struct listener *listeners;

@@ -21,6 +21,7 @@
 
 #define MAX_EVENTS 256
 #define SWEEP_MS 100
+#define KPOLL_MS 1 /* kernel windows and drains give no event: look again this soon */
 
 _Atomic uint32_t g_nconns;
 int g_access_fd = -1;
@@ -139,7 +140,7 @@ static void *worker_main(void *arg)
 	struct epoll_event evs[MAX_EVENTS];
 
 	while (!w->stop) {
-		int timeout = w->ready ? 0 : SWEEP_MS;
+		int timeout = w->ready ? 0 : w->kpoll ? KPOLL_MS : SWEEP_MS;
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 
 		w->now_ms = worker_clock_ms();
@@ -170,6 +171,17 @@ static void *worker_main(void *arg)
 
 				conn_run(r);
 				r = next;
+			}
+		}
+		if (w->kpoll) {
+			struct conn *k = w->kpoll;
+
+			w->kpoll = NULL;
+			while (k) {
+				struct conn *next = conn_kpoll_next(k);
+
+				conn_run(k);
+				k = next;
 			}
 		}
 		if (w->now_ms - w->last_sweep_ms >= SWEEP_MS) {

@@ -36,6 +36,7 @@ struct worker {
 	struct conn *conns;	/* every connection of this worker (doubly linked) */
 	struct conn *ready;	/* connections to run again without an event (fairness) */
 	struct conn *graveyard; /* freed during this batch, released after it */
+	struct conn *kpoll;	/* waiting on the kernel data path: run again in 1 ms */
 	uint64_t last_sweep_ms;
 	volatile int stop;
 };

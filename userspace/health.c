@@ -1,0 +1,1080 @@
+// SPDX-License-Identifier: MIT
+/*
+ * health.c - the health machinery (see health.h for the states and the contracts).
+ *
+ * One thread, one epoll loop. HTTP checks run on the libcurl multi interface driven by
+ * CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION and curl_multi_socket_action(), so curl's
+ * sockets sit in our epoll set and nothing blocks; TCP checks are non-blocking connects on the
+ * same loop. Every check lives in a min-heap keyed on the time it is next due (its start, or
+ * its deadline while it runs), so a loop iteration costs O(log n) however many servers exist.
+ * First checks are spread over the interval (server k of n starts at k * interval / n plus a
+ * little jitter) and later ones run at a fixed rate from there, so 1,000 servers never fire at
+ * once.
+ *
+ * The state machine, slow start, ejection back-off and the ejection cap are plain functions
+ * over struct server (health_check_result, health_tick, health_passive_result ...) that the
+ * unit tests call without the thread. Their non-atomic fields are guarded by one process-wide
+ * mutex: transitions are rare, and the workers' hot path (health_server_usable, a successful
+ * health_passive_result) only touches atomics.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "health.h"
+#include "lb.h"
+#include "log.h"
+
+#define MAX_EVENTS 128
+#define STATUS_LOG_MS 10000
+#define TICK_MAX_MS 1000
+#define RAMP_STEP_MS 100
+#define HTTP_GRACE_MS 1000 /* after the curl timeout, before the thread gives up on a check */
+
+/* epoll tags: kind in the high 32 bits, fd or check index in the low ones */
+enum { TAG_WAKE = 1, TAG_CURL, TAG_TCP };
+#define TAG(kind, v) (((uint64_t)(kind) << 32) | (uint32_t)(v))
+
+/* one server's active check (health thread only) */
+struct hcheck {
+	struct server *s;
+	uint64_t due_ms; /* idle: next start; running: deadline */
+	uint64_t start_ms;
+	uint64_t start_us;
+	unsigned heap_idx;
+	int running;
+	int fd; /* TCP check socket, -1 */
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char url[HOST_MAX_LEN * 2];
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* the thread's state: there is one health thread per process */
+static struct {
+	struct config *cf;
+	pthread_t thread;
+	int started;
+	volatile int stop;
+	int epfd;
+	int wakefd; /* under health_lock: -1 when no thread listens */
+	CURLM *multi;
+	uint64_t curl_due_ms; /* UINT64_MAX: curl wants no timeout */
+	struct hcheck *checks;
+	unsigned nchecks;
+	struct hcheck **heap;
+	unsigned nheap;
+	uint64_t rng;
+} H = {.epfd = -1, .wakefd = -1};
+
+static uint64_t clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* same clock as worker_clock_ms() */
+static uint64_t clock_ms(void)
+{
+	return clock_us() / 1000;
+}
+
+const char *health_state_name(int state)
+{
+	static const char *const names[] = {
+		[SRV_UP] = "up",
+		[SRV_DOWN] = "down",
+		[SRV_DRAINING] = "draining",
+		[SRV_MAINT] = "maintenance",
+	};
+
+	if (state < 0 || (unsigned)state >= sizeof(names) / sizeof(names[0]))
+		return "?";
+	return names[state];
+}
+
+/* ---- state machine (callers hold health_lock) ---- */
+
+/* caller holds health_lock: nudge the thread to recompute its timers (rechecks, ejections) */
+static void wake_locked(void)
+{
+	uint64_t one = 1;
+
+	if (H.wakefd >= 0)
+		(void)!write(H.wakefd, &one, sizeof(one));
+}
+
+static unsigned server_index(const struct server *s)
+{
+	return (unsigned)(s - s->pool->servers);
+}
+
+/* give the balancer the weight s should have now (no-op when unchanged) */
+static void apply_weight(struct server *s, uint64_t now_ms)
+{
+	uint32_t w = health_effective_weight(s, now_ms);
+
+	if (w == s->h.lb_weight)
+		return;
+	s->h.lb_weight = w;
+	if (s->pool->lb_ready)
+		lb_set_weight(&s->pool->lb, server_index(s), w);
+}
+
+static int derive_state(const struct server_health *h)
+{
+	if (h->admin & SRV_ADMIN_MAINT)
+		return SRV_MAINT;
+	if (h->check_down)
+		return SRV_DOWN;
+	if (h->admin & SRV_ADMIN_DRAIN)
+		return SRV_DRAINING;
+	return SRV_UP;
+}
+
+/*
+ * Recompute the state from admin bits and check verdict; on a change count it, remember why,
+ * start slow start when the server comes back (not from draining: it stayed warm), log it and
+ * fix the balancer weight. nchecks > 0 adds ", N checks" to the log line. 1 when it changed.
+ */
+static int update_state(struct server *s, const char *why, unsigned nchecks, uint64_t now_ms)
+{
+	struct server_health *h = &s->h;
+	int old = atomic_load(&h->state), st = derive_state(h);
+
+	if (old == st)
+		return 0;
+	atomic_store(&h->state, st);
+	atomic_fetch_add(&h->transitions, 1);
+	h->last_change_ms = now_ms;
+	snprintf(h->reason, sizeof(h->reason), "%s", why);
+	if (st == SRV_UP && old != SRV_DRAINING && s->pool->slow_start_ms)
+		atomic_store(&h->up_since_ms, now_ms ? now_ms : 1);
+	else if (st != SRV_UP)
+		atomic_store(&h->up_since_ms, 0);
+	if (nchecks)
+		log_info("pool %s server %s: %s -> %s (%s, %u check%s)", s->pool->name, s->name,
+			 health_state_name(old), health_state_name(st), why, nchecks,
+			 nchecks == 1 ? "" : "s");
+	else
+		log_info("pool %s server %s: %s -> %s (%s)", s->pool->name, s->name,
+			 health_state_name(old), health_state_name(st), why);
+	apply_weight(s, now_ms);
+	return 1;
+}
+
+int health_check_result(struct server *s, int ok, const char *what, uint32_t latency_us,
+			uint64_t now_ms)
+{
+	struct server_health *h = &s->h;
+	const struct health_conf *hc = &s->pool->health;
+	int changed = 0;
+	unsigned n;
+
+	pthread_mutex_lock(&health_lock);
+	h->checks++;
+	h->last_check_ms = now_ms;
+	h->last_latency_us = latency_us;
+	h->last_ok = ok ? 1 : 0;
+	snprintf(h->last_result, sizeof(h->last_result), "%s", what);
+	if (h->admin & SRV_ADMIN_MAINT)
+		goto out;
+	if (ok) {
+		h->fall_cnt = 0;
+		h->probation = 0;
+		if (h->check_down && ++h->rise_cnt >= hc->rise) {
+			n = h->rise_cnt;
+			h->rise_cnt = 0;
+			h->check_down = 0;
+			changed = update_state(s, what, n, now_ms);
+		}
+	} else {
+		h->rise_cnt = 0;
+		if (!h->check_down && (++h->fall_cnt >= hc->fall || h->probation)) {
+			h->probation = 0;
+			n = h->fall_cnt;
+			h->fall_cnt = 0;
+			h->check_down = 1;
+			changed = update_state(s, what, n, now_ms);
+		}
+	}
+out:
+	pthread_mutex_unlock(&health_lock);
+	return changed;
+}
+
+int health_set_admin(struct server *s, const char *what)
+{
+	struct server_health *h = &s->h;
+	uint64_t now = clock_ms();
+	uint8_t admin;
+
+	if (!strcmp(what, "drain"))
+		admin = SRV_ADMIN_DRAIN;
+	else if (!strcmp(what, "maint") || !strcmp(what, "maintenance"))
+		admin = SRV_ADMIN_MAINT;
+	else if (!strcmp(what, "ready"))
+		admin = 0;
+	else
+		return -EINVAL;
+	pthread_mutex_lock(&health_lock);
+	if ((h->admin & SRV_ADMIN_MAINT) && !(admin & SRV_ADMIN_MAINT)) {
+		/* back from maintenance: up at once, but the first failed check takes it down
+		 * (HAProxy), and that check runs now rather than an interval later */
+		h->check_down = 0;
+		h->rise_cnt = 0;
+		h->fall_cnt = 0;
+		if (s->pool->health.type != HEALTH_CHECK_NONE) {
+			h->probation = 1;
+			h->recheck = 1;
+			wake_locked();
+		}
+	}
+	h->admin = admin;
+	update_state(s, "admin", 0, now);
+	pthread_mutex_unlock(&health_lock);
+	return 0;
+}
+
+/* ---- passive ejection ---- */
+
+int health_eject_allowed(unsigned nservers, unsigned nejected, unsigned percent)
+{
+	return (uint64_t)(nejected + 1) * 100 <= (uint64_t)nservers * percent;
+}
+
+uint32_t health_ejection_ms(const struct pool *p, unsigned n)
+{
+	uint64_t ms = p->eject_base_ms;
+
+	for (unsigned i = 1; i < n && ms < p->eject_max_ms; i++)
+		ms *= 2;
+	return ms < p->eject_max_ms ? (uint32_t)ms : p->eject_max_ms;
+}
+
+int health_server_usable(struct server *s, uint64_t now_ms)
+{
+	if (!s->weight)
+		return 0;
+	if (atomic_load_explicit(&s->h.state, memory_order_relaxed) != SRV_UP)
+		return 0;
+	if (atomic_load_explicit(&s->h.ejected_until_ms, memory_order_relaxed) > now_ms)
+		return 0;
+	return atomic_load_explicit(&s->failed_until_ms, memory_order_relaxed) <= now_ms;
+}
+
+int health_server_reusable(struct server *s)
+{
+	int st = atomic_load_explicit(&s->h.state, memory_order_relaxed);
+
+	return st != SRV_DOWN && st != SRV_MAINT;
+}
+
+void health_passive_result(struct server *s, int ok, const char *why, uint64_t now_ms)
+{
+	struct server_health *h = &s->h;
+	struct pool *p = s->pool;
+	unsigned n, nejected = 0;
+	uint32_t ms;
+
+	if (ok) {
+		/* a load first: the common case writes nothing, so the line is not bounced */
+		if (atomic_load_explicit(&h->consec_fail, memory_order_relaxed))
+			atomic_store_explicit(&h->consec_fail, 0, memory_order_relaxed);
+		return;
+	}
+	if (!p->eject_failures)
+		return;
+	n = atomic_fetch_add(&h->consec_fail, 1) + 1;
+	if (n < p->eject_failures || atomic_load(&h->ejected_until_ms) > now_ms)
+		return;
+	pthread_mutex_lock(&health_lock);
+	/* another worker may have ejected it meanwhile; a server that is not up has no
+	 * traffic to protect */
+	if (atomic_load(&h->ejected_until_ms) > now_ms || atomic_load(&h->state) != SRV_UP)
+		goto out;
+	for (unsigned i = 0; i < p->nservers; i++)
+		nejected += atomic_load(&p->servers[i].h.ejected_until_ms) > now_ms;
+	if (!health_eject_allowed(p->nservers, nejected, p->max_ejection_percent)) {
+		if (n == p->eject_failures)
+			log_info("pool %s server %s: %u consecutive failures (last: %s), not "
+				 "ejected: %u of %u servers are already (max_ejection_percent %u)",
+				 p->name, s->name, n, why ? why : "-", nejected, p->nservers,
+				 p->max_ejection_percent);
+		goto out;
+	}
+	/* the back-off exponent forgets one doubling per base period spent without ejection */
+	if (h->nejections && p->eject_base_ms) {
+		uint64_t calm = now_ms > h->eject_end_ms ? now_ms - h->eject_end_ms : 0;
+		uint64_t steps = calm / p->eject_base_ms;
+
+		h->nejections = steps >= h->nejections ? 0 : h->nejections - (unsigned)steps;
+	}
+	h->nejections++;
+	ms = health_ejection_ms(p, h->nejections);
+	atomic_store(&h->ejected_until_ms, now_ms + ms);
+	atomic_store(&h->consec_fail, 0);
+	atomic_store(&h->up_since_ms, 0);
+	atomic_fetch_add(&h->transitions, 1);
+	h->ejected = 1;
+	h->last_change_ms = now_ms;
+	snprintf(h->reason, sizeof(h->reason), "passive: %u consecutive failures", n);
+	log_info("pool %s server %s: up -> ejected (passive: %u consecutive failures, last: %s) "
+		 "for %u ms",
+		 p->name, s->name, n, why ? why : "-", ms);
+	apply_weight(s, now_ms);
+	wake_locked();
+out:
+	pthread_mutex_unlock(&health_lock);
+}
+
+/* ---- weights ---- */
+
+uint32_t health_effective_weight(struct server *s, uint64_t now_ms)
+{
+	const struct pool *p = s->pool;
+	uint64_t w = (uint64_t)s->weight * (p->weight_scale ? p->weight_scale : 1);
+	uint64_t since, el;
+
+	if (!w || atomic_load(&s->h.state) != SRV_UP ||
+	    atomic_load(&s->h.ejected_until_ms) > now_ms)
+		return 0;
+	since = atomic_load(&s->h.up_since_ms);
+	if (!since || !p->slow_start_ms || now_ms < since)
+		return (uint32_t)w;
+	el = now_ms - since;
+	if (el >= p->slow_start_ms)
+		return (uint32_t)w;
+	/* linear from w/10 at the start to w at slow_start_ms */
+	w = w * (p->slow_start_ms + 9 * el) / (10 * (uint64_t)p->slow_start_ms);
+	return w ? (uint32_t)w : 1;
+}
+
+uint32_t health_tick(struct config *cf, uint64_t now_ms)
+{
+	uint64_t next = TICK_MAX_MS;
+
+	pthread_mutex_lock(&health_lock);
+	for (unsigned i = 0; i < cf->nservers; i++) {
+		struct server *s = cf->servers[i];
+		struct server_health *h = &s->h;
+		uint64_t since;
+
+		if (h->ejected) {
+			uint64_t until = atomic_load(&h->ejected_until_ms);
+
+			if (until <= now_ms) {
+				int st = atomic_load(&h->state);
+
+				h->ejected = 0;
+				h->eject_end_ms = until;
+				h->last_change_ms = now_ms;
+				atomic_fetch_add(&h->transitions, 1);
+				snprintf(h->reason, sizeof(h->reason), "ejection ended");
+				if (st == SRV_UP && s->pool->slow_start_ms)
+					atomic_store(&h->up_since_ms, now_ms ? now_ms : 1);
+				log_info("pool %s server %s: ejected -> %s (ejection ended)",
+					 s->pool->name, s->name, health_state_name(st));
+			} else if (until - now_ms < next) {
+				next = until - now_ms;
+			}
+		}
+		since = atomic_load(&h->up_since_ms);
+		if (since) {
+			if (now_ms >= since + s->pool->slow_start_ms)
+				atomic_store(&h->up_since_ms, 0); /* ramp done */
+			else if (next > RAMP_STEP_MS)
+				next = RAMP_STEP_MS;
+		}
+		apply_weight(s, now_ms);
+	}
+	pthread_mutex_unlock(&health_lock);
+	return next ? (uint32_t)next : 1;
+}
+
+/* ---- status ---- */
+
+int health_format_status(struct config *cf, char *buf, size_t len)
+{
+	uint64_t now = clock_ms();
+	size_t off = 0;
+	int n;
+
+#define EMIT(...)                                                                     \
+	do {                                                                          \
+		n = snprintf(off < len ? buf + off : NULL, off < len ? len - off : 0, \
+			     __VA_ARGS__);                                            \
+		if (n > 0)                                                            \
+			off += (size_t)n;                                             \
+	} while (0)
+
+	if (len)
+		buf[0] = '\0';
+	EMIT("%-12s %-16s %-11s %9s %-16s %10s %8s %5s  %s\n", "POOL", "SERVER", "STATE", "WEIGHT",
+	     "LAST", "LATENCY_US", "CHECKS", "TRANS", "REASON (AGE)");
+	pthread_mutex_lock(&health_lock);
+	for (unsigned i = 0; i < cf->nservers; i++) {
+		struct server *s = cf->servers[i];
+		struct server_health *h = &s->h;
+		const struct pool *p = s->pool;
+		int st = atomic_load(&h->state);
+		uint64_t until = atomic_load(&h->ejected_until_ms);
+		const char *state = health_state_name(st);
+		char weight[32], last[64], lat[16], age[32];
+
+		if (st == SRV_UP && until > now)
+			state = "ejected";
+		else if (st == SRV_UP && !s->weight)
+			state = "draining"; /* configured weight 0 */
+		snprintf(weight, sizeof(weight), "%u/%u", h->lb_weight,
+			 s->weight * (p->weight_scale ? p->weight_scale : 1));
+		if (p->health.type == HEALTH_CHECK_NONE)
+			snprintf(last, sizeof(last), "-");
+		else if (h->last_ok < 0)
+			snprintf(last, sizeof(last), "pending");
+		else
+			snprintf(last, sizeof(last), "%s:%s", h->last_ok ? "ok" : "fail",
+				 h->last_result);
+		if (h->last_ok < 0)
+			snprintf(lat, sizeof(lat), "-");
+		else
+			snprintf(lat, sizeof(lat), "%u", h->last_latency_us);
+		if (h->last_change_ms)
+			snprintf(age, sizeof(age), "%llus ago",
+				 (unsigned long long)((now - h->last_change_ms) / 1000));
+		else
+			snprintf(age, sizeof(age), "since start");
+		EMIT("%-12s %-16s %-11s %9s %-16s %10s %8llu %5u  %s (%s)", p->name, s->name, state,
+		     weight, last, lat, (unsigned long long)h->checks, atomic_load(&h->transitions),
+		     h->reason[0] ? h->reason : "-", age);
+		if (st == SRV_UP && until > now)
+			EMIT(", ejected for %llus more",
+			     (unsigned long long)((until - now + 999) / 1000));
+		EMIT("\n");
+	}
+	pthread_mutex_unlock(&health_lock);
+#undef EMIT
+	return off > INT32_MAX ? INT32_MAX : (int)off;
+}
+
+static void log_status(struct config *cf)
+{
+	int need = health_format_status(cf, NULL, 0);
+	char *buf = malloc((size_t)need + 1), *line, *save = NULL;
+
+	if (!buf)
+		return;
+	health_format_status(cf, buf, (size_t)need + 1);
+	/* one message per line: log lines are bounded and syslog wants no newlines */
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		log_debug("health: %s", line);
+	free(buf);
+}
+
+/* ---- check scheduling: a binary min-heap of checks on due_ms ---- */
+
+static void heap_swap(unsigned a, unsigned b)
+{
+	struct hcheck *t = H.heap[a];
+
+	H.heap[a] = H.heap[b];
+	H.heap[b] = t;
+	H.heap[a]->heap_idx = a;
+	H.heap[b]->heap_idx = b;
+}
+
+static void heap_up(unsigned i)
+{
+	while (i && H.heap[(i - 1) / 2]->due_ms > H.heap[i]->due_ms) {
+		heap_swap(i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void heap_down(unsigned i)
+{
+	for (;;) {
+		unsigned l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < H.nheap && H.heap[l]->due_ms < H.heap[m]->due_ms)
+			m = l;
+		if (r < H.nheap && H.heap[r]->due_ms < H.heap[m]->due_ms)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(i, m);
+		i = m;
+	}
+}
+
+static void reschedule(struct hcheck *c, uint64_t due_ms)
+{
+	uint64_t old = c->due_ms;
+
+	c->due_ms = due_ms;
+	if (due_ms < old)
+		heap_up(c->heap_idx);
+	else
+		heap_down(c->heap_idx);
+}
+
+static uint64_t rand64(void)
+{
+	H.rng ^= H.rng << 13;
+	H.rng ^= H.rng >> 7;
+	H.rng ^= H.rng << 17;
+	return H.rng;
+}
+
+/* ---- running checks ---- */
+
+static void check_finish(struct hcheck *c, int ok, const char *what, uint64_t now_ms)
+{
+	const struct health_conf *hc = &c->s->pool->health;
+	uint64_t lat = clock_us() - c->start_us;
+	uint64_t next = c->start_ms + hc->interval_ms;
+	int prev_ok = c->s->h.last_ok; /* written only by this thread */
+
+	c->running = 0;
+	health_check_result(c->s, ok, what, lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat, now_ms);
+	/* curl's own words for the first failure of a streak, not for every one */
+	if (!ok && prev_ok != 0 && c->errbuf[0])
+		log_debug("pool %s server %s: check failed: %s", c->s->pool->name, c->s->name,
+			  c->errbuf);
+	/* fixed rate from the first, staggered start keeps checks spread over the interval */
+	reschedule(c, next > now_ms ? next : now_ms);
+}
+
+static void connect_what(int err, char *what, size_t len)
+{
+	if (err == ECONNREFUSED)
+		snprintf(what, len, "refused");
+	else if (err == ETIMEDOUT)
+		snprintf(what, len, "timeout");
+	else if (err == ECONNRESET)
+		snprintf(what, len, "reset");
+	else
+		snprintf(what, len, "connect: %s", strerror(err));
+}
+
+/* no TIME_WAIT left behind by checks: close with a reset (HAProxy does the same) */
+static void set_nolinger(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+static void tcp_close(struct hcheck *c)
+{
+	epoll_ctl(H.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+}
+
+static void tcp_start(struct hcheck *c, uint64_t now_ms)
+{
+	struct server *s = c->s;
+	struct epoll_event ev = {.events = EPOLLOUT};
+	char what[64];
+
+	c->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd == -1) {
+		snprintf(what, sizeof(what), "socket: %s", strerror(errno));
+		check_finish(c, 0, what, now_ms);
+		return;
+	}
+	set_nolinger(c->fd);
+	if (connect(c->fd, (struct sockaddr *)&s->addr, s->addrlen) == 0) {
+		close(c->fd);
+		c->fd = -1;
+		check_finish(c, 1, "connected", now_ms);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		connect_what(errno, what, sizeof(what));
+		close(c->fd);
+		c->fd = -1;
+		check_finish(c, 0, what, now_ms);
+		return;
+	}
+	ev.data.u64 = TAG(TAG_TCP, c - H.checks);
+	if (epoll_ctl(H.epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
+		snprintf(what, sizeof(what), "epoll: %s", strerror(errno));
+		close(c->fd);
+		c->fd = -1;
+		check_finish(c, 0, what, now_ms);
+		return;
+	}
+	c->running = 1;
+	reschedule(c, now_ms + s->pool->health.timeout_ms);
+}
+
+static void tcp_event(struct hcheck *c, uint64_t now_ms)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	char what[64];
+
+	if (!c->running || c->fd < 0)
+		return;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	tcp_close(c);
+	if (err) {
+		connect_what(err, what, sizeof(what));
+		check_finish(c, 0, what, now_ms);
+	} else {
+		check_finish(c, 1, "connected", now_ms);
+	}
+}
+
+static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	(void)ptr;
+	(void)userdata;
+	return size * nmemb;
+}
+
+static int curl_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+	int one = 1;
+
+	(void)clientp;
+	(void)purpose;
+	set_nolinger(fd);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return CURL_SOCKOPT_OK;
+}
+
+/*
+ * Hook for TLS checks: a pool flag (health.tls, no config keyword yet) and the place where the
+ * verification options go. With the flag clear, which is always for now, it sets nothing.
+ */
+static void check_tls_setup(CURL *e, const struct pool *p)
+{
+	if (!p->health.tls)
+		return;
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+}
+
+/* the easy handle of an HTTP check, built once and re-added to the multi for every check */
+static int http_setup(struct hcheck *c)
+{
+	const struct server *s = c->s;
+	const struct health_conf *hc = &s->pool->health;
+	const char *scheme = hc->tls ? "https" : "http";
+	char addr[INET6_ADDRSTRLEN], hosthdr[HOST_MAX_LEN + 8];
+	unsigned port;
+
+	if (s->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->addr;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
+		port = ntohs(a->sin6_port);
+		snprintf(c->url, sizeof(c->url), "%s://[%s]:%u%s", scheme, addr, port, hc->path);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&s->addr;
+
+		inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
+		port = ntohs(a->sin_port);
+		snprintf(c->url, sizeof(c->url), "%s://%s:%u%s", scheme, addr, port, hc->path);
+	}
+	c->easy = curl_easy_init();
+	if (!c->easy)
+		return -ENOMEM;
+	if (hc->host[0]) {
+		snprintf(hosthdr, sizeof(hosthdr), "Host: %s", hc->host);
+		c->hdrs = curl_slist_append(c->hdrs, hosthdr);
+	}
+	c->hdrs = curl_slist_append(c->hdrs, "Connection: close");
+	if (!c->hdrs)
+		return -ENOMEM;
+	/* the URL holds an address literal: curl resolves nothing, so it starts no resolver
+	 * thread; one connection per check, as HAProxy does, and never through a proxy */
+	curl_easy_setopt(c->easy, CURLOPT_URL, c->url);
+	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
+	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c->easy, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)hc->timeout_ms);
+	curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)hc->timeout_ms);
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
+	curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "spliced-health");
+	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, discard_body);
+	curl_easy_setopt(c->easy, CURLOPT_SOCKOPTFUNCTION, curl_sockopt);
+	curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
+	check_tls_setup(c->easy, s->pool);
+	return 0;
+}
+
+static void http_start(struct hcheck *c, uint64_t now_ms)
+{
+	CURLMcode mc;
+
+	if (!c->easy && http_setup(c)) {
+		check_finish(c, 0, "internal: no memory", now_ms);
+		return;
+	}
+	c->errbuf[0] = '\0';
+	mc = curl_multi_add_handle(H.multi, c->easy);
+	if (mc != CURLM_OK) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "internal: %s", curl_multi_strerror(mc));
+		check_finish(c, 0, what, now_ms);
+		return;
+	}
+	c->running = 1;
+	/* curl enforces the timeout; this deadline only catches a check curl lost track of */
+	reschedule(c, now_ms + c->s->pool->health.timeout_ms + HTTP_GRACE_MS);
+}
+
+static void http_done(struct hcheck *c, CURLcode rc, uint64_t now_ms)
+{
+	const struct health_conf *hc = &c->s->pool->health;
+	char what[64];
+	long status = 0, oserr = 0;
+	int ok = 0;
+
+	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr);
+	curl_multi_remove_handle(H.multi, c->easy);
+	switch (rc) {
+	case CURLE_OK:
+		if (status >= 100) {
+			ok = status >= (long)hc->status_lo && status <= (long)hc->status_hi;
+			snprintf(what, sizeof(what), "status %ld", status);
+		} else {
+			snprintf(what, sizeof(what), "bad response");
+		}
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		snprintf(what, sizeof(what), "timeout");
+		break;
+	case CURLE_COULDNT_CONNECT:
+		connect_what(oserr ? (int)oserr : ECONNREFUSED, what, sizeof(what));
+		break;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+		snprintf(what, sizeof(what), status ? "bad response" : "reset");
+		break;
+	default:
+		/* garbage, an empty reply, HTTP/0.9, a broken body */
+		snprintf(what, sizeof(what), "bad response");
+		break;
+	}
+	check_finish(c, ok, what, now_ms);
+}
+
+static void http_abort(struct hcheck *c, uint64_t now_ms)
+{
+	curl_multi_remove_handle(H.multi, c->easy);
+	snprintf(c->errbuf, sizeof(c->errbuf), "no answer from curl within the timeout");
+	check_finish(c, 0, "timeout", now_ms);
+}
+
+static void curl_drain(uint64_t now_ms)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(H.multi, &left))) {
+		struct hcheck *c = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+		if (c && c->running)
+			http_done(c, m->data.result, now_ms);
+	}
+}
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into our epoll set */
+static int curl_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct epoll_event ev = {0};
+
+	(void)e;
+	(void)userp;
+	(void)socketp;
+	if (what == CURL_POLL_REMOVE) {
+		/* curl may have closed it already: ENOENT/EBADF are fine */
+		epoll_ctl(H.epfd, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	/* level-triggered: curl reads only as much as it wants per socket_action call */
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	ev.data.u64 = TAG(TAG_CURL, fd);
+	if (epoll_ctl(H.epfd, EPOLL_CTL_MOD, fd, &ev) == -1 &&
+	    (errno != ENOENT || epoll_ctl(H.epfd, EPOLL_CTL_ADD, fd, &ev) == -1))
+		log_warn("health: epoll_ctl on a check socket");
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer for the whole multi handle */
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	(void)multi;
+	(void)userp;
+	H.curl_due_ms = timeout_ms < 0 ? UINT64_MAX : clock_ms() + (uint64_t)timeout_ms;
+	return 0;
+}
+
+static void check_due(struct hcheck *c, uint64_t now_ms)
+{
+	struct server *s = c->s;
+
+	if (c->running) {
+		if (c->fd >= 0) {
+			tcp_close(c);
+			check_finish(c, 0, "timeout", now_ms);
+		} else {
+			http_abort(c, now_ms);
+		}
+		return;
+	}
+	if (atomic_load(&s->h.state) == SRV_MAINT) {
+		reschedule(c, now_ms + s->pool->health.interval_ms);
+		return;
+	}
+	c->start_ms = now_ms;
+	c->start_us = clock_us();
+	c->errbuf[0] = '\0';
+	if (s->pool->health.type == HEALTH_CHECK_TCP)
+		tcp_start(c, now_ms);
+	else
+		http_start(c, now_ms);
+}
+
+/* rechecks asked by health_set_admin (back from maintenance) */
+static void take_rechecks(uint64_t now_ms)
+{
+	pthread_mutex_lock(&health_lock);
+	for (unsigned i = 0; i < H.nchecks; i++) {
+		struct hcheck *c = &H.checks[i];
+
+		if (!c->s->h.recheck)
+			continue;
+		c->s->h.recheck = 0;
+		if (!c->running)
+			reschedule(c, now_ms);
+	}
+	pthread_mutex_unlock(&health_lock);
+}
+
+static void *health_main(void *arg)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	uint64_t now = clock_ms(), next_tick = now, next_status = now + STATUS_LOG_MS;
+	int running;
+
+	(void)arg;
+	while (!H.stop) {
+		uint64_t wake = next_tick < next_status ? next_tick : next_status;
+		int n, timeout;
+
+		if (H.nheap && H.heap[0]->due_ms < wake)
+			wake = H.heap[0]->due_ms;
+		if (H.curl_due_ms < wake)
+			wake = H.curl_due_ms;
+		now = clock_ms();
+		if (wake <= now)
+			timeout = 0;
+		else
+			timeout = (int)(wake - now < TICK_MAX_MS ? wake - now : TICK_MAX_MS);
+		n = epoll_wait(H.epfd, evs, MAX_EVENTS, timeout);
+		if (n == -1 && errno != EINTR) {
+			log_warn("health: epoll_wait");
+			break;
+		}
+		now = clock_ms();
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64;
+			uint32_t v = (uint32_t)tag, ev = evs[i].events;
+
+			switch (tag >> 32) {
+			case TAG_WAKE: {
+				uint64_t cnt;
+
+				(void)!read(H.wakefd, &cnt, sizeof(cnt));
+				take_rechecks(now);
+				next_tick = now;
+				break;
+			}
+			case TAG_CURL:
+				curl_multi_socket_action(
+					H.multi, (curl_socket_t)v,
+					(ev & EPOLLIN ? CURL_CSELECT_IN : 0) |
+						(ev & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+						(ev & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0),
+					&running);
+				break;
+			case TAG_TCP:
+				if (v < H.nchecks)
+					tcp_event(&H.checks[v], now);
+				break;
+			}
+		}
+		if (H.curl_due_ms <= now) {
+			H.curl_due_ms = UINT64_MAX;
+			curl_multi_socket_action(H.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+		curl_drain(now);
+		while (H.nheap && H.heap[0]->due_ms <= now)
+			check_due(H.heap[0], now);
+		if (now >= next_tick)
+			next_tick = now + health_tick(H.cf, now);
+		if (now >= next_status) {
+			next_status = now + STATUS_LOG_MS;
+			if (log_verbosity() >= 1)
+				log_status(H.cf);
+		}
+	}
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static void release(void)
+{
+	for (unsigned i = 0; i < H.nchecks; i++) {
+		struct hcheck *c = &H.checks[i];
+
+		if (c->easy) {
+			if (c->running && H.multi)
+				curl_multi_remove_handle(H.multi, c->easy);
+			curl_easy_cleanup(c->easy);
+		}
+		curl_slist_free_all(c->hdrs);
+		if (c->fd >= 0)
+			close(c->fd);
+	}
+	if (H.multi)
+		curl_multi_cleanup(H.multi);
+	curl_global_cleanup();
+	if (H.epfd >= 0)
+		close(H.epfd);
+	free(H.checks);
+	free(H.heap);
+	/* workers may be ejecting right now and look at wakefd under the lock */
+	pthread_mutex_lock(&health_lock);
+	if (H.wakefd >= 0)
+		close(H.wakefd);
+	memset(&H, 0, sizeof(H));
+	H.epfd = H.wakefd = -1;
+	pthread_mutex_unlock(&health_lock);
+}
+
+int health_start(struct config *cf)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG(TAG_WAKE, 0)};
+	unsigned nchecked = 0, k = 0;
+	uint64_t now = clock_ms();
+	int rc, wakefd;
+
+	if (H.started)
+		return -EALREADY;
+	H.cf = cf;
+	H.curl_due_ms = UINT64_MAX;
+	H.rng = clock_us() | 1;
+	for (unsigned i = 0; i < cf->nservers; i++)
+		nchecked += cf->servers[i]->pool->health.type != HEALTH_CHECK_NONE;
+	H.checks = calloc(nchecked ? nchecked : 1, sizeof(*H.checks));
+	H.heap = calloc(nchecked ? nchecked : 1, sizeof(*H.heap));
+	if (!H.checks || !H.heap) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	H.multi = curl_multi_init();
+	if (!H.multi) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	curl_multi_setopt(H.multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	curl_multi_setopt(H.multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	H.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (H.epfd == -1) {
+		rc = -errno;
+		goto err;
+	}
+	wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (wakefd == -1) {
+		rc = -errno;
+		goto err;
+	}
+	pthread_mutex_lock(&health_lock);
+	H.wakefd = wakefd;
+	pthread_mutex_unlock(&health_lock);
+	if (epoll_ctl(H.epfd, EPOLL_CTL_ADD, wakefd, &ev) == -1) {
+		rc = -errno;
+		goto err;
+	}
+	/* server k of n starts at k * interval / n, plus up to half a slot of jitter */
+	for (unsigned i = 0; i < cf->nservers; i++) {
+		struct server *s = cf->servers[i];
+		const struct health_conf *hc = &s->pool->health;
+		struct hcheck *c;
+		uint64_t slot;
+
+		if (hc->type == HEALTH_CHECK_NONE)
+			continue;
+		c = &H.checks[k];
+		c->s = s;
+		c->fd = -1;
+		slot = hc->interval_ms / nchecked;
+		c->due_ms = now + (uint64_t)k * hc->interval_ms / nchecked +
+			    (slot >= 2 ? rand64() % (slot / 2) : 0);
+		c->heap_idx = k;
+		H.heap[k] = c;
+		H.nheap = ++k;
+		heap_up(c->heap_idx);
+	}
+	H.nchecks = k;
+	rc = -pthread_create(&H.thread, NULL, health_main, NULL);
+	if (rc)
+		goto err;
+	H.started = 1;
+	log_info("health: %u server%s checked, %u in total", nchecked, nchecked == 1 ? "" : "s",
+		 cf->nservers);
+	return 0;
+err:
+	release();
+	return rc;
+}
+
+void health_stop(void)
+{
+	if (!H.started)
+		return;
+	H.stop = 1;
+	pthread_mutex_lock(&health_lock);
+	wake_locked();
+	pthread_mutex_unlock(&health_lock);
+	pthread_join(H.thread, NULL);
+	release();
+}
