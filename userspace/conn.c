@@ -960,9 +960,16 @@ static int connect_failed(struct conn *c, const char *why)
 	return upstream_connect(c);
 }
 
+static int upstream_connect_to(struct conn *c, struct server *s);
+
 static int upstream_connect(struct conn *c)
 {
-	struct server *s = pick_server(c);
+	return upstream_connect_to(c, pick_server(c));
+}
+
+/* open a new upstream connection to s (NULL: nothing usable -> 503) */
+static int upstream_connect_to(struct conn *c, struct server *s)
+{
 	struct epoll_event ev;
 	int fd, one = 1;
 
@@ -1020,6 +1027,7 @@ static int handle_request(struct conn *c, int head_len)
 	const struct route *r;
 	struct http_rewrite rw;
 	const char *connhdr = NULL;
+	struct server *pick;
 	int n;
 
 	c->t_start = c->w->now_ms;
@@ -1096,9 +1104,13 @@ static int handle_request(struct conn *c, int head_len)
 	}
 
 	c->ntried = 0;
-	/* a keep-alive upstream to the same pool carries the next request; a new pool means
-	 * a new upstream connection */
-	if (c->ufd >= 0 && c->pool == r->pool && c->resp_keepalive && c->srv &&
+	/* every request is balanced; the keep-alive upstream carries it when the balancer
+	 * picked the server it is connected to (a new pool always means a new connection) */
+	if (c->pool != r->pool)
+		upstream_close(c);
+	c->pool = r->pool;
+	pick = pick_server(c);
+	if (pick && c->ufd >= 0 && pick == c->srv && c->resp_keepalive &&
 	    health_server_reusable(c->srv) && !c->resp.src_eof &&
 	    !(c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 		c->upstream_fresh = 0;
@@ -1106,9 +1118,8 @@ static int handle_request(struct conn *c, int head_len)
 		return start_exchange(c);
 	}
 	upstream_close(c);
-	c->pool = r->pool;
 	c->srv = NULL;
-	return upstream_connect(c);
+	return upstream_connect_to(c, pick);
 }
 
 static int step_head(struct conn *c)
@@ -1363,7 +1374,7 @@ static int step_exchange(struct conn *c)
 	int rc;
 
 	/* request body: client -> upstream */
-	if (!c->req.body_done || buf_len(&c->req.out)) {
+	if (!c->req.body_done || buf_len(&c->req.out) || c->req.in_pipe) {
 		uint64_t moved = 0;
 
 		rc = flow_run(c, &c->req, &moved, &progress);
@@ -1393,8 +1404,16 @@ static int step_exchange(struct conn *c)
 			return -1;
 		if (c->st != CS_EXCHANGE)
 			return 1;
-		if (c->rmsg->head_len == 0)
+		if (c->rmsg->head_len == 0) {
+			/* a 100 Continue must reach the client now: it waits for it to send
+			 * the body */
+			rc = flush_buf(c, &c->kc, &c->resp.out, &progress);
+			if (rc < 0 && rc != -EAGAIN) {
+				conn_free(c);
+				return -1;
+			}
 			return progress;
+		}
 	}
 	{
 		uint64_t moved = 0;
