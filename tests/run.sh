@@ -51,7 +51,14 @@ if [ "$tiers" = all ] || [ "$tiers" = kern ]; then
 	done
 fi
 if [ "$tiers" = all ] || [ "$tiers" = e2e ]; then
-	run_tap "e2e (bats)" bats --tap "$@" tests/e2e
+	# every end-to-end scenario runs on both data paths with the same assertions;
+	# kernel.bats chooses its daemon flags itself and runs once
+	both=$(ls tests/e2e/*.bats | grep -v '/kernel.bats$')
+	# shellcheck disable=SC2086
+	SPLICED_ARGS= run_tap "e2e (bats), kernel path allowed" bats --tap "$@" $both
+	# shellcheck disable=SC2086
+	SPLICED_ARGS=--no-splice run_tap "e2e (bats), --no-splice" bats --tap "$@" $both
+	run_tap "e2e (bats), kernel path" bats --tap "$@" tests/e2e/kernel.bats
 fi
 
 echo

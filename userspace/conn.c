@@ -92,6 +92,9 @@ struct conn {
 	int cfd, ufd;
 	struct ep_tag ctag, utag;
 	uint32_t uev; /* upstream events seen since connect started */
+	uint32_t cev; /* client events seen */
+	uint64_t tunnel_kern;  /* kernel bytes of the tunnel at the last timer look */
+	uint16_t peer_port;
 	char peer[INET6_ADDRSTRLEN];
 	enum conn_state st;
 	uint64_t deadline;
@@ -607,7 +610,8 @@ static int kernel_pair(struct conn *c)
 		struct spliced_conn info;
 
 		memset(&info, 0, sizeof(info));
-		str_copy(info.client, sizeof(info.client), c->peer);
+		snprintf(info.client, sizeof(info.client), "%.39s:%u", c->peer,
+			 (unsigned)c->peer_port);
 		str_copy(info.upstream, sizeof(info.upstream), c->srv->spec);
 		str_copy(info.pool, sizeof(info.pool), c->pool->name);
 		str_copy(info.server, sizeof(info.server), c->srv->name);
@@ -887,7 +891,8 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 				return FLOW_BAD_FRAMING; /* a chunk line longer than the buffer */
 			r = side_recv(c, f->src, f->in.data + f->in.end, room);
 			if (r == -EAGAIN) {
-				if (f->kspan)
+				/* an idle tunnel needs no polling: its EOF comes as EPOLLRDHUP */
+				if (f->kspan && f->body != B_TUNNEL)
 					c->kpoll = 1;
 				return FLOW_BLOCKED;
 			}
@@ -1205,13 +1210,14 @@ static void count_kernel(struct conn *c)
 
 static int finish_request(struct conn *c)
 {
-	count_kernel(c);
-	access_log(c);
 	if (c->srv) {
 		atomic_fetch_add(&c->srv->bytes_up, c->bytes_in);
 		atomic_fetch_add(&c->srv->bytes_down, c->bytes_out);
 	}
-	if (!c->resp_keepalive || !c->req.body_done)
+	count_kernel(c); /* after: the server's user counters hold only the daemon's bytes */
+	access_log(c);
+	/* the upstream is released as soon as it can carry nothing more for this client */
+	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
 		upstream_close(c);
 	if (!c->req_keepalive || !c->req.body_done) {
 		/* a response that ended before its request did leaves the client stream
@@ -1220,11 +1226,33 @@ static int finish_request(struct conn *c)
 		set_deadline(c, c->w->cf->timeout_client_ms);
 		return 1;
 	}
+	/* nothing of this request may leak into what is logged or answered for the next */
+	c->resp_started = 0;
+	c->bytes_in = c->bytes_out = 0;
+	c->status = 0;
 	c->st = CS_HEAD;
-	c->head_seen = 0;
 	memset(c->msg, 0, sizeof(*c->msg));
-	set_deadline(c, c->w->cf->timeout_idle_ms);
+	c->t_start = c->w->now_ms;
+	if (buf_len(&c->req.in)) {
+		/* part of the next head is already here (pipelined): the header timeout runs */
+		c->head_seen = 1;
+		set_deadline(c, c->w->cf->timeout_header_ms);
+	} else {
+		c->head_seen = 0;
+		set_deadline(c, c->w->cf->timeout_idle_ms);
+	}
 	return 1;
+}
+
+/*
+ * exchange_timeout - inactivity allowed now: the server's timeout while spliced waits on the
+ * upstream (no response yet, or nothing of the response left to deliver), else the client's.
+ */
+static uint32_t exchange_timeout(struct conn *c)
+{
+	if (!c->rmsg->head_len || (!buf_len(&c->resp.out) && !c->resp.in_pipe))
+		return c->w->cf->timeout_server_ms;
+	return c->w->cf->timeout_client_ms;
 }
 
 /* the upstream answered nothing: retry an idempotent request on a fresh connection */
@@ -1242,9 +1270,17 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 			atomic_fetch_add(&c->srv->conn_fail, 1);
 		/* nothing of the body moved yet (req.moved == 0): the flow state still
 		 * describes the whole body, and start_exchange() queues the head again */
+		struct server *next;
+
 		upstream_close(c);
 		c->srv = NULL;
-		return upstream_connect(c);
+		next = pick_server(c);
+		if (next)
+			return upstream_connect_to(c, next);
+		/* nowhere else to go: the answer is about this failure, not a 503 */
+		log_warnx("%s: upstream %s %s, no other server to retry on", c->peer,
+			  c->pool->name, why);
+		return conn_fail_request(c, status);
 	}
 	log_warnx("%s: upstream %s/%s %s", c->peer, c->pool->name, c->srv ? c->srv->name : "-",
 		  why);
@@ -1339,7 +1375,7 @@ static int response_head(struct conn *c, int *progress)
 				default:
 					c->resp.body = B_NONE;
 				}
-				set_deadline(c, c->w->cf->timeout_client_ms);
+				set_deadline(c, exchange_timeout(c));
 				return 1;
 			}
 		}
@@ -1436,9 +1472,44 @@ static int step_exchange(struct conn *c)
 			return finish_request(c);
 	}
 	if (progress)
-		set_deadline(c, c->rmsg->head_len ? c->w->cf->timeout_client_ms
-						  : c->w->cf->timeout_server_ms);
+		set_deadline(c, exchange_timeout(c));
 	return progress;
+}
+
+/* kernel bytes moved by a tunnel so far (both directions) */
+static uint64_t tunnel_kern_bytes(struct conn *c)
+{
+	uint64_t k = 0;
+
+	if (c->req.kspan)
+		k += c->req.src->k.st->kern_fwd;
+	if (c->resp.kspan)
+		k += c->resp.src->k.st->kern_fwd;
+	return k;
+}
+
+/* a tunnel is over (or aborted): count, log, close; abort sends RST to both sides */
+static void tunnel_end(struct conn *c, int abort)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+	int dummy = 0;
+
+	if (c->req.kspan)
+		kernel_account(&c->req, &dummy);
+	if (c->resp.kspan)
+		kernel_account(&c->resp, &dummy);
+	if (c->srv) {
+		atomic_fetch_add(&c->srv->bytes_up, c->bytes_in);
+		atomic_fetch_add(&c->srv->bytes_down, c->bytes_out);
+	}
+	count_kernel(c);
+	access_log(c);
+	if (abort) {
+		setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		if (c->ufd >= 0)
+			setsockopt(c->ufd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	}
+	conn_free(c);
 }
 
 static int step_tunnel(struct conn *c)
@@ -1454,13 +1525,12 @@ static int step_tunnel(struct conn *c)
 	c->bytes_in += up;
 	c->bytes_out += down;
 	if (a < 0 || b < 0 || (c->req.body_done && c->resp.body_done)) {
-		count_kernel(c);
-		access_log(c);
-		if (c->srv) {
-			atomic_fetch_add(&c->srv->bytes_up, c->bytes_in);
-			atomic_fetch_add(&c->srv->bytes_down, c->bytes_out);
-		}
-		conn_free(c);
+		tunnel_end(c, a < 0 || b < 0);
+		return -1;
+	}
+	if ((c->cev | c->uev) & EPOLLERR) {
+		/* a reset on either side: the other side learns it as a reset too */
+		tunnel_end(c, 1);
 		return -1;
 	}
 	if (progress)
@@ -1555,6 +1625,8 @@ void conn_event(struct conn *c, uint32_t events, int upstream)
 		return;
 	if (upstream)
 		c->uev |= events;
+	else
+		c->cev |= events;
 	conn_run(c);
 }
 
@@ -1591,6 +1663,19 @@ void conn_timer(struct conn *c)
 		}
 		conn_free(c);
 		return;
+	case CS_TUNNEL: {
+		uint64_t k = tunnel_kern_bytes(c);
+
+		/* bytes the kernel moves wake nobody: they count as activity here */
+		if (k != c->tunnel_kern) {
+			c->tunnel_kern = k;
+			set_deadline(c, c->w->cf->timeout_tunnel_ms);
+			return;
+		}
+		log_debug("%s: tunnel timeout", c->peer);
+		tunnel_end(c, 0);
+		return;
+	}
 	default:
 		log_debug("%s: %s timeout", c->peer, state_name[c->st]);
 		conn_free(c);
@@ -1625,6 +1710,7 @@ int conn_new(struct worker *w, struct listener *l, int fd)
 		if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 
+			c->peer_port = ntohs(s6->sin6_port);
 			if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
 				inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer,
 					  sizeof(c->peer));
@@ -1633,6 +1719,7 @@ int conn_new(struct worker *w, struct listener *l, int fd)
 		} else {
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
 				  sizeof(c->peer));
+			c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 		}
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "unknown");

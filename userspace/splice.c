@@ -323,6 +323,9 @@ int splice_tcp_sent(int fd, uint64_t *sent)
 
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
 		return -errno;
+	/* a reset socket never acknowledges anything again: report it instead of waiting */
+	if (ti.tcpi_state == 7 /* TCP_CLOSE, not in linux/tcp.h */)
+		return -ENOTCONN;
 	if (ioctl(fd, SIOCOUTQ, &outq) == -1)
 		return -errno;
 	*sent = ti.tcpi_bytes_acked + (uint64_t)outq;

@@ -1,0 +1,133 @@
+#!/usr/bin/env bats
+# accesslog.bats - one line per request with client, host, request line, status, byte counts,
+# pool/server and duration.
+
+load helpers
+
+# field LINE NAME: value of NAME=... in an access log line
+field() {
+	sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p" <<<"$1"
+}
+
+@test "accesslog: one line per request with every field" {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { host only.test; pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	"${CURL[@]}" -o /dev/null -H 'Host: only.test' "$(url '/size/1000?x=1')"
+	"${CURL[@]}" -o /dev/null -H 'Host: Only.Test:8080' -X POST --data-binary 'abc' "$(url /status/503)"
+	"${CURL[@]}" -o /dev/null -H 'Host: other.test' "$(url /nowhere)"
+	wait_lines "$ACCESS_LOG" 3
+	sleep 0.2
+	cat "$ACCESS_LOG"
+	[ "$(file_lines "$ACCESS_LOG")" -eq 3 ]
+	local l1 l2 l3
+	l1=$(sed -n 1p "$ACCESS_LOG")
+	l2=$(sed -n 2p "$ACCESS_LOG")
+	l3=$(sed -n 3p "$ACCESS_LOG")
+	# time, listener, client, request line
+	[[ $l1 =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\ web\ 127\.0\.0\.1\ \"GET\ /size/1000\?x=1\ HTTP/1\.1\"\  ]] ||
+		fail "line 1 prefix: $l1"
+	assert_equal only.test "$(field "$l1" host)"
+	assert_equal 200 "$(field "$l1" status)"
+	assert_equal p/o "$(field "$l1" backend)"
+	# bytes_out: the 1000 body bytes plus the response head
+	assert_between 1050 "$(field "$l1" bytes_out)" 1400 "bytes_out"
+	assert_between 50 "$(field "$l1" bytes_in)" 400 "bytes_in"
+	[[ $(field "$l1" duration_ms) =~ ^[0-9]+$ ]] || fail "duration_ms"
+
+	[[ $l2 == *' "POST /status/503 HTTP/1.1" '* ]] || fail "line 2 request: $l2"
+	assert_equal only.test "$(field "$l2" host)" "host (lower case, no port)"
+	assert_equal 503 "$(field "$l2" status)" "status of an origin's 503"
+	assert_equal p/o "$(field "$l2" backend)"
+	# the 3 body bytes count as received
+	local in2
+	in2=$(field "$l2" bytes_in)
+	[ "$in2" -gt 3 ]
+
+	[[ $l3 == *' "GET /nowhere HTTP/1.1" '* ]] || fail "line 3 request: $l3"
+	assert_equal other.test "$(field "$l3" host)"
+	assert_equal 404 "$(field "$l3" status)"
+	assert_equal -/- "$(field "$l3" backend)"
+}
+
+@test "accesslog: duration_ms reflects a slow origin" {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	"${CURL[@]}" -o /dev/null "$(url '/slow?ms=400')"
+	wait_lines "$ACCESS_LOG" 1
+	cat "$ACCESS_LOG"
+	assert_between 390 "$(field "$(cat "$ACCESS_LOG")" duration_ms)" 3000 "duration_ms"
+}
+
+@test "accesslog: keep-alive and pipelined requests each get their own line" {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	printf '%s' $'GET /a HTTP/1.1\r\nHost: x\r\n\r\n' $'GET /size/10 HTTP/1.1\r\nHost: x\r\n\r\n' \
+		$'GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 5 --expect-close
+	wait_lines "$ACCESS_LOG" 3
+	sleep 0.2
+	cat "$ACCESS_LOG"
+	[ "$(file_lines "$ACCESS_LOG")" -eq 3 ]
+	[[ $(sed -n 1p "$ACCESS_LOG") == *'"GET /a HTTP/1.1"'* ]]
+	[[ $(sed -n 2p "$ACCESS_LOG") == *'"GET /size/10 HTTP/1.1"'* ]]
+	[[ $(sed -n 3p "$ACCESS_LOG") == *'"GET /c HTTP/1.1"'* ]]
+	# byte counts are per request, not per connection
+	local b1 b2
+	b1=$(field "$(sed -n 1p "$ACCESS_LOG")" bytes_out)
+	b2=$(field "$(sed -n 2p "$ACCESS_LOG")" bytes_out)
+	assert_between 100 "$b1" 300 "bytes_out of /a"
+	assert_between 100 "$b2" 300 "bytes_out of /size/10"
+}
+
+@test "accesslog: a request refused by the parser is logged with its status" {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	printf 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 5 --expect-close
+	wait_lines "$ACCESS_LOG" 1
+	cat "$ACCESS_LOG"
+	[ "$(file_lines "$ACCESS_LOG")" -eq 1 ]
+	local l
+	l=$(cat "$ACCESS_LOG")
+	assert_equal 400 "$(field "$l" status)"
+	assert_equal -/- "$(field "$l" backend)"
+	[[ $l == *" web 127.0.0.1 "* ]] || fail "client address"
+}
+
+@test "accesslog: the refused second request of a connection logs its own byte counts" {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	printf '%s' $'GET /size/5000 HTTP/1.1\r\nHost: x\r\n\r\n' \
+		$'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 5 --expect-close
+	wait_lines "$ACCESS_LOG" 2
+	cat "$ACCESS_LOG"
+	local l
+	l=$(sed -n 2p "$ACCESS_LOG")
+	assert_equal 400 "$(field "$l" status)"
+	# the 5000-byte response belongs to the first line, not to the refused request
+	assert_between 0 "$(field "$l" bytes_out)" 1000 "bytes_out of the refused request"
+}
+
+@test "accesslog: access_log off writes nothing, stderr goes to the daemon's stderr" {
+	start_origin o
+	ACCESS_LOG=off start_spliced "global { access_log off; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	"${CURL[@]}" -o /dev/null "$(url /off)"
+	stop_pid "$SPLICED_PID"
+	if grep -q '"GET /off' "$SPLICED_ERR"; then fail "access_log off still logged"; fi
+	[ ! -e "$BATS_TEST_TMPDIR/off" ]
+
+	start_spliced "global { access_log stderr; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	"${CURL[@]}" -o /dev/null "$(url /on-stderr)"
+	wait_until 3 grep -q '"GET /on-stderr HTTP/1.1" .*status=200' "$SPLICED_ERR" ||
+		fail "access_log stderr did not log to stderr"
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bats
+# limits.bats - max_connections and max_header_size.
+
+load helpers
+
+@test "limits: max_connections 2 -> a third concurrent connection gets 503 or is closed" {
+	start_origin o
+	start_spliced "global { max_connections 2; timeout header 10s; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	run timeout 30 "$PYTHON" - "$SPLICED_PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+def ask(s):
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return "timeout"
+    return data.split(b"\r\n")[0].decode() if data else "closed"
+held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+time.sleep(0.3)
+third = socket.create_connection(("127.0.0.1", port), timeout=5)
+print("third:", ask(third))
+# the two held connections still work
+print("held1:", ask(held[0]))
+print("held2:", ask(held[1]))
+# with the slots free again, a new connection is served
+for _ in range(20):
+    time.sleep(0.1)
+    r = ask(socket.create_connection(("127.0.0.1", port), timeout=5))
+    if r.startswith("HTTP/1.1 200"):
+        break
+print("after:", r)
+PY
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} == "third: HTTP/1.1 503 Service Unavailable" || ${lines[0]} == "third: closed" ]] ||
+		fail "third connection must get 503 or a close"
+	assert_equal "held1: HTTP/1.1 200 OK" "${lines[1]}"
+	assert_equal "held2: HTTP/1.1 200 OK" "${lines[2]}"
+	assert_equal "after: HTTP/1.1 200 OK" "${lines[3]}"
+}
+
+@test "limits: max_connections counts connections, not requests" {
+	start_origin o
+	start_spliced "global { max_connections 2; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	# many requests one after the other, each on its own connection, all served
+	run "${CURL[@]}" -H 'Connection: close' -w '%{http_code}\n' -o /dev/null "$(url '/r[1-30]')"
+	[ "$(grep -c '^200$' <<<"$output")" -eq 30 ] || fail "sequential connections refused: $output"
+}
+
+@test "limits: max_header_size 2k -> a 3k head gets 431, a 1.5k head passes" {
+	start_origin o
+	start_spliced "global { max_header_size 2k; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	local big small
+	big=$(printf '%03000d' 0)
+	small=$(printf '%01400d' 0)
+	run "${CURL[@]}" -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -H "X-Big: $big" "$(url /)"
+	echo "big: $output $(cat "$BATS_TEST_TMPDIR/body")"
+	assert_equal 431 "$output"
+	assert_equal "431 Request Header Fields Too Large" "$(cat "$BATS_TEST_TMPDIR/body")"
+	run "${CURL[@]}" -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -H "X-Small: $small" "$(url /echo)"
+	echo "small: $output"
+	assert_equal 200 "$output"
+	assert_contains "$(cat "$BATS_TEST_TMPDIR/body")" "X-Small: $small"
+	sleep 0.1
+	[ "$(grep -c . "$(origin_log o)")" -eq 1 ] || fail "the origin must see only the small request"
+}
+
+@test "limits: the 431 limit covers the head as a whole, not one header" {
+	start_origin o
+	start_spliced "global { max_header_size 2k; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	local args=() i
+	for i in $(seq 1 12); do args+=(-H "X-H$i: $(printf '%0200d' 0)"); done
+	run "${CURL[@]}" -o /dev/null -w '%{http_code}' "${args[@]}" "$(url /)"
+	assert_equal 431 "$output"
+}
+
+@test "limits: a head growing past max_header_size byte by byte -> 431 at once" {
+	start_origin o
+	start_spliced "global { max_header_size 1k; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	# never ends the head: spliced must answer once the limit is passed, not wait for more
+	printf 'GET / HTTP/1.1\r\nHost: x\r\nX-Pad: %01200d' 0 >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --byte-by-byte 0 --timeout 5 --expect-close
+	echo "rc=$RAW_RC $(head -n 1 "$RAW_OUT")"
+	assert_equal "HTTP/1.1 431 Request Header Fields Too Large" "$(head -n 1 "$RAW_OUT" | tr -d '\r')"
+	[ "$RAW_RC" -eq 0 ]
+}

@@ -1,0 +1,292 @@
+#!/usr/bin/env bats
+# transfer.bats - bodies through the proxy: large downloads and uploads (digest against the
+# origin directly), chunked both ways, close-delimited, HEAD, 204/304, pipelining, Expect.
+
+load helpers
+
+one_pool() {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:${ORIGIN_PORTS[o]}; }"
+}
+
+# direct_sha SIZE: sha256 of /size/SIZE fetched from origin o directly (cached for the run; the
+# body is a fixed pattern)
+direct_sha() {
+	local cache="$BATS_RUN_TMPDIR/direct-sha-$1"
+	if [[ ! -s $cache ]]; then
+		"${CURL[@]}" --max-time 120 "$(origin_url o "/size/$1")" | sha_of_stream >"$cache.tmp"
+		mv "$cache.tmp" "$cache"
+	fi
+	cat "$cache"
+}
+
+# direct_repr PATH: python repr of the body of PATH fetched from origin o directly
+direct_repr() {
+	"${CURL[@]}" "$(origin_url o "$1")" | "$PYTHON" -c 'import sys; print(repr(sys.stdin.buffer.read()[:60]))'
+}
+
+@test "transfer: 1 GiB download, digest equals a direct download" {
+	one_pool
+	local want got
+	want=$(direct_sha 1g)
+	got=$("${CURL[@]}" --max-time 120 -D "$BATS_TEST_TMPDIR/h" "$(url /size/1g)" | sha_of_stream)
+	assert_equal "$want" "$got" "sha256 of 1 GiB through spliced"
+	assert_contains "$(tr -d '\r' <"$BATS_TEST_TMPDIR/h")" "Content-Length: 1073741824"
+	wait_lines "$ACCESS_LOG" 1
+	local out
+	out=$(sed -n 's/.*status=200 .*bytes_out=\([0-9]*\) .*/\1/p' "$ACCESS_LOG")
+	assert_between 1073741824 "${out:-0}" 1073742824 "access log bytes_out"
+}
+
+@test "transfer: 1 GiB upload with Content-Length, digest equals" {
+	one_pool
+	local f="$BATS_TEST_TMPDIR/up.bin" want got
+	random_file "$f" 1024
+	want="$(sha_of_file "$f") 1073741824"
+	got=$("${CURL[@]}" --max-time 120 -T "$f" "$(url /upload)")
+	rm -f "$f"
+	assert_equal "$want" "$got" "sha256 and length seen by the origin"
+}
+
+@test "transfer: chunked download of 100 MiB" {
+	one_pool
+	local want got
+	want=$(direct_sha 100m)
+	got=$("${CURL[@]}" -D "$BATS_TEST_TMPDIR/h" "$(url '/size/100m?chunked=1')" | sha_of_stream)
+	assert_equal "$want" "$got"
+	local h
+	h=$(tr -d '\r' <"$BATS_TEST_TMPDIR/h")
+	assert_contains "$h" "Transfer-Encoding: chunked"
+	assert_not_contains "$h" "Content-Length"
+}
+
+@test "transfer: chunked upload of 64 MiB" {
+	one_pool
+	local f="$BATS_TEST_TMPDIR/up.bin" want got
+	random_file "$f" 64
+	want="$(sha_of_file "$f") 67108864"
+	got=$("${CURL[@]}" -H 'Transfer-Encoding: chunked' --data-binary @"$f" "$(url /upload)")
+	assert_equal "$want" "$got"
+	grep -q '^POST /upload' "$(origin_log o)"
+}
+
+@test "transfer: close-delimited response" {
+	one_pool
+	local want got h
+	want=$(direct_sha 10m)
+	got=$("${CURL[@]}" -D "$BATS_TEST_TMPDIR/h" "$(url '/size/10m?close=1')" | sha_of_stream)
+	assert_equal "$want" "$got"
+	h=$(tr -d '\r' <"$BATS_TEST_TMPDIR/h")
+	assert_not_contains "$h" "Content-Length"
+	assert_contains "$h" "Connection: close"
+}
+
+@test "transfer: HEAD gets the headers and no body, keep-alive continues" {
+	one_pool
+	run "${CURL[@]}" -I "$(url /size/1m)"
+	echo "$output"
+	assert_contains "$output" "HTTP/1.1 200"
+	assert_contains "$output" "Content-Length: 1048576"
+	printf '%s' $'HEAD /size/1m HTTP/1.1\r\nHost: x\r\n\r\n' \
+		$'GET /size/7 HTTP/1.1\r\nHost: x\r\n\r\n' \
+		$'HEAD /size/1m?chunked=1 HTTP/1.1\r\nHost: x\r\n\r\n' \
+		$'GET /size/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 10 --expect-close
+	[ "$RAW_RC" -eq 0 ]
+	run parse_responses "$RAW_OUT" HEAD GET HEAD GET
+	echo "$output"
+	assert_equal "status=200 backend=o connreq=1 len=0 body=b''
+status=200 backend=o connreq=2 len=7 body=$(direct_repr /size/7)
+status=200 backend=o connreq=3 len=0 body=b''
+status=200 backend=o connreq=4 len=3 body=$(direct_repr /size/3)" "$output"
+}
+
+@test "transfer: 204 and 304 have no body, the connection stays usable" {
+	one_pool
+	printf '%s' $'GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\n' \
+		$'GET /status/304 HTTP/1.1\r\nHost: x\r\n\r\n' \
+		$'GET /status/404 HTTP/1.1\r\nHost: x\r\n\r\n' \
+		$'GET /size/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 10 --expect-close
+	[ "$RAW_RC" -eq 0 ]
+	run parse_responses "$RAW_OUT"
+	echo "$output"
+	assert_equal "status=204 backend=o connreq=1 len=0 body=b''
+status=304 backend=o connreq=2 len=0 body=b''
+status=404 backend=o connreq=3 len=14 body=b'404 Not Found\\n'
+status=200 backend=o connreq=4 len=5 body=$(direct_repr /size/5)" "$output"
+}
+
+@test "transfer: pipelined requests in one write (one with a body) are answered in order" {
+	one_pool
+	printf '%s' $'GET /echo HTTP/1.1\r\nHost: pipe.test\r\n\r\n' \
+		$'POST /upload HTTP/1.1\r\nHost: pipe.test\r\nContent-Length: 11\r\n\r\nhello world' \
+		$'GET /size/10 HTTP/1.1\r\nHost: pipe.test\r\nConnection: close\r\n\r\n' \
+		>"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 10 --expect-close
+	[ "$RAW_RC" -eq 0 ] || fail "connection not closed after the last (Connection: close) request"
+	run parse_responses "$RAW_OUT"
+	echo "$output"
+	local sha
+	sha=$(printf 'hello world' | sha256sum | cut -d' ' -f1)
+	[ "${#lines[@]}" -eq 3 ] || fail "expected 3 responses"
+	[[ ${lines[0]} == "status=200 backend=o connreq=1 "*"body=b'GET /echo HTTP/1.1\\r\\nHost: pipe.test"* ]] ||
+		fail "first response is not the echo"
+	assert_equal "status=200 backend=o connreq=2 len=68 body=b'${sha:0:60}'" "${lines[1]}"
+	[[ ${lines[2]} == "status=200 backend=o connreq=3 len=10 "* ]] || fail "third response"
+}
+
+@test "transfer: Expect: 100-continue upload gets the 100 without waiting" {
+	one_pool
+	local f="$BATS_TEST_TMPDIR/up.bin" t0 ms
+	random_file "$f" 1
+	t0=$(now_ms)
+	run "${CURL[@]}" -v --expect100-timeout 5 -H 'Expect: 100-continue' \
+		--data-binary @"$f" "$(url /upload)"
+	ms=$(($(now_ms) - t0))
+	echo "$output" | grep -E '^[<>] (HTTP|Expect)|^[0-9a-f]{64}'
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "$(sha_of_file "$f") 1048576"
+	assert_contains "$output" "< HTTP/1.1 100 Continue"
+	# curl would wait the whole 5 s expect100-timeout without the 100
+	assert_between 0 "$ms" 3000 "upload time (ms)"
+}
+
+@test "transfer: keep-alive client requests reuse one upstream connection" {
+	one_pool
+	run "${CURL[@]}" -w '%{num_connects} %header{x-conn-req}\n' -o /dev/null "$(url /a)" \
+		-o /dev/null "$(url /size/100k)" -o /dev/null "$(url '/size/64k?chunked=1')" \
+		-o /dev/null "$(url /status/204)" -o /dev/null "$(url /e)"
+	echo "$output"
+	assert_equal $'1 1\n0 2\n0 3\n0 4\n0 5' "$output"
+}
+
+@test "transfer: a slow reader gets every byte (backpressure)" {
+	one_pool
+	local want got
+	want=$(direct_sha 24m)
+	got=$("${CURL[@]}" --limit-rate 24m "$(url /size/24m)" | sha_of_stream)
+	assert_equal "$want" "$got"
+}
+
+@test "transfer: 8 concurrent downloads and uploads" {
+	one_pool
+	local want i f="$BATS_TEST_TMPDIR/up.bin" pids=()
+	want=$(direct_sha 32m)
+	random_file "$f" 16
+	for i in 1 2 3 4 5 6 7 8; do
+		if ((i % 2)); then
+			"${CURL[@]}" --max-time 30 "$(url "/size/32m?n=$i")" | sha_of_stream \
+				>"$BATS_TEST_TMPDIR/c$i" 3>&- &
+		else
+			"${CURL[@]}" --max-time 30 -T "$f" "$(url /upload)" >"$BATS_TEST_TMPDIR/c$i" 3>&- &
+		fi
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || true; done
+	echo "results:"
+	cat "$BATS_TEST_TMPDIR"/c[1-8]
+	local up
+	up="$(sha_of_file "$f") 16777216"
+	for i in 1 2 3 4 5 6 7 8; do
+		if ((i % 2)); then
+			assert_equal "$want" "$(cat "$BATS_TEST_TMPDIR/c$i")" "download $i"
+		else
+			assert_equal "$up" "$(cat "$BATS_TEST_TMPDIR/c$i")" "upload $i"
+		fi
+	done
+}
+
+@test "transfer: HTTP/1.0 client gets a close-delimited or sized answer and a close" {
+	one_pool
+	printf '%s' $'GET /size/1000?chunked=1 HTTP/1.0\r\nHost: x\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 10 --expect-close
+	[ "$RAW_RC" -eq 0 ] || fail "HTTP/1.0 without keep-alive must be closed"
+	run parse_responses "$RAW_OUT"
+	echo "$output"
+	[[ $output == "status=200 backend=o connreq=1 len=1000 "* ]] || fail "1000 bytes expected"
+	assert_not_contains "$(head -c 300 "$RAW_OUT")" "chunked" "response head to HTTP/1.0"
+}
+
+# start_slow_reader: an origin that reads request bodies slowly (16 KiB per ms), answers
+# "SHA256 LENGTH"; sets SLOW_PORT
+start_slow_reader() {
+	local out="$BATS_TEST_TMPDIR/slowread.out"
+	timeout 120 "$PYTHON" - >"$out" 2>&1 3>&- <<'PY' &
+import hashlib, socket, threading, time
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", 0))
+l.listen(16)
+print("ready", l.getsockname()[1], flush=True)
+def serve(c):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return
+        buf += d
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    cl = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            cl = int(v)
+    h = hashlib.sha256(rest[:cl])
+    n = len(rest[:cl])
+    while n < cl:
+        d = c.recv(min(16384, cl - n))
+        if not d:
+            break
+        h.update(d)
+        n += len(d)
+        time.sleep(0.001)
+    body = f"{h.hexdigest()} {n}\n".encode()
+    try:
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Backend: slowread\r\n\r\n"
+                  % len(body) + body)
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+	record_pid $! slowread
+	wait_until 5 grep -q '^ready' "$out" || fail "slow reader did not start"
+	SLOW_PORT=$(awk '/^ready/ { print $2 }' "$out")
+}
+
+@test "transfer: uploads to a slowly reading origin complete (no stall at the end of the body)" {
+	start_slow_reader
+	# a 1 MiB pipe makes the last span of the body large, so it often meets a full socket
+	start_spliced "global { pipe_size 1m; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server s 127.0.0.1:$SLOW_PORT; }"
+	local f="$BATS_TEST_TMPDIR/up.bin" want got i t0
+	random_file "$f" 8
+	want="$(sha_of_file "$f") 8388608"
+	# the slow origin needs about 1 s for 8 MiB; a stalled upload never finishes
+	for i in 1 2 3 4; do
+		t0=$(now_ms)
+		got=$("${CURL[@]}" --max-time 8 -H 'Expect:' --data-binary @"$f" "$(url /upload)" 2>&1) || true
+		echo "upload $i: $got ($(($(now_ms) - t0)) ms)"
+		assert_equal "$want" "$got" "upload $i through spliced"
+	done
+}
+
+@test "transfer: upload with Content-Length to a slowly reading origin, default pipe size" {
+	start_slow_reader
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server s 127.0.0.1:$SLOW_PORT; }"
+	local f="$BATS_TEST_TMPDIR/up.bin" want got i t0
+	random_file "$f" 8
+	want="$(sha_of_file "$f") 8388608"
+	for i in 1 2 3; do
+		t0=$(now_ms)
+		got=$("${CURL[@]}" --max-time 8 -H 'Expect:' --data-binary @"$f" "$(url /upload)" 2>&1) || true
+		echo "upload $i: $got ($(($(now_ms) - t0)) ms)"
+		assert_equal "$want" "$got" "upload $i through spliced"
+	done
+}
