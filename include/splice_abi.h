@@ -38,21 +38,21 @@ struct spliced_server_stats {
  */
 struct spliced_sock {
 	/* written by BPF */
-	__u64 seen;      /* bytes handed to the verdict (stream offset reached) */
-	__u64 kern_fwd;  /* bytes redirected to the peer */
-	__u64 passed;    /* bytes left to the daemon (SK_PASS) */
-	__u64 next_seq;  /* next expected TCP sequence + 1 (0: unknown) */
-	__u64 cap_hits;  /* skbs passed up because the peer was over the in-flight cap */
-	__u64 trims;     /* skbs whose head repeated already delivered bytes */
+	__u64 seen;	/* bytes handed to the verdict (stream offset reached) */
+	__u64 kern_fwd; /* bytes redirected to the peer */
+	__u64 passed;	/* bytes left to the daemon (SK_PASS) */
+	__u64 next_seq; /* next expected TCP sequence + 1 (0: unknown) */
+	__u64 cap_hits; /* skbs passed up because the peer was over the in-flight cap */
+	__u64 trims;	/* skbs whose head repeated already delivered bytes */
 	__u64 bpf_pad[2];
 	/* written by the daemon */
-	__u64 user_fwd;  /* passed bytes the daemon has written to the peer */
-	__u64 win_end;   /* redirect only bytes below this offset */
-	__u64 user_in;   /* bytes the daemon wrote INTO this socket */
-	__u64 syn_adj;   /* 1 when this socket's tcpi_bytes_acked counts its SYN */
-	__u64 cap;       /* most bytes in flight into the peer before falling back to PASS */
+	__u64 user_fwd;	 /* passed bytes the daemon has written to the peer */
+	__u64 win_end;	 /* redirect only bytes below this offset */
+	__u64 user_in;	 /* bytes the daemon wrote INTO this socket */
+	__u64 syn_adj;	 /* 1 when this socket's tcpi_bytes_acked counts its SYN */
+	__u64 cap;	 /* most bytes in flight into the peer before falling back to PASS */
 	__u32 peer_slot; /* slot of the peer socket */
-	__u32 enabled;   /* 0: pass everything up */
+	__u32 enabled;	 /* 0: pass everything up */
 	__u64 user_pad[2];
 };
 
@@ -62,13 +62,13 @@ struct spliced_conn {
 	char upstream[48]; /* address:port */
 	char pool[32];
 	char server[32];
-	__u64 start_ns;    /* CLOCK_REALTIME nanoseconds */
+	__u64 start_ns; /* CLOCK_REALTIME nanoseconds */
 	__u64 kern_bytes_up;
 	__u64 kern_bytes_down;
 	__u64 user_bytes_up;
 	__u64 user_bytes_down;
 	__u32 server_id;
-	__u32 flags;       /* SPLICED_CONN_* */
+	__u32 flags; /* SPLICED_CONN_* */
 };
 
 #define SPLICED_CONN_KERNEL 0x1 /* sockets are in the sockhash */

@@ -503,7 +503,8 @@ static void do_global(struct parser *ps, struct config *cf, struct node *blk)
 			if (want_args(ps, n, 1, 1))
 				continue;
 			if (conf_parse_size(n->args[0], &v) || v < 65536 || v > (1ULL << 40))
-				perr(ps, n->line, "invalid size '%s' for 'splice_cap' (64k to 1024g)",
+				perr(ps, n->line,
+				     "invalid size '%s' for 'splice_cap' (64k to 1024g)",
 				     n->args[0]);
 			else
 				cf->splice_cap = v;

@@ -68,7 +68,7 @@ struct flow {
 	uint8_t body_done;
 	uint8_t src_eof;
 	uint8_t dst_shut;
-	uint64_t moved; /* body bytes moved this message */
+	uint64_t moved;	    /* body bytes moved this message */
 	uint8_t kspan;	    /* a kernel window is open for the rest of this body */
 	uint64_t kern_seen; /* src kern_fwd already accounted */
 	uint64_t kmoved;    /* body bytes the kernel moved this message */
@@ -78,7 +78,7 @@ struct conn {
 	struct worker *w;
 	struct conn *prev, *next;
 	struct conn *ready_next;
-	struct conn *dead_next; /* on the worker's graveyard, freed after the event batch */
+	struct conn *dead_next;	 /* on the worker's graveyard, freed after the event batch */
 	struct conn *kpoll_next; /* on the worker's kernel poll list */
 	uint8_t queued;
 	uint8_t dead;
@@ -91,9 +91,9 @@ struct conn {
 	struct listener *l;
 	int cfd, ufd;
 	struct ep_tag ctag, utag;
-	uint32_t uev; /* upstream events seen since connect started */
-	uint32_t cev; /* client events seen */
-	uint64_t tunnel_kern;  /* kernel bytes of the tunnel at the last timer look */
+	uint32_t uev;	      /* upstream events seen since connect started */
+	uint32_t cev;	      /* client events seen */
+	uint64_t tunnel_kern; /* kernel bytes of the tunnel at the last timer look */
 	uint16_t peer_port;
 	char peer[INET6_ADDRSTRLEN];
 	enum conn_state st;
@@ -800,7 +800,8 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 			if (f->kspan)
 				log_debug("%s: kernel span done: read %llu seen %llu passed %llu "
 					  "kern %llu user_fwd %llu trims %llu",
-					  c->peer, (unsigned long long)(f->src->read - f->src->base),
+					  c->peer,
+					  (unsigned long long)(f->src->read - f->src->base),
 					  (unsigned long long)f->src->k.st->seen,
 					  (unsigned long long)f->src->k.st->passed,
 					  (unsigned long long)f->src->k.st->kern_fwd,
@@ -1278,8 +1279,8 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 		if (next)
 			return upstream_connect_to(c, next);
 		/* nowhere else to go: the answer is about this failure, not a 503 */
-		log_warnx("%s: upstream %s %s, no other server to retry on", c->peer,
-			  c->pool->name, why);
+		log_warnx("%s: upstream %s %s, no other server to retry on", c->peer, c->pool->name,
+			  why);
 		return conn_fail_request(c, status);
 	}
 	log_warnx("%s: upstream %s/%s %s", c->peer, c->pool->name, c->srv ? c->srv->name : "-",
@@ -1491,7 +1492,7 @@ static uint64_t tunnel_kern_bytes(struct conn *c)
 /* a tunnel is over (or aborted): count, log, close; abort sends RST to both sides */
 static void tunnel_end(struct conn *c, int abort)
 {
-	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+	static const struct linger rst = {.l_onoff = 1, .l_linger = 0};
 	int dummy = 0;
 
 	if (c->req.kspan)

@@ -26,8 +26,21 @@ static int is_tchar(unsigned char c)
 	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
 		return 1;
 	switch (c) {
-	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-	case '.': case '^': case '_': case '`': case '|': case '~':
+	case '!':
+	case '#':
+	case '$':
+	case '%':
+	case '&':
+	case '\'':
+	case '*':
+	case '+':
+	case '-':
+	case '.':
+	case '^':
+	case '_':
+	case '`':
+	case '|':
+	case '~':
 		return 1;
 	}
 	return 0;
@@ -85,7 +98,7 @@ static int span_ieq(const char *buf, struct http_span s, const char *lit)
 
 static struct http_span mk_span(size_t off, size_t len)
 {
-	struct http_span s = { .off = (uint32_t)off, .len = (uint32_t)len };
+	struct http_span s = {.off = (uint32_t)off, .len = (uint32_t)len};
 
 	return s;
 }
@@ -263,11 +276,9 @@ static enum http_method method_lookup(const char *s, size_t n)
 		const char *name;
 		enum http_method m;
 	} tab[] = {
-		{ "GET", HTTP_M_GET },		 { "HEAD", HTTP_M_HEAD },
-		{ "POST", HTTP_M_POST },	 { "PUT", HTTP_M_PUT },
-		{ "DELETE", HTTP_M_DELETE },	 { "OPTIONS", HTTP_M_OPTIONS },
-		{ "TRACE", HTTP_M_TRACE },	 { "CONNECT", HTTP_M_CONNECT },
-		{ "PATCH", HTTP_M_PATCH },
+		{"GET", HTTP_M_GET},	 {"HEAD", HTTP_M_HEAD},	      {"POST", HTTP_M_POST},
+		{"PUT", HTTP_M_PUT},	 {"DELETE", HTTP_M_DELETE},   {"OPTIONS", HTTP_M_OPTIONS},
+		{"TRACE", HTTP_M_TRACE}, {"CONNECT", HTTP_M_CONNECT}, {"PATCH", HTTP_M_PATCH},
 	};
 	size_t i;
 
@@ -344,13 +355,13 @@ static int parse_target(const char *buf, struct http_msg *m)
 
 /* header facts gathered across all field lines, decided on once the head is complete */
 struct field_state {
-	int ncl;            /* Content-Length field lines */
-	int nhost;          /* Host field lines */
-	int te_seen;        /* a Transfer-Encoding field line was seen */
-	int te_codings;     /* codings listed across all Transfer-Encoding lines */
-	int te_chunked;     /* times "chunked" was listed */
+	int ncl;	     /* Content-Length field lines */
+	int nhost;	     /* Host field lines */
+	int te_seen;	     /* a Transfer-Encoding field line was seen */
+	int te_codings;	     /* codings listed across all Transfer-Encoding lines */
+	int te_chunked;	     /* times "chunked" was listed */
 	int te_last_chunked; /* the last coding listed is chunked */
-	int host_idx;       /* index of the Host header */
+	int host_idx;	     /* index of the Host header */
 };
 
 /* 1*DIGIT, no sign, no list, no overflow */
@@ -432,8 +443,8 @@ static int parse_connection(const char *buf, struct http_span v, struct http_msg
  * note the ones that decide framing and connection handling. The scanner has already refused
  * bare CR/LF and control characters, so a value is whatever lies between colon and CRLF.
  */
-static int parse_fields(const char *buf, size_t p, size_t end, int is_request,
-			struct http_msg *m, struct field_state *st)
+static int parse_fields(const char *buf, size_t p, size_t end, int is_request, struct http_msg *m,
+			struct field_state *st)
 {
 	while (p < end) {
 		const char *nl = memchr(buf + p, '\n', end + 2 - p);
@@ -489,8 +500,8 @@ static int parse_fields(const char *buf, size_t p, size_t end, int is_request,
 				st->host_idx = (int)m->nhdrs - 1;
 				/* an empty Host is what RFC 9110 7.2 asks for when there is no
 				 * authority; anything else must be a valid uri-host[:port] */
-				if (h->value.len && !valid_authority(buf + h->value.off,
-								     h->value.len, 0))
+				if (h->value.len &&
+				    !valid_authority(buf + h->value.off, h->value.len, 0))
 					return -400;
 			}
 			break;
@@ -527,7 +538,7 @@ static size_t line_end(const char *buf, size_t p, size_t head_len)
 
 int http_parse_request(const char *buf, size_t len, size_t max_head, struct http_msg *m)
 {
-	struct field_state st = { 0 };
+	struct field_state st = {0};
 	size_t start = 0, eol;
 	int ret, head_len;
 
@@ -603,7 +614,7 @@ static int parse_status_line(const char *buf, size_t eol, struct http_msg *m)
 int http_parse_response(const char *buf, size_t len, size_t max_head, enum http_method req_method,
 			struct http_msg *m)
 {
-	struct field_state st = { 0 };
+	struct field_state st = {0};
 	size_t eol;
 	int ret, head_len;
 
@@ -623,8 +634,8 @@ int http_parse_response(const char *buf, size_t len, size_t max_head, enum http_
 	ret = parse_fields(buf, eol + 2, (size_t)head_len - 2, 0, m, &st);
 	if (ret)
 		return -502;
-	if (st.te_seen && (st.ncl || m->version_minor == 0 || st.te_codings == 0 ||
-			   st.te_chunked > 1))
+	if (st.te_seen &&
+	    (st.ncl || m->version_minor == 0 || st.te_codings == 0 || st.te_chunked > 1))
 		return -502;
 	if (m->version_minor == 0 && !(m->flags & HTTP_F_CONN_KEEPALIVE))
 		m->flags |= HTTP_F_CONN_CLOSE;
@@ -661,13 +672,13 @@ enum {
 	CH_EXT_NAME0, /* after ';': BWS then ext name */
 	CH_EXT_NAME,
 	CH_EXT_NAME_BWS, /* after a name: BWS then '=' or ';' */
-	CH_EXT_VAL0,     /* after '=': BWS then token or quoted-string */
+	CH_EXT_VAL0,	 /* after '=': BWS then token or quoted-string */
 	CH_EXT_TOKEN,
 	CH_EXT_QS,
 	CH_EXT_QS_ESC,
 	CH_EXT_QS_END,
 	CH_EXT_VAL_BWS, /* after a value: BWS then ';' */
-	CH_SIZE_LF,     /* CR of the size line seen */
+	CH_SIZE_LF,	/* CR of the size line seen */
 	CH_DATA,
 	CH_DATA_CR,
 	CH_DATA_LF,
@@ -958,7 +969,7 @@ static int is_hop_by_hop(const char *buf, const struct http_msg *m, struct http_
 int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 		      const struct http_rewrite *rw, char *out, size_t cap)
 {
-	struct out_buf o = { .p = out, .cap = cap };
+	struct out_buf o = {.p = out, .cap = cap};
 	size_t start = is_request ? m->method_s.off : 0;
 	int last_xff = -1, last_via = -1;
 	const char *nl;

@@ -35,12 +35,12 @@ enum http_framing {
 };
 
 /* message flags */
-#define HTTP_F_CONN_CLOSE      0x01 /* Connection: close present (or HTTP/1.0 without keep-alive) */
-#define HTTP_F_CONN_KEEPALIVE  0x02 /* Connection: keep-alive present */
-#define HTTP_F_CONN_UPGRADE    0x04 /* Connection lists "upgrade" */
-#define HTTP_F_UPGRADE         0x08 /* Upgrade header present */
+#define HTTP_F_CONN_CLOSE 0x01	    /* Connection: close present (or HTTP/1.0 without keep-alive) */
+#define HTTP_F_CONN_KEEPALIVE 0x02  /* Connection: keep-alive present */
+#define HTTP_F_CONN_UPGRADE 0x04    /* Connection lists "upgrade" */
+#define HTTP_F_UPGRADE 0x08	    /* Upgrade header present */
 #define HTTP_F_EXPECT_CONTINUE 0x10 /* Expect: 100-continue */
-#define HTTP_F_ABSOLUTE_FORM   0x20 /* request-target in absolute-form */
+#define HTTP_F_ABSOLUTE_FORM 0x20   /* request-target in absolute-form */
 
 struct http_span {
 	uint32_t off; /* offset from the start of the message head */
@@ -53,19 +53,19 @@ struct http_hdr {
 };
 
 struct http_msg {
-	uint32_t scan;      /* incremental state: bytes already searched for the end of head;
+	uint32_t scan;	   /* incremental state: bytes already searched for the end of head;
 			     * the caller sets the whole struct to zero before the first call
 			     * for each new message */
-	uint32_t head_len;  /* set on success: bytes of the head including the final CRLF CRLF */
-	int version_minor;  /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
-	unsigned flags;     /* HTTP_F_* */
+	uint32_t head_len; /* set on success: bytes of the head including the final CRLF CRLF */
+	int version_minor; /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+	unsigned flags;	   /* HTTP_F_* */
 	/* request */
 	enum http_method method;
 	struct http_span method_s;
 	struct http_span target; /* request-target as sent */
-	struct http_span path;   /* path+query part of target (origin-form, or after authority:
+	struct http_span path;	 /* path+query part of target (origin-form, or after authority:
 				  * then possibly empty or starting with '?'); empty for CONNECT */
-	struct http_span host;   /* Host header value (possibly empty), or authority of an
+	struct http_span host;	 /* Host header value (possibly empty), or authority of an
 				  * absolute-form target; empty for HTTP/1.0 without Host */
 	/* response */
 	int status;
@@ -107,12 +107,12 @@ int http_find_header(const char *buf, const struct http_msg *m, const char *name
 
 /* Chunked transfer coding walker. Bytes are forwarded verbatim; this only finds boundaries. */
 struct http_chunked {
-	uint8_t state;      /* private */
-	uint8_t done;       /* 1 once the final CRLF after the last chunk and trailers was seen */
+	uint8_t state;	    /* private */
+	uint8_t done;	    /* 1 once the final CRLF after the last chunk and trailers was seen */
 	uint32_t line_len;  /* private: length of the current size/trailer line */
-	uint64_t left;      /* bytes of chunk data remaining in the current chunk */
+	uint64_t left;	    /* bytes of chunk data remaining in the current chunk */
 	uint64_t max_chunk; /* largest chunk size accepted; 0 means no limit */
-	uint64_t size;      /* private: chunk size being read, then trailer line count */
+	uint64_t size;	    /* private: chunk size being read, then trailer line count */
 };
 
 /*
@@ -134,11 +134,11 @@ void http_chunked_skip(struct http_chunked *c, uint64_t n);
 
 /* What the proxy adds/replaces when it forwards a head. */
 struct http_rewrite {
-	const char *client_ip;  /* appended to X-Forwarded-For (requests) */
-	const char *proto;      /* X-Forwarded-Proto value, "http" or "https" (requests) */
-	const char *via;        /* Via value, e.g. "1.1 spliced" */
+	const char *client_ip;	/* appended to X-Forwarded-For (requests) */
+	const char *proto;	/* X-Forwarded-Proto value, "http" or "https" (requests) */
+	const char *via;	/* Via value, e.g. "1.1 spliced" */
 	const char *connection; /* value of the Connection header to send, or NULL for none */
-	int keep_upgrade;       /* 1: keep the Upgrade header (the proxy will tunnel) */
+	int keep_upgrade;	/* 1: keep the Upgrade header (the proxy will tunnel) */
 };
 
 /*

@@ -353,7 +353,7 @@ static const struct lb_ops *const algo_ops[] = {
  */
 static uint64_t rng_seed(const struct lb *lb)
 {
-	struct timespec ts = { 0 };
+	struct timespec ts = {0};
 	uint64_t s;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -18,17 +18,17 @@
 
 enum lb_algo {
 	LB_ROUND_ROBIN = 0, /* "round_robin" */
-	LB_LEAST_CONN,      /* "least_conn" */
-	LB_HASH,            /* "hash" (source address or header: key chosen by the caller) */
-	LB_RANDOM2,         /* "random" (power of two choices) */
+	LB_LEAST_CONN,	    /* "least_conn" */
+	LB_HASH,	    /* "hash" (source address or header: key chosen by the caller) */
+	LB_RANDOM2,	    /* "random" (power of two choices) */
 };
 
 #define LB_VNODES_PER_WEIGHT 160 /* ring points per unit of weight, for the hash balancer */
 
 struct lb_member {
 	uint32_t weight;    /* configured weight; 0 = drain */
-	uint8_t backup;     /* 1: used only when no primary is usable */
-	int64_t cur;        /* smooth WRR running weight (private) */
+	uint8_t backup;	    /* 1: used only when no primary is usable */
+	int64_t cur;	    /* smooth WRR running weight (private) */
 	uint32_t active;    /* connections in flight, see lb_conn_acquire/release */
 	uint64_t name_hash; /* stable identity for the hash ring (from the server name) */
 };

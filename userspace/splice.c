@@ -39,7 +39,7 @@ _Static_assert(sizeof(struct spliced_conn) == 208, "ABI: conn table");
 
 static struct splice_bpf *skel;
 static char pin_dir[PATH_MAX];
-static int kernel_on; /* verdict attached: the kernel path may be used */
+static int kernel_on;		   /* verdict attached: the kernel path may be used */
 static struct spliced_sock *socks; /* mmap of spliced_socks */
 static uint32_t nslots;
 static uint32_t *free_slots;
@@ -47,8 +47,8 @@ static uint32_t nfree;
 static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 static int fd_targets, fd_active, fd_slot_of, fd_conns;
 
-static const char *const pinned[] = { "spliced_kern", "spliced_servers", "spliced_conns",
-				      "spliced_socks" };
+static const char *const pinned[] = {"spliced_kern", "spliced_servers", "spliced_conns",
+				     "spliced_socks"};
 
 static int ensure_bpffs(const char *dir)
 {
@@ -148,8 +148,10 @@ int splice_init(struct config *cf, int disabled)
 			  strerror(-err));
 		goto err_destroy;
 	}
-	if ((err = pin_map(skel->maps.spliced_kern)) || (err = pin_map(skel->maps.spliced_servers)) ||
-	    (err = pin_map(skel->maps.spliced_conns)) || (err = pin_map(skel->maps.spliced_socks))) {
+	if ((err = pin_map(skel->maps.spliced_kern)) ||
+	    (err = pin_map(skel->maps.spliced_servers)) ||
+	    (err = pin_map(skel->maps.spliced_conns)) ||
+	    (err = pin_map(skel->maps.spliced_socks))) {
 		log_warnx("bpf: cannot pin maps under %s (%s)", pin_dir, strerror(-err));
 		goto err_destroy;
 	}

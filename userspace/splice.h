@@ -15,7 +15,7 @@
 
 /* one socket's handle in the kernel data path */
 struct ksock {
-	uint32_t slot;		 /* 0: not in the maps */
+	uint32_t slot; /* 0: not in the maps */
 	uint64_t cookie;
 	struct spliced_sock *st; /* mmap-ed window state */
 	int in_map;		 /* in the verdict sockhash (stays until close) */

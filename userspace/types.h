@@ -95,9 +95,9 @@ struct server {
 	_Atomic uint64_t requests;
 	_Atomic uint64_t conn_total;
 	_Atomic uint64_t conn_fail;
-	_Atomic uint64_t bytes_up;   /* client -> server, moved by the daemon */
-	_Atomic uint64_t bytes_down; /* server -> client, moved by the daemon */
-	_Atomic uint64_t kern_bytes_up;   /* client -> server, redirected by the kernel */
+	_Atomic uint64_t bytes_up;	  /* client -> server, moved by the daemon */
+	_Atomic uint64_t bytes_down;	  /* server -> client, moved by the daemon */
+	_Atomic uint64_t kern_bytes_up;	  /* client -> server, redirected by the kernel */
 	_Atomic uint64_t kern_bytes_down; /* server -> client, redirected by the kernel */
 	_Atomic int64_t conn_active;
 	struct server_health h; /* health.c */
@@ -167,7 +167,7 @@ struct config {
 	uint32_t max_connections;
 	uint32_t buffer_size; /* per direction userspace buffer */
 	uint32_t pipe_size;   /* splice(2) pipe capacity */
-	uint64_t splice_cap;	   /* bytes in flight into a peer before falling back to PASS */
+	uint64_t splice_cap;  /* bytes in flight into a peer before falling back to PASS */
 	uint32_t fail_timeout_ms;
 	unsigned retries;
 	struct listener *listeners;

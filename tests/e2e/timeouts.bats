@@ -209,7 +209,7 @@ while True:
         break
     data += d
 ms = int((time.monotonic() - t0) * 1000)
-print(" | ".join(l.decode() for l in data.split(b"\r\n") if l.startswith(b"HTTP/1.1")))
+print(" | ".join(l.decode().rstrip("\r") for l in data.split(b"\n") if l.startswith(b"HTTP/1.1")))
 print(f"closed_after_ms={ms}")
 PY
 }

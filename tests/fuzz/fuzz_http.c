@@ -23,10 +23,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			abort();                                                                   \
+#define CHECK(cond)              \
+	do {                     \
+		if (!(cond))     \
+			abort(); \
 	} while (0)
 
 static struct http_msg m1, m2;
@@ -199,7 +199,7 @@ static void fuzz_rewrite(const char *buf, int is_request, enum http_method meth)
 
 static void fuzz_chunked(const char *buf, size_t len, size_t split, uint64_t max_chunk)
 {
-	struct http_chunked a = { .max_chunk = max_chunk }, b = { .max_chunk = max_chunk };
+	struct http_chunked a = {.max_chunk = max_chunk}, b = {.max_chunk = max_chunk};
 	ssize_t r1, r;
 	size_t pos = 0, step = split % 7 + 1;
 
@@ -240,9 +240,9 @@ static void fuzz_chunked(const char *buf, size_t len, size_t split, uint64_t max
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum http_method meths[] = { HTTP_M_GET, HTTP_M_HEAD, HTTP_M_CONNECT,
-						  HTTP_M_POST };
-	static const size_t max_heads[] = { 8192, 64, 256, 100000 };
+	static const enum http_method meths[] = {HTTP_M_GET, HTTP_M_HEAD, HTTP_M_CONNECT,
+						 HTTP_M_POST};
+	static const size_t max_heads[] = {8192, 64, 256, 100000};
 	const char *buf;
 	size_t len, split, max_head;
 	enum http_method meth;

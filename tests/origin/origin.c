@@ -39,14 +39,14 @@
 
 #include <openssl/evp.h>
 
-#define PATTERN_SIZE	(1u << 20)	/* /size bodies repeat this block */
-#define WRITE_CHUNK	(256u << 10)	/* largest single send of body data */
-#define RBUF_SIZE	(256u << 10)	/* per-connection read buffer */
-#define HEAD_MAX	(64u << 10)	/* larger request heads get 431 */
-#define LINE_MAX_LEN	(8u << 10)	/* chunk-size and trailer lines */
-#define HOLD_SECONDS	60
-#define THREAD_STACK	(256u << 10)
-#define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define PATTERN_SIZE (1u << 20)	 /* /size bodies repeat this block */
+#define WRITE_CHUNK (256u << 10) /* largest single send of body data */
+#define RBUF_SIZE (256u << 10)	 /* per-connection read buffer */
+#define HEAD_MAX (64u << 10)	 /* larger request heads get 431 */
+#define LINE_MAX_LEN (8u << 10)	 /* chunk-size and trailer lines */
+#define HOLD_SECONDS 60
+#define THREAD_STACK (256u << 10)
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 static const char *backend_name = "origin";
 static int log_fd = -1;
@@ -57,17 +57,17 @@ static int log_fd = -1;
  */
 static unsigned char *pattern;
 
-static const unsigned int chunk_cycle[] = { 1, 17, 4096, 65536, 300000 };
+static const unsigned int chunk_cycle[] = {1, 17, 4096, 65536, 300000};
 
 struct conn {
 	int fd;
-	unsigned char *buf;	/* unread input is buf[off, len) */
+	unsigned char *buf; /* unread input is buf[off, len) */
 	size_t off;
 	size_t len;
 	unsigned long nreq;
-	char *head;		/* current request head as received, head_len bytes */
+	char *head; /* current request head as received, head_len bytes */
 	size_t head_len;
-	char *work;		/* NUL-split copy of head used for parsing */
+	char *work; /* NUL-split copy of head used for parsing */
 };
 
 struct request {
@@ -75,8 +75,8 @@ struct request {
 	char *target;
 	char *version;
 	char *path;
-	char *query;		/* after '?', or "" */
-	char *ws_key;		/* Sec-WebSocket-Key or NULL */
+	char *query;  /* after '?', or "" */
+	char *ws_key; /* Sec-WebSocket-Key or NULL */
 	int is_head;
 	int conn_close;
 	int http10;
@@ -163,7 +163,7 @@ static int send_iov_all(int fd, struct iovec *iov, int cnt, int more)
 
 static int send_all(int fd, const void *p, size_t n, int more)
 {
-	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+	struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
 
 	return send_iov_all(fd, &iov, 1, more);
 }
@@ -356,8 +356,9 @@ static int read_body(struct conn *c, const struct request *rq, body_cb cb, void 
 		sz = 0;
 		digits = 0;
 		for (i = 0; i < len && isxdigit((unsigned char)line[i]); i++) {
-			v = isdigit((unsigned char)line[i]) ? line[i] - '0' :
-							      tolower((unsigned char)line[i]) - 'a' + 10;
+			v = isdigit((unsigned char)line[i])
+				    ? line[i] - '0'
+				    : tolower((unsigned char)line[i]) - 'a' + 10;
 			if (sz >> 56)
 				return -EBADMSG;
 			sz = sz * 16 + v;
@@ -389,36 +390,66 @@ static int read_body(struct conn *c, const struct request *rq, body_cb cb, void 
 static const char *reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -641,9 +672,21 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
 	}
 	if (*end || v > (UINT64_MAX >> (shift + 1)))
 		return -EINVAL;
@@ -725,7 +768,8 @@ static int handle_size(struct conn *c, struct request *rq, const char *arg)
 			iov[2].iov_len = 2;
 			err = send_iov_all(c->fd, iov, 3, 1);
 		} else {
-			err = send_all(c->fd, ch, snprintf(ch, sizeof(ch), "%" PRIx64 "\r\n", k), 1);
+			err = send_all(c->fd, ch, snprintf(ch, sizeof(ch), "%" PRIx64 "\r\n", k),
+				       1);
 			err = err ?: send_pattern(c->fd, off, k, 1);
 			err = err ?: send_all(c->fd, "\r\n", 2, 1);
 		}
@@ -879,7 +923,8 @@ static int dispatch(struct conn *c, struct request *rq)
 	if (!strncmp(rq->path, "/size/", 6))
 		return handle_size(c, rq, rq->path + 6);
 	if (!strcmp(rq->path, "/echo"))
-		return send_simple(c, rq, 200, "text/plain", c->head, c->head_len) ?: rq->conn_close;
+		return send_simple(c, rq, 200, "text/plain", c->head, c->head_len)
+			       ?: rq->conn_close;
 	if (!strncmp(rq->path, "/status/", 8)) {
 		status = atoi(rq->path + 8);
 		if (status < 200 || status > 599)
@@ -943,7 +988,7 @@ static void conn_serve(struct conn *c)
  */
 static void linger_close(struct conn *c)
 {
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 	int i;
 
 	if (shutdown(c->fd, SHUT_WR) == 0) {
@@ -1052,13 +1097,13 @@ static void raise_nofile(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "addr", required_argument, NULL, 'a' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "log", required_argument, NULL, 'l' },
-		{ "pidfile", required_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"port", required_argument, NULL, 'p'},
+		{"addr", required_argument, NULL, 'a'},
+		{"name", required_argument, NULL, 'n'},
+		{"log", required_argument, NULL, 'l'},
+		{"pidfile", required_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *port = NULL, *addr = "127.0.0.1", *logfile = NULL, *pidfile = NULL;
 	unsigned int bound_port;
@@ -1070,13 +1115,27 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "p:a:n:l:P:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'p': port = optarg; break;
-		case 'a': addr = optarg; break;
-		case 'n': backend_name = optarg; break;
-		case 'l': logfile = optarg; break;
-		case 'P': pidfile = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'p':
+			port = optarg;
+			break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'n':
+			backend_name = optarg;
+			break;
+		case 'l':
+			logfile = optarg;
+			break;
+		case 'P':
+			pidfile = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!port || optind != argc) {

@@ -70,12 +70,10 @@ static void test_req_methods(void)
 		const char *name;
 		enum http_method m;
 	} tab[] = {
-		{ "GET", HTTP_M_GET },		 { "HEAD", HTTP_M_HEAD },
-		{ "POST", HTTP_M_POST },	 { "PUT", HTTP_M_PUT },
-		{ "DELETE", HTTP_M_DELETE },	 { "OPTIONS", HTTP_M_OPTIONS },
-		{ "TRACE", HTTP_M_TRACE },	 { "PATCH", HTTP_M_PATCH },
-		{ "PROPFIND", HTTP_M_OTHER },	 { "get", HTTP_M_OTHER },
-		{ "M-SEARCH", HTTP_M_OTHER },
+		{"GET", HTTP_M_GET},	 {"HEAD", HTTP_M_HEAD},	     {"POST", HTTP_M_POST},
+		{"PUT", HTTP_M_PUT},	 {"DELETE", HTTP_M_DELETE},  {"OPTIONS", HTTP_M_OPTIONS},
+		{"TRACE", HTTP_M_TRACE}, {"PATCH", HTTP_M_PATCH},    {"PROPFIND", HTTP_M_OTHER},
+		{"get", HTTP_M_OTHER},	 {"M-SEARCH", HTTP_M_OTHER},
 	};
 	char buf[128];
 	size_t i;
@@ -279,7 +277,8 @@ static void test_req_header_obs_text(void)
 static void test_req_expect(void)
 {
 	ASSERT_TRUE(parse_req("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
-			      "Expect: 100-Continue\r\n\r\n") > 0, "ok");
+			      "Expect: 100-Continue\r\n\r\n") > 0,
+		    "ok");
 	ASSERT_TRUE(msg.flags & HTTP_F_EXPECT_CONTINUE, "flag");
 	ASSERT_TRUE(parse_req("PUT / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n") > 0, "x");
 	ASSERT_EQ(msg.flags & HTTP_F_EXPECT_CONTINUE, 0, "other expectation");
@@ -290,7 +289,8 @@ static void test_req_expect(void)
 static void test_req_upgrade(void)
 {
 	ASSERT_TRUE(parse_req("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
-			      "Upgrade: websocket\r\n\r\n") > 0, "ok");
+			      "Upgrade: websocket\r\n\r\n") > 0,
+		    "ok");
 	ASSERT_EQ(msg.flags, HTTP_F_CONN_UPGRADE | HTTP_F_UPGRADE, "flags");
 	ASSERT_TRUE(parse_req("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n") > 0, "ok");
 	ASSERT_EQ(msg.flags, HTTP_F_UPGRADE, "Upgrade without Connection token");
@@ -299,7 +299,8 @@ static void test_req_upgrade(void)
 static void test_req_connection_list(void)
 {
 	ASSERT_TRUE(parse_req("GET / HTTP/1.1\r\nHost: a\r\nConnection: , KEEP-ALIVE ,, foo\r\n"
-			      "Connection: close\r\n\r\n") > 0, "ok");
+			      "Connection: close\r\n\r\n") > 0,
+		    "ok");
 	ASSERT_EQ(msg.flags, HTTP_F_CONN_CLOSE | HTTP_F_CONN_KEEPALIVE, "both lines counted");
 	ASSERT_TRUE(parse_req("GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n") > 0, "x");
 	ASSERT_EQ(msg.flags, 0, "no prefix match");
@@ -433,13 +434,14 @@ static void test_req_bare_cr_lf(void)
 
 static void test_req_control_chars(void)
 {
-	static const char ctls[] = { 0x00, 0x01, 0x08, 0x0b, 0x0c, 0x1b, 0x1f, 0x7f };
+	static const char ctls[] = {0x00, 0x01, 0x08, 0x0b, 0x0c, 0x1b, 0x1f, 0x7f};
 	char buf[128];
 	size_t i, n;
 
 	for (i = 0; i < sizeof(ctls); i++) {
-		n = (size_t)snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: a\r\nX: a#b\r\n"
-								"\r\n");
+		n = (size_t)snprintf(buf, sizeof(buf),
+				     "GET / HTTP/1.1\r\nHost: a\r\nX: a#b\r\n"
+				     "\r\n");
 		*strchr(buf, '#') = ctls[i];
 		memset(&msg, 0, sizeof(msg));
 		ASSERT_EQ(http_parse_request(buf, n, MAX_HEAD, &msg), -400, "control in value");
@@ -459,13 +461,22 @@ static void test_req_host_required(void)
 static void test_req_host_values(void)
 {
 	static const char *const good[] = {
-		"example.com", "example.com:8080", "10.0.0.1", "10.0.0.1:80", "[::1]", "[::1]:443",
-		"[2001:db8::a:1]", "xn--bcher-kva.example", "a_b-c~d", "%41bc", "",
+		"example.com",
+		"example.com:8080",
+		"10.0.0.1",
+		"10.0.0.1:80",
+		"[::1]",
+		"[::1]:443",
+		"[2001:db8::a:1]",
+		"xn--bcher-kva.example",
+		"a_b-c~d",
+		"%41bc",
+		"",
 	};
 	static const char *const bad[] = {
-		"exa mple.com", "a/b", "a@b",	 "user@a:80", "a:b",  "a:",  ":80",
-		"a:123456",	"a:70000", "[::1", "[]",	 "[::1]x", "[g::1]", "a?b",
-		"a#b",		"%4",	  "%zz",  "a\"b",	 "a\\b",  "a:80:80",
+		"exa mple.com", "a/b",	   "a@b",  "user@a:80", "a:b",	  "a:",	     ":80",
+		"a:123456",	"a:70000", "[::1", "[]",	"[::1]x", "[g::1]",  "a?b",
+		"a#b",		"%4",	   "%zz",  "a\"b",	"a\\b",	  "a:80:80",
 	};
 	char buf[256];
 	size_t i;
@@ -561,9 +572,9 @@ static void test_resp_reason(void)
 static void test_resp_bad_status_line(void)
 {
 	static const char *const bad[] = {
-		"HTTP/1.1 20 OK",  "HTTP/1.1 2000 OK", "HTTP/1.1 099 X", "HTTP/1.1 abc X",
-		"HTTP/1.1  200 OK", "HTTP/1.1 200OK",  "HTTP/2 200 OK",  "HTTP/2.0 200 OK",
-		"HTTP/1.2 200 OK",  "HTTX/1.1 200 OK", "http/1.1 200 OK", "HTTP/1.1",
+		"HTTP/1.1 20 OK",   "HTTP/1.1 2000 OK",	   "HTTP/1.1 099 X",   "HTTP/1.1 abc X",
+		"HTTP/1.1  200 OK", "HTTP/1.1 200OK",	   "HTTP/2 200 OK",    "HTTP/2.0 200 OK",
+		"HTTP/1.2 200 OK",  "HTTX/1.1 200 OK",	   "http/1.1 200 OK",  "HTTP/1.1",
 		"HTTP/1.1 ",	    "HTTP/1.1 200 O\x01K", " HTTP/1.1 200 OK",
 	};
 	char buf[128];
@@ -578,7 +589,7 @@ static void test_resp_bad_status_line(void)
 
 static void test_resp_no_body_statuses(void)
 {
-	static const int st[] = { 100, 101, 103, 199, 204, 304 };
+	static const int st[] = {100, 101, 103, 199, 204, 304};
 	char buf[128];
 	size_t i;
 
@@ -599,7 +610,8 @@ static void test_resp_head(void)
 	ASSERT_EQ(msg.framing, HTTP_BODY_NONE, "framing");
 	ASSERT_EQ(msg.content_length, 100, "cl still reported");
 	ASSERT_TRUE(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-			       HTTP_M_HEAD) > 0, "TE");
+			       HTTP_M_HEAD) > 0,
+		    "TE");
 	ASSERT_EQ(msg.framing, HTTP_BODY_NONE, "framing");
 	ASSERT_TRUE(parse_resp("HTTP/1.1 200 OK\r\n\r\n", HTTP_M_HEAD) > 0, "nothing");
 	ASSERT_EQ(msg.framing, HTTP_BODY_NONE, "framing");
@@ -614,7 +626,8 @@ static void test_resp_connect(void)
 		    "CL ignored");
 	ASSERT_EQ(msg.framing, HTTP_BODY_UNTIL_CLOSE, "tunnel");
 	ASSERT_TRUE(parse_resp("HTTP/1.1 407 Auth\r\nContent-Length: 5\r\n\r\n", HTTP_M_CONNECT) >
-			    0, "407");
+			    0,
+		    "407");
 	ASSERT_EQ(msg.framing, HTTP_BODY_LENGTH, "non-2xx has a body");
 }
 
@@ -626,26 +639,33 @@ static void test_resp_framing(void)
 		    "0");
 	ASSERT_EQ(msg.framing, HTTP_BODY_NONE, "CL 0");
 	ASSERT_TRUE(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-			       HTTP_M_POST) > 0, "chunked");
+			       HTTP_M_POST) > 0,
+		    "chunked");
 	ASSERT_EQ(msg.framing, HTTP_BODY_CHUNKED, "chunked");
 	ASSERT_TRUE(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-			       HTTP_M_GET) > 0, "gzip, chunked");
+			       HTTP_M_GET) > 0,
+		    "gzip, chunked");
 	ASSERT_EQ(msg.framing, HTTP_BODY_CHUNKED, "relayed as chunked");
 	ASSERT_TRUE(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-			       HTTP_M_GET) > 0, "chunked, gzip");
+			       HTTP_M_GET) > 0,
+		    "chunked, gzip");
 	ASSERT_EQ(msg.framing, HTTP_BODY_UNTIL_CLOSE, "RFC 9112 6.3 item 4");
 }
 
 static void test_resp_rejects(void)
 {
 	ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked"
-			     "\r\n\r\n", HTTP_M_GET), -502, "CL + TE");
+			     "\r\n\r\n",
+			     HTTP_M_GET),
+		  -502, "CL + TE");
 	ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
-			     HTTP_M_GET), -502, "dup CL");
+			     HTTP_M_GET),
+		  -502, "dup CL");
 	ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n", HTTP_M_GET), -502,
 		  "CL list");
 	ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
-			     HTTP_M_GET), -502, "chunked twice");
+			     HTTP_M_GET),
+		  -502, "chunked twice");
 	ASSERT_EQ(parse_resp("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_M_GET),
 		  -502, "TE in 1.0");
 	ASSERT_EQ(parse_resp("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", HTTP_M_GET), -502, "fold");
@@ -677,7 +697,9 @@ static void test_resp_connection_flags(void)
 		    "ka");
 	ASSERT_EQ(msg.flags, HTTP_F_CONN_KEEPALIVE, "1.0 keep-alive");
 	ASSERT_TRUE(parse_resp("HTTP/1.1 101 Switching\r\nConnection: upgrade\r\nUpgrade: websocket"
-			       "\r\n\r\n", HTTP_M_GET) > 0, "101");
+			       "\r\n\r\n",
+			       HTTP_M_GET) > 0,
+		    "101");
 	ASSERT_EQ(msg.flags, HTTP_F_CONN_UPGRADE | HTTP_F_UPGRADE, "upgrade");
 	ASSERT_EQ(msg.framing, HTTP_BODY_NONE, "101");
 }
@@ -829,10 +851,11 @@ static void test_chunked_large_sizes(void)
 static void test_chunked_bad_size_line(void)
 {
 	static const char *const bad[] = {
-		"\r\n",	   "g\r\n",	  "-1\r\n",	"+1\r\n",	  "0x5\r\n",
-		"5 \r\n",  " 5\r\n",	  "5\n",	"5\rx",		  "5;\r\n",
-		"5;=a\r\n", "5;a=\r\n",	  "5;a=\"b\r\n", "5;a=b c\r\n",	  "5;a=\"\x01\"\r\n",
-		"5;a\x01\r\n", "5;a b\r\n", "5;a=\"b\"c\r\n", "5;a=b\"c\"\r\n", "5;a \r\n",
+		"\r\n",	       "g\r\n",		 "-1\r\n",	     "+1\r\n",
+		"0x5\r\n",     "5 \r\n",	 " 5\r\n",	     "5\n",
+		"5\rx",	       "5;\r\n",	 "5;=a\r\n",	     "5;a=\r\n",
+		"5;a=\"b\r\n", "5;a=b c\r\n",	 "5;a=\"\x01\"\r\n", "5;a\x01\r\n",
+		"5;a b\r\n",   "5;a=\"b\"c\r\n", "5;a=b\"c\"\r\n",   "5;a \r\n",
 	};
 	struct http_chunked c;
 	size_t i;
@@ -857,8 +880,8 @@ static void test_chunked_bad_data_end(void)
 static void test_chunked_bad_trailers(void)
 {
 	static const char *const bad[] = {
-		"0\r\nX: a\r\n b\r\n\r\n", "0\r\n X: a\r\n\r\n", "0\r\nX : a\r\n\r\n",
-		"0\r\n: a\r\n\r\n",	      "0\r\nX\r\n\r\n",	      "0\r\nX: a\nY: b\r\n\r\n",
+		"0\r\nX: a\r\n b\r\n\r\n", "0\r\n X: a\r\n\r\n",   "0\r\nX : a\r\n\r\n",
+		"0\r\n: a\r\n\r\n",	   "0\r\nX\r\n\r\n",	   "0\r\nX: a\nY: b\r\n\r\n",
 		"0\r\nX: a\x01\r\n\r\n",   "0\r\nX: a\rb\r\n\r\n", "0\r\nX(: a\r\n\r\n",
 	};
 	struct http_chunked c;
@@ -946,7 +969,7 @@ static void test_rewrite_basic(void)
 static void test_rewrite_nothing_added(void)
 {
 	const char *s = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
-	struct http_rewrite rw = { 0 };
+	struct http_rewrite rw = {0};
 	char out[512];
 
 	ASSERT_EQ(rewrite(s, 1, &rw, out, sizeof(out)), (int)strlen(s), "len");
@@ -977,7 +1000,7 @@ static void test_rewrite_hop_by_hop(void)
 			"Proxy-Connection: keep-alive\r\nconnection: X-Other\r\nx-other: 2\r\n"
 			"X-Keep: 3\r\nX-Forwarded-Proto: http\r\n\r\n";
 	const char *want = "GET / HTTP/1.1\r\nHost: a\r\nX-Keep: 3\r\n";
-	struct http_rewrite rw = { 0 };
+	struct http_rewrite rw = {0};
 	char out[512];
 
 	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "ok");
@@ -989,7 +1012,7 @@ static void test_rewrite_connection_cannot_strip_framing(void)
 {
 	const char *s = "POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length, host, "
 			"transfer-encoding\r\nContent-Length: 5\r\n\r\n";
-	struct http_rewrite rw = { 0 };
+	struct http_rewrite rw = {0};
 	char out[512];
 
 	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "ok");
@@ -1000,15 +1023,17 @@ static void test_rewrite_upgrade(void)
 {
 	const char *s = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
 			"Upgrade: websocket\r\n\r\n";
-	struct http_rewrite rw = { .connection = "upgrade" };
+	struct http_rewrite rw = {.connection = "upgrade"};
 	char out[512];
 
 	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "drop");
 	ASSERT_STREQ(out, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", "dropped");
 	rw.keep_upgrade = 1;
 	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "keep");
-	ASSERT_STREQ(out, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
-			  "Connection: upgrade\r\n\r\n", "kept although Connection names it");
+	ASSERT_STREQ(out,
+		     "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+		     "Connection: upgrade\r\n\r\n",
+		     "kept although Connection names it");
 }
 
 static void test_rewrite_via_append(void)
@@ -1028,18 +1053,20 @@ static void test_rewrite_response_close(void)
 {
 	const char *s = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
 			"Transfer-Encoding: chunked\r\n\r\n";
-	struct http_rewrite rw = { .via = "1.1 spliced", .connection = "close" };
+	struct http_rewrite rw = {.via = "1.1 spliced", .connection = "close"};
 	char out[512];
 
 	ASSERT_TRUE(rewrite(s, 0, &rw, out, sizeof(out)) > 0, "ok");
-	ASSERT_STREQ(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nVia: 1.1 spliced\r\n"
-			  "Connection: close\r\n\r\n", "TE kept");
+	ASSERT_STREQ(out,
+		     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nVia: 1.1 spliced\r\n"
+		     "Connection: close\r\n\r\n",
+		     "TE kept");
 }
 
 static void test_rewrite_skips_leading_crlf(void)
 {
 	const char *s = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
-	struct http_rewrite rw = { 0 };
+	struct http_rewrite rw = {0};
 	char out[512];
 
 	ASSERT_EQ(rewrite(s, 1, &rw, out, sizeof(out)), (int)strlen(s) - 4, "len");
@@ -1063,7 +1090,7 @@ static void test_rewrite_enospc(void)
 
 static void test_rewrite_unparsed(void)
 {
-	struct http_rewrite rw = { 0 };
+	struct http_rewrite rw = {0};
 	char out[64];
 
 	memset(&msg, 0, sizeof(msg));

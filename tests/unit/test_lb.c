@@ -14,16 +14,16 @@
 #define NPICKS 10000
 #define MAXM 16
 
-static const enum lb_algo all_algos[] = { LB_ROUND_ROBIN, LB_LEAST_CONN, LB_HASH, LB_RANDOM2 };
+static const enum lb_algo all_algos[] = {LB_ROUND_ROBIN, LB_LEAST_CONN, LB_HASH, LB_RANDOM2};
 #define NALGOS (sizeof(all_algos) / sizeof(all_algos[0]))
 
-static const char *const five_names[] = { "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80",
-					  "10.0.0.4:80", "10.0.0.5:80" };
-static const char *const generic_names[MAXM] = { "s0", "s1", "s2",  "s3",  "s4",  "s5",
-						 "s6", "s7", "s8",  "s9",  "s10", "s11",
-						 "s12", "s13", "s14", "s15" };
+static const char *const five_names[] = {"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80",
+					 "10.0.0.5:80"};
+static const char *const generic_names[MAXM] = {"s0",  "s1",  "s2",  "s3", "s4",  "s5",
+						"s6",  "s7",  "s8",  "s9", "s10", "s11",
+						"s12", "s13", "s14", "s15"};
 
-static uint8_t all_usable[MAXM] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+static uint8_t all_usable[MAXM] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 
 /* worst share error seen, per algorithm, reported at the end */
 static double worst_abs[NALGOS], worst_rel[NALGOS];
@@ -47,7 +47,7 @@ static int pick_once(struct lb *lb, const uint8_t *usable, uint64_t key)
  */
 static void check_distribution(enum lb_algo algo, const uint32_t *w, unsigned n)
 {
-	unsigned long counts[MAXM] = { 0 };
+	unsigned long counts[MAXM] = {0};
 	uint64_t wsum = 0;
 	struct lb lb;
 	unsigned i;
@@ -111,7 +111,7 @@ static void test_algo_parse_name(void)
 
 static void test_init_rejects(void)
 {
-	uint32_t w[1] = { 1 };
+	uint32_t w[1] = {1};
 	struct lb lb;
 
 	ASSERT_EQ(lb_init(&lb, LB_ROUND_ROBIN, 0, w, NULL, NULL), -EINVAL, "n == 0");
@@ -123,9 +123,9 @@ static void test_init_rejects(void)
 
 static void test_distribution_all(void)
 {
-	static const uint32_t w532[] = { 5, 3, 2 };
-	static const uint32_t w1111[] = { 1, 1, 1, 1 };
-	static const uint32_t wskew[] = { 10, 1, 1 };
+	static const uint32_t w532[] = {5, 3, 2};
+	static const uint32_t w1111[] = {1, 1, 1, 1};
+	static const uint32_t wskew[] = {10, 1, 1};
 	unsigned a;
 
 	for (a = 0; a < NALGOS; a++) {
@@ -140,8 +140,8 @@ static void test_distribution_all(void)
 /* Deterministic algorithms hit the weight share exactly over whole WRR cycles. */
 static void test_rr_exact_cycles(void)
 {
-	static const uint32_t w[] = { 5, 3, 2 };
-	unsigned long counts[3] = { 0 };
+	static const uint32_t w[] = {5, 3, 2};
+	unsigned long counts[3] = {0};
 	struct lb lb;
 	unsigned i;
 
@@ -158,8 +158,8 @@ static void test_rr_exact_cycles(void)
 /* nginx's documented sequence for weights 5,1,1 is a a b a c a a. */
 static void test_rr_nginx_sequence(void)
 {
-	static const uint32_t w[] = { 5, 1, 1 };
-	static const int want[] = { 0, 0, 1, 0, 2, 0, 0 };
+	static const uint32_t w[] = {5, 1, 1};
+	static const int want[] = {0, 0, 1, 0, 2, 0, 0};
 	struct lb lb;
 	unsigned r, i;
 
@@ -201,11 +201,11 @@ static void check_smooth(enum lb_algo algo, const uint32_t *w, unsigned n)
 
 static void test_rr_smooth(void)
 {
-	static const uint32_t w31[] = { 3, 1 };
-	static const uint32_t w532[] = { 5, 3, 2 };
-	static const uint32_t w1011[] = { 10, 1, 1 };
-	static const uint32_t w1111[] = { 1, 1, 1, 1 };
-	static const uint32_t w7_3[] = { 7, 3 };
+	static const uint32_t w31[] = {3, 1};
+	static const uint32_t w532[] = {5, 3, 2};
+	static const uint32_t w1011[] = {10, 1, 1};
+	static const uint32_t w1111[] = {1, 1, 1, 1};
+	static const uint32_t w7_3[] = {7, 3};
 	int seq[4], i;
 	struct lb lb;
 
@@ -231,9 +231,9 @@ static void test_rr_smooth(void)
 /* A member that keeps connections open gets fewer new ones under least_conn and random. */
 static void check_long_connections(enum lb_algo algo)
 {
-	static const uint32_t w[] = { 1, 1, 1 };
+	static const uint32_t w[] = {1, 1, 1};
 	enum { SLOW_HOLD = 20 };
-	unsigned long counts[3] = { 0 };
+	unsigned long counts[3] = {0};
 	int held[SLOW_HOLD];
 	unsigned nheld = 0, i, head = 0;
 	struct lb lb;
@@ -273,7 +273,7 @@ static void check_long_connections(enum lb_algo algo)
 
 static void test_lc_long_connections(void)
 {
-	static const uint32_t w[] = { 2, 1 };
+	static const uint32_t w[] = {2, 1};
 	struct lb lb;
 	int i;
 
@@ -296,7 +296,7 @@ static void test_lc_long_connections(void)
 
 static void test_random_load_aware(void)
 {
-	static const uint32_t w[] = { 1, 1, 1, 1 };
+	static const uint32_t w[] = {1, 1, 1, 1};
 	struct lb lb;
 	int i;
 
@@ -315,8 +315,8 @@ static void test_random_load_aware(void)
 /* Only members with usable[i] != 0 are picked, for every algorithm. */
 static void test_usable_mask(void)
 {
-	static const uint32_t w[] = { 5, 3, 2, 1, 1 };
-	static const uint8_t usable[] = { 0, 1, 0, 1, 1 };
+	static const uint32_t w[] = {5, 3, 2, 1, 1};
+	static const uint8_t usable[] = {0, 1, 0, 1, 1};
 	unsigned long counts[5];
 	unsigned a, i;
 
@@ -343,7 +343,7 @@ static void test_usable_mask(void)
 /* Weight 0 is never picked, from lb_init or lb_set_weight, and returning it restores it. */
 static void test_weight_zero_drain(void)
 {
-	static const uint32_t w[] = { 0, 2, 1 };
+	static const uint32_t w[] = {0, 2, 1};
 	unsigned long counts[3];
 	unsigned a, i;
 
@@ -386,9 +386,9 @@ static void test_weight_zero_drain(void)
  */
 static void test_backup(void)
 {
-	static const uint32_t w[] = { 1, 1, 1, 3, 1 };
-	static const uint8_t backup[] = { 0, 0, 0, 1, 1 };
-	uint8_t usable[5] = { 1, 1, 1, 1, 1 };
+	static const uint32_t w[] = {1, 1, 1, 3, 1};
+	static const uint8_t backup[] = {0, 0, 0, 1, 1};
+	uint8_t usable[5] = {1, 1, 1, 1, 1};
 	unsigned long counts[5];
 	unsigned a, i;
 
@@ -443,11 +443,11 @@ static void test_backup(void)
 
 static void test_none_usable(void)
 {
-	static const uint32_t w[] = { 1, 2, 3 };
-	static const uint32_t wz[] = { 0, 0, 0 };
-	static const uint8_t none[3] = { 0, 0, 0 };
-	static const uint8_t only_backup_down[3] = { 1, 1, 0 };
-	static const uint8_t all_backup[3] = { 1, 1, 1 };
+	static const uint32_t w[] = {1, 2, 3};
+	static const uint32_t wz[] = {0, 0, 0};
+	static const uint8_t none[3] = {0, 0, 0};
+	static const uint8_t only_backup_down[3] = {1, 1, 0};
+	static const uint8_t all_backup[3] = {1, 1, 1};
 	unsigned a;
 
 	for (a = 0; a < NALGOS; a++) {
@@ -474,7 +474,7 @@ static void test_none_usable(void)
 
 static void test_conn_counting(void)
 {
-	static const uint32_t w[] = { 1, 1 };
+	static const uint32_t w[] = {1, 1};
 	struct lb lb;
 
 	if (!ASSERT_EQ(lb_init(&lb, LB_LEAST_CONN, 2, w, NULL, NULL), 0, "init"))
@@ -529,7 +529,7 @@ static void map_keys(struct lb *lb, const uint8_t *usable, int *out, unsigned nk
 
 static void test_hash_stability(void)
 {
-	static const uint32_t w[] = { 1, 1, 1, 1, 1 };
+	static const uint32_t w[] = {1, 1, 1, 1, 1};
 	static int first[NPICKS], again[NPICKS];
 	struct lb lb, lb2;
 	unsigned i;
@@ -558,10 +558,10 @@ out:
 
 static void test_hash_one_down(void)
 {
-	static const uint32_t w[] = { 1, 1, 1, 1, 1 };
+	static const uint32_t w[] = {1, 1, 1, 1, 1};
 	static int before[NPICKS], after[NPICKS], restored[NPICKS];
-	unsigned long moved_to[5] = { 0 };
-	uint8_t usable[5] = { 1, 1, 1, 1, 1 };
+	unsigned long moved_to[5] = {0};
+	uint8_t usable[5] = {1, 1, 1, 1, 1};
 	unsigned down, i;
 	struct lb lb;
 
@@ -610,13 +610,13 @@ static void test_hash_one_down(void)
 /* Removing server 3 from the configuration keeps every other server's keys where they were. */
 static void test_hash_removed(void)
 {
-	static const uint32_t w[] = { 1, 1, 1, 1, 1 };
-	static const char *const four_names[] = { "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80",
-						   "10.0.0.5:80" };
+	static const uint32_t w[] = {1, 1, 1, 1, 1};
+	static const char *const four_names[] = {"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80",
+						 "10.0.0.5:80"};
 	/* index in the 4-member pool of each of the 5 original servers */
-	static const int new_idx[] = { 0, 1, 2, -1, 3 };
+	static const int new_idx[] = {0, 1, 2, -1, 3};
 	static int before[NPICKS], after[NPICKS];
-	unsigned long moved_to[4] = { 0 };
+	unsigned long moved_to[4] = {0};
 	struct lb lb5, lb4;
 	unsigned i;
 
@@ -649,7 +649,7 @@ out5:
 static void hash_spread(const char *const *names, const uint32_t *w, unsigned n, double *abs_worst,
 			double *rel_worst)
 {
-	unsigned long counts[MAXM] = { 0 };
+	unsigned long counts[MAXM] = {0};
 	const unsigned nkeys = 100000;
 	uint64_t wsum = 0;
 	struct lb lb;
@@ -687,9 +687,9 @@ static void hash_spread(const char *const *names, const uint32_t *w, unsigned n,
  */
 static void test_hash_distribution(void)
 {
-	static const uint32_t w1[] = { 1, 1, 1, 1, 1 };
-	static const uint32_t w25[] = { 25, 25, 25, 25, 25 };
-	static const uint32_t w532[] = { 50, 30, 20 };
+	static const uint32_t w1[] = {1, 1, 1, 1, 1};
+	static const uint32_t w25[] = {25, 25, 25, 25, 25};
+	static const uint32_t w532[] = {50, 30, 20};
 	double a, r, a1 = 0, r1 = 0;
 
 	hash_spread(five_names, w1, 5, &a, &r);
@@ -751,7 +751,7 @@ static void *thr_main(void *p)
 
 static void test_threads(void)
 {
-	static const uint32_t w[] = { 3, 2, 1, 1 };
+	static const uint32_t w[] = {3, 2, 1, 1};
 	unsigned a, i;
 
 	for (a = 0; a < NALGOS; a++) {
@@ -763,7 +763,7 @@ static void test_threads(void)
 		if (!ASSERT_EQ(lb_init(&lb, all_algos[a], 4, w, NULL, generic_names), 0, "init"))
 			continue;
 		for (started = 0; started < 4; started++) {
-			args[started] = (struct thr_arg){ .lb = &lb, .seed = started + 1 };
+			args[started] = (struct thr_arg){.lb = &lb, .seed = started + 1};
 			if (pthread_create(&th[started], NULL, thr_main, &args[started]))
 				break;
 		}
