@@ -437,7 +437,7 @@ teardown() {
 	if [[ -f $BATS_TEST_TMPDIR/.pins ]]; then
 		while read -r pin; do
 			[[ $pin == /sys/fs/bpf/spliced-t* && -d $pin ]] || continue
-			rm -f "$pin/spliced_kern" "$pin/spliced_servers"
+			rm -f "$pin"/spliced_*
 			rmdir "$pin" 2>/dev/null || true
 		done <"$BATS_TEST_TMPDIR/.pins"
 	fi
