@@ -95,6 +95,7 @@ struct conn {
 	uint32_t cev;	      /* client events seen */
 	uint64_t tunnel_kern; /* kernel bytes of the tunnel at the last timer look */
 	uint16_t peer_port;
+	uint8_t linger; /* CLOSING: drain the client's input before closing */
 	char peer[INET6_ADDRSTRLEN];
 	enum conn_state st;
 	uint64_t deadline;
@@ -454,6 +455,7 @@ static int conn_fail_request(struct conn *c, int status)
 	access_log(c);
 	c->st = CS_CLOSING;
 	c->req_keepalive = 0;
+	c->linger = 1; /* the client may still be sending: drain before closing */
 	set_deadline(c, c->w->cf->timeout_client_ms);
 	return 1;
 }
@@ -1223,6 +1225,7 @@ static int finish_request(struct conn *c)
 	if (!c->req_keepalive || !c->req.body_done) {
 		/* a response that ended before its request did leaves the client stream
 		 * at an unknown position: close (after a lingering drain) */
+		c->linger = !c->req.body_done;
 		c->st = CS_CLOSING;
 		set_deadline(c, c->w->cf->timeout_client_ms);
 		return 1;
@@ -1557,6 +1560,12 @@ static int step_closing(struct conn *c)
 		/* redirected bytes still on their way into the client would be lost */
 		if (!kern_drained(c, &c->kc))
 			return 0;
+		/* a complete exchange with nothing unread closes at once: close() sends a FIN,
+		 * and only unread input would turn it into a RST */
+		if (!c->linger && !buf_len(&c->req.in) && !splice_queued(c->cfd)) {
+			conn_free(c);
+			return -1;
+		}
 		shutdown(c->cfd, SHUT_WR);
 		c->resp.dst_shut = 1;
 		if (c->deadline > c->w->now_ms + LINGER_MS)
