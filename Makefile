@@ -14,7 +14,7 @@ WARNINGS  := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wf
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARNINGS) $(WERROR) -D_GNU_SOURCE -MMD -MP \
 	      -Iinclude -Iuserspace -I$(OUTPUT)
-LDLIBS    := -lbpf -lelf -lz -lcurl -lpthread
+LDLIBS    := -lbpf -lelf -lz -lcurl -lssl -lcrypto -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
 	      -Wall -Wno-unused-function
 
@@ -26,12 +26,12 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c health.c
+DAEMON_SRCS := main.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c health.c tls.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h
 UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
-	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health
+	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls
 ORIGIN      := $(OUTPUT)/tests/origin
 FUZZ        := $(OUTPUT)/tests/fuzz_http
 FUZZ_SECONDS ?= 60
@@ -94,21 +94,27 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
-			   $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
-			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o \
+			    $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
 
 # the health state machine is driven without its thread; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health.o \
 			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o \
-			     $(OUTPUT)/userspace/log.o | $(OUTPUT)/tests
+			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lcurl -lbpf -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lcurl -lbpf -lssl -lcrypto -lpthread
+
+$(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
+			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
 
 $(ORIGIN): tests/origin/origin.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)

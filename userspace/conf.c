@@ -19,6 +19,7 @@
 
 #include "conf.h"
 #include "lb.h"
+#include "tls.h"
 
 #define MAX_ARGS 16
 
@@ -599,6 +600,69 @@ static void do_route(struct parser *ps, struct listener *l, struct node *rn)
 		perr(ps, rn->line, "route has no 'pool'");
 }
 
+/* tls certificate FILE key FILE; | tls protocols V...; | tls ciphers LIST; */
+static void do_listener_tls(struct parser *ps, struct listener *l, struct node *n)
+{
+	if (n->has_block || n->nargs < 2) {
+		perr(ps, n->line,
+		     "usage: tls certificate FILE key FILE; tls protocols TLSv1.2 "
+		     "TLSv1.3; tls ciphers LIST;");
+		return;
+	}
+	if (!strcmp(n->args[0], "certificate")) {
+		struct tls_cert_conf *nc, *c;
+
+		if (n->nargs != 4 || strcmp(n->args[2], "key")) {
+			perr(ps, n->line, "usage: tls certificate FILE key FILE;");
+			return;
+		}
+		if (strlen(n->args[1]) >= PATH_MAX || strlen(n->args[3]) >= PATH_MAX) {
+			perr(ps, n->line, "path too long");
+			return;
+		}
+		nc = realloc(l->certs, sizeof(*l->certs) * (l->ncerts + 1));
+		if (!nc) {
+			perr(ps, n->line, "out of memory");
+			return;
+		}
+		l->certs = nc;
+		c = &l->certs[l->ncerts++];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->cert, sizeof(c->cert), "%s", n->args[1]);
+		snprintf(c->key, sizeof(c->key), "%s", n->args[3]);
+		c->line = n->line;
+	} else if (!strcmp(n->args[0], "protocols")) {
+		l->tls_min = l->tls_max = 0;
+		for (int i = 1; i < n->nargs; i++) {
+			int v = tls_parse_protocol(n->args[i]);
+
+			if (!v) {
+				perr(ps, n->line, "unknown TLS protocol '%s' (TLSv1.2, TLSv1.3)",
+				     n->args[i]);
+				continue;
+			}
+			if (!l->tls_min || v < l->tls_min)
+				l->tls_min = v;
+			if (v > l->tls_max)
+				l->tls_max = v;
+		}
+		l->tls_line = n->line;
+	} else if (!strcmp(n->args[0], "ciphers")) {
+		if (n->nargs != 2 || strlen(n->args[1]) >= sizeof(l->tls_ciphers)) {
+			perr(ps, n->line,
+			     "usage: tls ciphers LIST; (one argument, quoted if needed)");
+			return;
+		}
+		snprintf(l->tls_ciphers, sizeof(l->tls_ciphers), "%s", n->args[1]);
+		l->tls_line = n->line;
+	} else {
+		perr(ps, n->line,
+		     "unknown tls setting '%s' (expected certificate, protocols, "
+		     "ciphers)",
+		     n->args[0]);
+	}
+}
+
 static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 {
 	struct listener *l, *nl;
@@ -643,6 +707,8 @@ static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 			l->nbinds++;
 		} else if (!strcmp(n->name, "route")) {
 			do_route(ps, l, n);
+		} else if (!strcmp(n->name, "tls")) {
+			do_listener_tls(ps, l, n);
 		} else if (!strcmp(n->name, "splice")) {
 			if (want_args(ps, n, 1, 1))
 				continue;
@@ -656,7 +722,7 @@ static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 				perr(ps, n->line, "splice takes auto, on or off");
 		} else {
 			perr(ps, n->line,
-			     "unknown listener setting '%s' (expected bind, route, splice)",
+			     "unknown listener setting '%s' (expected bind, route, splice, tls)",
 			     n->name);
 		}
 	}
@@ -1028,6 +1094,9 @@ static void conf_link(struct parser *ps, struct config *cf)
 	}
 	if (!cf->nlisteners)
 		perr(ps, 1, "no 'listener' defined");
+	/* certificates are checked at load, so -n reports them */
+	for (unsigned i = 0; i < cf->nlisteners; i++)
+		ps->errors += tls_listener_load(&cf->listeners[i], ps->file, ps->errf);
 	if (ps->errors)
 		return;
 	cf->servers = calloc(total ? total : 1, sizeof(*cf->servers));
@@ -1167,8 +1236,11 @@ void conf_free(struct config *cf)
 {
 	if (!cf)
 		return;
-	for (unsigned i = 0; i < cf->nlisteners; i++)
+	for (unsigned i = 0; i < cf->nlisteners; i++) {
 		free(cf->listeners[i].routes);
+		tls_listener_free(&cf->listeners[i]);
+		free(cf->listeners[i].certs);
+	}
 	free(cf->listeners);
 	for (unsigned i = 0; i < cf->npools; i++) {
 		if (cf->pools[i].lb_ready)

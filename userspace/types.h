@@ -142,6 +142,14 @@ struct bind_addr {
 	int line;
 };
 
+struct tls_cert_conf {
+	char cert[PATH_MAX];
+	char key[PATH_MAX];
+	int line;
+};
+
+struct tls_server; /* OpenSSL contexts of a listener, see tls.c */
+
 struct listener {
 	char name[NAME_MAX_LEN];
 	int line;
@@ -150,6 +158,13 @@ struct listener {
 	struct route *routes;
 	unsigned nroutes;
 	enum splice_mode splice;
+	/* TLS termination (tls.c); no certificate: plain HTTP */
+	struct tls_cert_conf *certs;
+	unsigned ncerts;
+	int tls_min, tls_max; /* OpenSSL protocol versions; 0: library default */
+	int tls_line;
+	char tls_ciphers[256]; /* TLS 1.2 cipher list; "" = default */
+	struct tls_server *tls;
 };
 
 struct config {

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tls.c - OpenSSL server contexts for TLS listeners: one SSL_CTX per certificate, the first is
+ * the default; the SNI callback moves a handshake to the context whose SAN names match.
+ * Everything is validated at load so `spliced -n` catches broken certificates before a reload.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+
+#define MAX_NAMES 64
+
+struct tls_cert {
+	SSL_CTX *ctx;
+	char *names[MAX_NAMES]; /* SAN DNS names (or the CN when there is no SAN), lower case */
+	unsigned nnames;
+};
+
+struct tls_server {
+	struct tls_cert *certs;
+	unsigned ncerts;
+};
+
+static void terr(FILE *errf, const char *file, int line, int *errors, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void terr(FILE *errf, const char *file, int line, int *errors, const char *fmt, ...)
+{
+	va_list ap;
+
+	(*errors)++;
+	if (!errf)
+		return;
+	fprintf(errf, "%s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(errf, fmt, ap);
+	va_end(ap);
+	fputc('\n', errf);
+}
+
+/* the most useful OpenSSL reason on the error queue, which is then cleared */
+static const char *ssl_reason(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (!e)
+		snprintf(buf, len, "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+int tls_parse_protocol(const char *s)
+{
+	if (!strcmp(s, "TLSv1.2"))
+		return TLS1_2_VERSION;
+	if (!strcmp(s, "TLSv1.3"))
+		return TLS1_3_VERSION;
+	return 0;
+}
+
+int tls_name_match(const char *pattern, const char *host)
+{
+	if (pattern[0] == '*' && pattern[1] == '.') {
+		/* the wildcard covers exactly one leftmost label (RFC 6125 6.4.3) */
+		const char *dot = strchr(host, '.');
+
+		return dot && dot != host && !strcasecmp(dot, pattern + 1);
+	}
+	return !strcasecmp(pattern, host);
+}
+
+unsigned tls_cert_count(const struct listener *l)
+{
+	return l->tls ? l->tls->ncerts : 0;
+}
+
+unsigned tls_select_cert(const struct listener *l, const char *sni)
+{
+	const struct tls_server *ts = l->tls;
+	int wild = -1;
+
+	if (!ts || !sni || !*sni)
+		return 0;
+	for (unsigned i = 0; i < ts->ncerts; i++) {
+		for (unsigned n = 0; n < ts->certs[i].nnames; n++) {
+			const char *name = ts->certs[i].names[n];
+
+			if (name[0] == '*') {
+				if (wild < 0 && tls_name_match(name, sni))
+					wild = (int)i;
+			} else if (tls_name_match(name, sni)) {
+				return i;
+			}
+		}
+	}
+	return wild < 0 ? 0 : (unsigned)wild;
+}
+
+/* SNI: switch the handshake to the certificate that serves the requested name */
+static int sni_cb(SSL *ssl, int *alert, void *arg)
+{
+	const struct listener *l = arg;
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	unsigned idx = tls_select_cert(l, sni);
+
+	(void)alert;
+	if (idx)
+		SSL_set_SSL_CTX(ssl, l->tls->certs[idx].ctx);
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* ALPN: we speak http/1.1 only; without a match the handshake goes on without ALPN */
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		   const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char ours[] = "\x08http/1.1";
+
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto((unsigned char **)out, outlen, ours, sizeof(ours) - 1, in,
+				  inlen) == OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_OK;
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+static void add_name(struct tls_cert *c, const char *name, size_t len)
+{
+	char *n;
+
+	if (c->nnames >= MAX_NAMES || !len)
+		return;
+	n = strndup(name, len);
+	if (!n)
+		return;
+	for (char *p = n; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	c->names[c->nnames++] = n;
+}
+
+static void collect_names(struct tls_cert *c, X509 *x)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+
+	if (sans) {
+		for (int i = 0; i < sk_GENERAL_NAME_num(sans); i++) {
+			const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+
+			if (g->type == GEN_DNS)
+				add_name(c, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
+					 (size_t)ASN1_STRING_length(g->d.dNSName));
+		}
+		GENERAL_NAMES_free(sans);
+	}
+	if (!c->nnames) {
+		char cn[256];
+		int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
+						  sizeof(cn));
+
+		if (n > 0)
+			add_name(c, cn, (size_t)n);
+	}
+}
+
+/* build one certificate's context; returns the number of errors */
+static int load_cert(struct listener *l, const struct tls_cert_conf *cc, struct tls_cert *c,
+		     const char *file, FILE *errf)
+{
+	char why[256];
+	int errors = 0;
+	X509 *x;
+
+	c->ctx = SSL_CTX_new(TLS_server_method());
+	if (!c->ctx) {
+		terr(errf, file, cc->line, &errors, "cannot create a TLS context: %s",
+		     ssl_reason(why, sizeof(why)));
+		return errors;
+	}
+	SSL_CTX_set_min_proto_version(c->ctx, l->tls_min ? l->tls_min : TLS1_2_VERSION);
+	if (l->tls_max)
+		SSL_CTX_set_max_proto_version(c->ctx, l->tls_max);
+	if (l->tls_ciphers[0] && !SSL_CTX_set_cipher_list(c->ctx, l->tls_ciphers))
+		terr(errf, file, l->tls_line, &errors, "no usable cipher in '%s'", l->tls_ciphers);
+	SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(c->ctx,
+			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_tlsext_servername_callback(c->ctx, sni_cb);
+	SSL_CTX_set_tlsext_servername_arg(c->ctx, l);
+	SSL_CTX_set_alpn_select_cb(c->ctx, alpn_cb, NULL);
+	/* name the usual mistakes plainly instead of OpenSSL's "system lib" */
+	if (access(cc->cert, R_OK)) {
+		terr(errf, file, cc->line, &errors, "cannot read certificate %s: %s", cc->cert,
+		     strerror(errno));
+		return errors;
+	}
+	if (access(cc->key, R_OK)) {
+		terr(errf, file, cc->line, &errors, "cannot read key %s: %s", cc->key,
+		     strerror(errno));
+		return errors;
+	}
+	if (SSL_CTX_use_certificate_chain_file(c->ctx, cc->cert) != 1) {
+		terr(errf, file, cc->line, &errors, "cannot load certificate %s: %s", cc->cert,
+		     ssl_reason(why, sizeof(why)));
+		return errors;
+	}
+	if (SSL_CTX_use_PrivateKey_file(c->ctx, cc->key, SSL_FILETYPE_PEM) != 1) {
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			terr(errf, file, cc->line, &errors, "key %s does not match certificate %s",
+			     cc->key, cc->cert);
+		} else {
+			terr(errf, file, cc->line, &errors, "cannot load key %s: %s", cc->key,
+			     ssl_reason(why, sizeof(why)));
+		}
+		return errors;
+	}
+	if (SSL_CTX_check_private_key(c->ctx) != 1) {
+		terr(errf, file, cc->line, &errors, "key %s does not match certificate %s", cc->key,
+		     cc->cert);
+		ERR_clear_error();
+		return errors;
+	}
+	x = SSL_CTX_get0_certificate(c->ctx);
+	if (x && X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+		terr(errf, file, cc->line, &errors, "certificate %s has expired", cc->cert);
+	else if (x && X509_cmp_current_time(X509_get0_notBefore(x)) > 0)
+		terr(errf, file, cc->line, &errors, "certificate %s is not valid yet", cc->cert);
+	if (x)
+		collect_names(c, x);
+	return errors;
+}
+
+int tls_listener_load(struct listener *l, const char *file, FILE *errf)
+{
+	struct tls_server *ts;
+	int errors = 0;
+
+	if (!l->ncerts)
+		return 0;
+	ts = calloc(1, sizeof(*ts));
+	if (ts)
+		ts->certs = calloc(l->ncerts, sizeof(*ts->certs));
+	if (!ts || !ts->certs) {
+		free(ts);
+		terr(errf, file, l->line, &errors, "out of memory");
+		return errors;
+	}
+	l->tls = ts;
+	ts->ncerts = l->ncerts;
+	for (unsigned i = 0; i < l->ncerts; i++)
+		errors += load_cert(l, &l->certs[i], &ts->certs[i], file, errf);
+	return errors;
+}
+
+void tls_listener_free(struct listener *l)
+{
+	struct tls_server *ts = l->tls;
+
+	if (!ts)
+		return;
+	for (unsigned i = 0; i < ts->ncerts; i++) {
+		SSL_CTX_free(ts->certs[i].ctx);
+		for (unsigned n = 0; n < ts->certs[i].nnames; n++)
+			free(ts->certs[i].names[n]);
+	}
+	free(ts->certs);
+	free(ts);
+	l->tls = NULL;
+}
