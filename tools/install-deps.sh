@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
 	build-essential clang llvm libbpf-dev libelf-dev zlib1g-dev libssl-dev
 	libcurl4-openssl-dev bpftool pkg-config clang-format libclang-rt-14-dev
-	bats curl python3 nginx-light haproxy wrk iproute2 procps
+	bats curl python3 nginx-light haproxy wrk iproute2 procps openssl
 )
 
 missing=()

@@ -27,13 +27,14 @@
 #include "log.h"
 #include "route.h"
 #include "splice.h"
+#include "tls.h"
 #include "worker.h"
 
 #define MAX_TRIES 101
 #define RUN_BUDGET (8u << 20) /* bytes moved per conn_run before yielding to others */
 #define LINGER_MS 2000
 
-enum conn_state { CS_HEAD, CS_CONNECT, CS_EXCHANGE, CS_TUNNEL, CS_CLOSING };
+enum conn_state { CS_HEAD, CS_CONNECT, CS_EXCHANGE, CS_TUNNEL, CS_CLOSING, CS_HANDSHAKE };
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
 struct buf {
@@ -53,6 +54,7 @@ struct kside {
 	uint64_t verified;	 /* kernel bytes into it known to be in its send queue */
 	uint32_t syn_adj;	 /* tcpi_bytes_acked counts the SYN (connected sockets) */
 	uint8_t paired;		 /* in the maps, paired with the current peer */
+	struct ssl_st *ssl;	 /* TLS (client side of a TLS listener): userspace crypto */
 };
 
 /* one direction: source socket -> destination socket */
@@ -129,7 +131,7 @@ struct conn {
 	unsigned requests;
 };
 
-static const char *state_name[] = {"head", "connect", "exchange", "tunnel", "closing"};
+static const char *state_name[] = {"head", "connect", "exchange", "tunnel", "closing", "handshake"};
 
 static int buf_alloc(struct buf *b, uint32_t cap)
 {
@@ -340,6 +342,10 @@ void conn_free(struct conn *c)
 		splice_conn_delete(c->kc.k.cookie);
 		splice_release(&c->kc.k);
 	}
+	if (c->kc.ssl) {
+		tls_conn_free(c->kc.ssl);
+		c->kc.ssl = NULL;
+	}
 	if (c->kqueued) {
 		struct conn **pp = &w->kpoll;
 
@@ -515,7 +521,7 @@ static int kern_drained(struct conn *c, struct kside *s)
  * was read. Returns > 0, 0 on EOF, -EAGAIN or -errno. */
 static ssize_t side_recv(struct conn *c, struct kside *s, char *p, size_t n)
 {
-	ssize_t r = recv_some(*s->fd, p, n);
+	ssize_t r = s->ssl ? tls_read(s->ssl, p, n) : recv_some(*s->fd, p, n);
 
 	if (r > 0) {
 		s->read += (uint64_t)r;
@@ -533,6 +539,12 @@ static ssize_t side_send(struct conn *c, struct kside *s, const char *p, size_t 
 {
 	ssize_t r;
 
+	if (s->ssl) {
+		r = tls_write(s->ssl, p, n);
+		if (r > 0)
+			s->written += (uint64_t)r;
+		return r;
+	}
 	if (!kern_drained(c, s))
 		return 0;
 	r = send(*s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -858,9 +870,10 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 				continue;
 			return FLOW_EARLY_EOF;
 		}
-		if (!kin(f->src)) {
+		if (!kin(f->src) && !f->src->ssl && !f->dst->ssl) {
 			/* splice(2) reads the receive queue: only for sockets outside the maps
-			 * (the verdict hands passed bytes to recvmsg only) */
+			 * (the verdict hands passed bytes to recvmsg only), and never on a TLS
+			 * side (the bytes there are records, not payload) */
 			uint64_t span = flow_span(f);
 
 			if (span && !buf_len(&f->in) && !flow_open_pipe(c, f)) {
@@ -1076,7 +1089,7 @@ static int handle_request(struct conn *c, int head_len)
 		connhdr = m->method == HTTP_M_CONNECT ? NULL : "upgrade";
 	memset(&rw, 0, sizeof(rw));
 	rw.client_ip = c->peer;
-	rw.proto = "http";
+	rw.proto = c->kc.ssl ? "https" : "http";
 	rw.via = "1.1 spliced";
 	rw.connection = connhdr;
 	rw.keep_upgrade = c->upgrade;
@@ -1562,6 +1575,8 @@ static int step_closing(struct conn *c)
 			return 0;
 		/* a complete exchange with nothing unread closes at once: close() sends a FIN,
 		 * and only unread input would turn it into a RST */
+		if (c->kc.ssl)
+			tls_close_notify(c->kc.ssl);
 		if (!c->linger && !buf_len(&c->req.in) && !splice_queued(c->cfd)) {
 			conn_free(c);
 			return -1;
@@ -1581,6 +1596,28 @@ static int step_closing(struct conn *c)
 	}
 	conn_free(c);
 	return -1;
+}
+
+/* TLS handshake on the client socket (non-blocking; the header timeout bounds it) */
+static int step_handshake(struct conn *c)
+{
+	char why[256];
+	int r = tls_handshake(c->kc.ssl, why, sizeof(why));
+
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		log_debug("%s: TLS handshake failed: %s", c->peer, why);
+		conn_free(c);
+		return -1;
+	}
+	if (log_verbosity() > 0) {
+		tls_describe(c->kc.ssl, why, sizeof(why));
+		log_debug("%s: TLS %s", c->peer, why);
+	}
+	c->st = CS_HEAD;
+	set_deadline(c, c->w->cf->timeout_header_ms);
+	return 1;
 }
 
 static void conn_run_once(struct conn *c);
@@ -1617,6 +1654,9 @@ static void conn_run_once(struct conn *c)
 			break;
 		case CS_TUNNEL:
 			r = step_tunnel(c);
+			break;
+		case CS_HANDSHAKE:
+			r = step_handshake(c);
 			break;
 		default:
 			r = step_closing(c);
@@ -1747,7 +1787,8 @@ int conn_new(struct worker *w, struct listener *l, int fd)
 	c->req.dst = &c->ku;
 	c->resp.src = &c->ku;
 	c->resp.dst = &c->kc;
-	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF;
+	/* a TLS socket cannot join a sockmap (userspace crypto here; kTLS excludes it too) */
+	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF && !l->tls;
 	{
 		struct timespec ts;
 
@@ -1755,6 +1796,12 @@ int conn_new(struct worker *w, struct listener *l, int fd)
 		c->start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	}
 	c->st = CS_HEAD;
+	if (l->tls) {
+		c->kc.ssl = tls_conn_new(l, fd);
+		if (!c->kc.ssl)
+			goto err_free;
+		c->st = CS_HANDSHAKE;
+	}
 	set_deadline(c, w->cf->timeout_header_ms);
 	c->next = w->conns;
 	if (w->conns)

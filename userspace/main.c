@@ -117,20 +117,6 @@ int main(int argc, char **argv)
 	cf = conf_load(opt.config_file, stderr);
 	if (!cf)
 		return 1;
-	/* certificates are validated (tls.c), but the TLS data path is not built yet: never
-	 * serve plain HTTP on a listener that was configured for TLS */
-	for (unsigned i = 0; i < cf->nlisteners; i++) {
-		if (!cf->listeners[i].ncerts)
-			continue;
-		fprintf(stderr,
-			"%s:%d: listener %s: TLS termination is not implemented yet; spliced "
-			"refuses to start with tls certificates configured\n",
-			cf->file, cf->listeners[i].line, cf->listeners[i].name);
-		if (!opt.check_only) {
-			conf_free(cf);
-			return 1;
-		}
-	}
 	if (opt.check_only) {
 		printf("configuration OK\n");
 		conf_free(cf);

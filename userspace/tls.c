@@ -278,3 +278,101 @@ void tls_listener_free(struct listener *l)
 	free(ts);
 	l->tls = NULL;
 }
+
+struct ssl_st *tls_conn_new(struct listener *l, int fd)
+{
+	SSL *ssl;
+
+	if (!l->tls || !l->tls->ncerts)
+		return NULL;
+	ssl = SSL_new(l->tls->certs[0].ctx);
+	if (!ssl)
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* a peer that closes without close_notify ends the stream like a TCP close: the body
+	 * framing of HTTP already says whether the message was complete */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_set_accept_state(ssl);
+	return ssl;
+}
+
+void tls_conn_free(struct ssl_st *ssl)
+{
+	SSL_free(ssl);
+}
+
+int tls_handshake(struct ssl_st *ssl, char *why, size_t whylen)
+{
+	int r = SSL_do_handshake(ssl);
+
+	if (r == 1)
+		return 1;
+	switch (SSL_get_error(ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		snprintf(why, whylen, "%s", errno ? strerror(errno) : "peer closed");
+		ERR_clear_error();
+		return -EPROTO;
+	default:
+		ssl_reason(why, whylen);
+		return -EPROTO;
+	}
+}
+
+ssize_t tls_read(struct ssl_st *ssl, void *buf, size_t len)
+{
+	int n = SSL_read(ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		ERR_clear_error();
+		return errno ? -errno : 0;
+	default:
+		ERR_clear_error();
+		return -EPROTO;
+	}
+}
+
+ssize_t tls_write(struct ssl_st *ssl, const void *buf, size_t len)
+{
+	int n = SSL_write(ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	default:
+		ERR_clear_error();
+		return -EPIPE;
+	}
+}
+
+void tls_close_notify(struct ssl_st *ssl)
+{
+	if (!(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) && SSL_is_init_finished(ssl)) {
+		SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
+}
+
+void tls_describe(struct ssl_st *ssl, char *buf, size_t len)
+{
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	snprintf(buf, len, "%s %s sni=%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+		 sni ? sni : "-");
+}

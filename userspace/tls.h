@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "types.h"
 
@@ -38,5 +39,33 @@ unsigned tls_cert_count(const struct listener *l);
  * 0, the default). Exact names win over wildcards; among equals the first listed wins.
  */
 unsigned tls_select_cert(const struct listener *l, const char *sni);
+
+/* ---- per-connection TLS (userspace crypto) ---- */
+
+struct ssl_st;
+
+/* tls_conn_new - a server-side TLS object for an accepted socket of a TLS listener;
+ * NULL on allocation failure. Free with tls_conn_free. */
+struct ssl_st *tls_conn_new(struct listener *l, int fd);
+void tls_conn_free(struct ssl_st *ssl);
+
+/*
+ * tls_handshake - drive a non-blocking handshake. Returns 1 when complete, 0 while it waits on
+ * the socket, or -EPROTO (why holds OpenSSL's reason) when it failed.
+ */
+int tls_handshake(struct ssl_st *ssl, char *why, size_t whylen);
+
+/* tls_read - > 0 bytes, 0 at the end (close_notify, or a TCP close without it), -EAGAIN, or
+ * -ECONNRESET / -EPROTO. */
+ssize_t tls_read(struct ssl_st *ssl, void *buf, size_t len);
+
+/* tls_write - > 0 bytes written, 0 when blocked (retry with the same bytes), -EPIPE on error. */
+ssize_t tls_write(struct ssl_st *ssl, const void *buf, size_t len);
+
+/* tls_close_notify - send close_notify once (best effort, non-blocking). */
+void tls_close_notify(struct ssl_st *ssl);
+
+/* tls_describe - "TLSv1.3 TLS_AES_256_GCM_SHA384 sni=host" for logs. */
+void tls_describe(struct ssl_st *ssl, char *buf, size_t len);
 
 #endif

@@ -1,0 +1,193 @@
+#!/usr/bin/env bats
+# tls.bats - TLS termination (userspace OpenSSL crypto): protocols, SNI certificate selection,
+# certificate validation at -n, bulk transfers with digests, hostile or broken clients.
+
+load helpers
+
+# make_cert NAME SAN: self-signed EC certificate valid for 30 days in $BATS_TEST_TMPDIR
+make_cert() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$BATS_TEST_TMPDIR/$1.key" -out "$BATS_TEST_TMPDIR/$1.crt" -days 30 \
+		-subj "/CN=$1" -addext "subjectAltName=$2" 2>/dev/null
+}
+
+# make_expired_cert NAME: valid only on 2020-01-01
+make_expired_cert() {
+	local d="$BATS_TEST_TMPDIR/ca-$1"
+
+	mkdir -p "$d"
+	: >"$d/index.txt"
+	echo 01 >"$d/serial"
+	printf '[ca]\ndefault_ca=d\n[d]\ndir=%s\ndatabase=%s/index.txt\nnew_certs_dir=%s\nserial=%s/serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n' \
+		"$d" "$d" "$d" "$d" >"$d/ca.cnf"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$BATS_TEST_TMPDIR/$1.key" -out "$d/req.csr" -subj "/CN=$1" 2>/dev/null
+	openssl ca -batch -config "$d/ca.cnf" -selfsign -keyfile "$BATS_TEST_TMPDIR/$1.key" \
+		-in "$d/req.csr" -out "$BATS_TEST_TMPDIR/$1.crt" \
+		-startdate 20200101000000Z -enddate 20200102000000Z >/dev/null 2>&1
+}
+
+# start a TLS listener with certificates a (a.test, default) and w (*.w.test)
+start_tls() {
+	make_cert a "DNS:a.test,DNS:www.a.test"
+	make_cert w "DNS:*.w.test"
+	start_origin o
+	start_spliced "global { timeout header ${1:-10s}; }
+listener web {
+    bind 127.0.0.1:@PORT@;
+    tls certificate $BATS_TEST_TMPDIR/a.crt key $BATS_TEST_TMPDIR/a.key;
+    tls certificate $BATS_TEST_TMPDIR/w.crt key $BATS_TEST_TMPDIR/w.key;
+    tls protocols TLSv1.2 TLSv1.3;
+    route { pool p; }
+}
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+}
+
+tcurl() { # HOST PATH [curl args...]: verified request through the TLS listener
+	local host=$1 path=$2 ca=a
+
+	shift 2
+	[[ $host == *.w.test ]] && ca=w
+	"${CURL[@]}" --cacert "$BATS_TEST_TMPDIR/$ca.crt" \
+		--resolve "$host:$SPLICED_PORT:127.0.0.1" "$@" "https://$host:$SPLICED_PORT$path"
+}
+
+# subject CN of the certificate served for an SNI name
+served_cn() {
+	openssl s_client -connect "127.0.0.1:$SPLICED_PORT" -servername "$1" </dev/null 2>/dev/null |
+		sed -n 's/^subject=.*CN *= *\([^,]*\).*/\1/p'
+}
+
+@test "tls: TLS 1.3 and TLS 1.2 requests reach the origin with X-Forwarded-Proto https" {
+	start_tls
+	run tcurl a.test /echo --tlsv1.3
+	assert_equal 0 "$status" "curl over TLS 1.3"
+	assert_contains "$output" "X-Forwarded-Proto: https"
+	run tcurl a.test / --tlsv1.2 --tls-max 1.2 -w ' %{http_code}'
+	assert_equal "o
+ 200" "$output" "TLS 1.2 response"
+	run tcurl a.test / --tlsv1.2 --tls-max 1.2 -v
+	assert_contains "$output" "TLSv1.2"
+}
+
+@test "tls: the certificate is chosen by SNI; an unknown name gets the default certificate" {
+	start_tls
+	assert_equal "a" "$(served_cn a.test)" "exact name"
+	assert_equal "w" "$(served_cn x.w.test)" "wildcard name"
+	assert_equal "a" "$(served_cn wrong.test)" "unknown name: default"
+	assert_equal "a" "$(served_cn y.x.w.test)" "wildcard covers one label only"
+	run tcurl x.w.test / -w ' %{http_code}'
+	assert_equal "o
+ 200" "$output" "request verified against the wildcard certificate"
+	# a client that verifies the name refuses the default certificate for an unknown name
+	run "${CURL[@]}" --cacert "$BATS_TEST_TMPDIR/a.crt" \
+		--resolve "wrong.test:$SPLICED_PORT:127.0.0.1" "https://wrong.test:$SPLICED_PORT/"
+	assert_equal 60 "$status" "curl: certificate name mismatch"
+}
+
+@test "tls: ALPN selects http/1.1" {
+	start_tls
+	run tcurl a.test / -v --http1.1
+	assert_contains "$output" "ALPN: server accepted http/1.1"
+}
+
+@test "tls: -n refuses an expired certificate, a key that does not match and a missing file" {
+	make_cert a "DNS:a.test"
+	make_cert b "DNS:b.test"
+	make_expired_cert old
+	cat >"$BATS_TEST_TMPDIR/bad.conf" <<EOF
+listener web {
+    bind 127.0.0.1:1;
+    tls certificate $BATS_TEST_TMPDIR/old.crt key $BATS_TEST_TMPDIR/old.key;
+    tls certificate $BATS_TEST_TMPDIR/a.crt key $BATS_TEST_TMPDIR/b.key;
+    tls certificate $BATS_TEST_TMPDIR/none.crt key $BATS_TEST_TMPDIR/a.key;
+    route { pool p; }
+}
+pool p { server a 127.0.0.1:9; }
+EOF
+	run "$SPLICED_BIN" -n -f "$BATS_TEST_TMPDIR/bad.conf"
+	assert_equal 1 "$status" "exit status"
+	assert_contains "$output" "bad.conf:3: certificate $BATS_TEST_TMPDIR/old.crt has expired"
+	assert_contains "$output" "bad.conf:4: key $BATS_TEST_TMPDIR/b.key does not match certificate"
+	assert_contains "$output" "bad.conf:5: cannot read certificate $BATS_TEST_TMPDIR/none.crt"
+	assert_not_contains "$output" "configuration OK"
+}
+
+@test "tls: 1 GiB download and 512 MiB upload over TLS, digests equal" {
+	start_tls
+	local direct through
+	direct=$("${CURL[@]}" "$(origin_url o /size/1g)" | sha_of_stream)
+	through=$(tcurl a.test /size/1g --max-time 120 | sha_of_stream)
+	assert_equal "$direct" "$through" "download digest"
+	random_file "$BATS_TEST_TMPDIR/up.bin" 512
+	run tcurl a.test /upload --max-time 120 -H 'Expect:' -T "$BATS_TEST_TMPDIR/up.bin"
+	assert_equal "$(sha_of_file "$BATS_TEST_TMPDIR/up.bin") $((512 << 20))" "$output" \
+		"upload digest and length"
+}
+
+@test "tls: keep-alive and chunked bodies over TLS" {
+	start_tls
+	run tcurl a.test /a -o /dev/null -w '%{http_code} %{num_connects}\n' \
+		"https://a.test:$SPLICED_PORT/b" -o /dev/null
+	assert_equal "200 1
+200 0" "$output" "two requests on one TLS connection"
+	local direct through
+	direct=$("${CURL[@]}" "$(origin_url o '/size/20m?chunked=1')" | sha_of_stream)
+	through=$(tcurl a.test '/size/20m?chunked=1' | sha_of_stream)
+	assert_equal "$direct" "$through" "chunked download digest"
+}
+
+@test "tls: garbage instead of a ClientHello is closed and never reaches the origin" {
+	start_tls
+	run bash -c "printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' |
+		timeout 10 $PYTHON $RAWCLIENT 127.0.0.1 $SPLICED_PORT --timeout 5 --expect-close"
+	assert_equal 0 "$status" "connection closed"
+	assert_not_contains "$output" "HTTP/1.1 200"
+	assert_equal 0 "$(file_lines "$(origin_log o)")" "requests seen by the origin"
+	run tcurl a.test / -w ' %{http_code}'
+	assert_equal "o
+ 200" "$output" "the daemon still serves"
+}
+
+@test "tls: a client that stalls mid-handshake is closed by the header timeout" {
+	start_tls 1s
+	run timeout 15 "$PYTHON" - "$SPLICED_PORT" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+# the first bytes of a TLS record header, then silence
+s.sendall(b"\x16\x03\x01\x02")
+t = time.monotonic()
+try:
+    d = s.recv(100)
+except ConnectionResetError:
+    d = b""
+print("closed" if not d else "data", int((time.monotonic() - t) * 1000))
+PY
+	assert_equal 0 "$status"
+	assert_contains "$output" "closed"
+	assert_between 700 "${output#closed }" 5000 "time to close (ms)"
+}
+
+@test "tls: a client that closes without close_notify does not disturb the daemon" {
+	start_tls
+	run timeout 20 "$PYTHON" - "$SPLICED_PORT" "$BATS_TEST_TMPDIR/a.crt" <<'PY'
+import os, socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+keep = []  # the closed SSLSocket objects must not close a reused fd number when collected
+for i in range(20):
+    raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="a.test")
+    s.sendall(b"GET /size/1m HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    s.recv(1000)
+    # drop the TCP connection under OpenSSL: no close_notify
+    os.close(s.fileno())
+    keep.append(s)
+print("done")
+os._exit(0)
+PY
+	assert_contains "$output" "done"
+	run tcurl a.test / -w ' %{http_code}'
+	assert_equal "o
+ 200" "$output" "the daemon still serves"
+	kill -0 "$SPLICED_PID"
+}
