@@ -922,6 +922,36 @@ static void do_eject(struct parser *ps, struct pool *p, struct node *n)
 		     p->eject_base_ms);
 }
 
+/* tls [verify on|off] [ca FILE] [sni NAME]; (upstream TLS, verification on by default) */
+static void do_pool_tls(struct parser *ps, struct pool *p, struct node *n)
+{
+	if (n->has_block) {
+		perr(ps, n->line, "usage: tls [verify on|off] [ca FILE] [sni NAME];");
+		return;
+	}
+	p->tls_on = 1;
+	p->tls_verify = 1;
+	p->tls_line = n->line;
+	for (int i = 0; i < n->nargs; i++) {
+		const char *k = n->args[i], *v = i + 1 < n->nargs ? n->args[i + 1] : NULL;
+
+		if (!v) {
+			perr(ps, n->line, "tls option '%s' needs a value", k);
+			return;
+		}
+		i++;
+		if (!strcmp(k, "verify") && (!strcmp(v, "on") || !strcmp(v, "off")))
+			p->tls_verify = !strcmp(v, "on");
+		else if (!strcmp(k, "ca") && strlen(v) < sizeof(p->tls_ca))
+			snprintf(p->tls_ca, sizeof(p->tls_ca), "%s", v);
+		else if (!strcmp(k, "sni") && strlen(v) < sizeof(p->tls_sni))
+			snprintf(p->tls_sni, sizeof(p->tls_sni), "%s", v);
+		else
+			perr(ps, n->line,
+			     "invalid tls option '%s %s' (verify on|off, ca FILE, sni NAME)", k, v);
+	}
+}
+
 static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 {
 	struct pool *p, *np;
@@ -990,6 +1020,8 @@ static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 			} else {
 				perr(ps, n->line, "usage: balance hash [source|header NAME]");
 			}
+		} else if (!strcmp(n->name, "tls")) {
+			do_pool_tls(ps, p, n);
 		} else if (!strcmp(n->name, "connect_timeout")) {
 			uint32_t ms = 0;
 
@@ -1097,6 +1129,8 @@ static void conf_link(struct parser *ps, struct config *cf)
 	/* certificates are checked at load, so -n reports them */
 	for (unsigned i = 0; i < cf->nlisteners; i++)
 		ps->errors += tls_listener_load(&cf->listeners[i], ps->file, ps->errf);
+	for (unsigned i = 0; i < cf->npools; i++)
+		ps->errors += tls_pool_load(&cf->pools[i], ps->file, ps->errf);
 	if (ps->errors)
 		return;
 	cf->servers = calloc(total ? total : 1, sizeof(*cf->servers));
@@ -1243,6 +1277,7 @@ void conf_free(struct config *cf)
 	}
 	free(cf->listeners);
 	for (unsigned i = 0; i < cf->npools; i++) {
+		tls_pool_free(&cf->pools[i]);
 		if (cf->pools[i].lb_ready)
 			lb_free(&cf->pools[i].lb);
 		free(cf->pools[i].servers);

@@ -34,7 +34,15 @@
 #define RUN_BUDGET (8u << 20) /* bytes moved per conn_run before yielding to others */
 #define LINGER_MS 2000
 
-enum conn_state { CS_HEAD, CS_CONNECT, CS_EXCHANGE, CS_TUNNEL, CS_CLOSING, CS_HANDSHAKE };
+enum conn_state {
+	CS_HEAD,
+	CS_CONNECT,
+	CS_EXCHANGE,
+	CS_TUNNEL,
+	CS_CLOSING,
+	CS_HANDSHAKE,  /* TLS with the client */
+	CS_UPHANDSHAKE /* TLS with the upstream */
+};
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
 struct buf {
@@ -131,7 +139,8 @@ struct conn {
 	unsigned requests;
 };
 
-static const char *state_name[] = {"head", "connect", "exchange", "tunnel", "closing", "handshake"};
+static const char *state_name[] = {"head",    "connect",   "exchange",	 "tunnel",
+				   "closing", "handshake", "uphandshake"};
 
 static int buf_alloc(struct buf *b, uint32_t cap)
 {
@@ -303,6 +312,8 @@ static void upstream_close(struct conn *c)
 		if (kin(&c->kc))
 			__atomic_store_n(&c->kc.k.st->win_end, 0, __ATOMIC_RELEASE);
 	}
+	if (c->ku.ssl)
+		tls_conn_free(c->ku.ssl);
 	close(c->ufd);
 	c->ufd = -1;
 	/* closing took the socket out of the sockhashes */
@@ -591,7 +602,7 @@ static int kernel_pair(struct conn *c)
 
 	if (c->ku.paired)
 		return 0;
-	if (c->kfail || c->ufd < 0)
+	if (c->kfail || c->ufd < 0 || c->kc.ssl || c->ku.ssl)
 		return -EOPNOTSUPP;
 	/* insert only at a quiet point: bytes queued before insertion were seen reordered
 	 * against bytes passed up after it (docs/KERNEL_PATH.md); try again at the next span */
@@ -1207,6 +1218,29 @@ static int step_connect(struct conn *c)
 		return connect_failed(c, strerror(err));
 	if (c->uev & EPOLLHUP)
 		return connect_failed(c, "hang-up");
+	if (c->pool->tls_on) {
+		c->ku.ssl = tls_upstream_new(c->pool, c->srv, c->ufd);
+		if (!c->ku.ssl)
+			return conn_fail_request(c, 502);
+		c->st = CS_UPHANDSHAKE;
+		return 1;
+	}
+	return start_exchange(c);
+}
+
+/* TLS with the upstream; a failed handshake or certificate check answers 502 */
+static int step_uphandshake(struct conn *c)
+{
+	char why[256];
+	int r = tls_handshake(c->ku.ssl, why, sizeof(why));
+
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		log_warnx("%s: upstream %s/%s: TLS handshake failed: %s", c->peer, c->pool->name,
+			  c->srv->name, why);
+		return conn_fail_request(c, 502);
+	}
 	return start_exchange(c);
 }
 
@@ -1658,6 +1692,9 @@ static void conn_run_once(struct conn *c)
 		case CS_HANDSHAKE:
 			r = step_handshake(c);
 			break;
+		case CS_UPHANDSHAKE:
+			r = step_uphandshake(c);
+			break;
 		default:
 			r = step_closing(c);
 			break;
@@ -1699,7 +1736,9 @@ void conn_timer(struct conn *c)
 		conn_free(c);
 		return;
 	case CS_CONNECT:
-		if (connect_failed(c, "timeout") > 0)
+	case CS_UPHANDSHAKE:
+		if (connect_failed(c, c->st == CS_CONNECT ? "timeout" : "TLS handshake timeout") >
+		    0)
 			conn_run(c);
 		return;
 	case CS_EXCHANGE:

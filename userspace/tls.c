@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -375,4 +377,98 @@ void tls_describe(struct ssl_st *ssl, char *buf, size_t len)
 
 	snprintf(buf, len, "%s %s sni=%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
 		 sni ? sni : "-");
+}
+
+struct tls_client {
+	SSL_CTX *ctx;
+};
+
+int tls_pool_load(struct pool *p, const char *file, FILE *errf)
+{
+	char why[256];
+	int errors = 0;
+
+	if (!p->tls_on)
+		return 0;
+	p->tlsc = calloc(1, sizeof(*p->tlsc));
+	if (!p->tlsc || !(p->tlsc->ctx = SSL_CTX_new(TLS_client_method()))) {
+		terr(errf, file, p->tls_line, &errors, "cannot create a TLS context: %s",
+		     ssl_reason(why, sizeof(why)));
+		return errors;
+	}
+	SSL_CTX_set_min_proto_version(p->tlsc->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(p->tlsc->ctx, p->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	if (p->tls_ca[0]) {
+		if (access(p->tls_ca, R_OK)) {
+			terr(errf, file, p->tls_line, &errors, "cannot read CA file %s: %s",
+			     p->tls_ca, strerror(errno));
+		} else if (SSL_CTX_load_verify_locations(p->tlsc->ctx, p->tls_ca, NULL) != 1) {
+			terr(errf, file, p->tls_line, &errors, "cannot load CA file %s: %s",
+			     p->tls_ca, ssl_reason(why, sizeof(why)));
+		}
+	} else if (SSL_CTX_set_default_verify_paths(p->tlsc->ctx) != 1) {
+		ERR_clear_error();
+	}
+	return errors;
+}
+
+void tls_pool_free(struct pool *p)
+{
+	if (!p->tlsc)
+		return;
+	SSL_CTX_free(p->tlsc->ctx);
+	free(p->tlsc);
+	p->tlsc = NULL;
+}
+
+/* the host part of a "HOST:PORT" / "[V6]:PORT" server spec, for SNI and verification */
+static void spec_host(const char *spec, char *out, size_t len)
+{
+	const char *end = strrchr(spec, ':');
+	size_t n = end ? (size_t)(end - spec) : strlen(spec);
+
+	if (spec[0] == '[' && n >= 2) {
+		spec++;
+		n -= 2;
+	}
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, spec, n);
+	out[n] = '\0';
+}
+
+struct ssl_st *tls_upstream_new(struct pool *p, struct server *s, int fd)
+{
+	char host[HOST_MAX_LEN];
+	struct in6_addr a6;
+	int is_ip;
+	SSL *ssl;
+
+	if (!p->tlsc)
+		return NULL;
+	ssl = SSL_new(p->tlsc->ctx);
+	if (!ssl)
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1)
+		goto err;
+	if (p->tls_sni[0])
+		snprintf(host, sizeof(host), "%s", p->tls_sni);
+	else
+		spec_host(s->spec, host, sizeof(host));
+	is_ip = inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+	/* no SNI for literal addresses (RFC 6066 3) */
+	if (!is_ip && !SSL_set_tlsext_host_name(ssl, host))
+		goto err;
+	if (p->tls_verify) {
+		if (is_ip ? !X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host)
+			  : !SSL_set1_host(ssl, host))
+			goto err;
+	}
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_set_connect_state(ssl);
+	return ssl;
+err:
+	ERR_clear_error();
+	SSL_free(ssl);
+	return NULL;
 }

@@ -40,6 +40,13 @@ unsigned tls_cert_count(const struct listener *l);
  */
 unsigned tls_select_cert(const struct listener *l, const char *sni);
 
+/*
+ * tls_pool_load - the client context of a pool with `tls` (certificate verification on by
+ * default against `ca FILE` or the system store). Errors as for listeners; 0 when ready.
+ */
+int tls_pool_load(struct pool *p, const char *file, FILE *errf);
+void tls_pool_free(struct pool *p);
+
 /* ---- per-connection TLS (userspace crypto) ---- */
 
 struct ssl_st;
@@ -48,6 +55,10 @@ struct ssl_st;
  * NULL on allocation failure. Free with tls_conn_free. */
 struct ssl_st *tls_conn_new(struct listener *l, int fd);
 void tls_conn_free(struct ssl_st *ssl);
+
+/* tls_upstream_new - a client-side TLS object on a connected upstream socket of pool p, with
+ * SNI (the pool's sni, else the server's host name) and host name verification when on. */
+struct ssl_st *tls_upstream_new(struct pool *p, struct server *s, int fd);
 
 /*
  * tls_handshake - drive a non-blocking handshake. Returns 1 when complete, 0 while it waits on

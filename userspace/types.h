@@ -117,6 +117,13 @@ struct pool {
 	uint32_t fail_timeout_ms; /* how long a failed server is skipped */
 	unsigned retries;
 	int used; /* referenced by a route */
+	/* upstream TLS (tls.c): `tls [verify on|off] [ca FILE] [sni NAME];` */
+	int tls_on;
+	int tls_verify; /* default on */
+	int tls_line;
+	char tls_ca[PATH_MAX];
+	char tls_sni[HOST_MAX_LEN];
+	struct tls_client *tlsc;
 	struct health_conf health;
 	uint32_t slow_start_ms;	       /* 0: off */
 	unsigned eject_failures;       /* passive ejection threshold; 0: off */
@@ -149,6 +156,7 @@ struct tls_cert_conf {
 };
 
 struct tls_server; /* OpenSSL contexts of a listener, see tls.c */
+struct tls_client; /* OpenSSL context of a pool's upstream TLS, see tls.c */
 
 struct listener {
 	char name[NAME_MAX_LEN];

@@ -191,3 +191,54 @@ PY
  200" "$output" "the daemon still serves"
 	kill -0 "$SPLICED_PID"
 }
+
+
+# a second spliced terminating TLS in front of the origin, as the TLS upstream
+start_tls_backend() {
+	make_cert a "DNS:a.test"
+	make_cert w "DNS:*.w.test"
+	start_origin o
+	start_spliced "listener b {
+    bind 127.0.0.1:@PORT@;
+    tls certificate $BATS_TEST_TMPDIR/a.crt key $BATS_TEST_TMPDIR/a.key;
+    route { pool o; }
+}
+pool o { server o 127.0.0.1:$ORIGIN_PORT; }"
+	BACKEND_PORT=$SPLICED_PORT
+}
+
+@test "tls: upstream TLS verified against a test CA; a failed verification is a 502 and a log line" {
+	start_tls_backend
+	start_spliced "listener f {
+    bind 127.0.0.1:@PORT@;
+    route { path /bad/; pool bad; }
+    route { path /off/; pool off; }
+    route { pool good; }
+}
+pool good { server b 127.0.0.1:$BACKEND_PORT; tls ca $BATS_TEST_TMPDIR/a.crt sni a.test; }
+pool bad { server b 127.0.0.1:$BACKEND_PORT; tls ca $BATS_TEST_TMPDIR/w.crt sni a.test; }
+pool off { server b 127.0.0.1:$BACKEND_PORT; tls verify off; }"
+	run "${CURL[@]}" -w ' %{http_code}' "$(url /)"
+	assert_equal "o
+ 200" "$output" "verified upstream"
+	local direct through
+	direct=$("${CURL[@]}" "$(origin_url o /size/256m)" | sha_of_stream)
+	through=$("${CURL[@]}" "$(url /size/256m)" | sha_of_stream)
+	assert_equal "$direct" "$through" "download digest through two TLS legs"
+	run "${CURL[@]}" -w ' %{http_code}' "$(url /bad/x)"
+	assert_equal "502 Bad Gateway
+ 502" "$output" "unverifiable upstream"
+	assert_contains "$(cat "$SPLICED_ERR")" "upstream bad/b: TLS handshake failed"
+	assert_contains "$(cat "$SPLICED_ERR")" "certificate verify failed"
+	run "${CURL[@]}" -w ' %{http_code}' "$(url /off/x)"
+	assert_equal "o
+ 200" "$output" "verify off"
+}
+
+@test "tls: -n reports an unreadable upstream CA file" {
+	printf 'listener f { bind 127.0.0.1:1; route { pool p; } }\npool p {\n    server b 127.0.0.1:2;\n    tls ca %s/none.pem;\n}\n' \
+		"$BATS_TEST_TMPDIR" >"$BATS_TEST_TMPDIR/ca.conf"
+	run "$SPLICED_BIN" -n -f "$BATS_TEST_TMPDIR/ca.conf"
+	assert_equal 1 "$status" "exit status"
+	assert_contains "$output" "ca.conf:4: cannot read CA file $BATS_TEST_TMPDIR/none.pem"
+}
