@@ -32,6 +32,7 @@ BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h
 UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
 	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls
+KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
 FUZZ        := $(OUTPUT)/tests/fuzz_http
 FUZZ_SECONDS ?= 60
@@ -39,7 +40,7 @@ FUZZ_SECONDS ?= 60
 .DELETE_ON_ERROR:
 .PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install
 
-all: $(OUTPUT)/spliced $(UNIT_TESTS) $(ORIGIN) ## build the daemon, unit tests and test origin
+all: $(OUTPUT)/spliced $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -115,6 +116,12 @@ $(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
 			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
+
+# kernel tier: the sockmap data path on real loopback sockets (splice.o needs the skeleton)
+$(OUTPUT)/tests/kern_sockmap: tests/kern/kern_sockmap.c $(OUTPUT)/userspace/splice.o \
+			      $(OUTPUT)/userspace/log.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ $(LDLIBS)
 
 $(ORIGIN): tests/origin/origin.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)

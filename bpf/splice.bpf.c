@@ -130,6 +130,21 @@ int spliced_verdict(struct __sk_buff *skb)
 	kskb = bpf_cast_to_kern_ctx(skb);
 	cb = (struct tcp_skb_cb *)&kskb->cb[0];
 	seq = BPF_CORE_READ(cb, seq);
+	if (!st->next_seq) {
+		/* first skb since insertion: the daemon may have read its head already, and
+		 * tcp_read_skb() hands over whole skbs, so start from what was copied */
+		struct bpf_sock *self = bpf_map_lookup_elem(&spliced_active, &cookie);
+
+		/* kskb->sk is an RCU pointer skc_to_tcp_sock rejects; the sockhash lookup
+		 * returns a referenced socket it accepts */
+		if (self) {
+			struct tcp_sock *tp = bpf_skc_to_tcp_sock(self);
+
+			if (tp)
+				st->next_seq = (__u64)BPF_CORE_READ(tp, copied_seq) + 1;
+			bpf_sk_release(self);
+		}
+	}
 	if (st->next_seq) {
 		__u32 expect = (__u32)(st->next_seq - 1);
 		__s32 dup = (__s32)(expect - seq);
