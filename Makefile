@@ -141,7 +141,7 @@ vmlinux: ## regenerate vmlinux/x86/vmlinux.h from the running kernel's BTF
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
 
 FORMAT_FILES := $(wildcard userspace/*.c userspace/*.h include/*.h bpf/*.c tests/unit/*.c \
-		  tests/unit/*.h tests/origin/*.c tests/fuzz/*.c tests/kern/*.c tools/*.c)
+		  tests/unit/*.h tests/origin/*.c tests/fuzz/*.c tests/kern/*.c tools/*.c tools/vmtest.d/*.c)
 
 format: ## reformat sources with clang-format
 	$(Q)clang-format -i $(FORMAT_FILES)
