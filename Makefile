@@ -43,12 +43,12 @@ FUZZ_SECONDS ?= 60
 all: $(OUTPUT)/spliced $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+	@grep -hE '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 16
 
 deps: ## install missing Debian packages (idempotent)
 	$(Q)tools/install-deps.sh
 
-test: ## install deps, build, run every test tier (unit, BATS end to end)
+test: ## install deps, build, run every test tier (unit, kernel, BATS end to end)
 	$(Q)tools/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/run.sh
