@@ -948,17 +948,13 @@ static void span_copy(char *dst, size_t cap, const char *base, struct http_span 
 
 static int upstream_connect(struct conn *c);
 
-/* pick a server not tried yet; -1 when none is usable */
+/* pick a server not tried yet; NULL when none is usable */
 static struct server *pick_server(struct conn *c)
 {
 	struct pool *p = c->pool;
-	uint8_t usable_stack[64] = {0};
-	uint8_t *usable =
-		p->nservers <= sizeof(usable_stack) ? usable_stack : calloc(p->nservers, 1);
+	uint8_t *usable = c->w->usable; /* per-worker scratch, sized for the largest pool */
 	int idx;
 
-	if (!usable)
-		return NULL;
 	for (unsigned i = 0; i < p->nservers; i++) {
 		struct server *s = &p->servers[i];
 
@@ -968,8 +964,6 @@ static struct server *pick_server(struct conn *c)
 				usable[i] = 0;
 	}
 	idx = lb_pick(&p->lb, usable, c->hash_key);
-	if (usable != usable_stack)
-		free(usable);
 	return idx < 0 ? NULL : &p->servers[idx];
 }
 

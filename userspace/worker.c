@@ -196,7 +196,16 @@ static void *worker_main(void *arg)
 int worker_start(struct worker *w)
 {
 	struct epoll_event ev;
+	unsigned most = 1;
 	int rc;
+
+	for (unsigned i = 0; i < w->cf->npools; i++)
+		if (w->cf->pools[i].nservers > most)
+			most = w->cf->pools[i].nservers;
+	/* allocated once: picking a server must not allocate per request */
+	w->usable = calloc(most, 1);
+	if (!w->usable)
+		return -ENOMEM;
 
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epfd == -1)
@@ -235,6 +244,7 @@ void worker_stop(struct worker *w)
 	for (unsigned i = 0; i < w->nltags; i++)
 		close(w->ltags[i].fd);
 	free(w->ltags);
+	free(w->usable);
 	close(w->wakefd);
 	close(w->epfd);
 }

@@ -37,6 +37,7 @@ struct worker {
 	struct conn *ready;	/* connections to run again without an event (fairness) */
 	struct conn *graveyard; /* freed during this batch, released after it */
 	struct conn *kpoll;	/* waiting on the kernel data path: run again in 1 ms */
+	uint8_t *usable;	/* pick_server() scratch: one byte per server of the largest pool */
 	uint64_t last_sweep_ms;
 	volatile int stop;
 };
