@@ -360,6 +360,8 @@ static void conf_defaults(struct config *cf)
 	cf->fail_timeout_ms = 10000;
 	cf->splice_cap = 4 << 20;
 	cf->retries = 2;
+	cf->drain_timeout_ms = 30000;
+	cf->upgrade_timeout_ms = 30000;
 }
 
 static int want_args(struct parser *ps, struct node *n, int lo, int hi)
@@ -515,6 +517,37 @@ static void do_global(struct parser *ps, struct config *cf, struct node *blk)
 		} else if (!strcmp(n->name, "fail_timeout")) {
 			if (!want_args(ps, n, 1, 1))
 				set_duration(ps, n, n->args[0], &cf->fail_timeout_ms);
+		} else if (!strcmp(n->name, "control")) {
+			if (want_args(ps, n, 1, 1))
+				continue;
+			if (n->args[0][0] != '/' || strlen(n->args[0]) >= 108)
+				perr(ps, n->line,
+				     "control must be an absolute path shorter than 108 bytes");
+			else
+				snprintf(cf->control, sizeof(cf->control), "%s", n->args[0]);
+		} else if (!strcmp(n->name, "metrics")) {
+			char why[128];
+
+			if (want_args(ps, n, 1, 1))
+				continue;
+			if (strlen(n->args[0]) >= sizeof(cf->metrics) ||
+			    conf_parse_addr(n->args[0], &cf->metrics_addr, &cf->metrics_addrlen, 1,
+					    why, sizeof(why)))
+				perr(ps, n->line, "invalid metrics address '%s' (ADDR:PORT)",
+				     n->args[0]);
+			else
+				snprintf(cf->metrics, sizeof(cf->metrics), "%s", n->args[0]);
+		} else if (!strcmp(n->name, "user") || !strcmp(n->name, "group")) {
+			char *dst = n->name[0] == 'u' ? cf->user : cf->group;
+
+			if (!want_args(ps, n, 1, 1))
+				copy_name(ps, n, n->args[0], dst, NAME_MAX_LEN);
+		} else if (!strcmp(n->name, "drain_timeout")) {
+			if (!want_args(ps, n, 1, 1))
+				set_duration(ps, n, n->args[0], &cf->drain_timeout_ms);
+		} else if (!strcmp(n->name, "upgrade_timeout")) {
+			if (!want_args(ps, n, 1, 1))
+				set_duration(ps, n, n->args[0], &cf->upgrade_timeout_ms);
 		} else {
 			perr(ps, n->line, "unknown global setting '%s'", n->name);
 		}

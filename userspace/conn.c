@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "daemon.h"
 #include "health.h"
 #include "http.h"
 #include "lb.h"
@@ -98,6 +99,7 @@ struct conn {
 	uint8_t kfail;	   /* insertion failed: userspace for good */
 	struct kside kc, ku;
 	uint64_t start_ns;
+	struct config *cf; /* the configuration it was accepted under (a reference) */
 	struct listener *l;
 	int cfd, ufd;
 	struct ep_tag ctag, utag;
@@ -232,7 +234,7 @@ static int flow_open_pipe(struct conn *c, struct flow *f)
 	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
 		return -errno;
 	/* a larger pipe moves more per splice call; failure only costs speed */
-	(void)fcntl(p[1], F_SETPIPE_SZ, (int)c->w->cf->pipe_size);
+	(void)fcntl(p[1], F_SETPIPE_SZ, (int)c->cf->pipe_size);
 	f->pipe_r = p[0];
 	f->pipe_w = p[1];
 	return 0;
@@ -398,6 +400,8 @@ static void conn_release(struct conn *c)
 	free(c->msg);
 	free(c->rmsg);
 	free(c->req_head);
+	if (c->cf)
+		conf_unref(c->cf);
 	free(c);
 }
 
@@ -473,7 +477,7 @@ static int conn_fail_request(struct conn *c, int status)
 	c->st = CS_CLOSING;
 	c->req_keepalive = 0;
 	c->linger = 1; /* the client may still be sending: drain before closing */
-	set_deadline(c, c->w->cf->timeout_client_ms);
+	set_deadline(c, c->cf->timeout_client_ms);
 	return 1;
 }
 
@@ -608,7 +612,7 @@ static int kernel_pair(struct conn *c)
 	 * against bytes passed up after it (docs/KERNEL_PATH.md); try again at the next span */
 	if ((!kin(&c->kc) && splice_queued(c->cfd)) || splice_queued(c->ufd))
 		return -EAGAIN;
-	rc = splice_insert(&c->kc.k, c->cfd, &c->ku.k, c->ufd, c->w->cf->splice_cap);
+	rc = splice_insert(&c->kc.k, c->cfd, &c->ku.k, c->ufd, c->cf->splice_cap);
 	if (rc) {
 		/* stay on the userspace path for the rest of this connection */
 		c->kfail = 1;
@@ -888,8 +892,8 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 			uint64_t span = flow_span(f);
 
 			if (span && !buf_len(&f->in) && !flow_open_pipe(c, f)) {
-				size_t want = span < c->w->cf->pipe_size ? (size_t)span
-									 : c->w->cf->pipe_size;
+				size_t want = span < c->cf->pipe_size ? (size_t)span
+									 : c->cf->pipe_size;
 				ssize_t r = splice(*f->src->fd, NULL, f->pipe_w, NULL, want,
 						   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
@@ -1042,7 +1046,7 @@ static int start_exchange(struct conn *c)
 	flow_reset_body(&c->resp);
 	c->resp.src_eof = 0;
 	atomic_fetch_add(&c->srv->requests, 1);
-	set_deadline(c, c->w->cf->timeout_server_ms);
+	set_deadline(c, c->cf->timeout_server_ms);
 	return 1;
 }
 
@@ -1098,7 +1102,7 @@ static int handle_request(struct conn *c, int head_len)
 	rw.via = "1.1 spliced";
 	rw.connection = connhdr;
 	rw.keep_upgrade = c->upgrade;
-	n = http_rewrite_head(b, m, 1, &rw, c->req_head, c->w->cf->max_header_size + 1024);
+	n = http_rewrite_head(b, m, 1, &rw, c->req_head, c->cf->max_header_size + 1024);
 	if (n < 0) {
 		buf_consume(&c->req.in, (uint32_t)head_len);
 		return conn_fail_request(c, 431);
@@ -1151,7 +1155,7 @@ static int handle_request(struct conn *c, int head_len)
 static int step_head(struct conn *c)
 {
 	struct buf *in = &c->req.in;
-	uint32_t max_head = c->w->cf->max_header_size;
+	uint32_t max_head = c->cf->max_header_size;
 
 	for (;;) {
 		if (buf_len(in)) {
@@ -1192,7 +1196,7 @@ static int step_head(struct conn *c)
 			}
 			if (!c->head_seen) {
 				c->head_seen = 1;
-				set_deadline(c, c->w->cf->timeout_header_ms);
+				set_deadline(c, c->cf->timeout_header_ms);
 			}
 			in->end += (uint32_t)r;
 		}
@@ -1268,7 +1272,7 @@ static int finish_request(struct conn *c)
 		 * at an unknown position: close (after a lingering drain) */
 		c->linger = !c->req.body_done;
 		c->st = CS_CLOSING;
-		set_deadline(c, c->w->cf->timeout_client_ms);
+		set_deadline(c, c->cf->timeout_client_ms);
 		return 1;
 	}
 	/* nothing of this request may leak into what is logged or answered for the next */
@@ -1281,10 +1285,10 @@ static int finish_request(struct conn *c)
 	if (buf_len(&c->req.in)) {
 		/* part of the next head is already here (pipelined): the header timeout runs */
 		c->head_seen = 1;
-		set_deadline(c, c->w->cf->timeout_header_ms);
+		set_deadline(c, c->cf->timeout_header_ms);
 	} else {
 		c->head_seen = 0;
-		set_deadline(c, c->w->cf->timeout_idle_ms);
+		set_deadline(c, c->cf->timeout_idle_ms);
 	}
 	return 1;
 }
@@ -1296,8 +1300,8 @@ static int finish_request(struct conn *c)
 static uint32_t exchange_timeout(struct conn *c)
 {
 	if (!c->rmsg->head_len || (!buf_len(&c->resp.out) && !c->resp.in_pipe))
-		return c->w->cf->timeout_server_ms;
-	return c->w->cf->timeout_client_ms;
+		return c->cf->timeout_server_ms;
+	return c->cf->timeout_client_ms;
 }
 
 /* the upstream answered nothing: retry an idempotent request on a fresh connection */
@@ -1336,7 +1340,7 @@ static int response_head(struct conn *c, int *progress)
 {
 	struct buf *in = &c->resp.in;
 	struct http_msg *m = c->rmsg;
-	uint32_t max_head = c->w->cf->max_header_size;
+	uint32_t max_head = c->cf->max_header_size;
 
 	for (;;) {
 		if (buf_len(in)) {
@@ -1403,7 +1407,7 @@ static int response_head(struct conn *c, int *progress)
 					flow_reset_body(&c->req);
 					c->req.body = B_TUNNEL;
 					c->st = CS_TUNNEL;
-					set_deadline(c, c->w->cf->timeout_tunnel_ms);
+					set_deadline(c, c->cf->timeout_tunnel_ms);
 					return 1;
 				}
 				switch (m->framing) {
@@ -1579,7 +1583,7 @@ static int step_tunnel(struct conn *c)
 		return -1;
 	}
 	if (progress)
-		set_deadline(c, c->w->cf->timeout_tunnel_ms);
+		set_deadline(c, c->cf->timeout_tunnel_ms);
 	return progress;
 }
 
@@ -1644,7 +1648,7 @@ static int step_handshake(struct conn *c)
 		log_debug("%s: TLS %s", c->peer, why);
 	}
 	c->st = CS_HEAD;
-	set_deadline(c, c->w->cf->timeout_header_ms);
+	set_deadline(c, c->cf->timeout_header_ms);
 	return 1;
 }
 
@@ -1752,7 +1756,7 @@ void conn_timer(struct conn *c)
 		/* bytes the kernel moves wake nobody: they count as activity here */
 		if (k != c->tunnel_kern) {
 			c->tunnel_kern = k;
-			set_deadline(c, c->w->cf->timeout_tunnel_ms);
+			set_deadline(c, c->cf->timeout_tunnel_ms);
 			return;
 		}
 		log_debug("%s: tunnel timeout", c->peer);
@@ -1778,6 +1782,8 @@ int conn_new(struct worker *w, struct listener *l, int fd)
 	if (!c)
 		goto err_close;
 	c->w = w;
+	c->cf = w->cf;
+	conf_ref(c->cf);
 	c->l = l;
 	c->cfd = fd;
 	c->ufd = -1;
@@ -1835,7 +1841,7 @@ int conn_new(struct worker *w, struct listener *l, int fd)
 			goto err_free;
 		c->st = CS_HANDSHAKE;
 	}
-	set_deadline(c, w->cf->timeout_header_ms);
+	set_deadline(c, c->cf->timeout_header_ms);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;

@@ -4,8 +4,8 @@
  *
  * Start-up: parse + validate config (all errors) -> open access log -> load BPF, pin maps ->
  * bind every listener (one SO_REUSEPORT socket per worker, so bind errors are fatal before any
- * thread starts) -> start workers -> start the health thread -> publish stats every second
- * until SIGTERM/SIGINT.
+ * thread starts) -> start workers -> start the health thread -> main loop (daemon.h): signals
+ * through a signalfd, a 1 s tick that publishes stats, and the fds other modules watch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,11 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "daemon.h"
 #include "health.h"
 #include "log.h"
 #include "splice.h"
@@ -59,6 +63,125 @@ static int open_access_log(const struct config *cf)
 	return open(cf->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 }
 
+struct daemon g_daemon;
+
+struct watch {
+	int fd;
+	daemon_fd_cb cb;
+	void *arg;
+	struct watch *next;
+};
+
+static struct watch *watches;
+
+int daemon_watch(struct daemon *d, int fd, uint32_t events, daemon_fd_cb cb, void *arg)
+{
+	struct watch *wt = calloc(1, sizeof(*wt));
+	struct epoll_event ev = {.events = events};
+
+	if (!wt)
+		return -ENOMEM;
+	wt->fd = fd;
+	wt->cb = cb;
+	wt->arg = arg;
+	ev.data.ptr = wt;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+		int err = -errno;
+
+		free(wt);
+		return err;
+	}
+	wt->next = watches;
+	watches = wt;
+	return 0;
+}
+
+void daemon_unwatch(struct daemon *d, int fd)
+{
+	for (struct watch **pp = &watches; *pp; pp = &(*pp)->next) {
+		if ((*pp)->fd == fd) {
+			struct watch *wt = *pp;
+
+			epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+			*pp = wt->next;
+			/* an event of the current batch may still name it: main_loop() only calls
+			 * watches that are still on the list */
+			free(wt);
+			return;
+		}
+	}
+}
+
+void conf_ref(struct config *cf)
+{
+	atomic_fetch_add(&cf->refs, 1);
+}
+
+void conf_unref(struct config *cf)
+{
+	if (atomic_fetch_sub(&cf->refs, 1) == 1)
+		conf_free(cf);
+}
+
+static int on_signal(struct daemon *d, int sfd)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			log_info("signal %u: stopping", si.ssi_signo);
+			return 1;
+		case SIGHUP:
+			log_info("SIGHUP: reloading %s", d->cf->file);
+			daemon_reload(d, NULL);
+			break;
+		case SIGUSR2:
+			log_warnx("SIGUSR2: live upgrade is not implemented yet; ignored");
+			break;
+		}
+	}
+	return 0;
+}
+
+static void on_tick(struct daemon *d, int tfd)
+{
+	uint64_t n;
+
+	(void)!read(tfd, &n, sizeof(n));
+	splice_publish_stats(d->cf);
+}
+
+/* main_loop - run until SIGTERM/SIGINT */
+static void main_loop(struct daemon *d, int sfd, int tfd)
+{
+	struct epoll_event evs[32];
+
+	for (;;) {
+		int n = epoll_wait(d->epfd, evs, 32, -1);
+
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+
+			if (p == &watches) { /* the signalfd */
+				if (on_signal(d, sfd))
+					return;
+			} else if (p == &g_daemon) { /* the tick */
+				on_tick(d, tfd);
+			} else {
+				struct watch *wt;
+
+				/* the watch may have been removed by an earlier callback */
+				for (wt = watches; wt && wt != p; wt = wt->next)
+					;
+				if (wt && wt->cb)
+					wt->cb(d, wt->fd, evs[i].events, wt->arg);
+			}
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -72,12 +195,13 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct options opt = {0};
+	static struct options opt;
+	struct daemon *d = &g_daemon;
 	struct config *cf;
 	struct worker *workers;
 	unsigned nworkers;
 	sigset_t set;
-	int ch, sig;
+	int ch, sfd, tfd;
 
 	while ((ch = getopt_long(argc, argv, "f:dnvVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -130,6 +254,21 @@ int main(int argc, char **argv)
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 
+	d->opt = &opt;
+	d->cf = cf;
+	d->generation = 1;
+	d->start_ms = worker_clock_ms();
+	d->start_wall = time(NULL);
+	conf_ref(cf);
+	{
+		ssize_t len = readlink("/proc/self/exe", d->exe, sizeof(d->exe) - 1);
+
+		d->exe[len > 0 ? len : 0] = '\0';
+	}
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd == -1)
+		fatal("epoll_create1");
+
 	g_access_fd = open_access_log(cf);
 	if (g_access_fd == -1 && strcmp(cf->access_log, "off"))
 		fatal("cannot open access log %s", cf->access_log);
@@ -142,14 +281,31 @@ int main(int argc, char **argv)
 	workers = calloc(nworkers, sizeof(*workers));
 	if (!workers)
 		fatalx("out of memory");
+	d->workers = workers;
+	d->nworkers = nworkers;
 
-	/* block the signals before threads start so only this thread receives them */
+	/* block the signals before threads start so only the signalfd receives them */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (sfd == -1 || tfd == -1)
+		fatal("signalfd/timerfd");
+	{
+		struct itimerspec its = {.it_interval = {.tv_sec = 1}, .it_value = {.tv_sec = 1}};
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &watches};
+
+		timerfd_settime(tfd, 0, &its, NULL);
+		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, sfd, &ev) == -1)
+			fatal("epoll_ctl");
+		ev.data.ptr = &g_daemon;
+		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, tfd, &ev) == -1)
+			fatal("epoll_ctl");
+	}
 
 	for (unsigned i = 0; i < nworkers; i++) {
 		workers[i].id = i;
@@ -182,22 +338,9 @@ int main(int argc, char **argv)
 			log_info("listener %s on %s", cf->listeners[i].name,
 				 cf->listeners[i].binds[b].str);
 
-	for (;;) {
-		struct timespec ts = {.tv_sec = 1};
+	main_loop(d, sfd, tfd);
 
-		sig = sigtimedwait(&set, NULL, &ts);
-		if (sig == -1) {
-			splice_publish_stats(cf);
-			continue;
-		}
-		if (sig == SIGTERM || sig == SIGINT)
-			break;
-		if (sig == SIGHUP)
-			log_warnx("SIGHUP: configuration reload is not implemented yet; ignored");
-		if (sig == SIGUSR2)
-			log_warnx("SIGUSR2: live upgrade is not implemented yet; ignored");
-	}
-	log_info("signal %d: stopping", sig);
+	d->stopping = 1;
 	health_stop();
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);
@@ -205,6 +348,9 @@ int main(int argc, char **argv)
 	splice_fini();
 	if (g_access_fd >= 0)
 		close(g_access_fd);
-	conf_free(cf);
+	conf_unref(d->cf);
+	close(sfd);
+	close(tfd);
+	close(d->epfd);
 	return 0;
 }

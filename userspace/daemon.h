@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon.h - the process: the current configuration, the workers, and the main thread's event
+ * loop (signals, the 1 s tick, the control socket, the metrics endpoint). Everything that changes
+ * the running configuration (reload, admin commands, upgrade) runs on the main thread, so those
+ * operations never race each other.
+ */
+#ifndef SPLICED_DAEMON_H
+#define SPLICED_DAEMON_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "types.h"
+
+struct worker;
+struct daemon;
+
+/* a file descriptor watched by the main loop */
+typedef void (*daemon_fd_cb)(struct daemon *d, int fd, uint32_t events, void *arg);
+
+struct daemon {
+	struct config *cf; /* current configuration (one reference held here) */
+	struct options *opt;
+	struct worker *workers;
+	unsigned nworkers;
+	int epfd;	   /* main loop */
+	uint64_t start_ms; /* monotonic */
+	time_t start_wall;
+	unsigned generation; /* configuration generation: 1 at start, +1 per reload */
+	uint64_t reloads, reload_failures;
+	char exe[4096]; /* this binary, resolved at start (live upgrade re-executes it) */
+	volatile int stopping;
+};
+
+extern struct daemon g_daemon;
+
+/* daemon_watch - call cb on the main thread when fd has events (EPOLLIN...); 0 or -errno. */
+int daemon_watch(struct daemon *d, int fd, uint32_t events, daemon_fd_cb cb, void *arg);
+/* daemon_unwatch - stop watching fd (does not close it). */
+void daemon_unwatch(struct daemon *d, int fd);
+
+/*
+ * daemon_reload - load the configuration file again, validate it, open what it needs (new
+ * listeners, TLS contexts), then swap it in on every worker. On any error nothing changes and
+ * every error is written to errf. Main thread only. Returns 0 or -1.
+ */
+int daemon_reload(struct daemon *d, FILE *errf);
+
+/* config references: a connection holds the configuration it was accepted under */
+void conf_ref(struct config *cf);
+void conf_unref(struct config *cf);
+
+#endif
