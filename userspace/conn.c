@@ -892,8 +892,8 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 			uint64_t span = flow_span(f);
 
 			if (span && !buf_len(&f->in) && !flow_open_pipe(c, f)) {
-				size_t want = span < c->cf->pipe_size ? (size_t)span
-									 : c->cf->pipe_size;
+				size_t want =
+					span < c->cf->pipe_size ? (size_t)span : c->cf->pipe_size;
 				ssize_t r = splice(*f->src->fd, NULL, f->pipe_w, NULL, want,
 						   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 

@@ -194,15 +194,15 @@ struct config {
 	uint32_t fail_timeout_ms;
 	unsigned retries;
 	/* operations (issue 6) */
-	char control[PATH_MAX];	      /* control socket path; "" = none */
-	char metrics[80];	      /* Prometheus endpoint ADDR:PORT; "" = none */
+	char control[PATH_MAX]; /* control socket path; "" = none */
+	char metrics[80];	/* Prometheus endpoint ADDR:PORT; "" = none */
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_addrlen;
-	char user[NAME_MAX_LEN];      /* drop privileges to this user; "" = stay */
-	char group[NAME_MAX_LEN];     /* and group; "" = the user's primary group */
-	uint32_t drain_timeout_ms;    /* SIGTERM / upgrade: in-flight requests may finish */
-	uint32_t upgrade_timeout_ms;  /* SIGUSR2: wait for connections to reach a hand-over point */
-	_Atomic int refs;	      /* holders: the daemon (current) + every connection */
+	char user[NAME_MAX_LEN];     /* drop privileges to this user; "" = stay */
+	char group[NAME_MAX_LEN];    /* and group; "" = the user's primary group */
+	uint32_t drain_timeout_ms;   /* SIGTERM / upgrade: in-flight requests may finish */
+	uint32_t upgrade_timeout_ms; /* SIGUSR2: wait for connections to reach a hand-over point */
+	_Atomic int refs;	     /* holders: the daemon (current) + every connection */
 	struct listener *listeners;
 	unsigned nlisteners;
 	struct pool *pools;
