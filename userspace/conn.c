@@ -46,6 +46,9 @@ enum conn_state {
 };
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
+struct conn;
+static int config_follow(struct conn *c);
+
 struct buf {
 	char *data;
 	uint32_t start, end, cap;
@@ -1077,6 +1080,10 @@ static int handle_request(struct conn *c, int head_len)
 	c->upgrade = (m->method == HTTP_M_CONNECT) ||
 		     ((m->flags & HTTP_F_UPGRADE) && (m->flags & HTTP_F_CONN_UPGRADE));
 
+	/* a reload since the last request: route by the new rules (a connection whose listener
+	 * is gone is served on the old ones and closed after this request) */
+	if (c->cf != c->w->cf)
+		(void)config_follow(c);
 	r = route_match(c->l, b + m->host.off, m->host.len, b + m->path.off, m->path.len);
 	if (!r) {
 		c->pool = NULL;
@@ -1256,6 +1263,40 @@ static void count_kernel(struct conn *c)
 	c->resp.kmoved = 0;
 }
 
+/*
+ * config_follow - after a reload, move the connection to the current configuration at a request
+ * boundary: the next request is routed by the new rules. The upstream belongs to a server of
+ * the old configuration, so it is closed. A connection stays on its old configuration (alive
+ * until it closes) when its buffers were sized by different limits or it speaks TLS (the SSL
+ * object belongs to the old listener's context). Returns 0, or -1 when its listener is gone.
+ */
+static int config_follow(struct conn *c)
+{
+	struct config *ncf = c->w->cf, *old = c->cf;
+	struct listener *nl = NULL;
+
+	if (old == ncf)
+		return 0;
+	for (unsigned i = 0; i < ncf->nlisteners; i++)
+		if (!strcmp(ncf->listeners[i].name, c->l->name))
+			nl = &ncf->listeners[i];
+	if (!nl)
+		return -1;
+	if (c->kc.ssl || nl->tls || ncf->max_header_size != old->max_header_size ||
+	    ncf->buffer_size != old->buffer_size)
+		return 0;
+	upstream_close(c);
+	c->pool = NULL;
+	c->srv = NULL;
+	conf_ref(ncf);
+	c->cf = ncf;
+	c->l = nl;
+	if (!kin(&c->kc))
+		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
+	conf_unref(old);
+	return 0;
+}
+
 static int finish_request(struct conn *c)
 {
 	if (c->srv) {
@@ -1267,9 +1308,10 @@ static int finish_request(struct conn *c)
 	/* the upstream is released as soon as it can carry nothing more for this client */
 	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
 		upstream_close(c);
-	if (!c->req_keepalive || !c->req.body_done) {
+	if (!c->req_keepalive || !c->req.body_done || config_follow(c)) {
 		/* a response that ended before its request did leaves the client stream
-		 * at an unknown position: close (after a lingering drain) */
+		 * at an unknown position: close (after a lingering drain); so does a
+		 * listener removed by a reload */
 		c->linger = !c->req.body_done;
 		c->st = CS_CLOSING;
 		set_deadline(c, c->cf->timeout_client_ms);
