@@ -408,6 +408,11 @@ static void conn_release(struct conn *c)
 	free(c);
 }
 
+int conn_idle(const struct conn *c)
+{
+	return c->st == CS_HEAD && !c->head_seen && !buf_len(&c->req.in);
+}
+
 void conn_reap(struct worker *w)
 {
 	while (w->graveyard) {
@@ -1416,6 +1421,9 @@ static int response_head(struct conn *c, int *progress)
 				memset(&rw, 0, sizeof(rw));
 				rw.via = "1.1 spliced";
 				rw.keep_upgrade = tunnel;
+				/* stopping: this response is the connection's last */
+				if (atomic_load_explicit(&c->w->draining, memory_order_relaxed))
+					c->req_keepalive = 0;
 				if (tunnel)
 					rw.connection = m->status == 101 ? "upgrade" : NULL;
 				else if (!informational)

@@ -267,13 +267,29 @@ static void swap_apply(struct worker *w, struct config *ncf)
 	atomic_store(&w->swapped, 1);
 }
 
+/* drain_begin - graceful stop: take what is queued, stop listening, close idle connections;
+ * the rest finish their request (no keep-alive, see conn.c) */
+static void drain_begin(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nltags; i++) {
+		accept_all(w, &w->ltags[i]);
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
+		close(w->ltags[i].fd);
+		w->ltags[i].fd = -1;
+	}
+	w->drain_started = 1;
+}
+
 static void sweep(struct worker *w)
 {
 	struct conn *c = w->conns, *next;
 
 	while (c) {
 		next = conn_next(c);
-		conn_timer(c);
+		if (w->drain_started && conn_idle(c))
+			conn_free(c);
+		else
+			conn_timer(c);
 		c = next;
 	}
 }
@@ -288,6 +304,10 @@ static void *worker_main(void *arg)
 
 		if (ncf)
 			swap_apply(w, ncf);
+		if (!w->drain_started && atomic_load(&w->draining)) {
+			drain_begin(w);
+			sweep(w);
+		}
 		int timeout = w->ready ? 0 : w->kpoll ? KPOLL_MS : SWEEP_MS;
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 
@@ -390,7 +410,8 @@ void worker_stop(struct worker *w)
 		conn_free(w->conns);
 	conn_reap(w);
 	for (unsigned i = 0; i < w->nltags; i++)
-		close(w->ltags[i].fd);
+		if (w->ltags[i].fd >= 0)
+			close(w->ltags[i].fd);
 	free(w->ltags);
 	free(w->usable);
 	close(w->wakefd);

@@ -50,6 +50,7 @@ struct worker {
 	struct config *_Atomic next_cf;
 	_Atomic int swapped;
 	_Atomic int draining; /* graceful stop: no keep-alive, listeners closed */
+	int drain_started;    /* worker thread: drain_begin() ran */
 };
 
 /* process-wide state shared by workers */
