@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
+#include "privdrop.h"
 #include "splice.h"
 #include "worker.h"
 
@@ -359,6 +360,9 @@ int main(int argc, char **argv)
 		if (worker_listen(&workers[i]))
 			fatalx("cannot start: listener address unavailable");
 	}
+	/* everything that needs root is open: become `user` before any thread starts */
+	if (privdrop(cf, g_access_fd, cf->control))
+		fatalx("cannot drop privileges to user '%s'", cf->user);
 	for (unsigned i = 0; i < nworkers; i++) {
 		int rc = worker_start(&workers[i]);
 

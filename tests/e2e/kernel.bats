@@ -585,3 +585,19 @@ pool p { server doomed 127.0.0.1:$ORIGIN_PORT; }"
 	cat "$BATS_TEST_TMPDIR/idle.out"
 	grep -q 'closed_by_peer=20' "$BATS_TEST_TMPDIR/idle.out" || fail "idle tunnels not all closed"
 }
+
+@test "kernel: after dropping to user nobody, the kernel still carries tunnels" {
+	need_root
+	kern_setup "user nobody;"
+	require_kernel
+	grep -q 'privdrop: running as nobody' "$SPLICED_ERR" || fail "no privdrop line"
+	grep -q "^Uid:[[:space:]]*65534[[:space:]]65534[[:space:]]65534[[:space:]]65534" \
+		"/proc/$SPLICED_PID/status" || fail "$(grep Uid "/proc/$SPLICED_PID/status")"
+	local r0 r1
+	r0=$(kern_counter redirect_bytes)
+	tunnel --bytes $((50 * MIB)) --timeout 60
+	assert_equal $((50 * MIB)) "$(field received "$output")" "bytes echoed"
+	r1=$(kern_counter redirect_bytes)
+	info "after privdrop: redirect_bytes +$((r1 - r0)); $(grep '^CapEff' "/proc/$SPLICED_PID/status")"
+	((r1 - r0 >= MIB)) || fail "the kernel did not carry the tunnel after privdrop"
+}
