@@ -125,6 +125,8 @@ static int reload(struct daemon *d, FILE *errf)
 	ncf = conf_load(d->opt->config_file, errf);
 	if (!ncf)
 		return -1;
+	if (d->opt->pid_file)
+		snprintf(ncf->pid_file, sizeof(ncf->pid_file), "%s", d->opt->pid_file);
 	conf_ref(ncf);
 	if (unchangeable(old, ncf, errf))
 		goto fail;

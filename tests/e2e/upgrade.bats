@@ -37,8 +37,8 @@ _new_started() { (($(grep -c 'started: .*pid' "$SPLICED_ERR") > $1)); }
 	own_binary
 	start_origin a
 	start_spliced "$(one_pool)"
-	local out=$BATS_TEST_TMPDIR/dl size=$((512 << 20))
-	"${CURL[@]}" --limit-rate 100M -o "$out" "$(url /size/$size)" &
+	local out=$BATS_TEST_TMPDIR/dl size=$((1024 << 20))
+	"${CURL[@]}" --limit-rate 200M -o "$out" "$(url /size/$size)" &
 	local cpid=$!
 	record_pid "$cpid" curl
 	wait_until 10 test -s "$out"
@@ -137,4 +137,34 @@ PY
 	grep -q "unknown top-level section 'bogus'" "$SPLICED_ERR"
 	kill -0 "$SPLICED_PID"
 	[ "$(backend_of "$(url /still)")" = a ]
+}
+
+@test "upgrade: daemonized with a pid file (what systemd Type=forking follows): the file names the new process before the old one exits" {
+	own_binary
+	start_origin a
+	local port pidf=$BATS_TEST_TMPDIR/spliced.pid conf=$BATS_TEST_TMPDIR/d.conf old new
+	port=$(free_port)
+	cat >"$conf" <<EOC
+global { pin_path /sys/fs/bpf/spliced-t${BASHPID}-$RANDOM; access_log off; }
+listener web { bind 127.0.0.1:$port; route { pool a; } }
+pool a { server s 127.0.0.1:${ORIGIN_PORTS[a]}; }
+EOC
+	grep -o '/sys/fs/bpf/spliced-t[0-9-]*' "$conf" >>"$BATS_TEST_TMPDIR/.pins"
+	# returns once the daemon serves, with the pid file written
+	run timeout 20 "$SPLICED_BIN" -f "$conf" -P "$pidf" ${SPLICED_ARGS:-}
+	[ "$status" -eq 0 ]
+	old=$(cat "$pidf")
+	record_pid "$old" spliced-daemon
+	kill -0 "$old"
+	[ "$(http_code "http://127.0.0.1:$port/x")" = 200 ]
+	kill -USR2 "$old"
+	wait_until 20 _proc_gone "$old"
+	new=$(cat "$pidf")
+	record_pid "$new" spliced-daemon-new
+	[ "$new" != "$old" ]
+	kill -0 "$new"
+	[ "$(http_code "http://127.0.0.1:$port/y")" = 200 ]
+	kill -INT "$new"
+	wait_until 10 _proc_gone "$new"
+	[ ! -e "$pidf" ]
 }
