@@ -12,8 +12,8 @@ own_binary() {
 	SPLICED_BIN=$BATS_TEST_TMPDIR/spliced
 }
 
-one_pool() {
-	echo "global { upgrade_timeout ${1:-30s}; }
+one_pool() { # [upgrade_timeout] [more global settings]
+	echo "global { upgrade_timeout ${1:-30s}; ${2:-} }
 listener web {
 	bind 127.0.0.1:@PORT@;
 	route { pool a; }
@@ -171,4 +171,32 @@ EOC
 	kill -INT "$new"
 	wait_until 10 _proc_gone "$new"
 	[ ! -e "$pidf" ]
+}
+
+@test "upgrade: a daemon that dropped to nobody upgrades; the new process runs as nobody with no capabilities" {
+	[[ $EUID -eq 0 ]] || skip "needs root to switch users"
+	own_binary
+	# the new binary and configuration must be readable by nobody
+	local d=$BATS_TEST_TMPDIR
+	while [[ $d != / ]]; do chmod o+x "$d"; d=$(dirname "$d"); done
+	chmod o+rx "$SPLICED_BIN"
+	mkdir "$BATS_TEST_TMPDIR/logs"
+	chown nobody "$BATS_TEST_TMPDIR/logs"
+	ACCESS_LOG=$BATS_TEST_TMPDIR/logs/access.log
+	start_origin a
+	start_spliced "$(one_pool 30s "user nobody;")"
+	chmod o+r "$SPLICED_CONF"
+	local out=$BATS_TEST_TMPDIR/dl size=$((256 << 20))
+	"${CURL[@]}" --limit-rate 64M -o "$out" "$(url /size/$size)" &
+	local cpid=$!
+	record_pid "$cpid" curl
+	wait_until 10 test -s "$out"
+	upgrade_and_wait
+	wait_until 10 _proc_gone "$SPLICED_PID"
+	wait "$cpid"
+	[ "$(sha_of_file "$out")" = "$("${CURL[@]}" "$(origin_url a /size/$size)" | sha_of_stream)" ]
+	grep -q "^Uid:[[:space:]]*65534[[:space:]]65534" "/proc/$NEW_PID/status"
+	grep -q "^CapEff:[[:space:]]*0000000000000000" "/proc/$NEW_PID/status"
+	[ "$(backend_of "$(url /after)")" = a ]
+	grep -q 'upgrade: complete' "$SPLICED_ERR"
 }
