@@ -68,6 +68,7 @@ struct kside {
 	uint64_t verified;	 /* kernel bytes into it known to be in its send queue */
 	uint32_t syn_adj;	 /* tcpi_bytes_acked counts the SYN (connected sockets) */
 	uint8_t paired;		 /* in the maps, paired with the current peer */
+	uint8_t rd_empty;	 /* plain socket known empty until its next EPOLLIN (side_recv) */
 	struct ssl_st *ssl;	 /* TLS (client side of a TLS listener): userspace crypto */
 };
 
@@ -553,14 +554,35 @@ static int kern_drained(struct conn *c, struct kside *s)
 
 /* read from a side; rule 3: on a spliced socket, EOF counts only once every passed byte
  * was read. Returns > 0, 0 on EOF, -EAGAIN or -errno. */
+/*
+ * Read readiness of a plain socket outside the maps: after EAGAIN, or a short read, its receive
+ * queue is empty, and with edge-triggered epoll the next byte brings an event (conn_event clears
+ * the mark), so reading before that would only cost an EAGAIN. Not for TLS (OpenSSL buffers
+ * records) or sockets in the maps (the verdict passes bytes up on its own schedule). A short read
+ * does not mark a socket whose hang-up was already reported: that edge is spent, EOF must be read.
+ */
+static int plain_side(const struct kside *s)
+{
+	return !s->ssl && !kin(s);
+}
+
 static ssize_t side_recv(struct conn *c, struct kside *s, char *p, size_t n)
 {
-	ssize_t r = s->ssl ? tls_read(s->ssl, p, n) : recv_some(*s->fd, p, n);
+	ssize_t r;
 
+	if (s->rd_empty && plain_side(s))
+		return -EAGAIN;
+	r = s->ssl ? tls_read(s->ssl, p, n) : recv_some(*s->fd, p, n);
 	if (r > 0) {
+		uint32_t ev = s == &c->kc ? c->cev : c->uev;
+
 		s->read += (uint64_t)r;
+		if ((size_t)r < n && plain_side(s) && !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+			s->rd_empty = 1;
 		return r;
 	}
+	if (r == -EAGAIN && plain_side(s))
+		s->rd_empty = 1;
 	if (r == 0 && kin(s) && s->k.st->passed > s->read - s->base) {
 		c->kpoll = 1;
 		return -EAGAIN;
@@ -921,6 +943,8 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 			 * side (the bytes there are records, not payload) */
 			uint64_t span = flow_span(f);
 
+			if (span && !buf_len(&f->in) && f->src->rd_empty)
+				return FLOW_BLOCKED;
 			if (span && !buf_len(&f->in) && !flow_open_pipe(c, f)) {
 				size_t want =
 					span < c->cf->pipe_size ? (size_t)span : c->cf->pipe_size;
@@ -928,7 +952,11 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 						   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
 				if (r == -1) {
-					if (errno == EAGAIN || errno == EINTR)
+					if (errno == EAGAIN) {
+						f->src->rd_empty = 1;
+						return FLOW_BLOCKED;
+					}
+					if (errno == EINTR)
 						return FLOW_BLOCKED;
 					return FLOW_ERR_SRC;
 				}
@@ -1046,6 +1074,7 @@ static int upstream_connect_to(struct conn *c, struct server *s)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->ufd = fd;
+	c->ku.rd_empty = 1; /* nothing to read before the response: its EPOLLIN says when */
 	atomic_fetch_add(&s->conn_active, 1);
 	atomic_fetch_add(&s->conn_total, 1);
 	lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
@@ -1218,8 +1247,10 @@ static int step_head(struct conn *c)
 			return conn_fail_request(c, 431);
 		}
 		{
-			ssize_t r = side_recv(c, &c->kc, in->data + in->end, in->cap - in->end);
+			uint32_t room = in->cap - in->end;
+			ssize_t r;
 
+			r = side_recv(c, &c->kc, in->data + in->end, room);
 			if (r == -EAGAIN)
 				return 0;
 			if (r <= 0) {
@@ -1507,8 +1538,10 @@ static int response_head(struct conn *c, int *progress)
 		if (in->end == in->cap)
 			return conn_fail_request(c, 502);
 		{
-			ssize_t r = side_recv(c, &c->ku, in->data + in->end, in->cap - in->end);
+			uint32_t room = in->cap - in->end;
+			ssize_t r;
 
+			r = side_recv(c, &c->ku, in->data + in->end, room);
 			if (r == -EAGAIN)
 				return 0;
 			if (r <= 0) {
@@ -1784,6 +1817,8 @@ void conn_event(struct conn *c, uint32_t events, int upstream)
 		c->uev |= events;
 	else
 		c->cev |= events;
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		(upstream ? &c->ku : &c->kc)->rd_empty = 0;
 	conn_run(c);
 }
 
@@ -1842,7 +1877,8 @@ void conn_timer(struct conn *c)
 	}
 }
 
-static struct conn *conn_create(struct worker *w, struct listener *l, int fd, int adopt)
+static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
+				const struct sockaddr_storage *peer, socklen_t peerlen, int adopt)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -1867,7 +1903,11 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd, in
 	    buf_alloc(&c->req.out, bufsz) || buf_alloc(&c->resp.in, bufsz) ||
 	    buf_alloc(&c->resp.out, bufsz))
 		goto err_free;
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+	if (peer && peerlen && peerlen <= sizeof(ss)) {
+		memcpy(&ss, peer, peerlen);
+		sl = peerlen;
+	}
+	if ((peer && peerlen) || getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 
@@ -1893,6 +1933,8 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd, in
 	c->utag.c = c;
 	c->kc.fd = &c->cfd;
 	c->ku.fd = &c->ufd;
+	/* registering with epoll reports bytes already there as an event */
+	c->kc.rd_empty = !adopt;
 	c->ku.syn_adj = 1; /* connected sockets count their SYN in tcpi_bytes_acked */
 	c->req.src = &c->kc;
 	c->req.dst = &c->ku;
@@ -1934,9 +1976,10 @@ err_close:
 	return NULL;
 }
 
-int conn_new(struct worker *w, struct listener *l, int fd)
+int conn_new(struct worker *w, struct listener *l, int fd, const struct sockaddr_storage *peer,
+	     socklen_t peerlen)
 {
-	return conn_create(w, l, fd, 0) ? 0 : -ENOMEM;
+	return conn_create(w, l, fd, peer, peerlen, 0) ? 0 : -ENOMEM;
 }
 
 /* ---- live upgrade: hand a connection to the next process, or take one over ---- */
@@ -2114,7 +2157,7 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 		if (!strcmp(cf->listeners[i].name, rec->listener))
 			l = &cf->listeners[i];
 	atomic_fetch_add(&g_nconns, 1);
-	c = conn_create(w, l ? l : &cf->listeners[0], cfd, 1);
+	c = conn_create(w, l ? l : &cf->listeners[0], cfd, NULL, 0, 1);
 	if (!c) {
 		if (ufd >= 0)
 			close(ufd);

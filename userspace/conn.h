@@ -11,6 +11,7 @@
 #define SPLICED_CONN_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "http.h"
 
@@ -19,8 +20,10 @@ struct listener;
 struct conn;
 
 /* conn_new - take ownership of an accepted client socket; registers it with the worker.
- * Returns 0, or -errno (the fd is closed either way on error). */
-int conn_new(struct worker *w, struct listener *l, int fd);
+ * peer: the address accept() returned (NULL: looked up). Returns 0, or -errno (the fd is closed
+ * either way on error). */
+int conn_new(struct worker *w, struct listener *l, int fd, const struct sockaddr_storage *peer,
+	     socklen_t peerlen);
 
 /* conn_event - epoll events for the client (upstream = 0) or upstream (upstream = 1) socket. */
 void conn_event(struct conn *c, uint32_t events, int upstream);

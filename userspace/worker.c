@@ -98,7 +98,10 @@ int worker_listen(struct worker *w)
 static void accept_all(struct worker *w, struct ep_tag *t)
 {
 	for (;;) {
-		int fd = accept4(t->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		int fd = accept4(t->fd, (struct sockaddr *)&peer, &plen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd == -1) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -122,7 +125,7 @@ static void accept_all(struct worker *w, struct ep_tag *t)
 			continue;
 		}
 		/* adding the socket to epoll reports data that is already there */
-		conn_new(w, t->l, fd);
+		conn_new(w, t->l, fd, &peer, plen);
 	}
 }
 
