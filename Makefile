@@ -27,7 +27,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 DAEMON_SRCS := main.c reload.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c health.c tls.c \
-	       stats.c
+	       stats.c obuf.c control.c metrics.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h
@@ -41,7 +41,7 @@ FUZZ_SECONDS ?= 60
 .DELETE_ON_ERROR:
 .PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install
 
-all: $(OUTPUT)/spliced $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
+all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 16
@@ -71,6 +71,11 @@ bench: all ## run the benchmarks (tools/bench), writes docs/benchmarks.md
 $(OUTPUT)/spliced: $(DAEMON_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+# the control tool: one file, the daemon's version
+$(OUTPUT)/splicectl: tools/splicectl.c userspace/version.h | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
 
 $(OUTPUT)/userspace/%.o: userspace/%.c | $(OUTPUT)/userspace
 	$(call msg,CC,$@)
@@ -150,8 +155,9 @@ format: ## reformat sources with clang-format
 format-check: ## fail when a source file is not clang-format clean
 	$(Q)clang-format --dry-run --Werror $(FORMAT_FILES)
 
-install: $(OUTPUT)/spliced ## install into $(DESTDIR)$(PREFIX)
+install: $(OUTPUT)/spliced $(OUTPUT)/splicectl ## install into $(DESTDIR)$(PREFIX)
 	install -D -m 0755 $(OUTPUT)/spliced $(DESTDIR)$(PREFIX)/sbin/spliced
+	install -D -m 0755 $(OUTPUT)/splicectl $(DESTDIR)$(PREFIX)/sbin/splicectl
 
 $(OUTPUT) $(OUTPUT)/userspace $(OUTPUT)/bpf $(OUTPUT)/tests:
 	$(Q)mkdir -p $@

@@ -22,13 +22,14 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "control.h"
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "splice.h"
+#include "version.h"
 #include "worker.h"
-
-#define SPLICED_VERSION "0.1.0"
 
 static void usage(FILE *f)
 {
@@ -314,6 +315,11 @@ int main(int argc, char **argv)
 		if (worker_listen(&workers[i]))
 			fatalx("cannot start: listener address unavailable");
 	}
+	/* before any thread starts, like the listeners: an unusable socket is fatal */
+	if (control_reconfigure(d, NULL, cf, NULL))
+		fatalx("cannot start: control socket %s unusable", cf->control);
+	if (metrics_reconfigure(d, NULL, cf, NULL))
+		fatalx("cannot start: metrics endpoint %s unusable", cf->metrics);
 	for (unsigned i = 0; i < nworkers; i++) {
 		int rc = worker_start(&workers[i]);
 
@@ -341,6 +347,8 @@ int main(int argc, char **argv)
 	main_loop(d, sfd, tfd);
 
 	d->stopping = 1;
+	control_close(d, 1);
+	metrics_close(d);
 	health_stop();
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);
