@@ -44,6 +44,8 @@ struct ctl_client {
 	struct obuf out;
 	int eof;     /* the client shut down its side: answer what it sent, then close */
 	int closing; /* close once the answer is out */
+	int discard; /* then half-close and drop input until EOF (an over-long line: closing
+		      * with unread input would reset the connection and lose the ERR line) */
 	uint64_t last_ms;
 	struct ctl_client *next;
 };
@@ -597,8 +599,8 @@ int control_execute(struct daemon *d, const char *line, struct obuf *o)
 	int ac = 0, json = 0;
 
 	for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
-			ob_printf(o, "ERR control character in the request\n");
+		if ((*p < 0x20 && *p != '\t') || *p >= 0x7f) {
+			ob_printf(o, "ERR control or non-ASCII character in the request\n");
 			return 1;
 		}
 	}
@@ -698,7 +700,10 @@ static int client_run_line(struct daemon *d, struct ctl_client *cl)
 		struct obuf ans = {0};
 
 		/* an answer that does not fit whole becomes one ERR line */
-		control_execute(d, cl->in, &ans);
+		if (memchr(cl->in, '\0', n))
+			ob_printf(&ans, "ERR control or non-ASCII character in the request\n");
+		else
+			control_execute(d, cl->in, &ans);
 		if (ans.failed)
 			ob_printf(&cl->out, "ERR answer too large or out of memory\n");
 		else
@@ -729,6 +734,21 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 			client_close(d, cl);
 			return;
 		}
+		if (cl->closing && cl->discard) {
+			char sink[4096];
+			ssize_t r;
+
+			if (cl->discard == 1) {
+				shutdown(cl->fd, SHUT_WR);
+				cl->discard = 2;
+			}
+			while ((r = recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
+				;
+			if (r == -1 && errno == EAGAIN)
+				return; /* the idle timer ends it if the client never closes */
+			client_close(d, cl);
+			return;
+		}
 		if (cl->closing) {
 			client_close(d, cl);
 			return;
@@ -743,6 +763,7 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 			ob_printf(&cl->out, "ERR request line too long (at most %u bytes)\n",
 				  CONTROL_LINE_MAX - 1);
 			cl->closing = 1; /* the rest of that line cannot be told from a request */
+			cl->discard = 1;
 			continue;
 		}
 		{
