@@ -26,7 +26,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c reload.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c health.c tls.c \
+DAEMON_SRCS := main.c reload.c privdrop.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c health.c tls.c \
 	       stats.c obuf.c control.c metrics.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
@@ -39,7 +39,8 @@ FUZZ        := $(OUTPUT)/tests/fuzz_http
 FUZZ_SECONDS ?= 60
 
 .DELETE_ON_ERROR:
-.PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install
+.PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install \
+	uninstall
 
 all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
 
@@ -155,9 +156,42 @@ format: ## reformat sources with clang-format
 format-check: ## fail when a source file is not clang-format clean
 	$(Q)clang-format --dry-run --Werror $(FORMAT_FILES)
 
-install: $(OUTPUT)/spliced $(OUTPUT)/splicectl ## install into $(DESTDIR)$(PREFIX)
-	install -D -m 0755 $(OUTPUT)/spliced $(DESTDIR)$(PREFIX)/sbin/spliced
-	install -D -m 0755 $(OUTPUT)/splicectl $(DESTDIR)$(PREFIX)/sbin/splicectl
+# install: binaries, man pages (gzip -9n), the systemd unit and a sample configuration.
+# /usr/local and /etc in the unit and the man pages become PREFIX and SYSCONFDIR. The sample
+# also goes to SYSCONFDIR/spliced/spliced.conf, but never over an existing file.
+SYSCONFDIR ?= /etc
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/spliced
+MANPAGES   := docs/spliced.8 docs/splicectl.8 docs/spliced.conf.5
+SAMPLE_CONF := tools/demo/spliced.conf
+INSTALL_SED := sed -e 's|/usr/local|$(PREFIX)|g' -e 's|/etc/spliced|$(SYSCONFDIR)/spliced|g'
+
+INSTALL_FILES := $(OUTPUT)/spliced $(OUTPUT)/splicectl $(MANPAGES) tools/systemd/spliced.service \
+		 $(SAMPLE_CONF)
+
+install: $(INSTALL_FILES) ## install into $(DESTDIR)$(PREFIX) (the config: $(DESTDIR)$(SYSCONFDIR))
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/spliced
+	$(Q)install -m 0755 $(OUTPUT)/spliced $(OUTPUT)/splicectl $(DESTDIR)$(PREFIX)/sbin/
+	$(Q)set -e; for m in $(MANPAGES); do \
+		$(INSTALL_SED) $$m | gzip -9n >$(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}.gz; \
+		chmod 0644 $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}.gz; \
+	done
+	$(Q)$(INSTALL_SED) tools/systemd/spliced.service >$(DESTDIR)$(UNITDIR)/spliced.service
+	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/spliced.service
+	$(Q)install -m 0644 $(SAMPLE_CONF) $(DESTDIR)$(DOCDIR)/spliced.conf
+	$(Q)[ -e $(DESTDIR)$(SYSCONFDIR)/spliced/spliced.conf ] || \
+		install -m 0644 $(SAMPLE_CONF) $(DESTDIR)$(SYSCONFDIR)/spliced/spliced.conf
+
+uninstall: ## remove what install put under $(DESTDIR)$(PREFIX) (SYSCONFDIR/spliced is kept)
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(DESTDIR)$(PREFIX)/sbin/spliced $(DESTDIR)$(PREFIX)/sbin/splicectl \
+		$(DESTDIR)$(MANDIR)/man8/spliced.8.gz $(DESTDIR)$(MANDIR)/man8/splicectl.8.gz \
+		$(DESTDIR)$(MANDIR)/man5/spliced.conf.5.gz $(DESTDIR)$(UNITDIR)/spliced.service \
+		$(DESTDIR)$(DOCDIR)/spliced.conf
+	$(Q)rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 $(OUTPUT) $(OUTPUT)/userspace $(OUTPUT)/bpf $(OUTPUT)/tests:
 	$(Q)mkdir -p $@

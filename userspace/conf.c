@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -1270,6 +1271,20 @@ struct config *conf_load(const char *path, FILE *errf)
 		if (errf)
 			fprintf(errf, "%s: cannot open: %s\n", path, strerror(errno));
 		return NULL;
+	}
+	{
+		struct stat st;
+
+		/* anyone who can write it can run code as this daemon: refuse */
+		if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IWOTH)) {
+			if (errf)
+				fprintf(errf,
+					"%s: writable by every user (mode %04o): refusing it; "
+					"chmod o-w\n",
+					path, (unsigned)(st.st_mode & 07777));
+			fclose(f);
+			return NULL;
+		}
 	}
 	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
 	    len > (16 << 20)) {

@@ -47,6 +47,9 @@ enum conn_state {
 };
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
+struct conn;
+static int config_follow(struct conn *c);
+
 struct buf {
 	char *data;
 	uint32_t start, end, cap;
@@ -421,6 +424,11 @@ static void conn_release(struct conn *c)
 	if (c->cf)
 		conf_unref(c->cf);
 	free(c);
+}
+
+int conn_idle(const struct conn *c)
+{
+	return c->st == CS_HEAD && !c->head_seen && !buf_len(&c->req.in);
 }
 
 void conn_reap(struct worker *w)
@@ -1099,6 +1107,10 @@ static int handle_request(struct conn *c, int head_len)
 	c->upgrade = (m->method == HTTP_M_CONNECT) ||
 		     ((m->flags & HTTP_F_UPGRADE) && (m->flags & HTTP_F_CONN_UPGRADE));
 
+	/* a reload since the last request: route by the new rules (a connection whose listener
+	 * is gone is served on the old ones and closed after this request) */
+	if (c->cf != c->w->cf)
+		(void)config_follow(c);
 	r = route_match(c->l, b + m->host.off, m->host.len, b + m->path.off, m->path.len);
 	if (!r) {
 		c->pool = NULL;
@@ -1280,6 +1292,44 @@ static void count_kernel(struct conn *c)
 	c->resp.kmoved = 0;
 }
 
+/*
+ * config_follow - after a reload, move the connection to the current configuration at a request
+ * boundary: the next request is routed by the new rules. The upstream belongs to a server of
+ * the old configuration, so it is closed. A connection stays on its old configuration (alive
+ * until it closes) when its buffers were sized by different limits or it speaks TLS (the SSL
+ * object belongs to the old listener's context). Returns 0, or -1 when its listener is gone.
+ */
+static int config_follow(struct conn *c)
+{
+	struct config *ncf = c->w->cf, *old = c->cf;
+	struct listener *nl = NULL;
+
+	if (old == ncf)
+		return 0;
+	for (unsigned i = 0; i < ncf->nlisteners; i++)
+		if (!strcmp(ncf->listeners[i].name, c->l->name))
+			nl = &ncf->listeners[i];
+	if (!nl)
+		return -1;
+	if (c->kc.ssl || nl->tls || ncf->max_header_size != old->max_header_size ||
+	    ncf->buffer_size != old->buffer_size)
+		return 0;
+	upstream_close(c);
+	conf_ref(ncf);
+	/* conn_snapshot() reads these from the main thread: it must never hold a pointer into
+	 * the old configuration once that may be freed (by the unref below) */
+	pthread_mutex_lock(&c->w->conns_lock);
+	c->pool = NULL;
+	c->srv = NULL;
+	c->cf = ncf;
+	c->l = nl;
+	pthread_mutex_unlock(&c->w->conns_lock);
+	if (!kin(&c->kc))
+		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
+	conf_unref(old);
+	return 0;
+}
+
 /* the daemon's bytes of the request that ends (before count_kernel() adds the kernel's) */
 static void count_user(struct conn *c)
 {
@@ -1301,9 +1351,10 @@ static int finish_request(struct conn *c)
 	/* the upstream is released as soon as it can carry nothing more for this client */
 	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
 		upstream_close(c);
-	if (!c->req_keepalive || !c->req.body_done) {
+	if (!c->req_keepalive || !c->req.body_done || config_follow(c)) {
 		/* a response that ended before its request did leaves the client stream
-		 * at an unknown position: close (after a lingering drain) */
+		 * at an unknown position: close (after a lingering drain); so does a
+		 * listener removed by a reload */
 		c->linger = !c->req.body_done;
 		c->st = CS_CLOSING;
 		set_deadline(c, c->cf->timeout_client_ms);
@@ -1408,6 +1459,9 @@ static int response_head(struct conn *c, int *progress)
 				memset(&rw, 0, sizeof(rw));
 				rw.via = "1.1 spliced";
 				rw.keep_upgrade = tunnel;
+				/* stopping: this response is the connection's last */
+				if (atomic_load_explicit(&c->w->draining, memory_order_relaxed))
+					c->req_keepalive = 0;
 				if (tunnel)
 					rw.connection = m->status == 101 ? "upgrade" : NULL;
 				else if (!informational)

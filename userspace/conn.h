@@ -36,6 +36,9 @@ void conn_timer(struct conn *c);
  * current epoll batch is done (a later event of the batch may name this connection). */
 void conn_free(struct conn *c);
 
+/* conn_idle - a keep-alive connection waiting for its next request, nothing of it received */
+int conn_idle(const struct conn *c);
+
 /* conn_reap - release connections freed during the last batch. */
 void conn_reap(struct worker *w);
 

@@ -31,7 +31,8 @@ struct daemon {
 	unsigned generation; /* configuration generation: 1 at start, +1 per reload */
 	uint64_t reloads, reload_failures;
 	char exe[4096]; /* this binary, resolved at start (live upgrade re-executes it) */
-	volatile int stopping;
+	int stopping;	/* SIGTERM: draining */
+	uint64_t drain_deadline_ms; /* monotonic */
 };
 
 extern struct daemon g_daemon;

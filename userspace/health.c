@@ -137,6 +137,19 @@ static void apply_weight(struct server *s, uint64_t now_ms)
 		lb_set_weight(&s->pool->lb, server_index(s), w);
 }
 
+void health_adopt(struct server *s, const struct server *old, uint64_t now_ms)
+{
+	uint32_t built = s->h.lb_weight; /* what the new balancer was built with */
+
+	pthread_mutex_lock(&health_lock);
+	/* a changed `maintenance` option in the file wins over the carried state */
+	if (old->maintenance == s->maintenance)
+		memcpy(&s->h, &old->h, sizeof(s->h));
+	s->h.lb_weight = built;
+	apply_weight(s, now_ms);
+	pthread_mutex_unlock(&health_lock);
+}
+
 static int derive_state(const struct server_health *h)
 {
 	if (h->admin & SRV_ADMIN_MAINT)

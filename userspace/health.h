@@ -143,4 +143,11 @@ uint32_t health_ejection_ms(const struct pool *p, unsigned n);
 /* health_state_name - "up", "down", "draining", "maintenance" ("?" when out of range). */
 const char *health_state_name(int state);
 
+/*
+ * health_adopt - configuration reload: s (new configuration) takes over the run-time health of
+ * old (same pool and server name, same address): state, admin marks, ejection, check history.
+ * The balancer weight follows the new configuration. Call while the health thread is stopped.
+ */
+void health_adopt(struct server *s, const struct server *old, uint64_t now_ms);
+
 #endif

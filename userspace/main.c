@@ -27,6 +27,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "privdrop.h"
 #include "splice.h"
 #include "version.h"
 #include "worker.h"
@@ -124,17 +125,30 @@ void conf_unref(struct config *cf)
 		conf_free(cf);
 }
 
+enum { RUN, DRAIN, STOP };
+
 static int on_signal(struct daemon *d, int sfd)
 {
 	struct signalfd_siginfo si;
+	int what = RUN;
 
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGTERM:
+			if (d->stopping) {
+				log_info("SIGTERM again: stopping now");
+				return STOP;
+			}
+			what = DRAIN;
+			break;
 		case SIGINT:
-			log_info("signal %u: stopping", si.ssi_signo);
-			return 1;
+			log_info("SIGINT: stopping now");
+			return STOP;
 		case SIGHUP:
+			if (d->stopping) {
+				log_warnx("SIGHUP while stopping: ignored");
+				break;
+			}
 			log_info("SIGHUP: reloading %s", d->cf->file);
 			daemon_reload(d, NULL);
 			break;
@@ -143,7 +157,22 @@ static int on_signal(struct daemon *d, int sfd)
 			break;
 		}
 	}
-	return 0;
+	return what;
+}
+
+/* drain_start - graceful stop: workers stop accepting and keep-alive; in-flight requests and
+ * tunnels get until drain_timeout */
+static void drain_start(struct daemon *d)
+{
+	d->stopping = 1;
+	d->drain_deadline_ms = worker_clock_ms() + d->cf->drain_timeout_ms;
+	log_info("SIGTERM: stopping: no new connections, %u open finish their requests "
+		 "(up to %u ms)",
+		 atomic_load(&g_nconns), d->cf->drain_timeout_ms);
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		atomic_store(&d->workers[i].draining, 1);
+		worker_wake(&d->workers[i]);
+	}
 }
 
 static void on_tick(struct daemon *d, int tfd)
@@ -154,20 +183,24 @@ static void on_tick(struct daemon *d, int tfd)
 	splice_publish_stats(d->cf);
 }
 
-/* main_loop - run until SIGTERM/SIGINT */
+/* main_loop - run until SIGINT, or SIGTERM and the drain */
 static void main_loop(struct daemon *d, int sfd, int tfd)
 {
 	struct epoll_event evs[32];
 
 	for (;;) {
-		int n = epoll_wait(d->epfd, evs, 32, -1);
+		int n = epoll_wait(d->epfd, evs, 32, d->stopping ? 50 : -1);
 
 		for (int i = 0; i < n; i++) {
 			void *p = evs[i].data.ptr;
 
 			if (p == &watches) { /* the signalfd */
-				if (on_signal(d, sfd))
+				int what = on_signal(d, sfd);
+
+				if (what == STOP)
 					return;
+				if (what == DRAIN)
+					drain_start(d);
 			} else if (p == &g_daemon) { /* the tick */
 				on_tick(d, tfd);
 			} else {
@@ -178,6 +211,19 @@ static void main_loop(struct daemon *d, int sfd, int tfd)
 					;
 				if (wt && wt->cb)
 					wt->cb(d, wt->fd, evs[i].events, wt->arg);
+			}
+		}
+		if (d->stopping) {
+			unsigned left = atomic_load(&g_nconns);
+
+			if (!left) {
+				log_info("drained: every connection finished");
+				return;
+			}
+			if (worker_clock_ms() >= d->drain_deadline_ms) {
+				log_info("drain timeout: closing %u connection%s", left,
+					 left == 1 ? "" : "s");
+				return;
 			}
 		}
 	}
@@ -320,6 +366,9 @@ int main(int argc, char **argv)
 		fatalx("cannot start: control socket %s unusable", cf->control);
 	if (metrics_reconfigure(d, NULL, cf, NULL))
 		fatalx("cannot start: metrics endpoint %s unusable", cf->metrics);
+	/* everything that needs root is open: become `user` before any thread starts */
+	if (privdrop(cf, g_access_fd, cf->control))
+		fatalx("cannot drop privileges to user '%s'", cf->user);
 	for (unsigned i = 0; i < nworkers; i++) {
 		int rc = worker_start(&workers[i]);
 

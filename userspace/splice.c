@@ -178,6 +178,18 @@ err_destroy:
 	return 0;
 }
 
+int splice_probe_access(void)
+{
+	struct spliced_conn info;
+	uint64_t key = 0;
+
+	if (!skel)
+		return 0;
+	if (bpf_map_lookup_elem(fd_conns, &key, &info) == -1 && errno == EPERM)
+		return -EPERM;
+	return 0;
+}
+
 int splice_kernel_available(void)
 {
 	return kernel_on;

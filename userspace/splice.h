@@ -30,6 +30,10 @@ struct ksock {
 int splice_init(struct config *cf, int disabled);
 int splice_kernel_available(void);
 
+/* splice_probe_access - can this thread still use the maps (bpf() on an open map fd)? 0 or
+ * -EPERM (privdrop.c probes with CAP_BPF dropped from the effective set). */
+int splice_probe_access(void);
+
 /*
  * splice_insert - put a connected pair into the maps (or pair a new b with an a already there):
  * both as redirect targets, then both into

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -87,6 +88,7 @@ int worker_listen(struct worker *w)
 			w->ltags[w->nltags].kind = EP_LISTEN;
 			w->ltags[w->nltags].fd = fd;
 			w->ltags[w->nltags].l = l;
+			w->ltags[w->nltags].bind = b;
 			w->nltags++;
 		}
 	}
@@ -125,13 +127,171 @@ static void accept_all(struct worker *w, struct ep_tag *t)
 	}
 }
 
+static int same_addr(const struct bind_addr *b, const struct sockaddr_storage *ss, socklen_t len)
+{
+	return b->addrlen == len && !memcmp(&b->addr, ss, len);
+}
+
+int worker_swap_prepare(struct worker *w, struct config *ncf, FILE *errf)
+{
+	struct ep_tag *tags;
+	unsigned n = 0, k = 0;
+	uint8_t *taken;
+
+	for (unsigned i = 0; i < ncf->nlisteners; i++)
+		n += ncf->listeners[i].nbinds;
+	tags = calloc(n ? n : 1, sizeof(*tags));
+	taken = calloc(w->nltags ? w->nltags : 1, 1);
+	if (!tags || !taken) {
+		free(tags);
+		free(taken);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < ncf->nlisteners; i++) {
+		struct listener *l = &ncf->listeners[i];
+
+		for (unsigned b = 0; b < l->nbinds; b++) {
+			int fd = -1;
+
+			for (unsigned o = 0; o < w->nltags && fd < 0; o++) {
+				const struct ep_tag *t = &w->ltags[o];
+
+				if (!taken[o] && t->fd >= 0 &&
+				    same_addr(&l->binds[b], &t->l->binds[t->bind].addr,
+					      t->l->binds[t->bind].addrlen)) {
+					taken[o] = 1;
+					fd = t->fd;
+					tags[k].reused = 1;
+				}
+			}
+			if (fd < 0)
+				fd = listen_one(&l->binds[b]);
+			if (fd < 0) {
+				fprintf(errf, "%s:%d: listener %s: cannot listen on %s: %s\n",
+					ncf->file, l->binds[b].line, l->name, l->binds[b].str,
+					strerror(-fd));
+				w->next_ltags = tags;
+				w->next_nltags = k;
+				worker_swap_abort(w);
+				free(taken);
+				return fd;
+			}
+			tags[k].kind = EP_LISTEN;
+			tags[k].fd = fd;
+			tags[k].l = l;
+			tags[k].bind = b;
+			k++;
+		}
+	}
+	free(taken);
+	w->next_ltags = tags;
+	w->next_nltags = k;
+	return 0;
+}
+
+void worker_swap_abort(struct worker *w)
+{
+	for (unsigned i = 0; i < w->next_nltags; i++)
+		if (!w->next_ltags[i].reused)
+			close(w->next_ltags[i].fd);
+	free(w->next_ltags);
+	w->next_ltags = NULL;
+	w->next_nltags = 0;
+}
+
+void worker_wake(struct worker *w)
+{
+	uint64_t one = 1;
+
+	(void)!write(w->wakefd, &one, sizeof(one));
+}
+
+void worker_swap_post(struct worker *w, struct config *ncf)
+{
+	atomic_store(&w->swapped, 0);
+	atomic_store(&w->next_cf, ncf);
+	worker_wake(w);
+}
+
+void worker_swap_wait(struct worker *w)
+{
+	/* the worker answers within one loop turn (its longest sleep is SWEEP_MS) */
+	while (!atomic_load(&w->swapped)) {
+		struct timespec ts = {.tv_nsec = 200000};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* swap_apply - worker thread: run on the posted configuration and listener set */
+static void swap_apply(struct worker *w, struct config *ncf)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+	unsigned most = 1;
+
+	for (unsigned o = 0; o < w->nltags; o++) {
+		int kept = 0;
+
+		for (unsigned i = 0; i < w->next_nltags && !kept; i++)
+			kept = w->next_ltags[i].fd == w->ltags[o].fd;
+		if (!kept && w->ltags[o].fd >= 0) {
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[o].fd, NULL);
+			close(w->ltags[o].fd);
+		}
+	}
+	for (unsigned i = 0; i < w->next_nltags; i++) {
+		struct ep_tag *t = &w->next_ltags[i];
+
+		ev.data.ptr = t;
+		if (epoll_ctl(w->epfd, t->reused ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, t->fd, &ev) == -1)
+			log_warn("worker %u: cannot watch listener %s", w->id, t->l->name);
+	}
+	free(w->ltags);
+	w->ltags = w->next_ltags;
+	w->nltags = w->next_nltags;
+	w->next_ltags = NULL;
+	w->next_nltags = 0;
+	for (unsigned i = 0; i < ncf->npools; i++)
+		if (ncf->pools[i].nservers > most)
+			most = ncf->pools[i].nservers;
+	{
+		uint8_t *u = calloc(most, 1);
+
+		if (u) {
+			free(w->usable);
+			w->usable = u;
+		}
+	}
+	w->cf = ncf;
+	/* an edge may have been consumed by the old registration: look for queued clients */
+	for (unsigned i = 0; i < w->nltags; i++)
+		accept_all(w, &w->ltags[i]);
+	atomic_store(&w->swapped, 1);
+}
+
+/* drain_begin - graceful stop: take what is queued, stop listening, close idle connections;
+ * the rest finish their request (no keep-alive, see conn.c) */
+static void drain_begin(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nltags; i++) {
+		accept_all(w, &w->ltags[i]);
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
+		close(w->ltags[i].fd);
+		w->ltags[i].fd = -1;
+	}
+	w->drain_started = 1;
+}
+
 static void sweep(struct worker *w)
 {
 	struct conn *c = w->conns, *next;
 
 	while (c) {
 		next = conn_next(c);
-		conn_timer(c);
+		if (w->drain_started && conn_idle(c))
+			conn_free(c);
+		else
+			conn_timer(c);
 		c = next;
 	}
 }
@@ -142,6 +302,14 @@ static void *worker_main(void *arg)
 	struct epoll_event evs[MAX_EVENTS];
 
 	while (!w->stop) {
+		struct config *ncf = atomic_exchange(&w->next_cf, NULL);
+
+		if (ncf)
+			swap_apply(w, ncf);
+		if (!w->drain_started && atomic_load(&w->draining)) {
+			drain_begin(w);
+			sweep(w);
+		}
 		int timeout = w->ready ? 0 : w->kpoll ? KPOLL_MS : SWEEP_MS;
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 
@@ -246,7 +414,8 @@ void worker_stop(struct worker *w)
 		conn_free(w->conns);
 	conn_reap(w);
 	for (unsigned i = 0; i < w->nltags; i++)
-		close(w->ltags[i].fd);
+		if (w->ltags[i].fd >= 0)
+			close(w->ltags[i].fd);
 	free(w->ltags);
 	free(w->usable);
 	close(w->wakefd);

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "types.h"
 
@@ -19,6 +20,8 @@ struct ep_tag {
 	uint8_t kind;
 	int fd;
 	struct listener *l; /* EP_LISTEN */
+	uint8_t reused;	    /* EP_LISTEN: socket carried over from the previous configuration */
+	uint16_t bind;	    /* EP_LISTEN: index in l->binds */
 	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM */
 };
 
@@ -42,6 +45,14 @@ struct worker {
 	uint8_t *usable; /* pick_server() scratch: one byte per server of the largest pool */
 	uint64_t last_sweep_ms;
 	volatile int stop;
+	/* reload: the main thread prepares the next listener set (worker_swap_prepare), posts it
+	 * with the new configuration, and the worker swaps both at the top of its loop */
+	struct ep_tag *next_ltags;
+	unsigned next_nltags;
+	struct config *_Atomic next_cf;
+	_Atomic int swapped;
+	_Atomic int draining; /* graceful stop: no keep-alive, listeners closed */
+	int drain_started;    /* worker thread: drain_begin() ran */
 };
 
 /* process-wide state shared by workers */
@@ -59,5 +70,18 @@ int worker_start(struct worker *w);
 void worker_stop(struct worker *w);
 
 uint64_t worker_clock_ms(void);
+
+/* worker_swap_prepare - build w's listening sockets for ncf, reusing the worker's current socket
+ * for every address that stays (so no queued connection is lost). Main thread; 0 or -errno
+ * (nothing changed). */
+int worker_swap_prepare(struct worker *w, struct config *ncf, FILE *errf);
+/* worker_swap_abort - undo worker_swap_prepare (closes only the sockets it created). */
+void worker_swap_abort(struct worker *w);
+/* worker_swap_post - hand the prepared set and ncf to the worker; worker_swap_wait - wait until
+ * it runs on them (the old configuration is then no longer the worker's). */
+void worker_swap_post(struct worker *w, struct config *ncf);
+void worker_swap_wait(struct worker *w);
+/* worker_wake - interrupt the worker's epoll_wait. */
+void worker_wake(struct worker *w);
 
 #endif

@@ -134,11 +134,11 @@ _proc_gone() { # PID: gone or zombie
 	[[ -z $st || $st == Z* ]]
 }
 
-# stop_pid PID: TERM, up to 3 s, then KILL; reaps our own children
+# stop_pid PID [SIGNAL]: SIGNAL (TERM), up to 3 s, then KILL; reaps our own children
 stop_pid() {
 	local pid=$1
 	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
+	kill -"${2:-TERM}" "$pid" 2>/dev/null || true
 	if ! wait_until 3 _proc_gone "$pid"; then
 		kill -KILL "$pid" 2>/dev/null || true
 		wait_until 2 _proc_gone "$pid" || true
@@ -429,9 +429,11 @@ teardown() {
 		e2e_dump_logs >&2
 	fi
 	if [[ -f $BATS_TEST_TMPDIR/.pids ]]; then
-		# newest first: spliced before the origins behind it
+		# newest first: spliced before the origins behind it; spliced gets SIGINT (stop
+		# now), SIGTERM would wait for open connections to finish
 		while read -r pid name; do
-			[[ -n $pid ]] && stop_pid "$pid"
+			[[ -z $pid ]] && continue
+			if [[ $name == spliced* ]]; then stop_pid "$pid" INT; else stop_pid "$pid"; fi
 		done < <(tac "$BATS_TEST_TMPDIR/.pids")
 	fi
 	if [[ -f $BATS_TEST_TMPDIR/.pins ]]; then

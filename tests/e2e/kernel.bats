@@ -559,7 +559,7 @@ pool p { server doomed 127.0.0.1:$ORIGIN_PORT; }"
 	((used < 150)) || fail "200 idle tunnels used $used ms of daemon CPU in 3 s"
 }
 
-@test "kernel: SIGTERM with live kernel tunnels: the daemon exits, unpins its maps, clients are disconnected" {
+@test "kernel: SIGINT with live kernel tunnels: the daemon exits at once, unpins its maps, clients are disconnected" {
 	need_root
 	kern_setup
 	require_kernel
@@ -575,8 +575,8 @@ pool p { server doomed 127.0.0.1:$ORIGIN_PORT; }"
 	record_pid "$active" active-client
 	wait_until 10 _redirected_over $((16 * MIB)) ||
 		fail "active tunnel did not start"
-	kill -TERM "$SPLICED_PID"
-	wait_until 5 _proc_gone "$SPLICED_PID" || fail "daemon still running 5 s after SIGTERM"
+	kill -INT "$SPLICED_PID"
+	wait_until 5 _proc_gone "$SPLICED_PID" || fail "daemon still running 5 s after SIGINT"
 	[[ ! -e $pin ]] || fail "pin directory left: $(ls "$pin")"
 	wait "$active" || rc=$?
 	echo "active: rc $rc $(cat "$BATS_TEST_TMPDIR/active.out")"
@@ -584,4 +584,20 @@ pool p { server doomed 127.0.0.1:$ORIGIN_PORT; }"
 	wait "$idle" || true
 	cat "$BATS_TEST_TMPDIR/idle.out"
 	grep -q 'closed_by_peer=20' "$BATS_TEST_TMPDIR/idle.out" || fail "idle tunnels not all closed"
+}
+
+@test "kernel: after dropping to user nobody, the kernel still carries tunnels" {
+	need_root
+	kern_setup "user nobody;"
+	require_kernel
+	grep -q 'privdrop: running as nobody' "$SPLICED_ERR" || fail "no privdrop line"
+	grep -q "^Uid:[[:space:]]*65534[[:space:]]65534[[:space:]]65534[[:space:]]65534" \
+		"/proc/$SPLICED_PID/status" || fail "$(grep Uid "/proc/$SPLICED_PID/status")"
+	local r0 r1
+	r0=$(kern_counter redirect_bytes)
+	tunnel --bytes $((50 * MIB)) --timeout 60
+	assert_equal $((50 * MIB)) "$(field received "$output")" "bytes echoed"
+	r1=$(kern_counter redirect_bytes)
+	info "after privdrop: redirect_bytes +$((r1 - r0)); $(grep '^CapEff' "/proc/$SPLICED_PID/status")"
+	((r1 - r0 >= MIB)) || fail "the kernel did not carry the tunnel after privdrop"
 }
