@@ -951,7 +951,7 @@ static int open_socket(const char *path, FILE *errf)
 	umask(old);
 	if (rc == -1)
 		goto err_close;
-	if (chmod(path, 0660) == -1 || listen(fd, 16) == -1) {
+	if (chmod(path, 0660) == -1 || listen(fd, 64) == -1) {
 		int err = errno;
 
 		unlink(path);
