@@ -849,6 +849,9 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 			if (kin(f->dst))
 				f->dst->k.st->user_in = f->dst->written;
 			*moved_total += (uint64_t)r;
+			stats_add(f == &c->req ? &g_stats.splice_bytes_up
+					       : &g_stats.splice_bytes_down,
+				  (uint64_t)r);
 			*progress = 1;
 		}
 		if (f->kspan)

@@ -127,10 +127,17 @@ static void show_info(struct daemon *d, int json, struct obuf *o)
 	struct config *cf = d->cf;
 	uint64_t up_ms = worker_clock_ms() - d->start_ms;
 	int kern = splice_kernel_available();
+	char started[32];
+	struct tm tm;
 
+	gmtime_r(&d->start_wall, &tm);
+	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (json) {
-		ob_printf(o, "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,\"config\":",
-			  SPLICED_VERSION, (int)getpid(), (unsigned long long)(up_ms / 1000));
+		ob_printf(o,
+			  "{\"version\":\"%s\",\"pid\":%d,\"started\":\"%s\",\"uptime_s\":%llu,"
+			  "\"config\":",
+			  SPLICED_VERSION, (int)getpid(), started,
+			  (unsigned long long)(up_ms / 1000));
 		ob_json_str(o, cf->file);
 		ob_printf(o,
 			  ",\"generation\":%u,\"workers\":%u,\"connections\":%u,\"reloads\":%llu,"
@@ -157,6 +164,7 @@ static void show_info(struct daemon *d, int json, struct obuf *o)
 	}
 	ob_printf(o, "version      %s\n", SPLICED_VERSION);
 	ob_printf(o, "pid          %d\n", (int)getpid());
+	ob_printf(o, "started      %s\n", started);
 	ob_printf(o, "uptime       %llus\n", (unsigned long long)(up_ms / 1000));
 	ob_printf(o, "config       %s\n", cf->file);
 	ob_printf(o, "generation   %u\n", d->generation);
@@ -185,40 +193,49 @@ static void show_pools(struct daemon *d, int json, struct obuf *o)
 	if (json)
 		ob_printf(o, "[");
 	else
-		ob_printf(o, "%-16s %-12s %7s %4s %10s %8s %8s %8s %8s %8s\n", "POOL", "BALANCE",
-			  "SERVERS", "UP", "REQUESTS", "1XX", "2XX", "3XX", "4XX", "5XX");
+		ob_printf(o, "%-16s %-12s %7s %4s %7s %10s %8s %8s %8s %8s %8s\n", "POOL",
+			  "BALANCE", "SERVERS", "UP", "ACTIVE", "REQUESTS", "1XX", "2XX", "3XX",
+			  "4XX", "5XX");
 	for (unsigned i = 0; i < cf->npools; i++) {
 		struct pool *p = &cf->pools[i];
 		struct pool_stats *st = &p->st;
 		unsigned up = 0;
+		int64_t active = 0;
 
-		for (unsigned s = 0; s < p->nservers; s++)
+		for (unsigned s = 0; s < p->nservers; s++) {
+			int64_t a = atomic_load(&p->servers[s].conn_active);
+
 			up += health_server_usable(&p->servers[s], worker_clock_ms());
+			active += a > 0 ? a : 0;
+		}
 		if (json) {
 			ob_printf(o, "%s{\"name\":", i ? "," : "");
 			ob_json_str(o, p->name);
-			ob_printf(o,
-				  ",\"balance\":\"%s\",\"servers\":%u,\"usable\":%u,\"tls\":%s,"
-				  "\"requests\":%llu,\"status\":{\"1xx\":%llu,\"2xx\":%llu,"
-				  "\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu,\"other\":%llu}}",
-				  lb_algo_name(p->algo), p->nservers, up,
-				  p->tls_on ? "true" : "false",
-				  (unsigned long long)stats_get(&st->requests),
-				  (unsigned long long)stats_get(&st->status_class[1]),
-				  (unsigned long long)stats_get(&st->status_class[2]),
-				  (unsigned long long)stats_get(&st->status_class[3]),
-				  (unsigned long long)stats_get(&st->status_class[4]),
-				  (unsigned long long)stats_get(&st->status_class[5]),
-				  (unsigned long long)stats_get(&st->status_class[0]));
+			ob_printf(
+				o,
+				",\"balance\":\"%s\",\"servers\":%u,\"usable\":%u,\"tls\":%s,"
+				"\"active\":%lld,\"requests\":%llu,\"status\":{\"1xx\":%llu,\"2xx\":%llu,"
+				"\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu,\"other\":%llu}}",
+				lb_algo_name(p->algo), p->nservers, up,
+				p->tls_on ? "true" : "false", (long long)active,
+				(unsigned long long)stats_get(&st->requests),
+				(unsigned long long)stats_get(&st->status_class[1]),
+				(unsigned long long)stats_get(&st->status_class[2]),
+				(unsigned long long)stats_get(&st->status_class[3]),
+				(unsigned long long)stats_get(&st->status_class[4]),
+				(unsigned long long)stats_get(&st->status_class[5]),
+				(unsigned long long)stats_get(&st->status_class[0]));
 		} else {
-			ob_printf(o, "%-16s %-12s %7u %4u %10llu %8llu %8llu %8llu %8llu %8llu\n",
-				  p->name, lb_algo_name(p->algo), p->nservers, up,
-				  (unsigned long long)stats_get(&st->requests),
-				  (unsigned long long)stats_get(&st->status_class[1]),
-				  (unsigned long long)stats_get(&st->status_class[2]),
-				  (unsigned long long)stats_get(&st->status_class[3]),
-				  (unsigned long long)stats_get(&st->status_class[4]),
-				  (unsigned long long)stats_get(&st->status_class[5]));
+			ob_printf(
+				o,
+				"%-16s %-12s %7u %4u %7lld %10llu %8llu %8llu %8llu %8llu %8llu\n",
+				p->name, lb_algo_name(p->algo), p->nservers, up, (long long)active,
+				(unsigned long long)stats_get(&st->requests),
+				(unsigned long long)stats_get(&st->status_class[1]),
+				(unsigned long long)stats_get(&st->status_class[2]),
+				(unsigned long long)stats_get(&st->status_class[3]),
+				(unsigned long long)stats_get(&st->status_class[4]),
+				(unsigned long long)stats_get(&st->status_class[5]));
 		}
 	}
 	if (json)
@@ -384,10 +401,17 @@ static int show_connections(struct daemon *d, int json, struct obuf *o)
 	return 0;
 }
 
+static uint64_t *class_counts(struct config *cf, uint64_t out[6])
+{
+	stats_requests_by_class(cf, out);
+	return out;
+}
+
 static void show_stats(struct daemon *d, int json, struct obuf *o)
 {
 	struct spliced_kern_counters k;
 	int have_kern = splice_read_kern_counters(&k) == 0;
+	uint64_t c6[6], *cls = class_counts(d->cf, c6);
 	struct {
 		const char *name;
 		uint64_t v;
@@ -400,6 +424,14 @@ static void show_stats(struct daemon *d, int json, struct obuf *o)
 		{"tls_handshakes_failed", stats_get(&g_stats.tls_failed)},
 		{"bytes_user_up", stats_get(&g_stats.user_bytes_up)},
 		{"bytes_user_down", stats_get(&g_stats.user_bytes_down)},
+		{"requests_1xx", cls[1]},
+		{"requests_2xx", cls[2]},
+		{"requests_3xx", cls[3]},
+		{"requests_4xx", cls[4]},
+		{"requests_5xx", cls[5]},
+		{"requests_other", cls[0]},
+		{"bytes_splice_up", stats_get(&g_stats.splice_bytes_up)},
+		{"bytes_splice_down", stats_get(&g_stats.splice_bytes_down)},
 		{"bytes_kernel_up", stats_get(&g_stats.kern_bytes_up)},
 		{"bytes_kernel_down", stats_get(&g_stats.kern_bytes_down)},
 		{"reloads", d->reloads},

@@ -276,6 +276,12 @@ void metrics_render(struct daemon *d, struct obuf *o)
 		  (unsigned long long)stats_get(&g_stats.kern_bytes_up));
 	ob_printf(o, "spliced_bytes_total{direction=\"down\",path=\"kernel\"} %llu\n",
 		  (unsigned long long)stats_get(&g_stats.kern_bytes_down));
+	family(o, "spliced_splice_bytes_total", "counter",
+	       "Of the userspace bytes: body bytes moved with splice(2), by direction (live).");
+	ob_printf(o, "spliced_splice_bytes_total{direction=\"up\"} %llu\n",
+		  (unsigned long long)stats_get(&g_stats.splice_bytes_up));
+	ob_printf(o, "spliced_splice_bytes_total{direction=\"down\"} %llu\n",
+		  (unsigned long long)stats_get(&g_stats.splice_bytes_down));
 	if (splice_read_kern_counters(&k) == 0) {
 		family(o, "spliced_kernel_redirect_bytes_total", "counter",
 		       "Bytes the BPF verdict redirected so far (live, both directions).");

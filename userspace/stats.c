@@ -124,3 +124,20 @@ void stats_request(struct listener *l, struct pool *p, int status, uint64_t dur_
 	}
 	stats_add(&st->codes_lost, 1);
 }
+
+void stats_requests_by_class(struct config *cf, uint64_t out[6])
+{
+	memset(out, 0, 6 * sizeof(out[0]));
+	for (unsigned i = 0; i < cf->nlisteners; i++) {
+		struct listener_stats *st = &cf->listeners[i].st;
+
+		for (unsigned s = 0; s < STATS_CODE_SLOTS; s++) {
+			struct stats_code *sc = &st->codes[s];
+
+			if (!atomic_load_explicit(&sc->ready, memory_order_acquire))
+				continue;
+			out[sc->code >= 100 && sc->code < 600 ? sc->code / 100 : 0] +=
+				stats_get(&sc->count);
+		}
+	}
+}

@@ -42,6 +42,8 @@ struct global_stats {
 	_Atomic uint64_t user_bytes_down;    /* server -> client, moved by the daemon */
 	_Atomic uint64_t kern_bytes_up;	     /* client -> server, redirected by the kernel */
 	_Atomic uint64_t kern_bytes_down;
+	_Atomic uint64_t splice_bytes_up; /* of the daemon's bytes: moved with splice(2), live */
+	_Atomic uint64_t splice_bytes_down;
 	_Atomic uint64_t errors[STATS_ERR_MAX];
 };
 
@@ -74,6 +76,10 @@ enum stats_error stats_error_of_status(int status);
  * (pool, status) pair claims a slot of l->st.codes with a compare-and-swap.
  */
 void stats_request(struct listener *l, struct pool *p, int status, uint64_t dur_ms);
+
+/* stats_requests_by_class - requests of every listener of cf by status class: out[1] 1xx ...
+ * out[5] 5xx, out[0] anything else (no response). */
+void stats_requests_by_class(struct config *cf, uint64_t out[6]);
 
 /* stats_dur_bound_ms - upper bound of histogram bucket i < STATS_DUR_BUCKETS, in ms. */
 uint32_t stats_dur_bound_ms(unsigned i);

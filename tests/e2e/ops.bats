@@ -110,6 +110,7 @@ backends() {
 	[[ ${lines[-1]} != OK ]] || fail "the OK line is the protocol's, not splicectl's output"
 	j=$(ctl_json show info)
 	assert_equal "$SPLICED_PID" "$(pyj 'd["pid"]' <<<"$j")" "info.pid"
+	[[ $(pyj 'd["started"]' <<<"$j") =~ ^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T ]] || fail "info.started"
 	assert_equal 1 "$(pyj 'd["generation"]' <<<"$j")" "info.generation"
 	assert_equal "$SPLICED_CONF" "$(pyj 'd["config"]' <<<"$j")" "info.config"
 	assert_equal "web 127.0.0.1:$SPLICED_PORT" \
@@ -143,7 +144,7 @@ backends() {
 	[[ $status -eq 0 ]] || fail "show stats: $output"
 	assert_contains "$output" "requests_total"
 	j=$(ctl_json show stats)
-	assert_equal 4 "$(pyj 'd["requests_total"]' <<<"$j")" "requests_total"
+	assert_equal "4 4 0" "$(pyj '" ".join(str(d[k]) for k in ("requests_total", "requests_2xx", "requests_5xx"))' <<<"$j")" "requests total, 2xx, 5xx"
 	assert_equal 0 "$(pyj 'd["errors"]["parse_400"]' <<<"$j")" "errors.parse_400"
 
 	ctl show connections
@@ -229,6 +230,7 @@ backends() {
 	b1=$(pyj 'd[0]["bytes"]["user_down"]' <<<"$j")
 	_grew() { b2=$(ctl_json show connections | pyj 'max([c["bytes"]["user_down"] for c in d] + [0])'); ((b2 > b1)); }
 	wait_until 10 _grew || fail "user_down stayed at $b1"
+	(($(ctl_json show stats | pyj 'd["bytes_splice_down"]') > 0)) || fail "no body bytes by splice(2)"
 	stop_pid "$pid"
 	_no_conns() { [[ $(ctl_json show connections | pyj 'len(d)') -eq 0 ]]; }
 	wait_until 5 _no_conns || fail "the download is still listed after the client left"
