@@ -747,9 +747,23 @@ static int client_run_line(struct daemon *d, struct ctl_client *cl)
 	return 1;
 }
 
+static void client_event(struct daemon *d, int fd, uint32_t events, void *arg);
+
+#define CLIENT_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+
+/* a busy client had its turn: watch it anew, so the edge-triggered registration reports it
+ * again at once (it is writable) after the other fds of the main loop had theirs */
+static void client_yield(struct daemon *d, struct ctl_client *cl)
+{
+	daemon_unwatch(d, cl->fd);
+	if (daemon_watch(d, cl->fd, CLIENT_EVENTS, client_event, cl))
+		client_close(d, cl);
+}
+
 static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
 	struct ctl_client *cl = arg;
+	unsigned budget = 64; /* lines run or reads done before other fds get a turn */
 
 	(void)fd;
 	cl->last_ms = worker_clock_ms();
@@ -757,9 +771,13 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		client_close(d, cl);
 		return;
 	}
-	for (;;) {
+	for (;; budget--) {
 		int rc = ob_flush(&cl->out, cl->fd);
 
+		if (rc == 0 && !budget) {
+			client_yield(d, cl);
+			return;
+		}
 		if (rc == -EAGAIN)
 			return; /* EPOLLOUT (edge) brings us back */
 		if (rc < 0 || cl->out.failed) {
@@ -774,8 +792,12 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 				shutdown(cl->fd, SHUT_WR);
 				cl->discard = 2;
 			}
-			while ((r = recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
+			while ((r = recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0 && --budget)
 				;
+			if (r > 0) {
+				client_yield(d, cl);
+				return;
+			}
 			if (r == -1 && errno == EAGAIN)
 				return; /* the idle timer ends it if the client never closes */
 			client_close(d, cl);
@@ -852,8 +874,7 @@ static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		cl->fd = cfd;
 		cl->out.max = 64u << 20;
 		cl->last_ms = worker_clock_ms();
-		if (daemon_watch(d, cfd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, client_event,
-				 cl)) {
+		if (daemon_watch(d, cfd, CLIENT_EVENTS, client_event, cl)) {
 			close(cfd);
 			free(cl);
 			continue;

@@ -440,9 +440,14 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		if (rc == 0 && !cl->out.failed) {
 			char sink[512];
 
+			unsigned budget = 64;
+
 			shutdown(cl->fd, SHUT_WR);
-			while (recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			/* bounded: a client that keeps sending is reaped by the timer */
+			while (recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0 && --budget)
 				;
+			if (!budget)
+				return;
 			if (!(events & (EPOLLRDHUP | EPOLLHUP))) {
 				ssize_t r = recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT);
 
