@@ -32,7 +32,8 @@ DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h
 UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
-	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls
+	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls \
+	       $(OUTPUT)/tests/test_stats
 KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
 FUZZ        := $(OUTPUT)/tests/fuzz_http
@@ -96,6 +97,11 @@ $(SKEL): $(BPF_OBJ)
 $(OUTPUT)/tests/test_http: tests/unit/test_http.c $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@
+
+$(OUTPUT)/tests/test_stats: tests/unit/test_stats.c $(OUTPUT)/userspace/stats.o \
+			    $(OUTPUT)/userspace/obuf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
