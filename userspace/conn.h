@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "types.h"
+#include "http.h"
 
 struct worker;
 struct listener;
@@ -77,5 +78,58 @@ struct conn_info {
  * Returns the number of connections w has (may exceed max: then only max were copied).
  */
 unsigned conn_snapshot(struct worker *w, struct conn_info *out, unsigned max);
+
+/*
+ * Live upgrade (upgrade.c): a connection at a hand-over point travels to the next process as
+ * this record plus its sockets (SCM_RIGHTS). Hand-over points: a keep-alive connection waiting
+ * for its next request, a tunnel, or a response body being relayed after the whole request went
+ * up; in each case with nothing buffered in the daemon (buffers and pipes empty) and no TLS.
+ * Sockets in the kernel data path keep their slot: the maps are shared by both processes.
+ */
+#define CONN_HANDOVER_MAGIC 0x53504c32u /* "SPL2": bump when the record changes */
+
+struct conn_handover_side {
+	uint32_t slot; /* 0: not in the maps */
+	uint32_t in_map;
+	uint64_t cookie;
+	uint64_t read, written, base, kern_base, kern_in_closed, verified;
+	uint32_t syn_adj;
+	uint32_t paired;
+};
+
+struct conn_handover_flow {
+	uint32_t body; /* enum body */
+	uint8_t body_done, src_eof, dst_shut, kspan;
+	uint64_t left, moved, kern_seen, kmoved;
+	struct http_chunked ch;
+};
+
+struct conn_handover {
+	uint32_t magic;
+	uint32_t size; /* sizeof(struct conn_handover) */
+	uint32_t st;   /* CS_HEAD, CS_EXCHANGE or CS_TUNNEL */
+	uint32_t has_upstream;
+	char listener[64], pool[64], server[64];
+	struct conn_handover_side kc, ku;
+	struct conn_handover_flow req, resp;
+	uint64_t start_ns, t_start_ms, tunnel_kern, bytes_in, bytes_out, deadline_left_ms;
+	uint32_t requests, peer_port;
+	int32_t status, method, version_minor;
+	uint8_t kernel_ok, kfail, req_keepalive, resp_keepalive, upgrade, resp_started, head_seen;
+	char peer[48];
+	char host[128], path[256], method_s[16];
+};
+
+/* conn_handable - at a hand-over point now. */
+int conn_handable(const struct conn *c);
+/* conn_hold - 1: stop reading so the connection reaches a hand-over point (buffers drain);
+ * 0: carry on (the upgrade gave up on it). Returns whether it can ever be handed over. */
+int conn_hold(struct conn *c, int on);
+/* conn_detach - fill rec, give up the sockets (*cfd, *ufd; -1 when none) and forget the
+ * connection here without closing anything the next process needs. */
+void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd);
+/* conn_adopt - the next process: a connection from rec and its sockets; 0 or -errno (the
+ * sockets are closed on error). */
+int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int ufd);
 
 #endif

@@ -54,6 +54,9 @@ static struct {
 	int lfd; /* listening socket, -1: none */
 	int tfd; /* idle timer, -1: none */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev; /* the socket file we created: removed at close only while it is still ours */
+	ino_t ino;
+	int takeover; /* started by a live upgrade: replace the old process's socket */
 	struct ctl_client *clients;
 	unsigned nclients;
 } C = {.lfd = -1, .tfd = -1};
@@ -977,11 +980,21 @@ static int clear_stale(const char *path, FILE *errf)
 	return 0;
 }
 
-static int open_socket(const char *path, FILE *errf)
+void control_takeover(void)
+{
+	C.takeover = 1;
+}
+
+/*
+ * open_socket - a listening socket at path. A live upgrade binds a temporary name beside it
+ * and renames it over the old process's socket: clients always find one of the two, and the old
+ * process keeps the clients it has. *st gets the socket file's identity.
+ */
+static int open_socket(const char *path, FILE *errf, struct stat *st)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int tmp = 0, fd, rc;
 	mode_t old;
-	int fd, rc;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		report(errf, "control socket %s: path too long", path);
@@ -990,10 +1003,16 @@ static int open_socket(const char *path, FILE *errf)
 	rc = check_dir(path, errf);
 	if (rc)
 		return rc;
-	rc = clear_stale(path, errf);
-	if (rc)
-		return rc;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (C.takeover && snprintf(sun.sun_path, sizeof(sun.sun_path), "%s.%d", path,
+				   (int)getpid()) < (int)sizeof(sun.sun_path)) {
+		tmp = 1;
+		unlink(sun.sun_path);
+	} else {
+		rc = clear_stale(path, errf);
+		if (rc)
+			return rc;
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		goto err;
@@ -1004,13 +1023,16 @@ static int open_socket(const char *path, FILE *errf)
 	umask(old);
 	if (rc == -1)
 		goto err_close;
-	if (chmod(path, 0660) == -1 || listen(fd, 64) == -1) {
+	if (chmod(sun.sun_path, 0660) == -1 || listen(fd, 64) == -1 ||
+	    (tmp && rename(sun.sun_path, path) == -1) || stat(path, st) == -1) {
 		int err = errno;
 
-		unlink(path);
+		unlink(sun.sun_path);
 		errno = err;
 		goto err_close;
 	}
+	if (tmp)
+		log_info("control socket %s taken over from the previous process", path);
 	return fd;
 err_close : {
 	int err = errno;
@@ -1024,16 +1046,26 @@ err:
 	return rc;
 }
 
+/* remove the socket file unless another process (a live upgrade) put its own there */
+static void unlink_ours(void)
+{
+	struct stat st;
+
+	if (stat(C.path, &st) == 0 && st.st_dev == C.dev && st.st_ino == C.ino)
+		unlink(C.path);
+}
+
 int control_reconfigure(struct daemon *d, const struct config *old_cf, const struct config *new_cf,
 			FILE *errf)
 {
 	const char *np = new_cf ? new_cf->control : "";
+	struct stat st = {0};
 	int fd = -1, rc;
 
 	if (old_cf && !strcmp(old_cf->control, np) && (C.lfd >= 0) == (np[0] != 0))
 		return 0;
 	if (np[0]) {
-		fd = open_socket(np, errf);
+		fd = open_socket(np, errf, &st);
 		if (fd < 0)
 			return fd;
 		rc = daemon_watch(d, fd, EPOLLIN | EPOLLET, accept_event, NULL);
@@ -1059,10 +1091,12 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 		daemon_unwatch(d, C.lfd);
 		close(C.lfd);
 		if (strcmp(C.path, np))
-			unlink(C.path);
+			unlink_ours();
 		log_info("control socket %s closed", C.path);
 	}
 	C.lfd = fd;
+	C.dev = st.st_dev;
+	C.ino = st.st_ino;
 	copy_path(C.path, np); /* open_socket() checked that it fits */
 	if (fd >= 0)
 		log_info("control socket on %s", np);
@@ -1077,7 +1111,7 @@ void control_close(struct daemon *d, int unlink_path)
 		daemon_unwatch(d, C.lfd);
 		close(C.lfd);
 		if (unlink_path)
-			unlink(C.path);
+			unlink_ours();
 		C.lfd = -1;
 	}
 	if (C.tfd >= 0) {

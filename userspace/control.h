@@ -35,8 +35,15 @@
 int control_reconfigure(struct daemon *d, const struct config *old_cf, const struct config *new_cf,
 			FILE *errf);
 
+/*
+ * control_takeover - this process was started by a live upgrade: at start, the control socket
+ * of the old process (which still answers on the path) is replaced instead of refused. The old
+ * process keeps its clients and, at exit, leaves the new socket file alone.
+ */
+void control_takeover(void);
+
 /* control_close - close the listening socket and every client; unlink_path: remove the
- * socket file too (not when a new process already took it over). */
+ * socket file too, unless it is no longer the one this process created (a live upgrade). */
 void control_close(struct daemon *d, int unlink_path);
 
 /*

@@ -23,6 +23,7 @@ typedef void (*daemon_fd_cb)(struct daemon *d, int fd, uint32_t events, void *ar
 struct daemon {
 	struct config *cf; /* current configuration (one reference held here) */
 	struct options *opt;
+	char **argv; /* as started (live upgrade runs the binary again with them) */
 	struct worker *workers;
 	unsigned nworkers;
 	int epfd;	   /* main loop */
@@ -32,6 +33,8 @@ struct daemon {
 	uint64_t reloads, reload_failures;
 	char exe[4096]; /* this binary, resolved at start (live upgrade re-executes it) */
 	int stopping;	/* SIGTERM: draining */
+	int upgraded;	/* handed over to a new process: keep the pins at exit */
+	int upgrading;	/* old process: an upgrade is running */
 	uint64_t drain_deadline_ms; /* monotonic */
 };
 

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "privdrop.h"
+#include "upgrade.h"
 #include "splice.h"
 #include "version.h"
 #include "worker.h"
@@ -153,7 +154,7 @@ static int on_signal(struct daemon *d, int sfd)
 			daemon_reload(d, NULL);
 			break;
 		case SIGUSR2:
-			log_warnx("SIGUSR2: live upgrade is not implemented yet; ignored");
+			upgrade_start(d, d->argv);
 			break;
 		}
 	}
@@ -189,7 +190,7 @@ static void main_loop(struct daemon *d, int sfd, int tfd)
 	struct epoll_event evs[32];
 
 	for (;;) {
-		int n = epoll_wait(d->epfd, evs, 32, d->stopping ? 50 : -1);
+		int n = epoll_wait(d->epfd, evs, 32, d->stopping || d->upgrading ? 50 : -1);
 
 		for (int i = 0; i < n; i++) {
 			void *p = evs[i].data.ptr;
@@ -213,6 +214,8 @@ static void main_loop(struct daemon *d, int sfd, int tfd)
 					wt->cb(d, wt->fd, evs[i].events, wt->arg);
 			}
 		}
+		if (d->upgrading && upgrade_poll(d))
+			return; /* everything is in the new process */
 		if (d->stopping) {
 			unsigned left = atomic_load(&g_nconns);
 
@@ -248,7 +251,7 @@ int main(int argc, char **argv)
 	struct worker *workers;
 	unsigned nworkers;
 	sigset_t set;
-	int ch, sfd, tfd;
+	int ch, sfd, tfd, upfd = upgrade_inherited_fd();
 
 	while ((ch = getopt_long(argc, argv, "f:dnvVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -302,6 +305,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	d->opt = &opt;
+	d->argv = argv;
 	d->cf = cf;
 	d->generation = 1;
 	d->start_ms = worker_clock_ms();
@@ -319,8 +323,6 @@ int main(int argc, char **argv)
 	g_access_fd = open_access_log(cf);
 	if (g_access_fd == -1 && strcmp(cf->access_log, "off"))
 		fatal("cannot open access log %s", cf->access_log);
-
-	splice_init(cf, opt.no_splice);
 
 	nworkers = cf->workers ? cf->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (!nworkers)
@@ -358,10 +360,23 @@ int main(int argc, char **argv)
 		workers[i].id = i;
 		workers[i].cf = cf;
 		workers[i].opt = &opt;
-		if (worker_listen(&workers[i]))
-			fatalx("cannot start: listener address unavailable");
 	}
-	/* before any thread starts, like the listeners: an unusable socket is fatal */
+	if (upfd >= 0) {
+		/* live upgrade: maps and listening sockets come from the running process */
+		if (upgrade_receive(d, upfd))
+			fatalx("upgrade: cannot take over; the old process keeps serving");
+	} else {
+		splice_init(cf, opt.no_splice);
+		for (unsigned i = 0; i < nworkers; i++)
+			if (worker_listen(&workers[i]))
+				fatalx("cannot start: listener address unavailable");
+	}
+	/* before any thread starts, like the listeners: an unusable socket is fatal; a live
+	 * upgrade takes over the old process's control socket and metrics address */
+	if (upfd >= 0) {
+		control_takeover();
+		metrics_takeover();
+	}
 	if (control_reconfigure(d, NULL, cf, NULL))
 		fatalx("cannot start: control socket %s unusable", cf->control);
 	if (metrics_reconfigure(d, NULL, cf, NULL))
@@ -385,14 +400,16 @@ int main(int argc, char **argv)
 			fatal("cannot start the health checks");
 		}
 	}
-	log_info("spliced %s started: %u listener%s, %u pool%s, %u worker%s", SPLICED_VERSION,
-		 cf->nlisteners, cf->nlisteners == 1 ? "" : "s", cf->npools,
-		 cf->npools == 1 ? "" : "s", nworkers, nworkers == 1 ? "" : "s");
+	log_info("spliced %s started: %u listener%s, %u pool%s, %u worker%s, pid %d",
+		 SPLICED_VERSION, cf->nlisteners, cf->nlisteners == 1 ? "" : "s", cf->npools,
+		 cf->npools == 1 ? "" : "s", nworkers, nworkers == 1 ? "" : "s", (int)getpid());
 	for (unsigned i = 0; i < cf->nlisteners; i++)
 		for (unsigned b = 0; b < cf->listeners[i].nbinds; b++)
 			log_info("listener %s on %s", cf->listeners[i].name,
 				 cf->listeners[i].binds[b].str);
 
+	if (upfd >= 0 && upgrade_ready(d, upfd))
+		fatalx("upgrade: the old process went away");
 	main_loop(d, sfd, tfd);
 
 	d->stopping = 1;
@@ -402,7 +419,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);
 	free(workers);
-	splice_fini();
+	splice_fini(d->upgraded);
 	if (g_access_fd >= 0)
 		close(g_access_fd);
 	conf_unref(d->cf);

@@ -38,6 +38,10 @@ static struct {
 	char addr[80];
 	struct m_client *clients;
 	unsigned nclients;
+	int takeover; /* started by a live upgrade (metrics_takeover) */
+	int pending;  /* the address is still held by the old process: retry every second */
+	struct sockaddr_storage paddr;
+	socklen_t plen;
 } M = {.lfd = -1, .tfd = -1};
 
 /* ---- rendering ---- */
@@ -497,6 +501,9 @@ static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 	}
 }
 
+static int open_socket(const struct sockaddr_storage *addr, socklen_t len, const char *str,
+		       FILE *errf, int quiet);
+
 static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
 	uint64_t n, now = worker_clock_ms();
@@ -510,20 +517,39 @@ static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		if (now - cl->start_ms >= METRICS_IDLE_MS)
 			client_close(d, cl);
 	}
+	if (M.pending && M.lfd < 0) {
+		int lfd = open_socket(&M.paddr, M.plen, M.addr, NULL, 1);
+
+		if (lfd >= 0 && daemon_watch(d, lfd, EPOLLIN | EPOLLET, accept_event, NULL)) {
+			close(lfd);
+			lfd = -1;
+		}
+		if (lfd >= 0) {
+			M.lfd = lfd;
+			M.pending = 0;
+			log_info("metrics endpoint on http://%s/metrics", M.addr);
+		}
+	}
 }
 
-static int open_socket(const struct config *cf, FILE *errf)
+void metrics_takeover(void)
+{
+	M.takeover = 1;
+}
+
+/* a listening socket on addr; -errno (reported unless quiet) */
+static int open_socket(const struct sockaddr_storage *addr, socklen_t len, const char *str,
+		       FILE *errf, int quiet)
 {
 	int fd, one = 1;
 
-	fd = socket(cf->metrics_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		goto err;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    (cf->metrics_addr.ss_family == AF_INET6 &&
+	    (addr->ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
-	    bind(fd, (const struct sockaddr *)&cf->metrics_addr, cf->metrics_addrlen) == -1 ||
-	    listen(fd, 64) == -1) {
+	    bind(fd, (const struct sockaddr *)addr, len) == -1 || listen(fd, 64) == -1) {
 		int err = errno;
 
 		close(fd);
@@ -534,9 +560,10 @@ static int open_socket(const struct config *cf, FILE *errf)
 err : {
 	int err = errno;
 
-	log_warnx("metrics endpoint %s: %s", cf->metrics, strerror(err));
+	if (!quiet)
+		log_warnx("metrics endpoint %s: %s", str, strerror(err));
 	if (errf)
-		fprintf(errf, "metrics endpoint %s: %s\n", cf->metrics, strerror(err));
+		fprintf(errf, "metrics endpoint %s: %s\n", str, strerror(err));
 	return -err;
 }
 }
@@ -553,8 +580,21 @@ int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const str
 	     (old_cf->metrics_addrlen == new_cf->metrics_addrlen &&
 	      !memcmp(&old_cf->metrics_addr, &new_cf->metrics_addr, new_cf->metrics_addrlen))))
 		return 0;
+	M.pending = 0;
 	if (na[0]) {
-		fd = open_socket(new_cf, errf);
+		fd = open_socket(&new_cf->metrics_addr, new_cf->metrics_addrlen, na,
+				 old_cf || !M.takeover ? errf : NULL, !old_cf && M.takeover);
+		if (fd == -EADDRINUSE && !old_cf && M.takeover) {
+			/* the old process serves scrapes until it exits; then this one does */
+			log_info("metrics endpoint %s: still held by the previous process, taken "
+				 "when it is free",
+				 na);
+			M.pending = 1;
+			M.paddr = new_cf->metrics_addr;
+			M.plen = new_cf->metrics_addrlen;
+			fd = -1;
+			goto timer;
+		}
 		if (fd < 0)
 			return fd;
 		rc = daemon_watch(d, fd, EPOLLIN | EPOLLET, accept_event, NULL);
@@ -564,6 +604,7 @@ int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const str
 				fprintf(errf, "metrics endpoint %s: %s\n", na, strerror(-rc));
 			return rc;
 		}
+timer:
 		if (M.tfd < 0) {
 			struct itimerspec its = {.it_interval = {.tv_sec = 1},
 						 .it_value = {.tv_sec = 1}};
@@ -583,6 +624,8 @@ int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const str
 	}
 	M.lfd = fd;
 	snprintf(M.addr, sizeof(M.addr), "%s", na);
+	if (M.pending)
+		return 0;
 	if (fd >= 0)
 		log_info("metrics endpoint on http://%s/metrics", na);
 	return 0;
@@ -597,6 +640,7 @@ void metrics_close(struct daemon *d)
 		close(M.lfd);
 		M.lfd = -1;
 	}
+	M.pending = 0;
 	if (M.tfd >= 0) {
 		daemon_unwatch(d, M.tfd);
 		close(M.tfd);

@@ -28,6 +28,13 @@ struct obuf;
 int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const struct config *new_cf,
 			FILE *errf);
 
+/*
+ * metrics_takeover - this process was started by a live upgrade: at start, an address the old
+ * process still listens on is not an error; it is bound as soon as the old process lets go
+ * (tried every second), and until then the old process answers the scrapes.
+ */
+void metrics_takeover(void);
+
 /* metrics_close - close the listening socket and every scrape connection. */
 void metrics_close(struct daemon *d);
 

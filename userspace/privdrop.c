@@ -110,6 +110,13 @@ int privdrop(const struct config *cf, int access_fd, const char *control_path)
 	}
 	if (uid == 0)
 		return 0;
+	if (getuid() == uid && geteuid() == uid) {
+		/* started by a process that had already dropped (live upgrade) */
+		capset_bits(0, 0);
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		log_info("privdrop: running as %s already", cf->user);
+		return 0;
+	}
 
 	if (stat(cf->file, &st) == 0 && !(st.st_mode & S_IROTH) &&
 	    !(st.st_uid == uid && (st.st_mode & S_IRUSR)) &&

@@ -46,6 +46,11 @@ static uint32_t *free_slots;
 static uint32_t nfree;
 static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 static int fd_targets, fd_active, fd_slot_of, fd_conns;
+static int fd_kern = -1, fd_servers = -1, fd_socks = -1;
+static int maps_on;	   /* maps exist (loaded here or adopted from the previous process) */
+static int adopted;	   /* maps came from the previous process over the upgrade socket */
+static _Atomic int frozen; /* live upgrade in progress: no new insertions */
+static uint8_t *reserved;  /* adopted: slots the previous process still uses */
 
 static const char *const pinned[] = {"spliced_kern", "spliced_servers", "spliced_conns",
 				     "spliced_socks"};
@@ -156,6 +161,13 @@ int splice_init(struct config *cf, int disabled)
 		goto err_destroy;
 	}
 	fd_conns = bpf_map__fd(skel->maps.spliced_conns);
+	fd_kern = bpf_map__fd(skel->maps.spliced_kern);
+	fd_servers = bpf_map__fd(skel->maps.spliced_servers);
+	fd_socks = bpf_map__fd(skel->maps.spliced_socks);
+	fd_targets = bpf_map__fd(skel->maps.spliced_targets);
+	fd_active = bpf_map__fd(skel->maps.spliced_active);
+	fd_slot_of = bpf_map__fd(skel->maps.spliced_slot_of);
+	maps_on = 1;
 	splice_publish_stats(cf);
 	if (disabled) {
 		log_info("bpf: maps pinned under %s; kernel data path disabled (--no-splice)",
@@ -183,7 +195,7 @@ int splice_probe_access(void)
 	struct spliced_conn info;
 	uint64_t key = 0;
 
-	if (!skel)
+	if (!maps_on)
 		return 0;
 	if (bpf_map_lookup_elem(fd_conns, &key, &info) == -1 && errno == EPERM)
 		return -EPERM;
@@ -232,7 +244,7 @@ int splice_insert(struct ksock *a, int afd, struct ksock *b, int bfd, uint64_t c
 	int one = 1;
 	int err;
 
-	if (!kernel_on)
+	if (!kernel_on || atomic_load(&frozen))
 		return -EOPNOTSUPP;
 	if (a_new) {
 		memset(a, 0, sizeof(*a));
@@ -359,13 +371,13 @@ int splice_tcp_received(int fd, uint64_t *received)
 
 void splice_conn_update(uint64_t key, const struct spliced_conn *info)
 {
-	if (skel)
+	if (maps_on)
 		bpf_map_update_elem(fd_conns, &key, info, BPF_ANY);
 }
 
 void splice_conn_delete(uint64_t key)
 {
-	if (skel)
+	if (maps_on)
 		bpf_map_delete_elem(fd_conns, &key);
 }
 
@@ -376,12 +388,12 @@ int splice_read_kern_counters(struct spliced_kern_counters *sum)
 	__u32 zero = 0;
 
 	memset(sum, 0, sizeof(*sum));
-	if (!skel || ncpu <= 0)
+	if (!maps_on || ncpu <= 0)
 		return -ENOENT;
 	v = calloc((size_t)ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.spliced_kern), &zero, v)) {
+	if (bpf_map_lookup_elem(fd_kern, &zero, v)) {
 		free(v);
 		return -errno;
 	}
@@ -400,9 +412,9 @@ void splice_publish_stats(struct config *cf)
 {
 	int fd;
 
-	if (!skel)
+	if (!maps_on)
 		return;
-	fd = bpf_map__fd(skel->maps.spliced_servers);
+	fd = fd_servers;
 	for (unsigned i = 0; i < cf->nservers; i++) {
 		struct server *s = cf->servers[i];
 		struct spliced_server_stats st;
@@ -423,20 +435,158 @@ void splice_publish_stats(struct config *cf)
 	}
 }
 
-void splice_fini(void)
+void splice_fini(int keep_pins)
 {
 	char path[PATH_MAX + 64];
 
-	if (!skel)
+	if (!maps_on)
 		return;
-	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) {
+	/* a live upgrade hands the maps to the next process: the pins stay */
+	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]) && !keep_pins; i++) {
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, pinned[i]);
 		unlink(path);
 	}
-	rmdir(pin_dir);
+	if (!keep_pins)
+		rmdir(pin_dir);
 	if (socks)
 		munmap(socks, (size_t)nslots * sizeof(*socks));
+	socks = NULL;
 	free(free_slots);
-	splice_bpf__destroy(skel);
-	skel = NULL;
+	free_slots = NULL;
+	free(reserved);
+	reserved = NULL;
+	if (skel) {
+		splice_bpf__destroy(skel);
+		skel = NULL;
+	} else {
+		int fds[] = {fd_kern,	 fd_servers, fd_conns,	fd_socks,
+			     fd_targets, fd_active,  fd_slot_of};
+
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			close(fds[i]);
+	}
+	maps_on = kernel_on = 0;
+}
+
+/* ---- live upgrade (upgrade.c) ---- */
+
+int splice_export(int fds[SPLICE_NFDS], uint32_t *nslots_out, int *kernel_on_out)
+{
+	if (!maps_on)
+		return -ENOENT;
+	fds[SPLICE_FD_KERN] = fd_kern;
+	fds[SPLICE_FD_SERVERS] = fd_servers;
+	fds[SPLICE_FD_CONNS] = fd_conns;
+	fds[SPLICE_FD_SOCKS] = fd_socks;
+	fds[SPLICE_FD_TARGETS] = fd_targets;
+	fds[SPLICE_FD_ACTIVE] = fd_active;
+	fds[SPLICE_FD_SLOT_OF] = fd_slot_of;
+	*nslots_out = nslots;
+	*kernel_on_out = kernel_on;
+	return 0;
+}
+
+void splice_freeze(int on)
+{
+	atomic_store(&frozen, on);
+}
+
+uint32_t *splice_slots_in_use(uint32_t *n)
+{
+	uint8_t *is_free;
+	uint32_t *list, k = 0;
+
+	*n = 0;
+	if (!kernel_on)
+		return NULL;
+	is_free = calloc(nslots, 1);
+	list = calloc(nslots, sizeof(*list));
+	if (!is_free || !list) {
+		free(is_free);
+		free(list);
+		return NULL;
+	}
+	pthread_mutex_lock(&slot_lock);
+	for (uint32_t i = 0; i < nfree; i++)
+		is_free[free_slots[i]] = 1;
+	pthread_mutex_unlock(&slot_lock);
+	for (uint32_t i = 1; i < nslots; i++)
+		if (!is_free[i])
+			list[k++] = i;
+	free(is_free);
+	*n = k;
+	return list;
+}
+
+int splice_adopt(struct config *cf, const int fds[SPLICE_NFDS], uint32_t slots, int kernel,
+		 const uint32_t *in_use, uint32_t nin_use)
+{
+	snprintf(pin_dir, sizeof(pin_dir), "%s", cf->pin_path);
+	fd_kern = fds[SPLICE_FD_KERN];
+	fd_servers = fds[SPLICE_FD_SERVERS];
+	fd_conns = fds[SPLICE_FD_CONNS];
+	fd_socks = fds[SPLICE_FD_SOCKS];
+	fd_targets = fds[SPLICE_FD_TARGETS];
+	fd_active = fds[SPLICE_FD_ACTIVE];
+	fd_slot_of = fds[SPLICE_FD_SLOT_OF];
+	maps_on = adopted = 1;
+	nslots = slots;
+	if (!kernel) {
+		log_info("bpf: maps adopted from the previous process; kernel data path off");
+		return 0;
+	}
+	socks = mmap(NULL, (size_t)nslots * sizeof(*socks), PROT_READ | PROT_WRITE, MAP_SHARED,
+		     fd_socks, 0);
+	free_slots = calloc(nslots, sizeof(*free_slots));
+	reserved = calloc(nslots, 1);
+	if (socks == MAP_FAILED || !free_slots || !reserved) {
+		log_warn("bpf: cannot map the adopted socket state; kernel data path off");
+		if (socks == MAP_FAILED)
+			socks = NULL;
+		return 0;
+	}
+	for (uint32_t i = 0; i < nin_use; i++)
+		if (in_use[i] && in_use[i] < nslots)
+			reserved[in_use[i]] = 1;
+	for (uint32_t i = nslots - 1; i >= 1; i--)
+		if (!reserved[i])
+			free_slots[nfree++] = i;
+	kernel_on = 1;
+	log_info("bpf: maps under %s adopted from the previous process (%u slots in use there); "
+		 "kernel data path on",
+		 pin_dir, nin_use);
+	return 1;
+}
+
+int splice_adopt_slot(struct ksock *k, uint32_t slot, uint64_t cookie, int in_map)
+{
+	if (!kernel_on || !slot || slot >= nslots)
+		return -EINVAL;
+	pthread_mutex_lock(&slot_lock);
+	reserved[slot] = 0; /* this process owns it now: freed by its close */
+	pthread_mutex_unlock(&slot_lock);
+	k->slot = slot;
+	k->cookie = cookie;
+	k->st = &socks[slot];
+	k->in_map = in_map;
+	return 0;
+}
+
+void splice_release_reserved(void)
+{
+	uint32_t n = 0;
+
+	if (!reserved)
+		return;
+	pthread_mutex_lock(&slot_lock);
+	for (uint32_t i = 1; i < nslots; i++) {
+		if (reserved[i]) {
+			reserved[i] = 0;
+			free_slots[nfree++] = i;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&slot_lock);
+	if (n)
+		log_info("bpf: %u slot%s of the previous process released", n, n == 1 ? "" : "s");
 }

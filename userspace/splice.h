@@ -66,6 +66,33 @@ int splice_read_kern_counters(struct spliced_kern_counters *sum);
 void splice_publish_stats(struct config *cf);
 
 /* splice_fini - unpin maps, unmap, destroy the skeleton. */
-void splice_fini(void);
+void splice_fini(int keep_pins);
+
+/* live upgrade: the map fds travel to the next process over the upgrade socket */
+enum {
+	SPLICE_FD_KERN,
+	SPLICE_FD_SERVERS,
+	SPLICE_FD_CONNS,
+	SPLICE_FD_SOCKS,
+	SPLICE_FD_TARGETS,
+	SPLICE_FD_ACTIVE,
+	SPLICE_FD_SLOT_OF,
+	SPLICE_NFDS
+};
+/* splice_export - the map fds (still owned here), slot count, verdict attached; -ENOENT
+ * without maps. */
+int splice_export(int fds[SPLICE_NFDS], uint32_t *nslots, int *kernel_on);
+/* splice_freeze - no new insertions (the old process during an upgrade). */
+void splice_freeze(int on);
+/* splice_slots_in_use - calloc-ed list of the slots in use now (*n entries). */
+uint32_t *splice_slots_in_use(uint32_t *n);
+/* splice_adopt - the new process: use the previous process's maps (verdict already attached
+ * when kernel is set); the slots in_use stay reserved until splice_release_reserved(). */
+int splice_adopt(struct config *cf, const int fds[SPLICE_NFDS], uint32_t nslots, int kernel,
+		 const uint32_t *in_use, uint32_t nin_use);
+/* splice_adopt_slot - a handed-over connection's socket takes over its slot. */
+int splice_adopt_slot(struct ksock *k, uint32_t slot, uint64_t cookie, int in_map);
+/* splice_release_reserved - the previous process is gone: its remaining slots are free. */
+void splice_release_reserved(void);
 
 #endif

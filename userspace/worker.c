@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "log.h"
 #include "stats.h"
+#include "upgrade.h"
 #include "worker.h"
 
 #define MAX_EVENTS 256
@@ -36,7 +37,7 @@ uint64_t worker_clock_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int listen_one(const struct bind_addr *b)
+int worker_listen_one(const struct bind_addr *b)
 {
 	int fd, one = 1;
 
@@ -77,7 +78,7 @@ int worker_listen(struct worker *w)
 		struct listener *l = &cf->listeners[i];
 
 		for (unsigned b = 0; b < l->nbinds; b++) {
-			int fd = listen_one(&l->binds[b]);
+			int fd = worker_listen_one(&l->binds[b]);
 
 			if (fd < 0) {
 				errno = -fd;
@@ -165,7 +166,7 @@ int worker_swap_prepare(struct worker *w, struct config *ncf, FILE *errf)
 				}
 			}
 			if (fd < 0)
-				fd = listen_one(&l->binds[b]);
+				fd = worker_listen_one(&l->binds[b]);
 			if (fd < 0) {
 				fprintf(errf, "%s:%d: listener %s: cannot listen on %s: %s\n",
 					ncf->file, l->binds[b].line, l->name, l->binds[b].str,
@@ -282,6 +283,73 @@ static void drain_begin(struct worker *w)
 	w->drain_started = 1;
 }
 
+/* ---- live upgrade, old process ---- */
+
+static void listeners_pause(struct worker *w, int pause)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+
+	for (unsigned i = 0; i < w->nltags; i++) {
+		if (w->ltags[i].fd < 0)
+			continue;
+		if (pause) {
+			accept_all(w, &w->ltags[i]);
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
+		} else {
+			ev.data.ptr = &w->ltags[i];
+			epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ltags[i].fd, &ev);
+			accept_all(w, &w->ltags[i]);
+		}
+	}
+}
+
+static void hold_all(struct worker *w, int on)
+{
+	for (struct conn *c = w->conns, *next; c; c = next) {
+		next = conn_next(c);
+		conn_hold(c, on);
+	}
+}
+
+static void ho_transition(struct worker *w, int ho)
+{
+	switch (ho) {
+	case WORKER_HO_HAND:
+		listeners_pause(w, 1);
+		hold_all(w, 1);
+		break;
+	case WORKER_HO_ABORT:
+		listeners_pause(w, 0);
+		hold_all(w, 0);
+		break;
+	case WORKER_HO_DRAIN:
+		hold_all(w, 0);
+		atomic_store(&w->draining, 1);
+		break;
+	}
+	w->ho_phase = ho;
+}
+
+/* ho_sweep - hand over every connection at a hand-over point; TLS ones close when idle */
+static void ho_sweep(struct worker *w)
+{
+	for (struct conn *c = w->conns, *next; c; c = next) {
+		struct handover_item *it;
+
+		next = conn_next(c);
+		if (!conn_handable(c)) {
+			if (conn_idle(c) && !conn_hold(c, 1))
+				conn_free(c); /* TLS state cannot move: an idle one just closes */
+			continue;
+		}
+		it = calloc(1, sizeof(*it));
+		if (!it)
+			return;
+		conn_detach(c, &it->rec, &it->cfd, &it->ufd);
+		upgrade_push(it);
+	}
+}
+
 static void sweep(struct worker *w)
 {
 	struct conn *c = w->conns, *next;
@@ -306,11 +374,24 @@ static void *worker_main(void *arg)
 
 		if (ncf)
 			swap_apply(w, ncf);
+		{
+			int ho = atomic_load(&w->handover);
+
+			if (ho != w->ho_phase)
+				ho_transition(w, ho);
+			if (w->ho_phase == WORKER_HO_HAND)
+				ho_sweep(w);
+			if (w->adopt_q)
+				upgrade_adopt_queued(w);
+		}
 		if (!w->drain_started && atomic_load(&w->draining)) {
 			drain_begin(w);
 			sweep(w);
 		}
-		int timeout = w->ready ? 0 : w->kpoll ? KPOLL_MS : SWEEP_MS;
+		int timeout = w->ready			      ? 0
+			      : w->kpoll		      ? KPOLL_MS
+			      : w->ho_phase == WORKER_HO_HAND ? 10
+							      : SWEEP_MS;
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 
 		w->now_ms = worker_clock_ms();
@@ -379,6 +460,7 @@ int worker_start(struct worker *w)
 	if (!w->usable)
 		return -ENOMEM;
 
+	pthread_mutex_init(&w->adopt_lock, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epfd == -1)
 		return -errno;

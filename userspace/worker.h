@@ -53,11 +53,28 @@ struct worker {
 	_Atomic int swapped;
 	_Atomic int draining; /* graceful stop: no keep-alive, listeners closed */
 	int drain_started;    /* worker thread: drain_begin() ran */
+	/* live upgrade, old process: WORKER_HO_* set by the main thread; ho_phase is what the
+	 * worker did about it last */
+	_Atomic int handover;
+	int ho_phase;
+	/* live upgrade, new process: connections to adopt (upgrade.c) */
+	pthread_mutex_t adopt_lock;
+	struct handover_item *adopt_q;
 };
 
 /* process-wide state shared by workers */
 extern _Atomic uint32_t g_nconns; /* client connections open, for max_connections */
 extern int g_access_fd;		  /* -1: no access log */
+
+enum {
+	WORKER_HO_NONE = 0,
+	WORKER_HO_HAND,	 /* pause listeners, hold connections, hand each one over when quiet */
+	WORKER_HO_ABORT, /* the new process failed: listen again, release the held */
+	WORKER_HO_DRAIN, /* upgrade timeout: what is left finishes here (drain) */
+};
+
+/* worker_listen_one - a listening socket for b (SO_REUSEPORT); fd or -errno */
+int worker_listen_one(const struct bind_addr *b);
 
 /* worker_listen - create the listening sockets of every bind for one worker (SO_REUSEPORT).
  * Returns 0 or -errno, logging which address failed. */

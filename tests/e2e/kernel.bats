@@ -601,3 +601,36 @@ pool p { server doomed 127.0.0.1:$ORIGIN_PORT; }"
 	info "after privdrop: redirect_bytes +$((r1 - r0)); $(grep '^CapEff' "/proc/$SPLICED_PID/status")"
 	((r1 - r0 >= MIB)) || fail "the kernel did not carry the tunnel after privdrop"
 }
+
+@test "kernel: a kernel tunnel survives a live upgrade byte-exact; the new process keeps carrying it" {
+	need_root
+	cp "$SPLICED_BIN" "$BATS_TEST_TMPDIR/spliced"
+	SPLICED_BIN=$BATS_TEST_TMPDIR/spliced
+	kern_setup
+	require_kernel
+	local n=$((400 * MIB)) pid r_before r_after before new
+	timeout 150 "$PYTHON" "$TCLIENT" 127.0.0.1 "$SPLICED_PORT" --bytes "$n" --send-rate 40m \
+		--timeout 120 >"$BATS_TEST_TMPDIR/t.out" 2>&1 3>&- &
+	pid=$!
+	record_pid "$pid" tunnel-client
+	wait_until 20 _redirected_over $((16 * MIB)) || fail "tunnel did not start"
+	before=$(grep -c 'started: .*pid' "$SPLICED_ERR")
+	kill -USR2 "$SPLICED_PID"
+	wait_until 20 grep -q 'upgrade: complete' "$SPLICED_ERR" || fail "upgrade did not complete"
+	new=$(sed -n 's/.*started: .*pid \([0-9]*\)$/\1/p' "$SPLICED_ERR" | tail -1)
+	record_pid "$new" spliced-new
+	(($(grep -c 'started: .*pid' "$SPLICED_ERR") > before))
+	_proc_gone "$SPLICED_PID" || wait_until 10 _proc_gone "$SPLICED_PID"
+	r_before=$(kern_counter redirect_bytes)
+	wait "$pid" || fail "tunnel client failed: $(cat "$BATS_TEST_TMPDIR/t.out")"
+	cat "$BATS_TEST_TMPDIR/t.out"
+	grep -q result=ok "$BATS_TEST_TMPDIR/t.out"
+	assert_equal "$n" "$(field received "$(cat "$BATS_TEST_TMPDIR/t.out")")" "bytes echoed"
+	r_after=$(kern_counter redirect_bytes)
+	info "upgrade mid-tunnel: kernel carried +$((r_after - r_before)) bytes after the switch"
+	((r_after > r_before)) || fail "the kernel stopped carrying the tunnel after the upgrade"
+	grep -q 'upgrade: 1 connection handed over' "$SPLICED_ERR"
+	# the slots: once the tunnel closed, nothing is left in the connection table
+	SPLICED_PID=$new
+	wait_until 10 _conns_empty || fail "connection table not empty: $(conns_count)"
+}

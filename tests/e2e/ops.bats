@@ -563,3 +563,43 @@ PY
 	assert_equal 1 "$(metric "$BATS_TEST_TMPDIR/reloaded.prom" 'spliced_config_reloads_total{result="ok"}')"
 	assert_equal 2 "$(metric "$BATS_TEST_TMPDIR/reloaded.prom" 'spliced_config_generation')"
 }
+
+# ---- live upgrade ----
+
+_new_started() { (($(grep -c 'started: .*pid' "$SPLICED_ERR") > $1)); }
+_pid_answers() { [[ $(ctl_json show info | pyj 'd["pid"]') == "$1" ]]; }
+_scrape_requests_are() { # N: requests answered with 200, as the endpoint reports them
+	scrape "$BATS_TEST_TMPDIR/up.prom" &&
+		[[ $(metric "$BATS_TEST_TMPDIR/up.prom" 'spliced_requests_total{listener="web",pool="p",code="200"}') -eq $1 ]]
+}
+
+@test "ops: a live upgrade takes over the control socket and the metrics endpoint" {
+	[[ -f $E2E_ROOT/userspace/upgrade.c ]] || skip "live upgrade is not in this tree yet"
+	cp "$SPLICED_BIN" "$BATS_TEST_TMPDIR/spliced"
+	SPLICED_BIN=$BATS_TEST_TMPDIR/spliced
+	ops_setup
+	local before new i old=$SPLICED_PID
+	_pid_answers "$old" || fail "the old process does not answer"
+	for i in 1 2 3; do
+		[[ $(http_code "$(url /api/before$i)") == 200 ]] || fail "request $i"
+	done
+	_scrape_requests_are 3 || fail "the old process did not count 3 requests"
+	before=$(grep -c 'started: .*pid' "$SPLICED_ERR")
+	kill -USR2 "$old"
+	wait_until 20 _new_started "$before" || fail "no new process"
+	new=$(sed -n 's/.*started: .*pid \([0-9]*\)$/\1/p' "$SPLICED_ERR" | tail -1)
+	record_pid "$new" spliced-new
+	[[ $new != "$old" ]] || fail "same pid"
+	# the socket path answers from the new process at once, the old one exits
+	wait_until 10 _pid_answers "$new" || fail "the control socket is not the new process's"
+	wait_until 20 _proc_gone "$old" || fail "the old process did not exit"
+	[[ -S $CTL_SOCK ]] || fail "the old process removed the new process's socket"
+	assert_equal 660 "$(stat -c %a "$CTL_SOCK")" "socket mode after the upgrade"
+	ctl show servers
+	[[ $status -eq 0 ]] || fail "show servers after the upgrade: $output"
+	# the metrics address is the new process's once the old one let go of it (its counters
+	# start from zero: Prometheus sees a counter reset)
+	wait_until 10 _scrape_requests_are 0 || fail "metrics not served by the new process"
+	[[ $(http_code "$(url /api/after)") == 200 ]] || fail "HTTP after the upgrade"
+	_scrape_requests_are 1 || fail "the new process did not count its request"
+}

@@ -1902,7 +1902,7 @@ int main(void)
 		 (int)getpid());
 	cf.max_connections = 1024;
 	if (!splice_init(&cf, 0)) {
-		splice_fini();
+		splice_fini(0);
 		skip_all("no kernel data path (splice_init failed, see the log above)");
 		return 0;
 	}
@@ -1914,7 +1914,7 @@ int main(void)
 		printf("not ok 1 - setup (listeners %d %d, maps %d %d %d %d)\n", lfd_proxy,
 		       lfd_backend, fd_slot_of, fd_targets, fd_active, fd_conns);
 		printf("1..1\n");
-		splice_fini();
+		splice_fini(0);
 		return 1;
 	}
 	printf("# pin_path %s, tcp_rmem max %llu, tcp_wmem max %llu, scale 1/%llu\n", cf.pin_path,
@@ -1933,7 +1933,7 @@ int main(void)
 
 	close(lfd_proxy);
 	close(lfd_backend);
-	splice_fini();
+	splice_fini(0);
 	printf("# total %.1f s\n", now() - t0);
 	rc = TEST_DONE();
 	return rc;

@@ -1,0 +1,140 @@
+#!/usr/bin/env bats
+# upgrade.bats - live upgrade on SIGUSR2: the binary at the same path is started again and takes
+# the listening sockets and the established connections; a download in flight keeps its digest,
+# a kept-alive connection answers its next request from the new process, a wrk load sees no
+# error, the old process is gone afterwards; a new binary that cannot start changes nothing.
+
+load helpers
+
+# every test upgrades its own copy of the binary (the shared copy serves the other tests)
+own_binary() {
+	cp "$SPLICED_BIN" "$BATS_TEST_TMPDIR/spliced"
+	SPLICED_BIN=$BATS_TEST_TMPDIR/spliced
+}
+
+one_pool() {
+	echo "global { upgrade_timeout ${1:-30s}; }
+listener web {
+	bind 127.0.0.1:@PORT@;
+	route { pool a; }
+}
+pool a { server s 127.0.0.1:${ORIGIN_PORTS[a]}; }"
+}
+
+# upgrade_and_wait: SIGUSR2, wait until the new process serves; sets NEW_PID
+upgrade_and_wait() {
+	local before
+	before=$(grep -c 'started: .*pid' "$SPLICED_ERR")
+	kill -USR2 "$SPLICED_PID"
+	wait_until 20 _new_started "$before" || return 1
+	NEW_PID=$(sed -n 's/.*started: .*pid \([0-9]*\)$/\1/p' "$SPLICED_ERR" | tail -1)
+	record_pid "$NEW_PID" spliced-new
+	[[ $NEW_PID != "$SPLICED_PID" ]]
+}
+_new_started() { (($(grep -c 'started: .*pid' "$SPLICED_ERR") > $1)); }
+
+@test "upgrade: a download in flight survives with its digest, the old process exits" {
+	own_binary
+	start_origin a
+	start_spliced "$(one_pool)"
+	local out=$BATS_TEST_TMPDIR/dl size=$((512 << 20))
+	"${CURL[@]}" --limit-rate 100M -o "$out" "$(url /size/$size)" &
+	local cpid=$!
+	record_pid "$cpid" curl
+	wait_until 10 test -s "$out"
+	upgrade_and_wait
+	wait_until 10 _proc_gone "$SPLICED_PID"
+	wait "$cpid"
+	[ "$(stat -c %s "$out")" -eq "$size" ]
+	[ "$(sha_of_file "$out")" = "$("${CURL[@]}" "$(origin_url a /size/$size)" | sha_of_stream)" ]
+	grep -q "upgrade: 1 connection handed over to pid $NEW_PID, 0 finish here" "$SPLICED_ERR"
+	grep -q 'upgrade: complete: the old process is gone; 1 connection adopted' "$SPLICED_ERR"
+	# the new process serves and logged the transfer it finished
+	[ "$(backend_of "$(url /after)")" = a ]
+	wait_until 5 grep -q "GET /size/$size .*status=200 bytes_in=[0-9]* bytes_out=$((size + 133))" "$ACCESS_LOG"
+	# it runs the file at the path, not a deleted one
+	[[ $(readlink "/proc/$NEW_PID/exe") == "$SPLICED_BIN" ]]
+}
+
+@test "upgrade: a kept-alive connection answers its next request from the new process" {
+	own_binary
+	start_origin a
+	start_spliced "$(one_pool)"
+	local fifo=$BATS_TEST_TMPDIR/go out=$BATS_TEST_TMPDIR/ka.out
+	mkfifo "$fifo"
+	"$PYTHON" - "$SPLICED_PORT" "$fifo" >"$out" 2>&1 <<'PY' &
+import http.client, sys
+port, fifo = int(sys.argv[1]), sys.argv[2]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+for i in range(3):
+    if i == 1:
+        open(fifo).read()
+    c.request("GET", "/ka%d" % i)
+    r = c.getresponse()
+    body = r.read()
+    print(r.status, r.getheader("X-Backend"), c.sock.getsockname()[1], len(body), flush=True)
+PY
+	local py=$!
+	record_pid "$py" client
+	wait_until 10 test -s "$out"
+	upgrade_and_wait
+	wait_until 10 _proc_gone "$SPLICED_PID"
+	echo go >"$fifo"
+	wait "$py"
+	cat "$out"
+	[ "$(wc -l <"$out")" -eq 3 ]
+	[ "$(cut -d' ' -f1,2 "$out" | sort -u)" = "200 a" ]
+	[ "$(cut -d' ' -f3 "$out" | sort -u | wc -l)" -eq 1 ]
+}
+
+@test "upgrade: under wrk load, no refused or broken connection; the old process is gone" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	own_binary
+	start_origin a
+	start_spliced "$(one_pool)"
+	local w=$BATS_TEST_TMPDIR/wrk.out
+	wrk -t2 -c32 -d8s "$(url /load)" >"$w" 2>&1 &
+	local wp=$!
+	record_pid "$wp" wrk
+	sleep 2
+	upgrade_and_wait
+	wait_until 10 _proc_gone "$SPLICED_PID"
+	wait "$wp"
+	cat "$w"
+	! grep -q 'Socket errors' "$w"
+	! grep -q 'Non-2xx' "$w"
+	grep -qE '[0-9]+ requests in' "$w"
+	kill -0 "$NEW_PID"
+	grep -q 'upgrade: complete' "$SPLICED_ERR"
+}
+
+@test "upgrade: a new binary that cannot start leaves the old process serving; a later one works" {
+	own_binary
+	start_origin a
+	start_spliced "$(one_pool)"
+	cp "$SPLICED_BIN" "$BATS_TEST_TMPDIR/good"
+	printf '#!/bin/sh\necho broken build >&2\nexit 3\n' >"$BATS_TEST_TMPDIR/bad"
+	chmod +x "$BATS_TEST_TMPDIR/bad"
+	mv -f "$BATS_TEST_TMPDIR/bad" "$SPLICED_BIN"
+	kill -USR2 "$SPLICED_PID"
+	wait_until 10 grep -q 'upgrade failed: the new process exited before it was ready' "$SPLICED_ERR"
+	kill -0 "$SPLICED_PID"
+	[ "$(backend_of "$(url /still)")" = a ]
+	# the file is fixed: the next SIGUSR2 upgrades
+	mv -f "$BATS_TEST_TMPDIR/good" "$SPLICED_BIN"
+	upgrade_and_wait
+	wait_until 10 _proc_gone "$SPLICED_PID"
+	[ "$(backend_of "$(url /new)")" = a ]
+}
+
+@test "upgrade: a configuration the new process rejects changes nothing" {
+	own_binary
+	start_origin a
+	start_spliced "$(one_pool)"
+	echo "bogus;" >>"$SPLICED_CONF"
+	kill -USR2 "$SPLICED_PID"
+	wait_until 10 grep -q 'upgrade failed' "$SPLICED_ERR"
+	grep -q "unknown top-level section 'bogus'" "$SPLICED_ERR"
+	kill -0 "$SPLICED_PID"
+	[ "$(backend_of "$(url /still)")" = a ]
+}
