@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 
 #define DEFAULT_SOCKET "/run/spliced/control.sock"
 #define REQUEST_MAX 4096
+#define ANSWER_TIMEOUT_S 120 /* a reload of a large configuration takes a while, not this long */
 
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 
@@ -180,6 +182,8 @@ static char *read_all(int fd, size_t *len)
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1) {
+			if (errno == EAGAIN)
+				errno = ETIMEDOUT;
 			free(buf);
 			return NULL;
 		}
@@ -258,6 +262,11 @@ int main(int argc, char **argv)
 	fd = connect_to(sock, json);
 	if (fd < 0)
 		return EXIT_CONNECT;
+	{
+		struct timeval tv = {.tv_sec = ANSWER_TIMEOUT_S};
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
 	if (send_all(fd, req, off) || shutdown(fd, SHUT_WR) == -1) {
 		fprintf(stderr, "splicectl: %s: %s\n", sock, strerror(errno));
 		close(fd);
@@ -266,7 +275,14 @@ int main(int argc, char **argv)
 	ans = read_all(fd, &len);
 	close(fd);
 	if (!ans) {
-		fprintf(stderr, "splicectl: reading from %s: %s\n", sock, strerror(errno));
+		int err = errno;
+
+		fprintf(stderr, "splicectl: reading from %s: %s\n", sock, strerror(err));
+		if (json) {
+			printf("{\"error\":");
+			json_string(stdout, strerror(err));
+			printf("}\n");
+		}
 		return EXIT_CONNECT;
 	}
 	/* the last line is the status */
