@@ -543,6 +543,13 @@ static void do_global(struct parser *ps, struct config *cf, struct node *blk)
 
 			if (!want_args(ps, n, 1, 1))
 				copy_name(ps, n, n->args[0], dst, NAME_MAX_LEN);
+		} else if (!strcmp(n->name, "pid_file")) {
+			if (want_args(ps, n, 1, 1))
+				continue;
+			if (n->args[0][0] != '/' || strlen(n->args[0]) >= sizeof(cf->pid_file))
+				perr(ps, n->line, "pid_file must be an absolute path");
+			else
+				snprintf(cf->pid_file, sizeof(cf->pid_file), "%s", n->args[0]);
 		} else if (!strcmp(n->name, "drain_timeout")) {
 			if (!want_args(ps, n, 1, 1))
 				set_duration(ps, n, n->args[0], &cf->drain_timeout_ms);

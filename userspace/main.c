@@ -35,15 +35,18 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: spliced -f FILE [-d] [-n] [-v...] [--no-splice] [--no-ktls] [-V] [-h]\n"
-		   "  -f, --config FILE   configuration file\n"
-		   "  -d, --foreground    stay in the foreground, log to stderr\n"
-		   "  -n, --check         validate the configuration and exit\n"
-		   "  -v, --verbose       more logging (repeat for libbpf messages)\n"
-		   "      --no-splice     never use the BPF kernel data path\n"
-		   "      --no-ktls       never hand TLS record crypto to the kernel\n"
-		   "  -V, --version       print the version\n"
-		   "  -h, --help          this text\n");
+	fprintf(f,
+		"usage: spliced -f FILE [-d] [-n] [-P FILE] [-v...] [--no-splice] [--no-ktls] [-V] "
+		"[-h]\n"
+		"  -f, --config FILE   configuration file\n"
+		"  -d, --foreground    stay in the foreground, log to stderr\n"
+		"  -P, --pid-file FILE write the pid there (overrides pid_file)\n"
+		"  -n, --check         validate the configuration and exit\n"
+		"  -v, --verbose       more logging (repeat for libbpf messages)\n"
+		"      --no-splice     never use the BPF kernel data path\n"
+		"      --no-ktls       never hand TLS record crypto to the kernel\n"
+		"  -V, --version       print the version\n"
+		"  -h, --help          this text\n");
 }
 
 static void raise_nofile(void)
@@ -55,6 +58,57 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/* the parent of a daemonized start waits for this: 1 byte once serving, EOF on failure */
+static int ready_fd = -1;
+
+/* daemonize - fork; the parent exits 0 only once the child serves (pid file written), so a
+ * service manager that reads the pid file after the parent exits (Type=forking) finds it */
+static int daemonize(void)
+{
+	int p[2], devnull;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
+		perror("spliced: fork");
+		return -1;
+	}
+	if (pid > 0) {
+		char ok;
+
+		close(p[1]);
+		_exit(read(p[0], &ok, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	setsid();
+	if (chdir("/") == -1)
+		return -1;
+	devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		dup2(devnull, STDERR_FILENO);
+		if (devnull > STDERR_FILENO)
+			close(devnull);
+	}
+	return 0;
+}
+
+static void write_pid_file(const struct config *cf)
+{
+	char buf[32];
+	int fd, n;
+
+	if (!cf->pid_file[0])
+		return;
+	fd = open(cf->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (fd == -1 || write(fd, buf, (size_t)n) != n)
+		log_warn("cannot write the pid file %s", cf->pid_file);
+	if (fd >= 0)
+		close(fd);
 }
 
 static int open_access_log(const struct config *cf)
@@ -235,15 +289,11 @@ static void main_loop(struct daemon *d, int sfd, int tfd)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'f'},
-		{"foreground", no_argument, NULL, 'd'},
-		{"check", no_argument, NULL, 'n'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"no-splice", no_argument, NULL, 'S'},
-		{"no-ktls", no_argument, NULL, 'K'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'f'},   {"foreground", no_argument, NULL, 'd'},
+		{"pid-file", required_argument, NULL, 'P'}, {"check", no_argument, NULL, 'n'},
+		{"verbose", no_argument, NULL, 'v'},	    {"no-splice", no_argument, NULL, 'S'},
+		{"no-ktls", no_argument, NULL, 'K'},	    {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
 	};
 	static struct options opt;
 	struct daemon *d = &g_daemon;
@@ -253,8 +303,15 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int ch, sfd, tfd, upfd = upgrade_inherited_fd();
 
-	while ((ch = getopt_long(argc, argv, "f:dnvVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:dnP:vVh", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'P':
+			if (optarg[0] != '/' || strlen(optarg) >= PATH_MAX) {
+				fprintf(stderr, "spliced: --pid-file needs an absolute path\n");
+				return 2;
+			}
+			opt.pid_file = optarg;
+			break;
 		case 'f':
 			opt.config_file = optarg;
 			break;
@@ -291,15 +348,15 @@ int main(int argc, char **argv)
 	cf = conf_load(opt.config_file, stderr);
 	if (!cf)
 		return 1;
+	if (opt.pid_file)
+		snprintf(cf->pid_file, sizeof(cf->pid_file), "%s", opt.pid_file);
 	if (opt.check_only) {
 		printf("configuration OK\n");
 		conf_free(cf);
 		return 0;
 	}
-	if (!opt.foreground && daemon(0, 0) == -1) {
-		perror("daemon");
+	if (!opt.foreground && daemonize())
 		return 1;
-	}
 	log_init(opt.foreground, opt.verbose);
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
@@ -381,6 +438,7 @@ int main(int argc, char **argv)
 		fatalx("cannot start: control socket %s unusable", cf->control);
 	if (metrics_reconfigure(d, NULL, cf, NULL))
 		fatalx("cannot start: metrics endpoint %s unusable", cf->metrics);
+	write_pid_file(cf);
 	/* everything that needs root is open: become `user` before any thread starts */
 	if (privdrop(cf, g_access_fd, cf->control))
 		fatalx("cannot drop privileges to user '%s'", cf->user);
@@ -410,6 +468,11 @@ int main(int argc, char **argv)
 
 	if (upfd >= 0 && upgrade_ready(d, upfd))
 		fatalx("upgrade: the old process went away");
+	if (ready_fd >= 0) {
+		(void)!write(ready_fd, "", 1);
+		close(ready_fd);
+		ready_fd = -1;
+	}
 	main_loop(d, sfd, tfd);
 
 	d->stopping = 1;
@@ -420,6 +483,9 @@ int main(int argc, char **argv)
 		worker_stop(&workers[i]);
 	free(workers);
 	splice_fini(d->upgraded);
+	/* after an upgrade the file names the new process */
+	if (d->cf->pid_file[0] && !d->upgraded)
+		unlink(d->cf->pid_file);
 	if (g_access_fd >= 0)
 		close(g_access_fd);
 	conf_unref(d->cf);

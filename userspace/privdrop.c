@@ -129,6 +129,9 @@ int privdrop(const struct config *cf, int access_fd, const char *control_path)
 		log_warn("privdrop: chown access log");
 	if (control_path && control_path[0] && chown(control_path, uid, gid) == -1)
 		log_warn("privdrop: chown %s", control_path);
+	/* a live upgrade's new process (running as the user) rewrites it */
+	if (cf->pid_file[0] && chown(cf->pid_file, uid, gid) == -1)
+		log_warn("privdrop: chown %s", cf->pid_file);
 
 	if (low_port_bound(cf))
 		keep |= 1ull << CAP_NET_BIND_SERVICE;

@@ -137,9 +137,16 @@ static int reload(struct daemon *d, FILE *errf)
 	unsigned prepared = 0;
 	int rc;
 
+	if (d->upgrading || d->stopping) {
+		fprintf(errf, "%s: not now: %s\n", d->opt->config_file,
+			d->upgrading ? "a live upgrade is running" : "stopping");
+		return -1;
+	}
 	ncf = conf_load(d->opt->config_file, errf);
 	if (!ncf)
 		return -1;
+	if (d->opt->pid_file)
+		snprintf(ncf->pid_file, sizeof(ncf->pid_file), "%s", d->opt->pid_file);
 	conf_ref(ncf);
 	if (unchangeable(old, ncf, errf))
 		goto fail;

@@ -236,6 +236,7 @@ struct config {
 	char group[NAME_MAX_LEN];    /* and group; "" = the user's primary group */
 	uint32_t drain_timeout_ms;   /* SIGTERM / upgrade: in-flight requests may finish */
 	uint32_t upgrade_timeout_ms; /* SIGUSR2: wait for connections to reach a hand-over point */
+	char pid_file[PATH_MAX];     /* "" = none */
 	_Atomic int refs;	     /* holders: the daemon (current) + every connection */
 	struct listener *listeners;
 	unsigned nlisteners;
@@ -248,6 +249,7 @@ struct config {
 /* global run-time options from the command line */
 struct options {
 	const char *config_file;
+	const char *pid_file; /* -P: overrides pid_file */
 	int foreground;
 	int check_only;
 	int verbose;

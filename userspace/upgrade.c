@@ -193,6 +193,12 @@ static void close_fds(int *fds, int n)
 /* ---- old process ---- */
 
 static struct {
+	int fd;
+	unsigned next_worker;
+	unsigned adopted;
+} N = {.fd = -1};
+
+static struct {
 	int fd;	       /* our end of the socketpair; -1: no upgrade running */
 	pid_t child;   /* what we forked (the new process, or its daemon() parent) */
 	pid_t new_pid; /* from HELLO */
@@ -389,9 +395,11 @@ int upgrade_start(struct daemon *d, char **argv)
 	int sp[2];
 	pid_t pid;
 
-	if (d->upgrading || d->stopping) {
+	if (d->upgrading || d->stopping || N.fd >= 0) {
 		log_warnx("SIGUSR2: %s; ignored",
-			  d->upgrading ? "an upgrade is already running" : "stopping");
+			  d->upgrading	? "an upgrade is already running"
+			  : d->stopping ? "stopping"
+					: "still taking connections from the previous process");
 		return -1;
 	}
 	if (!d->exe[0]) {
@@ -488,13 +496,7 @@ int upgrade_poll(struct daemon *d)
 	return 0;
 }
 
-/* ---- new process ---- */
-
-static struct {
-	int fd;
-	unsigned next_worker;
-	unsigned adopted;
-} N = {.fd = -1};
+/* ---- new process (state N, above) ---- */
 
 int upgrade_inherited_fd(void)
 {

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -1052,6 +1053,67 @@ static void test_load_file(void)
 	ASSERT_TRUE(msgs && strstr(msgs, "NUL byte"), "got: %s", msgs ? msgs : "");
 }
 
+/* operations settings: defaults, values, and every kind of mistake */
+static void test_operations_global(void)
+{
+	struct config *cf = expect_ok(BASE);
+
+	if (cf) {
+		ASSERT_STREQ(cf->control, "", "control default");
+		ASSERT_STREQ(cf->metrics, "", "metrics default");
+		ASSERT_STREQ(cf->user, "", "user default");
+		ASSERT_STREQ(cf->pid_file, "", "pid_file default");
+		ASSERT_EQ(cf->drain_timeout_ms, 30000, "drain_timeout default");
+		ASSERT_EQ(cf->upgrade_timeout_ms, 30000, "upgrade_timeout default");
+	}
+	conf_free(cf);
+	cf = expect_ok("global { control /run/spliced/control.sock; metrics 127.0.0.1:9100;\n"
+		       "user nobody; group nogroup; pid_file /run/spliced/spliced.pid;\n"
+		       "drain_timeout 5s; upgrade_timeout 2m; }\n" BASE);
+	if (cf) {
+		ASSERT_STREQ(cf->control, "/run/spliced/control.sock", "control");
+		ASSERT_STREQ(cf->metrics, "127.0.0.1:9100", "metrics");
+		ASSERT_EQ(cf->metrics_addr.ss_family, AF_INET, "metrics address family");
+		ASSERT_STREQ(cf->user, "nobody", "user");
+		ASSERT_STREQ(cf->group, "nogroup", "group");
+		ASSERT_STREQ(cf->pid_file, "/run/spliced/spliced.pid", "pid_file");
+		ASSERT_EQ(cf->drain_timeout_ms, 5000, "drain_timeout");
+		ASSERT_EQ(cf->upgrade_timeout_ms, 120000, "upgrade_timeout");
+	}
+	conf_free(cf);
+	expect_error("global {\n\tcontrol relative.sock;\n}\n" BASE, 2, "absolute path", 1);
+	expect_error("global {\n\tmetrics nowhere;\n}\n" BASE, 2, "invalid metrics address", 1);
+	expect_error("global {\n\tuser bad/name;\n}\n" BASE, 2, "invalid character", 1);
+	expect_error("global {\n\tpid_file x.pid;\n}\n" BASE, 2, "pid_file must be an absolute", 1);
+	expect_error("global {\n\tdrain_timeout soon;\n}\n" BASE, 2, "invalid duration", 1);
+	expect_error("global {\n\tupgrade_timeout 1 2;\n}\n" BASE, 2, "takes 1 argument", 1);
+}
+
+/* a file every user may write is refused: whoever writes it runs code as the daemon */
+static void test_load_world_writable(void)
+{
+	char path[] = "/tmp/spliced-test-conf-XXXXXX";
+	struct config *cf;
+	int fd = mkstemp(path);
+
+	if (!ASSERT_TRUE(fd != -1, "mkstemp: %s", strerror(errno)))
+		return;
+	ASSERT_EQ(write(fd, BASE, strlen(BASE)), (ssize_t)strlen(BASE), "write");
+	close(fd);
+	ASSERT_EQ(chmod(path, 0666), 0, "chmod");
+	{
+		FILE *errf = capture();
+
+		cf = conf_load(path, errf);
+		fclose(errf);
+	}
+	ASSERT_TRUE(cf == NULL, "world-writable file loaded");
+	conf_free(cf);
+	ASSERT_TRUE(msgs && strstr(msgs, "writable by every user (mode 0666)"), "got: %s",
+		    msgs ? msgs : "");
+	unlink(path);
+}
+
 /* ---------------------------------------------------------------- conf_parse_duration */
 
 static void test_duration_valid(void)
@@ -1321,6 +1383,8 @@ int main(void)
 	RUN_TEST(test_err_null_errf);
 	RUN_TEST(test_load_missing_file);
 	RUN_TEST(test_load_file);
+	RUN_TEST(test_load_world_writable);
+	RUN_TEST(test_operations_global);
 	RUN_TEST(test_duration_valid);
 	RUN_TEST(test_duration_invalid);
 	RUN_TEST(test_size_valid);
