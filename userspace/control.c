@@ -36,6 +36,8 @@
 #include "worker.h"
 
 #define MAX_ARGS 16
+/* the listening socket's number, for the process a live upgrade executes (it inherits the fd) */
+#define ENV_FD "SPLICED_CONTROL_FD"
 
 struct ctl_client {
 	int fd;
@@ -56,7 +58,8 @@ static struct {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev; /* the socket file we created: removed at close only while it is still ours */
 	ino_t ino;
-	int takeover; /* started by a live upgrade: replace the old process's socket */
+	int takeover; /* started by a live upgrade: inherit or replace the old process's socket */
+	int paused;   /* an upgrade runs: the new process accepts, not this one */
 	struct ctl_client *clients;
 	unsigned nclients;
 } C = {.lfd = -1, .tfd = -1};
@@ -851,6 +854,13 @@ static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
 	(void)events;
 	(void)arg;
+	if (d->upgrading) {
+		/* the new process shares this socket: new clients wait for it in the backlog
+		 * (the timer watches again if the upgrade is given up) */
+		daemon_unwatch(d, fd);
+		C.paused = 1;
+		return;
+	}
 	for (;;) {
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct ctl_client *cl;
@@ -901,6 +911,63 @@ static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		if (now - cl->last_ms >= CONTROL_IDLE_MS)
 			client_close(d, cl);
 	}
+	if (C.paused && !d->upgrading && C.lfd >= 0) {
+		/* the upgrade was given up: serve again (what queued meanwhile is reported) */
+		if (daemon_watch(d, C.lfd, EPOLLIN | EPOLLET, accept_event, NULL) == 0)
+			C.paused = 0;
+	}
+}
+
+/* hand the socket down to a process a live upgrade executes: no close-on-exec, number in the
+ * environment */
+static void publish_fd(int fd)
+{
+	char num[16];
+
+	if (fd < 0) {
+		unsetenv(ENV_FD);
+		return;
+	}
+	snprintf(num, sizeof(num), "%d", fd);
+	if (fcntl(fd, F_SETFD, 0) == 0)
+		setenv(ENV_FD, num, 1);
+}
+
+/*
+ * inherit_fd - the listening socket the old process handed down (ENV_FD), when it is a
+ * listening unix socket bound to path; else -1 (a socket for another path is closed: it was
+ * the old process's and nobody else uses it here).
+ */
+static int inherit_fd(const char *path)
+{
+	const char *v = getenv(ENV_FD);
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+	int fd, on = 0;
+	socklen_t ol = sizeof(on);
+	struct stat st;
+	char *end;
+	long n;
+
+	if (!v)
+		return -1;
+	n = strtol(v, &end, 10);
+	unsetenv(ENV_FD);
+	if (*end || n < 3 || n > INT_MAX)
+		return -1;
+	fd = (int)n;
+	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
+		return -1;
+	memset(&sun, 0, sizeof(sun));
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1 || sun.sun_family != AF_UNIX ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == -1 || !on ||
+	    strncmp(sun.sun_path, path, sizeof(sun.sun_path))) {
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	log_info("control socket %s inherited from the previous process", path);
+	return fd;
 }
 
 /* ---- the listening socket ---- */
@@ -1065,7 +1132,11 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 	if (old_cf && !strcmp(old_cf->control, np) && (C.lfd >= 0) == (np[0] != 0))
 		return 0;
 	if (np[0]) {
-		fd = open_socket(np, errf, &st);
+		fd = C.takeover && !old_cf ? inherit_fd(np) : -1;
+		if (fd >= 0 && stat(np, &st) == -1)
+			memset(&st, 0, sizeof(st));
+		if (fd < 0)
+			fd = open_socket(np, errf, &st);
 		if (fd < 0)
 			return fd;
 		rc = daemon_watch(d, fd, EPOLLIN | EPOLLET, accept_event, NULL);
@@ -1076,8 +1147,8 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 			return rc;
 		}
 		if (C.tfd < 0) {
-			struct itimerspec its = {.it_interval = {.tv_sec = 5},
-						 .it_value = {.tv_sec = 5}};
+			struct itimerspec its = {.it_interval = {.tv_sec = 1},
+						 .it_value = {.tv_sec = 1}};
 
 			C.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 			if (C.tfd >= 0 && (timerfd_settime(C.tfd, 0, &its, NULL) == -1 ||
@@ -1095,8 +1166,10 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 		log_info("control socket %s closed", C.path);
 	}
 	C.lfd = fd;
+	C.paused = 0;
 	C.dev = st.st_dev;
 	C.ino = st.st_ino;
+	publish_fd(fd);
 	copy_path(C.path, np); /* open_socket() checked that it fits */
 	if (fd >= 0)
 		log_info("control socket on %s", np);
@@ -1108,11 +1181,14 @@ void control_close(struct daemon *d, int unlink_path)
 	while (C.clients)
 		client_close(d, C.clients);
 	if (C.lfd >= 0) {
-		daemon_unwatch(d, C.lfd);
+		if (!C.paused)
+			daemon_unwatch(d, C.lfd);
 		close(C.lfd);
-		if (unlink_path)
+		/* after a live upgrade the new process serves the same socket file */
+		if (unlink_path && !d->upgraded)
 			unlink_ours();
 		C.lfd = -1;
+		publish_fd(-1);
 	}
 	if (C.tfd >= 0) {
 		daemon_unwatch(d, C.tfd);

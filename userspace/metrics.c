@@ -5,10 +5,13 @@
  * atomics, health, the BPF verdict counters).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +24,9 @@
 #include "stats.h"
 #include "version.h"
 #include "worker.h"
+
+/* the listening socket's number, for the process a live upgrade executes (it inherits the fd) */
+#define ENV_FD "SPLICED_METRICS_FD"
 
 struct m_client {
 	int fd;
@@ -39,6 +45,7 @@ static struct {
 	struct m_client *clients;
 	unsigned nclients;
 	int takeover; /* started by a live upgrade (metrics_takeover) */
+	int paused;   /* an upgrade runs: the new process accepts on the shared socket */
 	int pending;  /* the address is still held by the old process: retry every second */
 	struct sockaddr_storage paddr;
 	socklen_t plen;
@@ -467,6 +474,13 @@ static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
 	(void)events;
 	(void)arg;
+	if (d->upgrading) {
+		/* the new process shares this socket and answers from now on (the timer watches
+		 * again if the upgrade is given up) */
+		daemon_unwatch(d, fd);
+		M.paused = 1;
+		return;
+	}
 	for (;;) {
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct m_client *cl;
@@ -504,6 +518,74 @@ static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 static int open_socket(const struct sockaddr_storage *addr, socklen_t len, const char *str,
 		       FILE *errf, int quiet);
 
+/* hand the socket down to a process a live upgrade executes: no close-on-exec, number in the
+ * environment */
+static void publish_fd(int fd)
+{
+	char num[16];
+
+	if (fd < 0) {
+		unsetenv(ENV_FD);
+		return;
+	}
+	snprintf(num, sizeof(num), "%d", fd);
+	if (fcntl(fd, F_SETFD, 0) == 0)
+		setenv(ENV_FD, num, 1);
+}
+
+/* the same address, port and family */
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+	return 0;
+}
+
+/*
+ * inherit_fd - the listening socket the old process handed down (ENV_FD) when it listens on
+ * addr; else -1 (a socket on another address is closed: it was the old process's).
+ */
+static int inherit_fd(const struct sockaddr_storage *addr)
+{
+	const char *v = getenv(ENV_FD);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss), ol;
+	struct stat st;
+	int fd, on = 0;
+	char *end;
+	long n;
+
+	if (!v)
+		return -1;
+	n = strtol(v, &end, 10);
+	unsetenv(ENV_FD);
+	if (*end || n < 3 || n > INT_MAX)
+		return -1;
+	fd = (int)n;
+	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
+		return -1;
+	memset(&ss, 0, sizeof(ss));
+	ol = sizeof(on);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 || !same_addr(&ss, addr) ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == -1 || !on) {
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	return fd;
+}
+
 static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
 	uint64_t n, now = worker_clock_ms();
@@ -517,6 +599,9 @@ static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		if (now - cl->start_ms >= METRICS_IDLE_MS)
 			client_close(d, cl);
 	}
+	if (M.paused && !d->upgrading && M.lfd >= 0 &&
+	    daemon_watch(d, M.lfd, EPOLLIN | EPOLLET, accept_event, NULL) == 0)
+		M.paused = 0;
 	if (M.pending && M.lfd < 0) {
 		int lfd = open_socket(&M.paddr, M.plen, M.addr, NULL, 1);
 
@@ -527,6 +612,7 @@ static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		if (lfd >= 0) {
 			M.lfd = lfd;
 			M.pending = 0;
+			publish_fd(lfd);
 			log_info("metrics endpoint on http://%s/metrics", M.addr);
 		}
 	}
@@ -582,8 +668,13 @@ int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const str
 		return 0;
 	M.pending = 0;
 	if (na[0]) {
-		fd = open_socket(&new_cf->metrics_addr, new_cf->metrics_addrlen, na,
-				 old_cf || !M.takeover ? errf : NULL, !old_cf && M.takeover);
+		fd = M.takeover && !old_cf ? inherit_fd(&new_cf->metrics_addr) : -1;
+		if (fd >= 0)
+			log_info("metrics endpoint %s inherited from the previous process", na);
+		else
+			fd = open_socket(&new_cf->metrics_addr, new_cf->metrics_addrlen, na,
+					 old_cf || !M.takeover ? errf : NULL,
+					 !old_cf && M.takeover);
 		if (fd == -EADDRINUSE && !old_cf && M.takeover) {
 			/* the old process serves scrapes until it exits; then this one does */
 			log_info("metrics endpoint %s: still held by the previous process, taken "
@@ -623,6 +714,8 @@ timer:
 		log_info("metrics endpoint %s closed", M.addr);
 	}
 	M.lfd = fd;
+	M.paused = 0;
+	publish_fd(fd);
 	snprintf(M.addr, sizeof(M.addr), "%s", na);
 	if (M.pending)
 		return 0;
@@ -639,6 +732,7 @@ void metrics_close(struct daemon *d)
 		daemon_unwatch(d, M.lfd);
 		close(M.lfd);
 		M.lfd = -1;
+		publish_fd(-1);
 	}
 	M.pending = 0;
 	if (M.tfd >= 0) {

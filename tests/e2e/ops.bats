@@ -69,11 +69,12 @@ sys.stdout.write(out.decode("latin1"))
 PY
 }
 
-# two origins a and b behind pool p; the control socket and the metrics endpoint on
+# ops_setup [GLOBAL_SETTINGS]: two origins a and b behind pool p; the control socket and the
+# metrics endpoint on
 ops_setup() {
 	start_origin a
 	start_origin b
-	start_spliced "global { control $CTL_SOCK; metrics 127.0.0.1:@PORT2@; }
+	start_spliced "global { control $CTL_SOCK; metrics 127.0.0.1:@PORT2@; ${1:-} }
 listener web {
 	bind 127.0.0.1:@PORT@;
 	route { path /api/; pool p; }
@@ -573,11 +574,11 @@ _scrape_requests_are() { # N: requests answered with 200, as the endpoint report
 		[[ $(metric "$BATS_TEST_TMPDIR/up.prom" 'spliced_requests_total{listener="web",pool="p",code="200"}') -eq $1 ]]
 }
 
-@test "ops: a live upgrade takes over the control socket and the metrics endpoint" {
+# upgrade_takeover [GLOBAL_SETTINGS]: the scenario of the two tests below
+upgrade_takeover() {
 	[[ -f $E2E_ROOT/userspace/upgrade.c ]] || skip "live upgrade is not in this tree yet"
-	cp "$SPLICED_BIN" "$BATS_TEST_TMPDIR/spliced"
-	SPLICED_BIN=$BATS_TEST_TMPDIR/spliced
-	ops_setup
+	ops_setup "${1:-}"
+	chmod o+r "$SPLICED_CONF"
 	local before new i old=$SPLICED_PID
 	_pid_answers "$old" || fail "the old process does not answer"
 	for i in 1 2 3; do
@@ -590,16 +591,45 @@ _scrape_requests_are() { # N: requests answered with 200, as the endpoint report
 	new=$(sed -n 's/.*started: .*pid \([0-9]*\)$/\1/p' "$SPLICED_ERR" | tail -1)
 	record_pid "$new" spliced-new
 	[[ $new != "$old" ]] || fail "same pid"
+	NEW_PID=$new
 	# the socket path answers from the new process at once, the old one exits
 	wait_until 10 _pid_answers "$new" || fail "the control socket is not the new process's"
 	wait_until 20 _proc_gone "$old" || fail "the old process did not exit"
-	[[ -S $CTL_SOCK ]] || fail "the old process removed the new process's socket"
+	[[ -S $CTL_SOCK ]] || fail "the old process removed the socket file"
 	assert_equal 660 "$(stat -c %a "$CTL_SOCK")" "socket mode after the upgrade"
 	ctl show servers
 	[[ $status -eq 0 ]] || fail "show servers after the upgrade: $output"
-	# the metrics address is the new process's once the old one let go of it (its counters
-	# start from zero: Prometheus sees a counter reset)
+	# the metrics endpoint is the new process's (its counters start from zero: Prometheus
+	# sees a counter reset)
 	wait_until 10 _scrape_requests_are 0 || fail "metrics not served by the new process"
 	[[ $(http_code "$(url /api/after)") == 200 ]] || fail "HTTP after the upgrade"
 	_scrape_requests_are 1 || fail "the new process did not count its request"
+	grep -q 'control socket .* inherited from the previous process' "$SPLICED_ERR" ||
+		fail "the control socket was not inherited"
+	grep -q 'metrics endpoint .* inherited from the previous process' "$SPLICED_ERR" ||
+		fail "the metrics socket was not inherited"
+	ctl show info
+	[[ $status -eq 0 ]] || fail "show info: $output"
+}
+
+@test "ops: a live upgrade hands the control socket and the metrics endpoint to the new process" {
+	cp "$SPLICED_BIN" "$BATS_TEST_TMPDIR/spliced"
+	SPLICED_BIN=$BATS_TEST_TMPDIR/spliced
+	upgrade_takeover
+}
+
+@test "ops: the same as nobody: the new process cannot bind, it inherits both sockets" {
+	[[ $EUID -eq 0 ]] || skip "needs root to switch users"
+	cp "$SPLICED_BIN" "$BATS_TEST_TMPDIR/spliced"
+	SPLICED_BIN=$BATS_TEST_TMPDIR/spliced
+	local d=$BATS_TEST_TMPDIR
+	while [[ $d != / ]]; do chmod o+x "$d"; d=$(dirname "$d"); done
+	chmod o+rx "$SPLICED_BIN"
+	mkdir "$BATS_TEST_TMPDIR/logs"
+	chown nobody "$BATS_TEST_TMPDIR/logs"
+	ACCESS_LOG=$BATS_TEST_TMPDIR/logs/access.log
+	upgrade_takeover "user nobody;"
+	grep -q "^Uid:[[:space:]]*65534[[:space:]]65534" "/proc/$NEW_PID/status" ||
+		fail "the new process does not run as nobody"
+	assert_equal nobody "$(stat -c %U "$CTL_SOCK")" "owner of the control socket"
 }
