@@ -838,6 +838,15 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 	for (;;) {
 		int rc;
 
+		/* body bytes that came with the head go out in the same send as the head */
+		if (buf_len(&f->out) && buf_len(&f->in) && !f->in_pipe && f->body != B_NONE &&
+		    !f->body_done) {
+			uint32_t before = buf_len(&f->out);
+
+			if (flow_take_from_in(f))
+				return FLOW_BAD_FRAMING;
+			*moved_total += buf_len(&f->out) - before;
+		}
 		rc = flush_buf(c, f->dst, &f->out, progress);
 		if (rc == -EAGAIN)
 			return FLOW_BLOCKED;
