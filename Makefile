@@ -26,12 +26,14 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c reload.c privdrop.c upgrade.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c health.c tls.c
+DAEMON_SRCS := main.c reload.c privdrop.c upgrade.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c health.c tls.c \
+	       stats.c obuf.c control.c metrics.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h
 UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
-	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls
+	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls \
+	       $(OUTPUT)/tests/test_stats
 KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
 FUZZ        := $(OUTPUT)/tests/fuzz_http
@@ -41,7 +43,7 @@ FUZZ_SECONDS ?= 60
 .PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install \
 	uninstall
 
-all: $(OUTPUT)/spliced $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
+all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 16
@@ -72,6 +74,11 @@ $(OUTPUT)/spliced: $(DAEMON_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
+# the control tool: one file, the daemon's version
+$(OUTPUT)/splicectl: tools/splicectl.c userspace/version.h | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
+
 $(OUTPUT)/userspace/%.o: userspace/%.c | $(OUTPUT)/userspace
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -90,6 +97,11 @@ $(SKEL): $(BPF_OBJ)
 $(OUTPUT)/tests/test_http: tests/unit/test_http.c $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@
+
+$(OUTPUT)/tests/test_stats: tests/unit/test_stats.c $(OUTPUT)/userspace/stats.o \
+			    $(OUTPUT)/userspace/obuf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "route.h"
 #include "splice.h"
+#include "stats.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -146,7 +147,13 @@ struct conn {
 	uint64_t bytes_in, bytes_out; /* this request, from / to the client */
 	uint64_t run_budget;
 	unsigned requests;
+	/* for `show connections` (control.c reads them through conn_snapshot()) */
+	uint8_t paths;			      /* CONN_PATH_* the connection used so far */
+	uint64_t user_done_in, user_done_out; /* daemon bytes of finished requests */
 };
+
+#define CONN_PATH_SPLICE 0x1 /* a body moved with splice(2) */
+#define CONN_PATH_KERNEL 0x2 /* a span was handed to the BPF verdict */
 
 static const char *state_name[] = {"head",    "connect",   "exchange",	 "tunnel",
 				   "closing", "handshake", "uphandshake"};
@@ -302,6 +309,14 @@ static void access_log(struct conn *c)
 	}
 }
 
+/* request_done - one request is over (answered, failed or a tunnel closed): count, log */
+static void request_done(struct conn *c)
+{
+	stats_request(c->l, c->pool, c->status,
+		      c->w->now_ms > c->t_start ? c->w->now_ms - c->t_start : 0);
+	access_log(c);
+}
+
 /* ---- teardown ---- */
 
 static inline int kin(const struct kside *s)
@@ -361,12 +376,15 @@ static void conn_unlink(struct conn *c)
 	}
 	flow_close_pipe(&c->req);
 	flow_close_pipe(&c->resp);
+	/* the control socket walks the list from the main thread (conn_snapshot) */
+	pthread_mutex_lock(&w->conns_lock);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	pthread_mutex_unlock(&w->conns_lock);
 	if (c->queued) {
 		struct conn **pp = &w->ready;
 
@@ -479,9 +497,10 @@ static int conn_fail_request(struct conn *c, int status)
 
 	upstream_close(c);
 	c->status = status;
+	stats_error(stats_error_of_status(status));
 	if (c->resp_started) {
 		/* part of a response went out already: the only honest signal left is a close */
-		access_log(c);
+		request_done(c);
 		conn_free(c);
 		return -1;
 	}
@@ -493,7 +512,7 @@ static int conn_fail_request(struct conn *c, int status)
 	c->resp.out.start = c->resp.out.end = 0;
 	buf_append(&c->resp.out, out, (uint32_t)n);
 	c->bytes_out = (uint64_t)n;
-	access_log(c);
+	request_done(c);
 	c->st = CS_CLOSING;
 	c->req_keepalive = 0;
 	c->linger = 1; /* the client may still be sending: drain before closing */
@@ -714,6 +733,7 @@ static void kernel_open(struct conn *c, struct flow *f)
 	uint64_t off = f->src->read - f->src->base;
 
 	f->kspan = 1;
+	c->paths |= CONN_PATH_KERNEL;
 	f->kern_seen = st->kern_fwd;
 	st->user_fwd = off;
 	/* publish the end last: the verdict may run on another CPU right now */
@@ -871,6 +891,9 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 			if (kin(f->dst))
 				f->dst->k.st->user_in = f->dst->written;
 			*moved_total += (uint64_t)r;
+			stats_add(f == &c->req ? &g_stats.splice_bytes_up
+					       : &g_stats.splice_bytes_down,
+				  (uint64_t)r);
 			*progress = 1;
 		}
 		if (f->kspan)
@@ -966,6 +989,7 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 				}
 				f->src->read += (uint64_t)r;
 				f->in_pipe += (uint32_t)r;
+				c->paths |= CONN_PATH_SPLICE;
 				c->run_budget += (uint64_t)r;
 				flow_account(f, (uint64_t)r);
 				*progress = 1;
@@ -1034,6 +1058,7 @@ static int connect_failed(struct conn *c, const char *why)
 {
 	struct server *s = c->srv;
 
+	stats_error(STATS_ERR_CONNECT_FAILED);
 	if (s) {
 		atomic_fetch_add(&s->conn_fail, 1);
 		atomic_store(&s->failed_until_ms, c->w->now_ms + s->pool->fail_timeout_ms);
@@ -1317,6 +1342,8 @@ static void count_kernel(struct conn *c)
 		atomic_fetch_add(&c->srv->kern_bytes_up, c->req.kmoved);
 		atomic_fetch_add(&c->srv->kern_bytes_down, c->resp.kmoved);
 	}
+	stats_add(&g_stats.kern_bytes_up, c->req.kmoved);
+	stats_add(&g_stats.kern_bytes_down, c->resp.kmoved);
 	c->req.kmoved = 0;
 	c->resp.kmoved = 0;
 }
@@ -1344,25 +1371,39 @@ static int config_follow(struct conn *c)
 	    ncf->buffer_size != old->buffer_size)
 		return 0;
 	upstream_close(c);
+	conf_ref(ncf);
+	/* conn_snapshot() reads these from the main thread: it must never hold a pointer into
+	 * the old configuration once that may be freed (by the unref below) */
+	pthread_mutex_lock(&c->w->conns_lock);
 	c->pool = NULL;
 	c->srv = NULL;
-	conf_ref(ncf);
 	c->cf = ncf;
 	c->l = nl;
+	pthread_mutex_unlock(&c->w->conns_lock);
 	if (!kin(&c->kc))
 		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
 	conf_unref(old);
 	return 0;
 }
 
-static int finish_request(struct conn *c)
+/* the daemon's bytes of the request that ends (before count_kernel() adds the kernel's) */
+static void count_user(struct conn *c)
 {
 	if (c->srv) {
 		atomic_fetch_add(&c->srv->bytes_up, c->bytes_in);
 		atomic_fetch_add(&c->srv->bytes_down, c->bytes_out);
 	}
+	stats_add(&g_stats.user_bytes_up, c->bytes_in);
+	stats_add(&g_stats.user_bytes_down, c->bytes_out);
+	c->user_done_in += c->bytes_in;
+	c->user_done_out += c->bytes_out;
+}
+
+static int finish_request(struct conn *c)
+{
+	count_user(c);
 	count_kernel(c); /* after: the server's user counters hold only the daemon's bytes */
-	access_log(c);
+	request_done(c);
 	/* the upstream is released as soon as it can carry nothing more for this client */
 	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
 		upstream_close(c);
@@ -1618,7 +1659,8 @@ static int step_exchange(struct conn *c)
 			log_warnx("%s: upstream %s/%s broke the response body", c->peer,
 				  c->pool->name, c->srv ? c->srv->name : "-");
 			c->status = 502;
-			access_log(c);
+			stats_error(STATS_ERR_UPSTREAM_BROKEN);
+			request_done(c);
 			conn_free(c);
 			return -1;
 		}
@@ -1652,12 +1694,10 @@ static void tunnel_end(struct conn *c, int abort)
 		kernel_account(&c->req, &dummy);
 	if (c->resp.kspan)
 		kernel_account(&c->resp, &dummy);
-	if (c->srv) {
-		atomic_fetch_add(&c->srv->bytes_up, c->bytes_in);
-		atomic_fetch_add(&c->srv->bytes_down, c->bytes_out);
-	}
+	count_user(c);
+	stats_add(&g_stats.tunnels_total, 1);
 	count_kernel(c);
-	access_log(c);
+	request_done(c);
 	if (abort) {
 		setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 		if (c->ufd >= 0)
@@ -1745,9 +1785,12 @@ static int step_handshake(struct conn *c)
 		return 0;
 	if (r < 0) {
 		log_debug("%s: TLS handshake failed: %s", c->peer, why);
+		stats_add(&g_stats.tls_failed, 1);
+		stats_error(STATS_ERR_TLS_HANDSHAKE);
 		conn_free(c);
 		return -1;
 	}
+	stats_add(&g_stats.tls_ok, 1);
 	if (log_verbosity() > 0) {
 		tls_describe(c->kc.ssl, why, sizeof(why));
 		log_debug("%s: TLS %s", c->peer, why);
@@ -1872,6 +1915,10 @@ void conn_timer(struct conn *c)
 	}
 	default:
 		log_debug("%s: %s timeout", c->peer, state_name[c->st]);
+		if (c->st == CS_HANDSHAKE) {
+			stats_add(&g_stats.tls_failed, 1);
+			stats_error(STATS_ERR_TLS_HANDSHAKE);
+		}
 		conn_free(c);
 		return;
 	}
@@ -1956,10 +2003,14 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 		c->st = CS_HANDSHAKE;
 	}
 	set_deadline(c, c->cf->timeout_header_ms);
+	stats_add(&g_stats.connections_total, 1);
+	stats_add(&l->st.connections, 1);
+	pthread_mutex_lock(&w->conns_lock);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
+	pthread_mutex_unlock(&w->conns_lock);
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 	ev.data.ptr = &c->ctag;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
@@ -2214,4 +2265,94 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 	set_deadline(c, rec->deadline_left_ms ? (uint32_t)rec->deadline_left_ms : 1000);
 	conn_queue(c);
 	return 0;
+}
+
+/* ---- `show connections` ---- */
+
+static void addr_port(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(out, len, "[%s]:%u", a, (unsigned)ntohs(s6->sin6_port));
+	} else if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(out, len, "%s:%u", a, (unsigned)ntohs(s4->sin_port));
+	} else {
+		snprintf(out, len, "-");
+	}
+}
+
+/* a word of the live connection, read while its worker may write it */
+#define PEEK(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+static void conn_describe(struct conn *c, struct conn_info *ci)
+{
+	struct spliced_sock *cst = PEEK(c->kc.k.st), *ust = PEEK(c->ku.k.st);
+	struct server *srv = PEEK(c->srv);
+	struct pool *pool = PEEK(c->pool);
+	uint8_t paths = PEEK(c->paths);
+	int st = PEEK(c->st);
+
+	memset(ci, 0, sizeof(*ci));
+	ci->worker = c->w->id;
+	/* the listener, pool and server belong to c->cf, which c holds until it is released */
+	snprintf(ci->listener, sizeof(ci->listener), "%s", c->l->name);
+	if (strchr(c->peer, ':'))
+		snprintf(ci->client, sizeof(ci->client), "[%s]:%u", c->peer,
+			 (unsigned)c->peer_port);
+	else
+		snprintf(ci->client, sizeof(ci->client), "%s:%u", c->peer, (unsigned)c->peer_port);
+	if (pool)
+		snprintf(ci->pool, sizeof(ci->pool), "%s", pool->name);
+	if (srv && PEEK(c->ufd) >= 0) {
+		snprintf(ci->server, sizeof(ci->server), "%s", srv->name);
+		addr_port(&srv->addr, ci->upstream, sizeof(ci->upstream));
+	}
+	ci->state = st >= 0 && (unsigned)st < sizeof(state_name) / sizeof(state_name[0])
+			    ? state_name[st]
+			    : "?";
+	if (PEEK(c->kc.ssl) || PEEK(c->ku.ssl))
+		ci->path = "tls";
+	else if (paths & CONN_PATH_KERNEL)
+		ci->path = "kernel";
+	else if (paths & CONN_PATH_SPLICE)
+		ci->path = "splice";
+	else
+		ci->path = "userspace";
+	ci->start_ns = c->start_ns;
+	ci->cookie = PEEK(c->kc.k.cookie);
+	ci->requests = PEEK(c->requests);
+	ci->user_up = PEEK(c->user_done_in) + PEEK(c->bytes_in);
+	ci->user_down = PEEK(c->user_done_out) + PEEK(c->bytes_out);
+	/* the kernel's share comes from the sockets' window state in the pinned spliced_socks
+	 * map (mmap-ed): what the client's verdict redirected, and what upstream verdicts
+	 * redirected into the client. A slot released meanwhile reads as zeros. */
+	if (cst) {
+		ci->kern_up = __atomic_load_n(&cst->kern_fwd, __ATOMIC_RELAXED);
+		ci->kern_down = PEEK(c->kc.kern_in_closed);
+	}
+	if (ust && PEEK(c->ku.paired)) {
+		uint64_t f = __atomic_load_n(&ust->kern_fwd, __ATOMIC_RELAXED);
+		uint64_t base = PEEK(c->ku.kern_base);
+
+		ci->kern_down += f > base ? f - base : 0;
+	}
+}
+
+unsigned conn_snapshot(struct worker *w, struct conn_info *out, unsigned max)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&w->conns_lock);
+	for (struct conn *c = w->conns; c; c = c->next, n++)
+		if (n < max)
+			conn_describe(c, &out[n]);
+	pthread_mutex_unlock(&w->conns_lock);
+	return n;
 }

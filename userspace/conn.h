@@ -10,9 +10,11 @@
 #ifndef SPLICED_CONN_H
 #define SPLICED_CONN_H
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "types.h"
 #include "http.h"
 
 struct worker;
@@ -53,6 +55,32 @@ struct conn *conn_ready_next(struct conn *c);
 
 /* conn_kpoll_next - the same for the kernel poll list. */
 struct conn *conn_kpoll_next(struct conn *c);
+
+/* one live connection as `show connections` reports it (a snapshot, see conn_snapshot) */
+struct conn_info {
+	unsigned worker;
+	char listener[NAME_MAX_LEN];
+	char client[INET6_ADDRSTRLEN + 8];   /* address:port */
+	char upstream[INET6_ADDRSTRLEN + 8]; /* address:port, "" when not connected */
+	char pool[NAME_MAX_LEN];	     /* "" before routing */
+	char server[NAME_MAX_LEN];
+	const char *state; /* "head", "exchange", "tunnel", ... (static strings) */
+	const char *path;  /* "kernel", "splice", "userspace" or "tls" */
+	uint64_t start_ns; /* CLOCK_REALTIME */
+	uint64_t cookie;   /* client socket cookie in the BPF maps; 0: never inserted */
+	unsigned requests;
+	uint64_t user_up, user_down; /* bytes the daemon moved (client -> server, back) */
+	uint64_t kern_up, kern_down; /* bytes the BPF verdict redirected */
+};
+
+/*
+ * conn_snapshot - copy what `show connections` needs of w's connections into out (at most max
+ * entries). Any thread: it holds w->conns_lock (which conn_new/conn_free take to link and unlink)
+ * while it walks the list, so no connection is released under it; the fields themselves are
+ * read while the worker runs, so a value may be one event old (word-sized loads, never torn).
+ * Returns the number of connections w has (may exceed max: then only max were copied).
+ */
+unsigned conn_snapshot(struct worker *w, struct conn_info *out, unsigned max);
 
 /*
  * Live upgrade (upgrade.c): a connection at a hand-over point travels to the next process as

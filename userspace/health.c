@@ -265,6 +265,38 @@ int health_set_admin(struct server *s, const char *what)
 	return 0;
 }
 
+int health_set_weight(struct server *s, uint32_t weight)
+{
+	if (weight > 1000)
+		return -EINVAL;
+	pthread_mutex_lock(&health_lock);
+	/* workers read it without the lock (health_server_usable) */
+	__atomic_store_n(&s->weight, weight, __ATOMIC_RELAXED);
+	log_info("pool %s server %s: weight %u (admin)", s->pool->name, s->name, weight);
+	apply_weight(s, clock_ms());
+	pthread_mutex_unlock(&health_lock);
+	return 0;
+}
+
+void health_server_view(struct server *s, struct health_view *v)
+{
+	struct server_health *h = &s->h;
+
+	pthread_mutex_lock(&health_lock);
+	v->state = atomic_load(&h->state);
+	v->ejected = atomic_load(&h->ejected_until_ms) > clock_ms();
+	v->admin = h->admin;
+	v->lb_weight = h->lb_weight;
+	v->last_ok = h->last_ok;
+	v->last_latency_us = h->last_latency_us;
+	v->checks = h->checks;
+	v->transitions = atomic_load(&h->transitions);
+	v->last_change_ms = h->last_change_ms;
+	snprintf(v->last_result, sizeof(v->last_result), "%s", h->last_result);
+	snprintf(v->reason, sizeof(v->reason), "%s", h->reason);
+	pthread_mutex_unlock(&health_lock);
+}
+
 /* ---- passive ejection ---- */
 
 int health_eject_allowed(unsigned nservers, unsigned nejected, unsigned percent)
@@ -283,7 +315,7 @@ uint32_t health_ejection_ms(const struct pool *p, unsigned n)
 
 int health_server_usable(struct server *s, uint64_t now_ms)
 {
-	if (!s->weight)
+	if (!__atomic_load_n(&s->weight, __ATOMIC_RELAXED))
 		return 0;
 	if (atomic_load_explicit(&s->h.state, memory_order_relaxed) != SRV_UP)
 		return 0;
@@ -362,7 +394,8 @@ out:
 uint32_t health_effective_weight(struct server *s, uint64_t now_ms)
 {
 	const struct pool *p = s->pool;
-	uint64_t w = (uint64_t)s->weight * (p->weight_scale ? p->weight_scale : 1);
+	uint64_t w = (uint64_t)__atomic_load_n(&s->weight, __ATOMIC_RELAXED) *
+		     (p->weight_scale ? p->weight_scale : 1);
 	uint64_t since, el;
 
 	if (!w || atomic_load(&s->h.state) != SRV_UP ||

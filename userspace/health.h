@@ -81,6 +81,32 @@ uint32_t health_effective_weight(struct server *s, uint64_t now_ms);
 int health_set_admin(struct server *s, const char *what);
 
 /*
+ * health_set_weight - change s's configured weight at run time (0..1000; 0 = drain: no new
+ * requests). The balancer gets the effective weight at once (state, ejection and slow start
+ * still apply, as for the configured weight). Returns 0, or -EINVAL when weight is out of
+ * range. Any thread.
+ */
+int health_set_weight(struct server *s, uint32_t weight);
+
+/* what the status commands and the metrics show of a server's health (health_server_view) */
+struct health_view {
+	int state;		  /* enum server_state */
+	int ejected;		  /* passively ejected right now */
+	uint8_t admin;		  /* SRV_ADMIN_* */
+	uint32_t lb_weight;	  /* weight the balancer has now */
+	int8_t last_ok;		  /* last active check: 1 ok, 0 failed, -1 none yet */
+	uint32_t last_latency_us; /* of the last active check */
+	uint64_t checks;	  /* active check results */
+	uint32_t transitions;
+	uint64_t last_change_ms; /* worker_clock_ms() time of the last transition; 0: none */
+	char last_result[48];
+	char reason[64];
+};
+
+/* health_server_view - a consistent copy of s's health (under the health lock). */
+void health_server_view(struct server *s, struct health_view *v);
+
+/*
  * health_format_status - render one line per server (after a header line): pool, server,
  * state, balancer weight / configured weight, last check result, its latency in us, checks,
  * transitions, and the reason and age of the last transition. Writes at most len bytes,

@@ -22,15 +22,16 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "control.h"
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "privdrop.h"
 #include "upgrade.h"
 #include "splice.h"
+#include "version.h"
 #include "worker.h"
-
-#define SPLICED_VERSION "0.1.0"
 
 static void usage(FILE *f)
 {
@@ -427,6 +428,16 @@ int main(int argc, char **argv)
 			if (worker_listen(&workers[i]))
 				fatalx("cannot start: listener address unavailable");
 	}
+	/* before any thread starts, like the listeners: an unusable socket is fatal; a live
+	 * upgrade takes over the old process's control socket and metrics address */
+	if (upfd >= 0) {
+		control_takeover();
+		metrics_takeover();
+	}
+	if (control_reconfigure(d, NULL, cf, NULL))
+		fatalx("cannot start: control socket %s unusable", cf->control);
+	if (metrics_reconfigure(d, NULL, cf, NULL))
+		fatalx("cannot start: metrics endpoint %s unusable", cf->metrics);
 	write_pid_file(cf);
 	/* everything that needs root is open: become `user` before any thread starts */
 	if (privdrop(cf, g_access_fd, cf->control))
@@ -465,6 +476,8 @@ int main(int argc, char **argv)
 	main_loop(d, sfd, tfd);
 
 	d->stopping = 1;
+	control_close(d, 1);
+	metrics_close(d);
 	health_stop();
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);

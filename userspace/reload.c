@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "control.h"
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 static struct server *find_server(struct pool *p, const char *name)
@@ -37,6 +39,19 @@ static struct server *find_server(struct pool *p, const char *name)
 static void carry_over(struct config *old, struct config *ncf)
 {
 	uint64_t now = worker_clock_ms();
+
+	/* listener and pool counters (stats.h): one struct copy each, by name. Requests that
+	 * end on the old configuration after this copy are not counted in the new one. */
+	for (unsigned i = 0; i < ncf->nlisteners; i++)
+		for (unsigned k = 0; k < old->nlisteners; k++)
+			if (!strcmp(ncf->listeners[i].name, old->listeners[k].name))
+				ncf->listeners[i].st = old->listeners[k].st;
+	for (unsigned i = 0; i < ncf->npools; i++) {
+		struct pool *op = conf_find_pool(old, ncf->pools[i].name);
+
+		if (op)
+			ncf->pools[i].st = op->st;
+	}
 
 	for (unsigned i = 0; i < ncf->npools; i++) {
 		struct pool *np = &ncf->pools[i];
@@ -158,6 +173,9 @@ static int reload(struct daemon *d, FILE *errf)
 		worker_swap_wait(&d->workers[i]);
 	d->cf = ncf;
 	d->generation++;
+	/* a socket that cannot move stays where it is (logged): the reload itself is done */
+	control_reconfigure(d, old, ncf, NULL);
+	metrics_reconfigure(d, old, ncf, NULL);
 	conf_unref(old);
 	return 0;
 fail:

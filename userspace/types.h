@@ -103,6 +103,38 @@ struct server {
 	struct server_health h; /* health.c */
 };
 
+/*
+ * Run-time statistics (stats.c, metrics.c, control.c). Atomics only: workers add to them on the
+ * request path without a lock. A listener's and a pool's counters are one plain member each
+ * (`st`), so a reload carries them over to the listener/pool of the same name in the new
+ * configuration with one struct copy while no worker runs requests on the new one yet.
+ */
+#define STATS_DUR_BUCKETS 11 /* request duration histogram bounds, stats_dur_bound_ms() */
+#define STATS_CODE_SLOTS 64  /* (pool, status) pairs counted per listener */
+
+/* requests of one listener that ended with one status for one pool ("": no pool chosen) */
+struct stats_code {
+	_Atomic uint64_t key;	/* 0: free; else stats_code_key(pool, status), set once */
+	_Atomic uint64_t count; /* requests */
+	_Atomic int ready;	/* pool and code below are written (set after them) */
+	uint16_t code;
+	char pool[NAME_MAX_LEN];
+};
+
+struct listener_stats {
+	struct stats_code codes[STATS_CODE_SLOTS];
+	_Atomic uint64_t codes_lost; /* requests whose (pool, status) found no free slot */
+	_Atomic uint64_t requests;
+	_Atomic uint64_t connections;			    /* accepted */
+	_Atomic uint64_t dur_bucket[STATS_DUR_BUCKETS + 1]; /* not cumulative; last: +Inf */
+	_Atomic uint64_t dur_sum_ms;
+};
+
+struct pool_stats {
+	_Atomic uint64_t requests;
+	_Atomic uint64_t status_class[6]; /* [1] 1xx ... [5] 5xx; [0] anything else */
+};
+
 struct pool {
 	char name[NAME_MAX_LEN];
 	int line;
@@ -131,6 +163,7 @@ struct pool {
 	uint32_t eject_max_ms;	       /* longest ejection */
 	unsigned max_ejection_percent; /* never more of the pool's servers ejected at once */
 	unsigned weight_scale;	       /* balancer units per unit of configured weight (>= 1) */
+	struct pool_stats st;	       /* carried over by a reload (same name) */
 };
 
 struct route {
@@ -173,6 +206,7 @@ struct listener {
 	int tls_line;
 	char tls_ciphers[256]; /* TLS 1.2 cipher list; "" = default */
 	struct tls_server *tls;
+	struct listener_stats st; /* carried over by a reload (same name) */
 };
 
 struct config {

@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "stats.h"
 #include "upgrade.h"
 #include "worker.h"
 
@@ -121,6 +122,7 @@ static void accept_all(struct worker *w, struct ep_tag *t)
 			/* over the limit: a short answer, best effort, then close */
 			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
+			stats_error(STATS_ERR_OVER_CAPACITY_503);
 			atomic_fetch_sub(&g_nconns, 1);
 			continue;
 		}
@@ -451,6 +453,8 @@ int worker_start(struct worker *w)
 	unsigned most = 1;
 	int rc;
 
+	/* before any connection exists: conn_snapshot() may be called from now on */
+	pthread_mutex_init(&w->conns_lock, NULL);
 	for (unsigned i = 0; i < w->cf->npools; i++)
 		if (w->cf->pools[i].nservers > most)
 			most = w->cf->pools[i].nservers;
@@ -501,4 +505,5 @@ void worker_stop(struct worker *w)
 	free(w->usable);
 	close(w->wakefd);
 	close(w->epfd);
+	pthread_mutex_destroy(&w->conns_lock);
 }

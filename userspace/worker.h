@@ -36,11 +36,13 @@ struct worker {
 	struct ep_tag *ltags; /* one per (listener, bind) */
 	unsigned nltags;
 	uint64_t now_ms;
-	struct conn *conns;	/* every connection of this worker (doubly linked) */
-	struct conn *ready;	/* connections to run again without an event (fairness) */
-	struct conn *graveyard; /* freed during this batch, released after it */
-	struct conn *kpoll;	/* waiting on the kernel data path: run again in 1 ms */
-	uint8_t *usable;	/* pick_server() scratch: one byte per server of the largest pool */
+	struct conn *conns;	    /* every connection of this worker (doubly linked) */
+	pthread_mutex_t conns_lock; /* linking/unlinking conns (the owner reads them without it);
+				     * held by readers on other threads (conn_snapshot) */
+	struct conn *ready;	    /* connections to run again without an event (fairness) */
+	struct conn *graveyard;	    /* freed during this batch, released after it */
+	struct conn *kpoll;	    /* waiting on the kernel data path: run again in 1 ms */
+	uint8_t *usable; /* pick_server() scratch: one byte per server of the largest pool */
 	uint64_t last_sweep_ms;
 	volatile int stop;
 	/* reload: the main thread prepares the next listener set (worker_swap_prepare), posts it
