@@ -1014,6 +1014,8 @@ static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 	p->connect_timeout_ms = 0; /* 0: inherit global */
 	p->retries = (unsigned)-1;
 	p->fail_timeout_ms = 0;
+	p->keepalive = 0;
+	p->keepalive_timeout_ms = 30000;
 	p->health.interval_ms = 2000;
 	p->health.timeout_ms = 1000;
 	p->health.rise = 2;
@@ -1088,11 +1090,19 @@ static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
 		} else if (!strcmp(n->name, "max_ejection_percent")) {
 			if (!want_args(ps, n, 1, 1))
 				set_uint(ps, n, n->args[0], 0, 100, &p->max_ejection_percent);
+		} else if (!strcmp(n->name, "keepalive")) {
+			if (!want_args(ps, n, 1, 1))
+				set_uint(ps, n, n->args[0], 0, 1024, &p->keepalive);
+		} else if (!strcmp(n->name, "keepalive_timeout")) {
+			if (!want_args(ps, n, 1, 1))
+				set_duration(ps, n, n->args[0], &p->keepalive_timeout_ms);
+			if (!p->keepalive_timeout_ms)
+				perr(ps, n->line, "keepalive_timeout must be greater than 0");
 		} else {
 			perr(ps, n->line,
 			     "unknown pool setting '%s' (expected server, balance, "
 			     "connect_timeout, retries, fail_timeout, health, slow_start, eject, "
-			     "max_ejection_percent)",
+			     "max_ejection_percent, keepalive, keepalive_timeout)",
 			     n->name);
 		}
 	}

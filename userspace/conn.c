@@ -324,9 +324,43 @@ static inline int kin(const struct kside *s)
 	return s->k.slot != 0;
 }
 
+/*
+ * upstream_park - keep an idle upstream connection for the next request to its server (pool
+ * `keepalive`), instead of closing it: only at a message boundary both ways, with nothing
+ * buffered, a response that allowed keep-alive, plain TCP outside the maps, under the current
+ * configuration (server ids are per configuration). Returns 1 when parked.
+ */
+static int upstream_park(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (!s || !s->pool->keepalive || c->cf != c->w->cf || !c->resp_keepalive ||
+	    !c->resp.body_done || !c->req.body_done || c->resp.src_eof || c->ku.ssl ||
+	    kin(&c->ku) || buf_len(&c->resp.in) || buf_len(&c->req.out) || c->req.in_pipe ||
+	    c->resp.in_pipe || (c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ||
+	    !health_server_reusable(s))
+		return 0;
+	epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->ufd, NULL);
+	if (worker_idle_put(c->w, c->ufd, s->id, s->pool->keepalive,
+			    c->w->now_ms + s->pool->keepalive_timeout_ms))
+		return 0; /* enough parked: upstream_close() closes it */
+	c->ufd = -1;
+	memset(&c->ku, 0, sizeof(c->ku));
+	c->ku.fd = &c->ufd;
+	c->ku.syn_adj = 1;
+	atomic_fetch_sub(&s->conn_active, 1);
+	lb_conn_release(&s->pool->lb, (int)(s - s->pool->servers));
+	c->resp_keepalive = 0;
+	c->resp.in.start = c->resp.in.end = 0;
+	c->resp.out.start = c->resp.out.end = 0;
+	return 1;
+}
+
 static void upstream_close(struct conn *c)
 {
 	if (c->ufd < 0)
+		return;
+	if (upstream_park(c))
 		return;
 	epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->ufd, NULL);
 	if (c->ku.paired) {
@@ -1074,6 +1108,17 @@ static int connect_failed(struct conn *c, const char *why)
 }
 
 static int upstream_connect_to(struct conn *c, struct server *s);
+static int start_exchange(struct conn *c);
+
+/* may this request go to another server after a failure? (idempotent, or no body) */
+static int retryable(const struct conn *c)
+{
+	int idempotent = c->method == HTTP_M_GET || c->method == HTTP_M_HEAD ||
+			 c->method == HTTP_M_OPTIONS || c->method == HTTP_M_PUT ||
+			 c->method == HTTP_M_DELETE || c->method == HTTP_M_TRACE;
+
+	return idempotent || c->req.body == B_NONE;
+}
 
 static int upstream_connect(struct conn *c)
 {
@@ -1091,6 +1136,25 @@ static int upstream_connect_to(struct conn *c, struct server *s)
 	c->srv = s;
 	if (c->ntried < MAX_TRIES)
 		c->tried[c->ntried++] = s->id;
+	/* a parked connection to s carries the request when a failure could be retried (the
+	 * server may close an idle connection just as the request goes out) */
+	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
+	    (fd = worker_idle_take(c->w, s->id)) >= 0) {
+		c->ufd = fd;
+		c->ku.rd_empty = 1;
+		c->uev = 0;
+		atomic_fetch_add(&s->conn_active, 1);
+		lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
+		c->utag.fd = fd;
+		ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+		ev.data.ptr = &c->utag;
+		if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+			log_warn("epoll_ctl");
+			return conn_fail_request(c, 503);
+		}
+		c->upstream_fresh = 0;
+		return start_exchange(c);
+	}
 	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		log_warn("socket");
@@ -1448,12 +1512,8 @@ static uint32_t exchange_timeout(struct conn *c)
 /* the upstream answered nothing: retry an idempotent request on a fresh connection */
 static int retry_or_fail(struct conn *c, int status, const char *why)
 {
-	int idempotent = c->method == HTTP_M_GET || c->method == HTTP_M_HEAD ||
-			 c->method == HTTP_M_OPTIONS || c->method == HTTP_M_PUT ||
-			 c->method == HTTP_M_DELETE || c->method == HTTP_M_TRACE;
-
-	if (!c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 &&
-	    (idempotent || c->req.body == B_NONE) && c->ntried <= c->pool->retries) {
+	if (!c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 && retryable(c) &&
+	    c->ntried <= c->pool->retries) {
 		log_debug("%s: upstream %s/%s %s, retrying", c->peer, c->pool->name,
 			  c->srv ? c->srv->name : "-", why);
 		if (c->upstream_fresh && c->srv)

@@ -163,6 +163,8 @@ struct pool {
 	uint32_t eject_max_ms;	       /* longest ejection */
 	unsigned max_ejection_percent; /* never more of the pool's servers ejected at once */
 	unsigned weight_scale;	       /* balancer units per unit of configured weight (>= 1) */
+	unsigned keepalive; /* idle upstream connections kept per worker and server; 0 off */
+	uint32_t keepalive_timeout_ms; /* how long one may stay idle */
 	struct pool_stats st;	       /* carried over by a reload (same name) */
 };
 

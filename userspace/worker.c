@@ -267,6 +267,8 @@ static void swap_apply(struct worker *w, struct config *ncf)
 		}
 	}
 	w->cf = ncf;
+	/* server ids belong to a configuration: parked connections go */
+	worker_idle_flush(w, 1);
 	/* an edge may have been consumed by the old registration: look for queued clients */
 	for (unsigned i = 0; i < w->nltags; i++)
 		accept_all(w, &w->ltags[i]);
@@ -284,6 +286,69 @@ static void drain_begin(struct worker *w)
 		w->ltags[i].fd = -1;
 	}
 	w->drain_started = 1;
+}
+
+/* ---- idle upstream connections (pool keepalive) ---- */
+
+int worker_idle_put(struct worker *w, int fd, uint32_t server_id, unsigned max, uint64_t until_ms)
+{
+	unsigned have = 0;
+
+	for (unsigned i = 0; i < w->nidle; i++)
+		have += w->idle[i].server_id == server_id;
+	if (have >= max)
+		return -1;
+	if (w->nidle == w->idle_cap) {
+		unsigned cap = w->idle_cap ? w->idle_cap * 2 : 64;
+		struct idle_upstream *n = realloc(w->idle, cap * sizeof(*n));
+
+		if (!n)
+			return -1;
+		w->idle = n;
+		w->idle_cap = cap;
+	}
+	w->idle[w->nidle].fd = fd;
+	w->idle[w->nidle].server_id = server_id;
+	w->idle[w->nidle].until_ms = until_ms;
+	w->nidle++;
+	return 0;
+}
+
+static void idle_remove(struct worker *w, unsigned i)
+{
+	memmove(&w->idle[i], &w->idle[i + 1], (w->nidle - i - 1) * sizeof(*w->idle));
+	w->nidle--;
+}
+
+int worker_idle_take(struct worker *w, uint32_t server_id)
+{
+	/* the most recently parked first: the least likely to have been closed by the server */
+	for (unsigned i = w->nidle; i-- > 0;) {
+		char b;
+		int fd;
+		ssize_t r;
+
+		if (w->idle[i].server_id != server_id)
+			continue;
+		fd = w->idle[i].fd;
+		idle_remove(w, i);
+		/* still open and silent? (a server that closed it shows EOF here) */
+		r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r == -1 && errno == EAGAIN)
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+void worker_idle_flush(struct worker *w, int all)
+{
+	for (unsigned i = w->nidle; i-- > 0;) {
+		if (all || w->idle[i].until_ms <= w->now_ms) {
+			close(w->idle[i].fd);
+			idle_remove(w, i);
+		}
+	}
 }
 
 /* ---- live upgrade, old process ---- */
@@ -357,6 +422,8 @@ static void sweep(struct worker *w)
 {
 	struct conn *c = w->conns, *next;
 
+	if (w->nidle)
+		worker_idle_flush(w, 0);
 	while (c) {
 		next = conn_next(c);
 		if (w->drain_started && conn_idle(c))
@@ -498,6 +565,8 @@ void worker_stop(struct worker *w)
 	while (w->conns)
 		conn_free(w->conns);
 	conn_reap(w);
+	worker_idle_flush(w, 1);
+	free(w->idle);
 	for (unsigned i = 0; i < w->nltags; i++)
 		if (w->ltags[i].fd >= 0)
 			close(w->ltags[i].fd);

@@ -25,6 +25,13 @@ struct ep_tag {
 	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM */
 };
 
+/* an idle upstream connection kept for the next request to the same server (pool keepalive) */
+struct idle_upstream {
+	int fd;
+	uint32_t server_id;
+	uint64_t until_ms;
+};
+
 struct worker {
 	unsigned id;
 	pthread_t thread;
@@ -43,6 +50,8 @@ struct worker {
 	struct conn *graveyard;	    /* freed during this batch, released after it */
 	struct conn *kpoll;	    /* waiting on the kernel data path: run again in 1 ms */
 	uint8_t *usable; /* pick_server() scratch: one byte per server of the largest pool */
+	struct idle_upstream *idle; /* parked upstream connections, oldest first */
+	unsigned nidle, idle_cap;
 	uint64_t last_sweep_ms;
 	volatile int stop;
 	/* reload: the main thread prepares the next listener set (worker_swap_prepare), posts it
@@ -98,6 +107,14 @@ void worker_swap_abort(struct worker *w);
  * it runs on them (the old configuration is then no longer the worker's). */
 void worker_swap_post(struct worker *w, struct config *ncf);
 void worker_swap_wait(struct worker *w);
+/* worker_idle_put - park an idle upstream connection (its fd now belongs to the worker); 0, or
+ * -1 when the server already has `max` parked here (the caller closes it). */
+int worker_idle_put(struct worker *w, int fd, uint32_t server_id, unsigned max, uint64_t until_ms);
+/* worker_idle_take - a parked connection to the server that is still open, or -1. */
+int worker_idle_take(struct worker *w, uint32_t server_id);
+/* worker_idle_flush - close parked connections (all, or only expired ones). */
+void worker_idle_flush(struct worker *w, int all);
+
 /* worker_wake - interrupt the worker's epoll_wait. */
 void worker_wake(struct worker *w);
 

@@ -369,3 +369,49 @@ PY
 	[ "$status" -eq 0 ]
 	[[ $output == *"bad 0"* ]]
 }
+
+# conn_req URL [curl args]: the X-Conn-Req header (requests the origin saw on that connection)
+conn_req() {
+	local u=$1
+	shift
+	"${CURL[@]}" -o /dev/null -D - "$@" "$u" | tr -d '\r' |
+		awk -F': ' 'tolower($1) == "x-conn-req" { print $2; exit }'
+}
+
+@test "transfer: pool keepalive: separate client connections reuse parked upstream connections; POST bodies do not; keepalive_timeout closes them" {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { keepalive 4; keepalive_timeout 500ms; server o 127.0.0.1:${ORIGIN_PORTS[o]}; }"
+	local i n most=0
+	for i in $(seq 1 12); do
+		n=$(conn_req "$(url /k$i)" -H 'Connection: close')
+		((n > most)) && most=$n
+	done
+	echo "highest X-Conn-Req over 12 client connections: $most"
+	# two workers, each with its own parked connection: at least 6 requests on one of them
+	((most >= 6))
+	# a body that could not be sent twice never goes over a parked connection
+	[ "$(conn_req "$(url /upload)" --data-binary 'abc' -H 'Connection: close')" = 1 ]
+	# idle past keepalive_timeout: closed, the next request opens a new connection
+	sleep 1.2
+	[ "$(conn_req "$(url /after)" -H 'Connection: close')" = 1 ]
+}
+
+@test "transfer: pool keepalive: a parked connection the server closed is not used (no error)" {
+	start_origin o
+	local port=${ORIGIN_PORTS[o]}
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { keepalive 4; server o 127.0.0.1:$port; }"
+	for i in 1 2 3 4; do
+		[ "$(backend_of "$(url /x$i)" -H 'Connection: close')" = o ]
+	done
+	# the origin goes away (its parked connections see a FIN) and comes back on the same port
+	stop_pid "${ORIGIN_PIDS[o]}"
+	"$ORIGIN_BIN" -p "$port" -n o2 >"$BATS_TEST_TMPDIR/o2.out" 2>&1 &
+	record_pid $! origin-o2
+	wait_until 5 _port_listening "$port"
+	for i in 1 2 3 4 5 6; do
+		[ "$(http_code "$(url /y$i)" -H 'Connection: close')" = 200 ]
+	done
+	[ "$(backend_of "$(url /z)")" = o2 ]
+}

@@ -249,7 +249,7 @@ spliced_conf() { # file port pin
 	cat >"$1" <<EOF
 global { pin_path $3; access_log off; workers $WORKERS; }
 listener web { bind 127.0.0.1:$2; route { pool p; } }
-pool p { server origin 127.0.0.1:$P_ORIGIN; }
+pool p { keepalive 64; server origin 127.0.0.1:$P_ORIGIN; }
 EOF
 }
 spliced_conf "$TMP/conf/spliced.conf" "$P_SPLICED" "$PIN_BASE-splice"
