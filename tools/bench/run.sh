@@ -195,7 +195,7 @@ frontend fe_http
     default_backend be_http
 
 backend be_http
-    http-reuse safe
+    http-reuse always
     server origin 127.0.0.1:$P_ORIGIN
 
 frontend fe_tcp
