@@ -34,13 +34,14 @@ UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests
 	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls
 KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
+TLSCLIENT   := $(OUTPUT)/tests/tlsclient
 FUZZ        := $(OUTPUT)/tests/fuzz_http
 FUZZ_SECONDS ?= 60
 
 .DELETE_ON_ERROR:
 .PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install
 
-all: $(OUTPUT)/spliced $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
+all: $(OUTPUT)/spliced $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) $(TLSCLIENT) ## build the daemon, tests, test origin
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 16
@@ -126,6 +127,10 @@ $(OUTPUT)/tests/kern_sockmap: tests/kern/kern_sockmap.c $(OUTPUT)/userspace/spli
 $(ORIGIN): tests/origin/origin.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ -lpthread -lcrypto
+
+$(TLSCLIENT): tests/origin/tlsclient.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ -lssl -lcrypto
 
 fuzz: $(FUZZ) ## run the HTTP parser fuzzer for FUZZ_SECONDS (default 60)
 	$(Q)mkdir -p $(OUTPUT)/fuzz-corpus

@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "health.h"
 #include "log.h"
+#include "tls.h"
 #include "splice.h"
 #include "worker.h"
 
@@ -135,6 +136,16 @@ int main(int argc, char **argv)
 		fatal("cannot open access log %s", cf->access_log);
 
 	splice_init(cf, opt.no_splice);
+	{
+		char why[128];
+
+		if (tls_ktls_init(opt.no_ktls, why, sizeof(why)))
+			log_info("kTLS: available");
+		else if (opt.no_ktls)
+			log_info("kTLS: off (--no-ktls), TLS record crypto in userspace");
+		else
+			log_info("kTLS: unavailable (%s), TLS record crypto in userspace", why);
+	}
 
 	nworkers = cf->workers ? cf->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (!nworkers)
@@ -198,6 +209,11 @@ int main(int argc, char **argv)
 			log_warnx("SIGUSR2: live upgrade is not implemented yet; ignored");
 	}
 	log_info("signal %d: stopping", sig);
+	if (g_tls_counters.handshakes)
+		log_info("TLS: %llu handshakes, kTLS tx on %llu, rx on %llu, %llu closed for a "
+			 "record kTLS could not follow",
+			 g_tls_counters.handshakes, g_tls_counters.ktls_tx, g_tls_counters.ktls_rx,
+			 g_tls_counters.ktls_closed);
 	health_stop();
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);

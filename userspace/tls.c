@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -21,6 +25,9 @@
 #include "tls.h"
 
 #define MAX_NAMES 64
+
+struct tls_counters g_tls_counters;
+static int g_ktls; /* new client connections ask OpenSSL for kTLS (tls_ktls_init) */
 
 struct tls_cert {
 	SSL_CTX *ctx;
@@ -297,6 +304,10 @@ struct ssl_st *tls_conn_new(struct listener *l, int fd)
 	/* a peer that closes without close_notify ends the stream like a TCP close: the body
 	 * framing of HTTP already says whether the message was complete */
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* per connection rather than per context: the decision is taken at start-up, after the
+	 * contexts were built (the SNI switch to another context keeps the options) */
+	if (g_ktls)
+		SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
 	SSL_set_accept_state(ssl);
 	return ssl;
 }
@@ -377,6 +388,128 @@ void tls_describe(struct ssl_st *ssl, char *buf, size_t len)
 
 	snprintf(buf, len, "%s %s sni=%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
 		 sni ? sni : "-");
+}
+
+/* ---- kTLS ---- */
+
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+
+/*
+ * The TLS ULP refuses a socket that is not connected with ENOTCONN, but only after the module
+ * was found (and autoloaded): ENOTCONN on a fresh socket means "the kernel has kTLS",
+ * ENOENT means it has no TLS ULP. Nothing is left behind on the socket.
+ */
+static int ktls_probe(char *why, size_t len)
+{
+	int fd, rc, err;
+
+#ifdef OPENSSL_NO_KTLS
+	snprintf(why, len, "OpenSSL built without kTLS");
+	return 0;
+#endif
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(why, len, "socket: %s", strerror(errno));
+		return 0;
+	}
+	rc = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", 3);
+	err = errno;
+	close(fd);
+	if (rc == 0 || err == ENOTCONN)
+		return 1;
+	if (err == ENOENT)
+		snprintf(why, len, "the kernel has no TLS ULP");
+	else
+		snprintf(why, len, "TCP_ULP tls: %s", strerror(err));
+	return 0;
+}
+
+int tls_ktls_init(int disabled, char *why, size_t len)
+{
+	if (disabled) {
+		snprintf(why, len, "--no-ktls");
+		g_ktls = 0;
+		return 0;
+	}
+	g_ktls = ktls_probe(why, len);
+	return g_ktls;
+}
+
+void tls_ktls_state(struct ssl_st *ssl, int *tx, int *rx)
+{
+	*tx = *rx = 0;
+#ifndef OPENSSL_NO_KTLS
+	*tx = BIO_get_ktls_send(SSL_get_wbio(ssl)) ? 1 : 0;
+	*rx = BIO_get_ktls_recv(SSL_get_rbio(ssl)) ? 1 : 0;
+#else
+	(void)ssl;
+#endif
+}
+
+int tls_pending(struct ssl_st *ssl)
+{
+	return SSL_has_pending(ssl) || SSL_pending(ssl) > 0;
+}
+
+int tls_key_update_pending(struct ssl_st *ssl)
+{
+	return SSL_get_key_update_type(ssl) != SSL_KEY_UPDATE_NONE;
+}
+
+int tls_ktls_control(int fd, char *why, size_t whylen)
+{
+	unsigned char rec[16384 + 256];
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	struct iovec iov = {.iov_base = rec, .iov_len = sizeof(rec)};
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cm;
+	int type = -1;
+	ssize_t n;
+
+	n = recvmsg(fd, &mh, MSG_DONTWAIT);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return -EAGAIN;
+		snprintf(why, whylen, "%s",
+			 errno == EBADMSG ? "record decryption failed" : strerror(errno));
+		return -EPROTO;
+	}
+	cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_level == SOL_TLS && cm->cmsg_type == TLS_GET_RECORD_TYPE)
+		type = *(unsigned char *)CMSG_DATA(cm);
+	if (n == 0 && type < 0)
+		return 0; /* TCP end of stream */
+	switch (type) {
+	case 21: /* alert: level, description */
+		if (n >= 2 && rec[1] == 0)
+			return 0; /* close_notify */
+		snprintf(why, whylen, "alert %d/%d from the peer", n >= 1 ? rec[0] : -1,
+			 n >= 2 ? rec[1] : -1);
+		return -EPROTO;
+	case 22: /* handshake: message type first */
+		if (n >= 1 && rec[0] == 24)
+			snprintf(why, whylen,
+				 "TLS 1.3 KeyUpdate, which kTLS RX cannot follow here");
+		else if (n >= 1 && rec[0] == 1)
+			snprintf(why, whylen, "renegotiation attempt (ClientHello)");
+		else
+			snprintf(why, whylen, "handshake message %d after the handshake",
+				 n >= 1 ? rec[0] : -1);
+		return -EPROTO;
+	case 23: /* data after all (a race with splice): cannot happen, bytes would be lost */
+		snprintf(why, whylen, "application data on the control path");
+		return -EPROTO;
+	default:
+		snprintf(why, whylen, "record type %d", type);
+		return -EPROTO;
+	}
 }
 
 struct tls_client {

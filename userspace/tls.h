@@ -79,4 +79,49 @@ void tls_close_notify(struct ssl_st *ssl);
 /* tls_describe - "TLSv1.3 TLS_AES_256_GCM_SHA384 sni=host" for logs. */
 void tls_describe(struct ssl_st *ssl, char *buf, size_t len);
 
+/* ---- kTLS (record crypto in the kernel) ---- */
+
+/*
+ * tls_ktls_init - probe whether this kernel (TLS ULP) and this OpenSSL (KTLS build) can take
+ * the record crypto and decide whether new client connections ask OpenSSL for it (never when
+ * `disabled`, i.e. --no-ktls). Returns 1 when kTLS will be tried, else 0 with the reason in
+ * why. Call once before the workers start; the caller logs the result.
+ */
+int tls_ktls_init(int disabled, char *why, size_t len);
+
+/*
+ * tls_ktls_state - after a completed handshake: did the kernel really take the transmit
+ * and/or receive crypto? (OpenSSL falls back to userspace crypto silently.)
+ */
+void tls_ktls_state(struct ssl_st *ssl, int *tx, int *rx);
+
+/* tls_pending - 1 when OpenSSL holds received bytes (decrypted or not) that the socket no
+ * longer has: the next bytes must come from tls_read, not from splice(2). */
+int tls_pending(struct ssl_st *ssl);
+
+/*
+ * tls_ktls_control - the next record on a kTLS RX socket is not application data (splice(2)
+ * failed with EINVAL): read it with recvmsg() and TLS_GET_RECORD_TYPE. Returns 0 for a
+ * close_notify (the end of the stream), -EAGAIN when nothing complete is there yet, or
+ * -EPROTO for anything else (a fatal alert; a handshake record such as a TLS 1.3 KeyUpdate
+ * or a renegotiation, which a kernel-owned receive key cannot follow): why says which.
+ */
+int tls_ktls_control(int fd, char *why, size_t whylen);
+
+/*
+ * tls_key_update_pending - the peer asked for a TLS 1.3 KeyUpdate that OpenSSL will answer
+ * with our next write; with kTLS TX the kernel cannot change its key (Linux < 6.14, and no
+ * OpenSSL 3.0 support at all), so the caller must close instead of writing.
+ */
+int tls_key_update_pending(struct ssl_st *ssl);
+
+/* counters of client-side TLS connections since start (atomics; for logs and tests) */
+struct tls_counters {
+	unsigned long long handshakes;	/* completed client handshakes */
+	unsigned long long ktls_tx;	/* ... where the kernel took the transmit crypto */
+	unsigned long long ktls_rx;	/* ... where the kernel took the receive crypto */
+	unsigned long long ktls_closed; /* closed because of a record kTLS could not follow */
+};
+extern struct tls_counters g_tls_counters;
+
 #endif
