@@ -9,6 +9,7 @@
 #define SPLICED_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -46,6 +47,16 @@ unsigned tls_select_cert(const struct listener *l, const char *sni);
  */
 int tls_pool_load(struct pool *p, const char *file, FILE *errf);
 void tls_pool_free(struct pool *p);
+
+/*
+ * tls_tickets_find - which session ticket key of the listener has this name at now_ms
+ * (CLOCK_MONOTONIC ms; rotates first): 0 the current one, > 0 an older one (tickets are
+ * renewed), -1 none (the client does a full handshake). For tests.
+ */
+struct tls_server;
+int tls_tickets_find(struct tls_server *ts, const unsigned char name[16], uint64_t now_ms);
+/* tls_tickets_current - the name of the key new tickets get at now_ms; 0 or -EIO. */
+int tls_tickets_current(struct tls_server *ts, unsigned char name[16], uint64_t now_ms);
 
 /* ---- per-connection TLS (userspace crypto) ---- */
 

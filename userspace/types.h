@@ -171,7 +171,8 @@ struct listener {
 	unsigned ncerts;
 	int tls_min, tls_max; /* OpenSSL protocol versions; 0: library default */
 	int tls_line;
-	char tls_ciphers[256]; /* TLS 1.2 cipher list; "" = default */
+	char tls_ciphers[256];	       /* TLS 1.2 cipher list; "" = default */
+	uint32_t tls_ticket_rotate_ms; /* session ticket key lifetime; 0: default (1 h) */
 	struct tls_server *tls;
 };
 

@@ -384,3 +384,44 @@ last_tls_mode() {
 	assert_equal "o
  200" "$output" "the daemon still serves"
 }
+
+# ---- session resumption ----
+
+# resume SESS_IN|- SESS_OUT [s_client args]: one request with openssl s_client; prints
+# "New" or "Reused" (the session line of s_client)
+resume() {
+	local in=$1 out=$2
+	shift 2
+	local args=(-connect "127.0.0.1:$SPLICED_PORT" -servername a.test
+		-CAfile "$BATS_TEST_TMPDIR/a.crt" -verify_return_error -ign_eof -sess_out "$out")
+	[[ $in != - ]] && args+=(-sess_in "$in")
+	# the request makes the server write, so a TLS 1.3 ticket arrives before the close
+	printf 'GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n' |
+		timeout 20 openssl s_client "${args[@]}" "$@" 2>/dev/null |
+		sed -n 's/^\(New\|Reused\), .*/\1/p' | head -1
+}
+
+@test "tls: sessions resume with tickets (TLS 1.3 and 1.2); after the keys rotated away, a full handshake" {
+	make_cert a "DNS:a.test"
+	start_origin o
+	start_spliced "listener web {
+    bind 127.0.0.1:@PORT@;
+    tls certificate $BATS_TEST_TMPDIR/a.crt key $BATS_TEST_TMPDIR/a.key;
+    tls ticket_rotate 2s;
+    route { pool p; }
+}
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	local s=$BATS_TEST_TMPDIR
+	assert_equal New "$(resume - "$s/t13" -tls1_3)" "first TLS 1.3 connection"
+	assert_equal Reused "$(resume "$s/t13" "$s/t13b" -tls1_3)" "TLS 1.3 resumption"
+	assert_equal New "$(resume - "$s/t12" -tls1_2)" "first TLS 1.2 connection"
+	assert_equal Reused "$(resume "$s/t12" "$s/t12b" -tls1_2)" "TLS 1.2 resumption"
+	# a key is current for 2 s, then opens tickets for 2 s more (they are renewed), then is
+	# dropped: after 4.5 s the first tickets cannot be opened whatever the phase
+	sleep 4.5
+	assert_equal New "$(resume "$s/t13" "$s/t13c" -tls1_3)" "TLS 1.3 ticket of a dropped key"
+	assert_equal New "$(resume "$s/t12" "$s/t12c" -tls1_2)" "TLS 1.2 ticket of a dropped key"
+	assert_equal Reused "$(resume "$s/t13c" "$s/t13d" -tls1_3)" "the new ticket resumes"
+	wait_lines "$ACCESS_LOG" 7 5 || true
+	assert_equal 7 "$(file_lines "$ACCESS_LOG")" "every connection carried its request"
+}
