@@ -743,10 +743,20 @@ static void spec_host(const char *spec, char *out, size_t len)
 	out[n] = '\0';
 }
 
+int tls_upstream_name(const struct pool *p, const struct server *s, char *out, size_t len)
+{
+	struct in6_addr a6;
+
+	if (p->tls_sni[0])
+		snprintf(out, len, "%s", p->tls_sni);
+	else
+		spec_host(s->spec, out, len);
+	return inet_pton(AF_INET, out, &a6) == 1 || inet_pton(AF_INET6, out, &a6) == 1;
+}
+
 struct ssl_st *tls_upstream_new(struct pool *p, struct server *s, int fd)
 {
 	char host[HOST_MAX_LEN];
-	struct in6_addr a6;
 	int is_ip;
 	SSL *ssl;
 
@@ -757,11 +767,7 @@ struct ssl_st *tls_upstream_new(struct pool *p, struct server *s, int fd)
 		return NULL;
 	if (SSL_set_fd(ssl, fd) != 1)
 		goto err;
-	if (p->tls_sni[0])
-		snprintf(host, sizeof(host), "%s", p->tls_sni);
-	else
-		spec_host(s->spec, host, sizeof(host));
-	is_ip = inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+	is_ip = tls_upstream_name(p, s, host, sizeof(host));
 	/* no SNI for literal addresses (RFC 6066 3) */
 	if (!is_ip && !SSL_set_tlsext_host_name(ssl, host))
 		goto err;

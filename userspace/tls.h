@@ -67,6 +67,13 @@ struct ssl_st;
 struct ssl_st *tls_conn_new(struct listener *l, int fd);
 void tls_conn_free(struct ssl_st *ssl);
 
+/*
+ * tls_upstream_name - the name the upstream TLS of pool p checks on server s (the pool's sni,
+ * else the host part of the server's address spec), for SNI and verification; returns 1 when
+ * it is an address literal (no SNI then, and the certificate must name the address).
+ */
+int tls_upstream_name(const struct pool *p, const struct server *s, char *out, size_t len);
+
 /* tls_upstream_new - a client-side TLS object on a connected upstream socket of pool p, with
  * SNI (the pool's sni, else the server's host name) and host name verification when on. */
 struct ssl_st *tls_upstream_new(struct pool *p, struct server *s, int fd);

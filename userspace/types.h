@@ -47,7 +47,8 @@ struct health_conf {
 	unsigned rise;		       /* consecutive successes that bring a down server up */
 	unsigned fall;		       /* consecutive failures that take an up server down */
 	unsigned status_lo, status_hi; /* HTTP: accepted status range */
-	uint8_t tls; /* hook for TLS checks (no keyword yet); see health.c check_tls_setup() */
+	uint8_t tls; /* HTTP checks over TLS even without the pool's `tls` (no keyword yet); a
+		      * pool with `tls` always checks over TLS, see health.c check_tls_setup() */
 };
 
 /*

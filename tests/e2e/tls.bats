@@ -425,3 +425,37 @@ pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
 	wait_lines "$ACCESS_LOG" 7 5 || true
 	assert_equal 7 "$(file_lines "$ACCESS_LOG")" "every connection carried its request"
 }
+
+@test "tls: health checks follow the pool's upstream TLS; a failed verification marks the server down" {
+	start_tls_backend
+	start_spliced "listener f {
+    bind 127.0.0.1:@PORT@;
+    route { path /bad/; pool bad; }
+    route { pool good; }
+}
+pool good {
+    server b 127.0.0.1:$BACKEND_PORT;
+    tls ca $BATS_TEST_TMPDIR/a.crt sni a.test;
+    health http /status/200 interval 100ms timeout 2s rise 1 fall 1;
+}
+pool bad {
+    server b 127.0.0.1:$BACKEND_PORT;
+    tls ca $BATS_TEST_TMPDIR/w.crt sni a.test;
+    health http /status/200 interval 100ms timeout 2s rise 1 fall 1;
+}"
+	wait_until 10 grep -q "pool bad server b: up -> down" "$SPLICED_ERR" ||
+		fail "the unverifiable server was not marked down"
+	assert_contains "$(grep 'pool bad server b: up -> down' "$SPLICED_ERR")" \
+		"(TLS certificate: self-signed certificate" \
+		"the reason names the failed verification"
+	# the verified checks reached the TLS backend, by name (SNI and Host a.test)
+	wait_until 10 bash -c "[[ \$(grep -c '^[^ ]* b .*\"GET /status/200 HTTP/1.1\" host=a.test status=200' \
+		'$ACCESS_LOG') -ge 3 ]]" || fail "no TLS health checks seen by the backend"
+	run "${CURL[@]}" -w ' %{http_code}' "$(url /x)"
+	assert_equal "o
+ 200" "$output" "the verified pool serves"
+	assert_equal 503 "$(http_code "$(url /bad/x)")" "the pool whose server is down"
+	if grep -q "pool good server b: up -> down" "$SPLICED_ERR"; then
+		fail "the verified server went down"
+	fi
+}
