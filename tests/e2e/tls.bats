@@ -199,7 +199,7 @@ for i in range(20):
     # drop the TCP connection under OpenSSL: no close_notify
     os.close(s.fileno())
     keep.append(s)
-print("done")
+print("done", flush=True)  # os._exit skips the flush a pipe needs
 os._exit(0)
 PY
 	assert_contains "$output" "done"
