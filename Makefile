@@ -36,6 +36,7 @@ UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests
 	       $(OUTPUT)/tests/test_stats
 KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
+TLSCLIENT   := $(OUTPUT)/tests/tlsclient
 FUZZ        := $(OUTPUT)/tests/fuzz_http
 FUZZ_SECONDS ?= 60
 
@@ -43,7 +44,7 @@ FUZZ_SECONDS ?= 60
 .PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install \
 	uninstall
 
-all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) ## build the daemon, tests, test origin
+all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) $(TLSCLIENT) ## build the daemon, tests, test origin
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 16
@@ -139,6 +140,10 @@ $(OUTPUT)/tests/kern_sockmap: tests/kern/kern_sockmap.c $(OUTPUT)/userspace/spli
 $(ORIGIN): tests/origin/origin.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ -lpthread -lcrypto
+
+$(TLSCLIENT): tests/origin/tlsclient.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ -lssl -lcrypto
 
 fuzz: $(FUZZ) ## run the HTTP parser fuzzer for FUZZ_SECONDS (default 60)
 	$(Q)mkdir -p $(OUTPUT)/fuzz-corpus

@@ -641,13 +641,14 @@ static void do_route(struct parser *ps, struct listener *l, struct node *rn)
 		perr(ps, rn->line, "route has no 'pool'");
 }
 
-/* tls certificate FILE key FILE; | tls protocols V...; | tls ciphers LIST; */
+/* tls certificate FILE key FILE; | tls protocols V...; | tls ciphers LIST; |
+ * tls ticket_rotate DURATION; */
 static void do_listener_tls(struct parser *ps, struct listener *l, struct node *n)
 {
 	if (n->has_block || n->nargs < 2) {
 		perr(ps, n->line,
 		     "usage: tls certificate FILE key FILE; tls protocols TLSv1.2 "
-		     "TLSv1.3; tls ciphers LIST;");
+		     "TLSv1.3; tls ciphers LIST; tls ticket_rotate DURATION;");
 		return;
 	}
 	if (!strcmp(n->args[0], "certificate")) {
@@ -696,10 +697,19 @@ static void do_listener_tls(struct parser *ps, struct listener *l, struct node *
 		}
 		snprintf(l->tls_ciphers, sizeof(l->tls_ciphers), "%s", n->args[1]);
 		l->tls_line = n->line;
+	} else if (!strcmp(n->args[0], "ticket_rotate")) {
+		uint32_t ms;
+
+		if (n->nargs != 2 || conf_parse_duration(n->args[1], &ms) || ms < 1000) {
+			perr(ps, n->line,
+			     "usage: tls ticket_rotate DURATION; (at least 1s, e.g. 1h)");
+			return;
+		}
+		l->tls_ticket_rotate_ms = ms;
 	} else {
 		perr(ps, n->line,
 		     "unknown tls setting '%s' (expected certificate, protocols, "
-		     "ciphers)",
+		     "ciphers, ticket_rotate)",
 		     n->args[0]);
 	}
 }

@@ -70,7 +70,9 @@ struct kside {
 	uint32_t syn_adj;	 /* tcpi_bytes_acked counts the SYN (connected sockets) */
 	uint8_t paired;		 /* in the maps, paired with the current peer */
 	uint8_t rd_empty;	 /* plain socket known empty until its next EPOLLIN (side_recv) */
-	struct ssl_st *ssl;	 /* TLS (client side of a TLS listener): userspace crypto */
+	uint8_t ktls_tx;	 /* the kernel encrypts what is written: splice(2) into it */
+	uint8_t ktls_rx;	 /* the kernel decrypts what is read: splice(2) out of it */
+	struct ssl_st *ssl;	 /* TLS: OpenSSL (the handshake, heads; all records without kTLS) */
 };
 
 /* one direction: source socket -> destination socket */
@@ -281,6 +283,14 @@ static void set_deadline(struct conn *c, uint32_t ms)
 
 /* ---- access log ---- */
 
+/* how the TLS records of a side are encrypted/decrypted, for logs */
+static const char *ktls_name(const struct kside *s)
+{
+	static const char *const names[] = {"userspace", "ktls-tx", "ktls-rx", "ktls-tx-rx"};
+
+	return names[(s->ktls_tx ? 1 : 0) | (s->ktls_rx ? 2 : 0)];
+}
+
 static void access_log(struct conn *c)
 {
 	char line[1024];
@@ -295,12 +305,13 @@ static void access_log(struct conn *c)
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	n = snprintf(line, sizeof(line),
 		     "%s %s %s \"%s %s HTTP/1.%d\" host=%s status=%d bytes_in=%llu "
-		     "bytes_out=%llu backend=%s/%s duration_ms=%llu\n",
+		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s\n",
 		     tbuf, c->l->name, c->peer, c->method_s[0] ? c->method_s : "-",
 		     c->path[0] ? c->path : "-", c->version_minor, c->host[0] ? c->host : "-",
 		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		     c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-",
-		     (unsigned long long)(c->w->now_ms - c->t_start));
+		     (unsigned long long)(c->w->now_ms - c->t_start), c->kc.ssl ? " tls=" : "",
+		     c->kc.ssl ? ktls_name(&c->kc) : "");
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
 	/* one write(2) per line: O_APPEND keeps lines of concurrent workers whole */
@@ -626,6 +637,16 @@ static ssize_t side_recv(struct conn *c, struct kside *s, char *p, size_t n)
 	if (s->rd_empty && plain_side(s))
 		return -EAGAIN;
 	r = s->ssl ? tls_read(s->ssl, p, n) : recv_some(*s->fd, p, n);
+	if ((r > 0 || r == -EAGAIN) && s->ktls_tx && tls_key_update_pending(s->ssl)) {
+		/* OpenSSL would answer with its own KeyUpdate and switch keys under the
+		 * kernel, which keeps encrypting with the old one: close before any write */
+		log_info("%s: TLS KeyUpdate requested by the client; kTLS TX cannot rekey on "
+			 "this kernel: closing",
+			 c->peer);
+		__atomic_fetch_add(&g_tls_counters.ktls_closed, 1, __ATOMIC_RELAXED);
+		tls_close_notify(s->ssl);
+		return -EPROTO;
+	}
 	if (r > 0) {
 		uint32_t ev = s == &c->kc ? c->cev : c->uev;
 
@@ -821,6 +842,7 @@ enum flow_rc {
 	FLOW_ERR_DST = -2,
 	FLOW_BAD_FRAMING = -3,
 	FLOW_EARLY_EOF = -4,
+	FLOW_CONTINUE = -5, /* internal: go round the loop again */
 };
 
 /* span that can move without looking at it: known length, chunk data, or unbounded */
@@ -882,6 +904,59 @@ static int flow_take_from_in(struct flow *f)
 		buf_consume(&f->in, n);
 	}
 	return 0;
+}
+
+/*
+ * splice(2) reads the receive queue: only from sockets outside the maps (the verdict hands
+ * passed bytes to recvmsg only); on a TLS side only when the kernel decrypts (kTLS RX) and
+ * OpenSSL holds no bytes read ahead, else the bytes there are records, not payload.
+ */
+static int splice_src_ok(const struct kside *s)
+{
+	if (kin(s))
+		return 0;
+	return !s->ssl || (s->ktls_rx && !tls_pending(s->ssl));
+}
+
+/* splice(2) into a TLS side only when the kernel encrypts (kTLS TX); the splice calls carry
+ * no SPLICE_F_MORE, so the kernel never holds back the last record of a span */
+static int splice_dst_ok(const struct kside *s)
+{
+	return !s->ssl || s->ktls_tx;
+}
+
+/*
+ * ktls_splice_error - splice(2) from a kTLS RX socket failed with err. EINVAL: the next record
+ * is not data; read it (close_notify ends the stream, anything else closes: a kernel-owned
+ * receive key cannot follow a KeyUpdate or renegotiation). EBADMSG: a record failed to
+ * decrypt. Returns what flow_run returns next: FLOW_BLOCKED, a negative FLOW_ERR_SRC, or -5
+ * ("continue", the source reached its end).
+ */
+static int ktls_splice_error(struct conn *c, struct flow *f, int err)
+{
+	char why[128];
+	int rc;
+
+	if (err == EBADMSG) {
+		log_info("%s: TLS record decryption failed (kTLS): closing", c->peer);
+		return FLOW_ERR_SRC;
+	}
+	if (err != EINVAL) {
+		log_debug("%s: splice from kTLS socket: %s", c->peer, strerror(err));
+		return FLOW_ERR_SRC;
+	}
+	rc = tls_ktls_control(*f->src->fd, why, sizeof(why));
+	if (rc == -EAGAIN)
+		return FLOW_BLOCKED;
+	if (rc == 0) {
+		log_debug("%s: close_notify from the client (kTLS)", c->peer);
+		f->src_eof = 1;
+		return FLOW_CONTINUE;
+	}
+	log_info("%s: %s on a kTLS connection: closing", c->peer, why);
+	__atomic_fetch_add(&g_tls_counters.ktls_closed, 1, __ATOMIC_RELAXED);
+	tls_close_notify(f->src->ssl);
+	return FLOW_ERR_SRC;
 }
 
 /*
@@ -994,10 +1069,7 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 		}
 		if (c->hold && conn_hold_phase(c))
 			return FLOW_BLOCKED; /* live upgrade: drain what is here, read no more */
-		if (!kin(f->src) && !f->src->ssl && !f->dst->ssl) {
-			/* splice(2) reads the receive queue: only for sockets outside the maps
-			 * (the verdict hands passed bytes to recvmsg only), and never on a TLS
-			 * side (the bytes there are records, not payload) */
+		if (splice_src_ok(f->src) && splice_dst_ok(f->dst)) {
 			uint64_t span = flow_span(f);
 
 			if (span && !buf_len(&f->in) && f->src->rd_empty)
@@ -1015,6 +1087,12 @@ static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *
 					}
 					if (errno == EINTR)
 						return FLOW_BLOCKED;
+					if (f->src->ktls_rx) {
+						rc = ktls_splice_error(c, f, errno);
+						if (rc == FLOW_CONTINUE)
+							continue;
+						return rc;
+					}
 					return FLOW_ERR_SRC;
 				}
 				if (r == 0) {
@@ -1835,7 +1913,8 @@ static int step_closing(struct conn *c)
 	return -1;
 }
 
-/* TLS handshake on the client socket (non-blocking; the header timeout bounds it) */
+/* TLS handshake on the client socket (non-blocking; the header timeout bounds it); then
+ * note what the kernel took (kTLS) */
 static int step_handshake(struct conn *c)
 {
 	char why[256];
@@ -1851,9 +1930,21 @@ static int step_handshake(struct conn *c)
 		return -1;
 	}
 	stats_add(&g_stats.tls_ok, 1);
+	{
+		int tx, rx;
+
+		tls_ktls_state(c->kc.ssl, &tx, &rx);
+		c->kc.ktls_tx = (uint8_t)tx;
+		c->kc.ktls_rx = (uint8_t)rx;
+		__atomic_fetch_add(&g_tls_counters.handshakes, 1, __ATOMIC_RELAXED);
+		if (tx)
+			__atomic_fetch_add(&g_tls_counters.ktls_tx, 1, __ATOMIC_RELAXED);
+		if (rx)
+			__atomic_fetch_add(&g_tls_counters.ktls_rx, 1, __ATOMIC_RELAXED);
+	}
 	if (log_verbosity() > 0) {
 		tls_describe(c->kc.ssl, why, sizeof(why));
-		log_debug("%s: TLS %s", c->peer, why);
+		log_debug("%s: TLS %s ktls=%s", c->peer, why, ktls_name(&c->kc));
 	}
 	c->st = CS_HEAD;
 	set_deadline(c, c->cf->timeout_header_ms);
@@ -2047,7 +2138,8 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	c->req.dst = &c->ku;
 	c->resp.src = &c->ku;
 	c->resp.dst = &c->kc;
-	/* a TLS socket cannot join a sockmap (userspace crypto here; kTLS excludes it too) */
+	/* a TLS socket cannot join a sockmap: with userspace crypto the socket carries records,
+	 * and a kTLS socket cannot enter a map (DESIGN.md 6); kTLS uses splice(2) instead */
 	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF && !l->tls;
 	{
 		struct timespec ts;

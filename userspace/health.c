@@ -36,6 +36,7 @@
 #include "health.h"
 #include "lb.h"
 #include "log.h"
+#include "tls.h"
 
 #define MAX_EVENTS 128
 #define STATUS_LOG_MS 10000
@@ -58,7 +59,8 @@ struct hcheck {
 	int fd; /* TCP check socket, -1 */
 	CURL *easy;
 	struct curl_slist *hdrs;
-	char url[HOST_MAX_LEN * 2];
+	struct curl_slist *connect_to; /* TLS checks by name: the name -> the server's address */
+	char url[HOST_MAX_LEN * 2 + 64];
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -709,16 +711,29 @@ static int curl_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
+/* HTTP checks follow the pool's upstream TLS (`tls` in the pool, or health.tls) */
+static int check_tls(const struct pool *p)
+{
+	return p->health.tls || p->tls_on;
+}
+
 /*
- * Hook for TLS checks: a pool flag (health.tls, no config keyword yet) and the place where the
- * verification options go. With the flag clear, which is always for now, it sets nothing.
+ * check_tls_setup - the verification a pool's upstream TLS does, for curl: the pool's CA file
+ * (else the system store), verify on|off, and the same name (sni, else the server's host)
+ * for SNI and the certificate check. The URL then carries that name and CURLOPT_CONNECT_TO
+ * sends the connection to the server's address literal, so curl resolves nothing.
  */
 static void check_tls_setup(CURL *e, const struct pool *p)
 {
-	if (!p->health.tls)
+	long verify = p->tls_on ? (p->tls_verify ? 1L : 0L) : 1L;
+
+	if (!check_tls(p))
 		return;
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+	if (p->tls_ca[0])
+		curl_easy_setopt(e, CURLOPT_CAINFO, p->tls_ca);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 }
 
 /* the easy handle of an HTTP check, built once and re-added to the multi for every check */
@@ -726,11 +741,14 @@ static int http_setup(struct hcheck *c)
 {
 	const struct server *s = c->s;
 	const struct health_conf *hc = &s->pool->health;
-	const char *scheme = hc->tls ? "https" : "http";
-	char addr[INET6_ADDRSTRLEN], hosthdr[HOST_MAX_LEN + 8];
+	int tls = check_tls(s->pool);
+	const char *scheme = tls ? "https" : "http";
+	char addr[INET6_ADDRSTRLEN], hosthdr[HOST_MAX_LEN + 8], name[HOST_MAX_LEN];
+	char connect_to[HOST_MAX_LEN + INET6_ADDRSTRLEN + 32];
 	unsigned port;
+	int v6 = s->addr.ss_family == AF_INET6;
 
-	if (s->addr.ss_family == AF_INET6) {
+	if (v6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->addr;
 
 		inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
@@ -746,6 +764,16 @@ static int http_setup(struct hcheck *c)
 	c->easy = curl_easy_init();
 	if (!c->easy)
 		return -ENOMEM;
+	if (tls && s->pool->tls_on && !tls_upstream_name(s->pool, s, name, sizeof(name))) {
+		/* a host name: SNI and verification use it, the connection goes to the address */
+		snprintf(c->url, sizeof(c->url), "https://%s:%u%s", name, port, hc->path);
+		snprintf(connect_to, sizeof(connect_to), v6 ? "%s:%u:[%s]:%u" : "%s:%u:%s:%u", name,
+			 port, addr, port);
+		c->connect_to = curl_slist_append(NULL, connect_to);
+		if (!c->connect_to)
+			return -ENOMEM;
+		curl_easy_setopt(c->easy, CURLOPT_CONNECT_TO, c->connect_to);
+	}
 	if (hc->host[0]) {
 		snprintf(hosthdr, sizeof(hosthdr), "Host: %s", hc->host);
 		c->hdrs = curl_slist_append(c->hdrs, hosthdr);
@@ -824,6 +852,17 @@ static void http_done(struct hcheck *c, CURLcode rc, uint64_t now_ms)
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 		snprintf(what, sizeof(what), status ? "bad response" : "reset");
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION: {
+		/* "SSL certificate problem: unable to get local issuer certificate" */
+		const char *p = strstr(c->errbuf, "problem: ");
+
+		snprintf(what, sizeof(what), "TLS certificate: %.46s",
+			 p ? p + 9 : (c->errbuf[0] ? c->errbuf : "verification failed"));
+		break;
+	}
+	case CURLE_SSL_CONNECT_ERROR:
+		snprintf(what, sizeof(what), "TLS handshake failed");
 		break;
 	default:
 		/* garbage, an empty reply, HTTP/0.9, a broken body */
@@ -1013,6 +1052,7 @@ static void release(void)
 			curl_easy_cleanup(c->easy);
 		}
 		curl_slist_free_all(c->hdrs);
+		curl_slist_free_all(c->connect_to);
 		if (c->fd >= 0)
 			close(c->fd);
 	}

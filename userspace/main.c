@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "privdrop.h"
+#include "tls.h"
 #include "upgrade.h"
 #include "splice.h"
 #include "version.h"
@@ -381,6 +382,17 @@ int main(int argc, char **argv)
 	if (g_access_fd == -1 && strcmp(cf->access_log, "off"))
 		fatal("cannot open access log %s", cf->access_log);
 
+	{
+		char why[128];
+
+		if (tls_ktls_init(opt.no_ktls, why, sizeof(why)))
+			log_info("kTLS: available");
+		else if (opt.no_ktls)
+			log_info("kTLS: off (--no-ktls), TLS record crypto in userspace");
+		else
+			log_info("kTLS: unavailable (%s), TLS record crypto in userspace", why);
+	}
+
 	nworkers = cf->workers ? cf->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (!nworkers)
 		nworkers = 1;
@@ -476,6 +488,11 @@ int main(int argc, char **argv)
 	main_loop(d, sfd, tfd);
 
 	d->stopping = 1;
+	if (g_tls_counters.handshakes)
+		log_info("TLS: %llu handshakes, kTLS tx on %llu, rx on %llu, %llu closed for a "
+			 "record kTLS could not follow",
+			 g_tls_counters.handshakes, g_tls_counters.ktls_tx, g_tls_counters.ktls_rx,
+			 g_tls_counters.ktls_closed);
 	control_close(d, 1);
 	metrics_close(d);
 	health_stop();

@@ -13,8 +13,17 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
+#include <pthread.h>
+
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -22,16 +31,172 @@
 
 #define MAX_NAMES 64
 
+struct tls_counters g_tls_counters;
+static int g_ktls; /* new client connections ask OpenSSL for kTLS (tls_ktls_init) */
+
 struct tls_cert {
 	SSL_CTX *ctx;
 	char *names[MAX_NAMES]; /* SAN DNS names (or the CN when there is no SAN), lower case */
 	unsigned nnames;
 };
 
+/*
+ * Session ticket keys, generated in memory, shared by every certificate of a listener (a
+ * ticket stays valid across SNI names and workers). keys[0] encrypts new tickets; the older
+ * ones only decrypt, and a ticket they open is renewed. Rotation happens lazily when a ticket
+ * is made or opened: after TICKET_KEYS rotation periods a ticket cannot be opened any more
+ * and the client does a full handshake.
+ */
+#define TICKET_KEYS 2
+
+struct ticket_key {
+	unsigned char name[16];
+	unsigned char aes[32];
+	unsigned char hmac[32];
+	uint8_t valid;
+};
+
+struct tls_tickets {
+	pthread_mutex_t lock;
+	uint64_t rotate_ms;
+	uint64_t born_ms; /* when keys[0] became current */
+	struct ticket_key keys[TICKET_KEYS];
+};
+
 struct tls_server {
 	struct tls_cert *certs;
 	unsigned ncerts;
+	struct tls_tickets tickets;
 };
+
+static int g_ex_tickets = -1; /* SSL_CTX ex_data index: the listener's struct tls_tickets */
+static pthread_once_t g_ex_once = PTHREAD_ONCE_INIT;
+
+static void ex_init(void)
+{
+	g_ex_tickets = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int ticket_key_new(struct ticket_key *k)
+{
+	if (RAND_bytes(k->name, sizeof(k->name)) != 1 || RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
+	    RAND_bytes(k->hmac, sizeof(k->hmac)) != 1)
+		return -EIO;
+	k->valid = 1;
+	return 0;
+}
+
+/* rotate as many periods as went by (called with the lock held); -EIO when RAND failed */
+static int tickets_rotate(struct tls_tickets *t, uint64_t now)
+{
+	uint64_t periods = (now - t->born_ms) / t->rotate_ms;
+
+	if (!periods)
+		return 0;
+	if (periods >= TICKET_KEYS)
+		periods = TICKET_KEYS;
+	for (uint64_t p = 0; p < periods; p++) {
+		memmove(&t->keys[1], &t->keys[0], sizeof(t->keys[0]) * (TICKET_KEYS - 1));
+		if (ticket_key_new(&t->keys[0])) {
+			t->keys[0].valid = 0;
+			return -EIO;
+		}
+		/* a period that went by without a key: its slot is gone too */
+		if (periods == TICKET_KEYS)
+			for (unsigned i = 1; i < TICKET_KEYS; i++)
+				t->keys[i].valid = 0;
+	}
+	t->born_ms += (now - t->born_ms) / t->rotate_ms * t->rotate_ms;
+	return 0;
+}
+
+int tls_tickets_current(struct tls_server *ts, unsigned char name[16], uint64_t now_ms)
+{
+	struct tls_tickets *t = &ts->tickets;
+	int rc;
+
+	pthread_mutex_lock(&t->lock);
+	rc = tickets_rotate(t, now_ms);
+	if (!rc && !t->keys[0].valid)
+		rc = -EIO;
+	if (!rc)
+		memcpy(name, t->keys[0].name, 16);
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int tls_tickets_find(struct tls_server *ts, const unsigned char name[16], uint64_t now_ms)
+{
+	struct tls_tickets *t = &ts->tickets;
+	int found = -1;
+
+	pthread_mutex_lock(&t->lock);
+	tickets_rotate(t, now_ms);
+	for (int i = 0; i < TICKET_KEYS; i++)
+		if (t->keys[i].valid && !memcmp(t->keys[i].name, name, 16))
+			found = i;
+	pthread_mutex_unlock(&t->lock);
+	return found;
+}
+
+/*
+ * OpenSSL's ticket callback: enc = 1 makes a ticket with the current key (1 = done, -1 =
+ * error); enc = 0 opens one: 0 = unknown key (full handshake), 1 = current key, 2 = an older
+ * key (use it, and issue a new ticket), -1 = error.
+ */
+static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+		     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct tls_tickets *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), g_ex_tickets);
+	struct ticket_key k;
+	OSSL_PARAM params[3];
+	int idx = -1;
+
+	if (!t)
+		return enc ? -1 : 0;
+	pthread_mutex_lock(&t->lock);
+	if (tickets_rotate(t, mono_ms()) == 0) {
+		if (enc) {
+			idx = t->keys[0].valid ? 0 : -1;
+		} else {
+			for (int i = 0; i < TICKET_KEYS; i++)
+				if (t->keys[i].valid && !memcmp(t->keys[i].name, name, 16))
+					idx = i;
+		}
+		if (idx >= 0)
+			k = t->keys[idx];
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (idx < 0)
+		return enc ? -1 : 0;
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, sizeof(k.hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if (enc) {
+		memcpy(name, k.name, 16);
+		if (RAND_bytes(iv, 16) != 1 ||
+		    !EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) ||
+		    !EVP_MAC_CTX_set_params(hctx, params))
+			idx = -1;
+		OPENSSL_cleanse(&k, sizeof(k));
+		return idx < 0 ? -1 : 1;
+	}
+	if (!EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) ||
+	    !EVP_MAC_CTX_set_params(hctx, params))
+		idx = -1;
+	OPENSSL_cleanse(&k, sizeof(k));
+	if (idx < 0)
+		return -1;
+	return idx == 0 ? 1 : 2;
+}
 
 static void terr(FILE *errf, const char *file, int line, int *errors, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -200,6 +365,12 @@ static int load_cert(struct listener *l, const struct tls_cert_conf *cc, struct 
 	SSL_CTX_set_tlsext_servername_callback(c->ctx, sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(c->ctx, l);
 	SSL_CTX_set_alpn_select_cb(c->ctx, alpn_cb, NULL);
+	/* resumption by tickets only (stateless: any worker can open them), keys rotated */
+	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_ex_data(c->ctx, g_ex_tickets, &l->tls->tickets);
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(c->ctx, ticket_cb);
+	/* no use keeping a ticket longer than its key can be found */
+	SSL_CTX_set_timeout(c->ctx, (long)(l->tls->tickets.rotate_ms * TICKET_KEYS / 1000));
 	/* name the usual mistakes plainly instead of OpenSSL's "system lib" */
 	if (access(cc->cert, R_OK)) {
 		terr(errf, file, cc->line, &errors, "cannot read certificate %s: %s", cc->cert,
@@ -260,6 +431,13 @@ int tls_listener_load(struct listener *l, const char *file, FILE *errf)
 	}
 	l->tls = ts;
 	ts->ncerts = l->ncerts;
+	pthread_once(&g_ex_once, ex_init);
+	pthread_mutex_init(&ts->tickets.lock, NULL);
+	ts->tickets.rotate_ms = l->tls_ticket_rotate_ms ? l->tls_ticket_rotate_ms : 3600000u;
+	ts->tickets.born_ms = mono_ms();
+	if (ticket_key_new(&ts->tickets.keys[0]))
+		terr(errf, file, l->line, &errors, "cannot make a session ticket key: %s",
+		     ssl_reason((char[128]){0}, 128));
 	for (unsigned i = 0; i < l->ncerts; i++)
 		errors += load_cert(l, &l->certs[i], &ts->certs[i], file, errf);
 	return errors;
@@ -277,6 +455,8 @@ void tls_listener_free(struct listener *l)
 			free(ts->certs[i].names[n]);
 	}
 	free(ts->certs);
+	pthread_mutex_destroy(&ts->tickets.lock);
+	OPENSSL_cleanse(ts->tickets.keys, sizeof(ts->tickets.keys));
 	free(ts);
 	l->tls = NULL;
 }
@@ -297,6 +477,10 @@ struct ssl_st *tls_conn_new(struct listener *l, int fd)
 	/* a peer that closes without close_notify ends the stream like a TCP close: the body
 	 * framing of HTTP already says whether the message was complete */
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* per connection rather than per context: the decision is taken at start-up, after the
+	 * contexts were built (the SNI switch to another context keeps the options) */
+	if (g_ktls)
+		SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
 	SSL_set_accept_state(ssl);
 	return ssl;
 }
@@ -379,6 +563,128 @@ void tls_describe(struct ssl_st *ssl, char *buf, size_t len)
 		 sni ? sni : "-");
 }
 
+/* ---- kTLS ---- */
+
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+
+/*
+ * The TLS ULP refuses a socket that is not connected with ENOTCONN, but only after the module
+ * was found (and autoloaded): ENOTCONN on a fresh socket means "the kernel has kTLS",
+ * ENOENT means it has no TLS ULP. Nothing is left behind on the socket.
+ */
+static int ktls_probe(char *why, size_t len)
+{
+	int fd, rc, err;
+
+#ifdef OPENSSL_NO_KTLS
+	snprintf(why, len, "OpenSSL built without kTLS");
+	return 0;
+#endif
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(why, len, "socket: %s", strerror(errno));
+		return 0;
+	}
+	rc = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", 3);
+	err = errno;
+	close(fd);
+	if (rc == 0 || err == ENOTCONN)
+		return 1;
+	if (err == ENOENT)
+		snprintf(why, len, "the kernel has no TLS ULP");
+	else
+		snprintf(why, len, "TCP_ULP tls: %s", strerror(err));
+	return 0;
+}
+
+int tls_ktls_init(int disabled, char *why, size_t len)
+{
+	if (disabled) {
+		snprintf(why, len, "--no-ktls");
+		g_ktls = 0;
+		return 0;
+	}
+	g_ktls = ktls_probe(why, len);
+	return g_ktls;
+}
+
+void tls_ktls_state(struct ssl_st *ssl, int *tx, int *rx)
+{
+	*tx = *rx = 0;
+#ifndef OPENSSL_NO_KTLS
+	*tx = BIO_get_ktls_send(SSL_get_wbio(ssl)) ? 1 : 0;
+	*rx = BIO_get_ktls_recv(SSL_get_rbio(ssl)) ? 1 : 0;
+#else
+	(void)ssl;
+#endif
+}
+
+int tls_pending(struct ssl_st *ssl)
+{
+	return SSL_has_pending(ssl) || SSL_pending(ssl) > 0;
+}
+
+int tls_key_update_pending(struct ssl_st *ssl)
+{
+	return SSL_get_key_update_type(ssl) != SSL_KEY_UPDATE_NONE;
+}
+
+int tls_ktls_control(int fd, char *why, size_t whylen)
+{
+	unsigned char rec[16384 + 256];
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	struct iovec iov = {.iov_base = rec, .iov_len = sizeof(rec)};
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cm;
+	int type = -1;
+	ssize_t n;
+
+	n = recvmsg(fd, &mh, MSG_DONTWAIT);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return -EAGAIN;
+		snprintf(why, whylen, "%s",
+			 errno == EBADMSG ? "record decryption failed" : strerror(errno));
+		return -EPROTO;
+	}
+	cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_level == SOL_TLS && cm->cmsg_type == TLS_GET_RECORD_TYPE)
+		type = *(unsigned char *)CMSG_DATA(cm);
+	if (n == 0 && type < 0)
+		return 0; /* TCP end of stream */
+	switch (type) {
+	case 21: /* alert: level, description */
+		if (n >= 2 && rec[1] == 0)
+			return 0; /* close_notify */
+		snprintf(why, whylen, "alert %d/%d from the peer", n >= 1 ? rec[0] : -1,
+			 n >= 2 ? rec[1] : -1);
+		return -EPROTO;
+	case 22: /* handshake: message type first */
+		if (n >= 1 && rec[0] == 24)
+			snprintf(why, whylen,
+				 "TLS 1.3 KeyUpdate, which kTLS RX cannot follow here");
+		else if (n >= 1 && rec[0] == 1)
+			snprintf(why, whylen, "renegotiation attempt (ClientHello)");
+		else
+			snprintf(why, whylen, "handshake message %d after the handshake",
+				 n >= 1 ? rec[0] : -1);
+		return -EPROTO;
+	case 23: /* data after all (a race with splice): cannot happen, bytes would be lost */
+		snprintf(why, whylen, "application data on the control path");
+		return -EPROTO;
+	default:
+		snprintf(why, whylen, "record type %d", type);
+		return -EPROTO;
+	}
+}
+
 struct tls_client {
 	SSL_CTX *ctx;
 };
@@ -437,10 +743,20 @@ static void spec_host(const char *spec, char *out, size_t len)
 	out[n] = '\0';
 }
 
+int tls_upstream_name(const struct pool *p, const struct server *s, char *out, size_t len)
+{
+	struct in6_addr a6;
+
+	if (p->tls_sni[0])
+		snprintf(out, len, "%s", p->tls_sni);
+	else
+		spec_host(s->spec, out, len);
+	return inet_pton(AF_INET, out, &a6) == 1 || inet_pton(AF_INET6, out, &a6) == 1;
+}
+
 struct ssl_st *tls_upstream_new(struct pool *p, struct server *s, int fd)
 {
 	char host[HOST_MAX_LEN];
-	struct in6_addr a6;
 	int is_ip;
 	SSL *ssl;
 
@@ -451,11 +767,7 @@ struct ssl_st *tls_upstream_new(struct pool *p, struct server *s, int fd)
 		return NULL;
 	if (SSL_set_fd(ssl, fd) != 1)
 		goto err;
-	if (p->tls_sni[0])
-		snprintf(host, sizeof(host), "%s", p->tls_sni);
-	else
-		spec_host(s->spec, host, sizeof(host));
-	is_ip = inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+	is_ip = tls_upstream_name(p, s, host, sizeof(host));
 	/* no SNI for literal addresses (RFC 6066 3) */
 	if (!is_ip && !SSL_set_tlsext_host_name(ssl, host))
 		goto err;

@@ -9,6 +9,7 @@
 #define SPLICED_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -47,6 +48,16 @@ unsigned tls_select_cert(const struct listener *l, const char *sni);
 int tls_pool_load(struct pool *p, const char *file, FILE *errf);
 void tls_pool_free(struct pool *p);
 
+/*
+ * tls_tickets_find - which session ticket key of the listener has this name at now_ms
+ * (CLOCK_MONOTONIC ms; rotates first): 0 the current one, > 0 an older one (tickets are
+ * renewed), -1 none (the client does a full handshake). For tests.
+ */
+struct tls_server;
+int tls_tickets_find(struct tls_server *ts, const unsigned char name[16], uint64_t now_ms);
+/* tls_tickets_current - the name of the key new tickets get at now_ms; 0 or -EIO. */
+int tls_tickets_current(struct tls_server *ts, unsigned char name[16], uint64_t now_ms);
+
 /* ---- per-connection TLS (userspace crypto) ---- */
 
 struct ssl_st;
@@ -55,6 +66,13 @@ struct ssl_st;
  * NULL on allocation failure. Free with tls_conn_free. */
 struct ssl_st *tls_conn_new(struct listener *l, int fd);
 void tls_conn_free(struct ssl_st *ssl);
+
+/*
+ * tls_upstream_name - the name the upstream TLS of pool p checks on server s (the pool's sni,
+ * else the host part of the server's address spec), for SNI and verification; returns 1 when
+ * it is an address literal (no SNI then, and the certificate must name the address).
+ */
+int tls_upstream_name(const struct pool *p, const struct server *s, char *out, size_t len);
 
 /* tls_upstream_new - a client-side TLS object on a connected upstream socket of pool p, with
  * SNI (the pool's sni, else the server's host name) and host name verification when on. */
@@ -78,5 +96,50 @@ void tls_close_notify(struct ssl_st *ssl);
 
 /* tls_describe - "TLSv1.3 TLS_AES_256_GCM_SHA384 sni=host" for logs. */
 void tls_describe(struct ssl_st *ssl, char *buf, size_t len);
+
+/* ---- kTLS (record crypto in the kernel) ---- */
+
+/*
+ * tls_ktls_init - probe whether this kernel (TLS ULP) and this OpenSSL (KTLS build) can take
+ * the record crypto and decide whether new client connections ask OpenSSL for it (never when
+ * `disabled`, i.e. --no-ktls). Returns 1 when kTLS will be tried, else 0 with the reason in
+ * why. Call once before the workers start; the caller logs the result.
+ */
+int tls_ktls_init(int disabled, char *why, size_t len);
+
+/*
+ * tls_ktls_state - after a completed handshake: did the kernel really take the transmit
+ * and/or receive crypto? (OpenSSL falls back to userspace crypto silently.)
+ */
+void tls_ktls_state(struct ssl_st *ssl, int *tx, int *rx);
+
+/* tls_pending - 1 when OpenSSL holds received bytes (decrypted or not) that the socket no
+ * longer has: the next bytes must come from tls_read, not from splice(2). */
+int tls_pending(struct ssl_st *ssl);
+
+/*
+ * tls_ktls_control - the next record on a kTLS RX socket is not application data (splice(2)
+ * failed with EINVAL): read it with recvmsg() and TLS_GET_RECORD_TYPE. Returns 0 for a
+ * close_notify (the end of the stream), -EAGAIN when nothing complete is there yet, or
+ * -EPROTO for anything else (a fatal alert; a handshake record such as a TLS 1.3 KeyUpdate
+ * or a renegotiation, which a kernel-owned receive key cannot follow): why says which.
+ */
+int tls_ktls_control(int fd, char *why, size_t whylen);
+
+/*
+ * tls_key_update_pending - the peer asked for a TLS 1.3 KeyUpdate that OpenSSL will answer
+ * with our next write; with kTLS TX the kernel cannot change its key (Linux < 6.14, and no
+ * OpenSSL 3.0 support at all), so the caller must close instead of writing.
+ */
+int tls_key_update_pending(struct ssl_st *ssl);
+
+/* counters of client-side TLS connections since start (atomics; for logs and tests) */
+struct tls_counters {
+	unsigned long long handshakes;	/* completed client handshakes */
+	unsigned long long ktls_tx;	/* ... where the kernel took the transmit crypto */
+	unsigned long long ktls_rx;	/* ... where the kernel took the receive crypto */
+	unsigned long long ktls_closed; /* closed because of a record kTLS could not follow */
+};
+extern struct tls_counters g_tls_counters;
 
 #endif

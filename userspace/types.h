@@ -47,7 +47,8 @@ struct health_conf {
 	unsigned rise;		       /* consecutive successes that bring a down server up */
 	unsigned fall;		       /* consecutive failures that take an up server down */
 	unsigned status_lo, status_hi; /* HTTP: accepted status range */
-	uint8_t tls; /* hook for TLS checks (no keyword yet); see health.c check_tls_setup() */
+	uint8_t tls; /* HTTP checks over TLS even without the pool's `tls` (no keyword yet); a
+		      * pool with `tls` always checks over TLS, see health.c check_tls_setup() */
 };
 
 /*
@@ -206,7 +207,8 @@ struct listener {
 	unsigned ncerts;
 	int tls_min, tls_max; /* OpenSSL protocol versions; 0: library default */
 	int tls_line;
-	char tls_ciphers[256]; /* TLS 1.2 cipher list; "" = default */
+	char tls_ciphers[256];	       /* TLS 1.2 cipher list; "" = default */
+	uint32_t tls_ticket_rotate_ms; /* session ticket key lifetime; 0: default (1 h) */
 	struct tls_server *tls;
 	struct listener_stats st; /* carried over by a reload (same name) */
 };

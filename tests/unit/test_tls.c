@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -166,6 +167,58 @@ static void test_bad_cipher_list(void)
 	conf_free(cf);
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ticket keys rotate with the clock; one older key still opens tickets, then none does */
+static void test_ticket_rotation(void)
+{
+	char lines[1024], errs[2048];
+	unsigned char n0[16], n1[16], unknown[16] = {0};
+	struct config *cf;
+	struct tls_server *ts;
+	uint64_t t;
+
+	snprintf(lines, sizeof(lines),
+		 "    tls certificate %s/a.crt key %s/a.key;\n"
+		 "    tls ticket_rotate 10s;\n",
+		 dir, dir);
+	cf = load(lines, errs, sizeof(errs));
+	if (!ASSERT_TRUE(cf != NULL, "errors: %s", errs))
+		return;
+	ts = cf->listeners[0].tls;
+	ASSERT_EQ(cf->listeners[0].tls_ticket_rotate_ms, 10000, "ticket_rotate parsed");
+	t = mono_ms();
+	ASSERT_EQ(tls_tickets_current(ts, n0, t), 0, "a current key");
+	ASSERT_EQ(tls_tickets_find(ts, n0, t), 0, "the current key opens its tickets");
+	ASSERT_EQ(tls_tickets_find(ts, unknown, t), -1, "an unknown key name");
+	ASSERT_EQ(tls_tickets_current(ts, n1, t + 10001), 0, "rotated");
+	ASSERT_TRUE(memcmp(n0, n1, 16) != 0, "a new key after one period");
+	ASSERT_EQ(tls_tickets_find(ts, n0, t + 10001), 1, "the previous key still opens (renew)");
+	ASSERT_EQ(tls_tickets_find(ts, n1, t + 10001), 0, "the new key is current");
+	ASSERT_EQ(tls_tickets_find(ts, n0, t + 20001), -1, "two periods: the first key is gone");
+	ASSERT_EQ(tls_tickets_find(ts, n1, t + 20001), 1, "the second is the previous one");
+	ASSERT_EQ(tls_tickets_find(ts, n1, t + 90001), -1, "a long pause drops every old key");
+	ASSERT_EQ(tls_tickets_current(ts, n0, t + 90001), 0, "and makes a fresh one");
+	ASSERT_EQ(tls_tickets_find(ts, n0, t + 90001), 0, "which is current");
+	conf_free(cf);
+
+	snprintf(lines, sizeof(lines),
+		 "    tls certificate %s/a.crt key %s/a.key;\n"
+		 "    tls ticket_rotate 10ms;\n",
+		 dir, dir);
+	cf = load(lines, errs, sizeof(errs));
+	ASSERT_TRUE(cf == NULL, "a rotation below 1s is refused");
+	ASSERT_TRUE(strstr(errs, "t.conf:4: usage: tls ticket_rotate DURATION;") != NULL, "%s",
+		    errs);
+	conf_free(cf);
+}
+
 static void test_name_match(void)
 {
 	ASSERT_TRUE(tls_name_match("a.test", "A.TEST"), "case-insensitive");
@@ -206,6 +259,7 @@ int main(void)
 	RUN_TEST(test_errors_with_lines);
 	RUN_TEST(test_bad_cipher_list);
 	RUN_TEST(test_name_match);
+	RUN_TEST(test_ticket_rotation);
 	rc = TEST_DONE();
 
 	EVP_PKEY_free(ka);

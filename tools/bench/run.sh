@@ -624,5 +624,16 @@ T_END=$(date +%s)
 } >>"$META"
 
 mkdir -p "$(dirname "$OUT")"
+# the TLS section (tools/bench/tls.sh) is measured separately: keep it across regenerations
+if [ -f "$OUT" ]; then
+	sed -n '/^<!-- TLS \(guest \)\{0,1\}section:/,/^<!-- end of TLS \(guest \)\{0,1\}section -->/p' "$OUT" \
+		>"$TMP/tls-section.md"
+fi
 python3 "$BENCH_DIR/report.py" --tmp "$TMP" --out "$OUT" || die "report generation failed"
+if [ -s "$TMP/tls-section.md" ]; then
+	{
+		echo
+		cat "$TMP/tls-section.md"
+	} >>"$OUT"
+fi
 log "wrote $OUT ($((T_END - T_START)) s of measurements)"
