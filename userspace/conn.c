@@ -689,11 +689,15 @@ static int kernel_wanted(struct conn *c, struct flow *f)
 static void kernel_open(struct conn *c, struct flow *f)
 {
 	struct spliced_sock *st = f->src->k.st;
-	uint64_t off = f->src->read - f->src->base;
+	uint64_t kern = __atomic_load_n(&st->kern_fwd, __ATOMIC_ACQUIRE);
+	/* the verdict's offsets count the bytes the kernel carried too: the daemon read only
+	 * the passed ones. Every redirected byte lies before this point (no earlier window
+	 * reached past it), so the window starts at passed bytes read + kernel bytes. */
+	uint64_t off = f->src->read - f->src->base + kern;
 
 	f->kspan = 1;
-	f->kern_seen = st->kern_fwd;
-	st->user_fwd = off;
+	f->kern_seen = kern;
+	st->user_fwd = f->src->read - f->src->base;
 	/* publish the end last: the verdict may run on another CPU right now */
 	__atomic_store_n(&st->win_end, f->body == B_LENGTH ? off + f->left : SPLICED_WIN_ALL,
 			 __ATOMIC_RELEASE);
