@@ -99,10 +99,11 @@ struct conn {
 	uint8_t queued;
 	uint8_t dead;
 	uint8_t kqueued;
-	uint8_t kpoll;	   /* waiting on the kernel (a window, a drain): poll soon */
-	uint8_t kernel_ok; /* the kernel path may be used on this connection */
-	uint8_t kfail;	   /* insertion failed: userspace for good */
-	uint8_t hold;	   /* live upgrade: read nothing more, reach a hand-over point */
+	uint8_t kpoll;	    /* waiting on the kernel (a window, a drain): poll soon */
+	uint8_t kernel_ok;  /* the kernel path may be used on this connection */
+	uint8_t kfail;	    /* insertion failed: userspace for good */
+	uint8_t kernel_all; /* splice on: every body of known length or until close too */
+	uint8_t hold;	    /* live upgrade: read nothing more, reach a hand-over point */
 	struct kside kc, ku;
 	uint64_t start_ns;
 	struct config *cf; /* the configuration it was accepted under (a reference) */
@@ -672,17 +673,29 @@ static int kernel_pair(struct conn *c)
 }
 
 /*
- * kernel_wanted - does this span go to the kernel? Tunnels only (splice auto and on).
- * A tunnel starts quiet and the kernel carries all of it with no daemon work. Bodies stay on
- * splice(2): a body usually starts "dirty" (its first bytes arrive with the head and are passed
- * up, and while the daemon forwards them the verdict must pass the next skbs too), so a busy
- * stream rarely returns to the kernel; once inserted a socket can no longer use splice(2); and
- * body spans opened on a streaming socket lost or reordered bytes in our tests on this kernel
- * (docs/KERNEL_PATH.md). The window code is span-generic so bodies can be enabled once proven.
+ * kernel_wanted - does this span go to the kernel? Tunnels always (splice auto and on); bodies
+ * of known length and bodies that run until close when the listener says "splice on", or with
+ * "splice auto" when at least splice_min_body bytes of them are left. Chunked bodies stay with
+ * the daemon: their framing must be parsed. Once a connection's sockets are in the maps they
+ * can no longer use splice(2) (passed bytes are copied with recv/send), and a body whose first
+ * bytes arrived with its head starts on the passed path until the daemon catches up with the
+ * stream (docs/KERNEL_PATH.md), so small bodies are cheaper on splice(2).
  */
 static int kernel_wanted(struct conn *c, struct flow *f)
 {
-	return c->kernel_ok && !c->kfail && f->body == B_TUNNEL;
+	uint64_t min = c->cf->splice_min_body;
+
+	if (!c->kernel_ok || c->kfail)
+		return 0;
+	if (f->body == B_TUNNEL)
+		return 1;
+	if (f->body != B_LENGTH && f->body != B_EOF)
+		return 0;
+	if (c->kernel_all)
+		return 1;
+	if (min == SPLICE_MIN_BODY_OFF)
+		return 0;
+	return f->body == B_EOF || f->left >= min;
 }
 
 /* open a window for the rest of f's body: the daemon's own bytes are all written */
@@ -1315,6 +1328,7 @@ static int config_follow(struct conn *c)
 	c->l = nl;
 	if (!kin(&c->kc))
 		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
+	c->kernel_all = nl->splice == SPLICE_ON;
 	conf_unref(old);
 	return 0;
 }
@@ -1895,6 +1909,7 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd, in
 	c->resp.dst = &c->kc;
 	/* a TLS socket cannot join a sockmap (userspace crypto here; kTLS excludes it too) */
 	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF && !l->tls;
+	c->kernel_all = l->splice == SPLICE_ON;
 	{
 		struct timespec ts;
 
