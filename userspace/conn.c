@@ -318,8 +318,12 @@ static void upstream_close(struct conn *c)
 		/* what this upstream's verdict moved into the client stays on the client's
 		 * books (rule 1), and the client's window closes: offsets only grow */
 		c->kc.kern_in_closed += c->ku.k.st->kern_fwd - c->ku.kern_base;
-		if (kin(&c->kc))
+		if (kin(&c->kc)) {
 			__atomic_store_n(&c->kc.k.st->win_end, 0, __ATOMIC_RELEASE);
+			/* and what the client's verdict moved into this upstream is off the books
+			 * of the next one: rule 1 there must not wait for bytes it never gets */
+			c->kc.kern_base = c->kc.k.st->kern_fwd;
+		}
 	}
 	if (c->ku.ssl)
 		tls_conn_free(c->ku.ssl);
