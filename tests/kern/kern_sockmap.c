@@ -2234,6 +2234,11 @@ static void alt_run(unsigned nspans, unsigned max_bits, uint64_t seed, uint64_t 
 		if (!progress)
 			pump_wait(&as.s.p);
 	}
+	if (scene_running(&as.s)) {
+		/* a failed run: end the threads now instead of at their deadline */
+		shutdown(as.s.q.c, SHUT_RDWR);
+		shutdown(as.s.q.b, SHUT_RDWR);
+	}
 	scene_join(&as.s);
 	dt = now() - t0;
 	k1 = kern_redirected();
