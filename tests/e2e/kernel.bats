@@ -705,8 +705,9 @@ pool b { server s 127.0.0.1:${ORIGIN_PORTS[b]}; }"
 	[ "$status" -eq 0 ]
 	[[ $output == *"bad 0"* ]] || fail "some responses were wrong"
 	r1=$(kern_counter redirect_bytes)
+	# how much the kernel carries here depends on scheduling: a pair is inserted only when
+	# neither socket has unread bytes, and this client never pauses (0 B in 1 of 4 runs,
+	# 3.8-13 MB in the others); the previous test asserts the kernel's share of a body
 	info "redirect_bytes +$((r1 - r0)) over 48 pipelined requests;" \
 		"$("$PYTHON" "$MAPS" kern "$SPLICED_PIN")"
-	# every upstream change re-pairs the client socket with a new upstream in the maps
-	((r1 > r0)) || fail "the kernel carried no body bytes"
 }
