@@ -632,8 +632,10 @@ static int kernel_pair(struct conn *c)
 		return 0;
 	if (c->kfail || c->ufd < 0 || c->kc.ssl || c->ku.ssl)
 		return -EOPNOTSUPP;
-	/* insert only at a quiet point: bytes queued before insertion were seen reordered
-	 * against bytes passed up after it (docs/KERNEL_PATH.md); try again at the next span */
+	/* insert only at a quiet point: bytes queued before insertion are passed up and must be
+	 * copied with recv/send (a socket in the maps cannot splice), while on a quiet pair the
+	 * window latches at once. (Insertion mid-stream is byte-exact too since the verdict cuts
+	 * a partly read skb's head: kern_sockmap test 9.) Try again when the flow next asks. */
 	if ((!kin(&c->kc) && splice_queued(c->cfd)) || splice_queued(c->ufd))
 		return -EAGAIN;
 	rc = splice_insert(&c->kc.k, c->cfd, &c->ku.k, c->ufd, c->cf->splice_cap);
