@@ -99,6 +99,23 @@ static __always_inline __u64 peer_in_flight(struct spliced_sock *st, struct spli
 	return queued > acked ? queued - acked : 0;
 }
 
+struct trim_ctx {
+	struct __sk_buff *skb;
+	__s32 left; /* repeated bytes still to cut from the head */
+};
+
+/* bpf_loop callback: cut up to 4095 bytes (the most sk_skb_adjust_room takes per call) */
+static long trim_step(__u32 i, void *arg)
+{
+	struct trim_ctx *t = arg;
+	__s32 n = t->left > 4095 ? 4095 : t->left;
+
+	if (n <= 0 || bpf_skb_adjust_room(t->skb, -n, 0, 0))
+		return 1;
+	t->left -= n;
+	return t->left > 0 ? 0 : 1;
+}
+
 SEC("sk_skb/stream_verdict")
 int spliced_verdict(struct __sk_buff *skb)
 {
@@ -150,20 +167,22 @@ int spliced_verdict(struct __sk_buff *skb)
 		__s32 dup = (__s32)(expect - seq);
 
 		if (dup > 0) {
-			if ((__u32)dup >= skb->len) {
-				st->trims++;
-				return SK_DROP;
-			}
-			for (int i = 0; i < 32 && dup > 0; i++) {
-				__s32 n = dup > 4095 ? 4095 : dup;
+			struct trim_ctx t = {.skb = skb, .left = dup};
 
-				if (bpf_skb_adjust_room(skb, -n, 0, 0))
-					break;
-				dup -= n;
-			}
 			st->trims++;
-			if (dup > 0)
+			if ((__u32)dup >= skb->len)
+				return SK_DROP;
+			/* a partly read skb at insertion can repeat far more than 4095 bytes: make
+			 * the repeated head linear once, so each trim below only moves a pointer
+			 * (if that allocation fails the trims pull 4095 bytes at a time) */
+			if (dup > 4095)
+				bpf_skb_pull_data(skb, (__u32)dup);
+			bpf_loop((__u32)(dup + 4094) / 4095, trim_step, &t, 0);
+			st->trimmed += (__u64)(dup - t.left);
+			if (t.left > 0) {
+				st->trim_fails++;
 				return SK_DROP; /* cannot trim: dropping beats duplicating */
+			}
 		}
 	}
 	len = skb->len;

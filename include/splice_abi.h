@@ -38,13 +38,14 @@ struct spliced_server_stats {
  */
 struct spliced_sock {
 	/* written by BPF */
-	__u64 seen;	/* bytes handed to the verdict (stream offset reached) */
-	__u64 kern_fwd; /* bytes redirected to the peer */
-	__u64 passed;	/* bytes left to the daemon (SK_PASS) */
-	__u64 next_seq; /* next expected TCP sequence + 1 (0: unknown) */
-	__u64 cap_hits; /* skbs passed up because the peer was over the in-flight cap */
-	__u64 trims;	/* skbs whose head repeated already delivered bytes */
-	__u64 bpf_pad[2];
+	__u64 seen;	  /* bytes handed to the verdict (stream offset reached) */
+	__u64 kern_fwd;	  /* bytes redirected to the peer */
+	__u64 passed;	  /* bytes left to the daemon (SK_PASS) */
+	__u64 next_seq;	  /* next expected TCP sequence + 1 (0: unknown) */
+	__u64 cap_hits;	  /* skbs passed up because the peer was over the in-flight cap */
+	__u64 trims;	  /* skbs whose head repeated already delivered bytes */
+	__u64 trimmed;	  /* repeated bytes cut from those heads */
+	__u64 trim_fails; /* skbs dropped because their repeated head could not be cut (lost) */
 	/* written by the daemon */
 	__u64 user_fwd;	 /* passed bytes the daemon has written to the peer */
 	__u64 win_end;	 /* redirect only bytes below this offset */

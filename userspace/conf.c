@@ -360,6 +360,7 @@ static void conf_defaults(struct config *cf)
 	cf->pipe_size = 262144;
 	cf->fail_timeout_ms = 10000;
 	cf->splice_cap = 4 << 20;
+	cf->splice_min_body = SPLICE_MIN_BODY_OFF;
 	cf->retries = 2;
 	cf->drain_timeout_ms = 30000;
 	cf->upgrade_timeout_ms = 30000;
@@ -512,6 +513,19 @@ static void do_global(struct parser *ps, struct config *cf, struct node *blk)
 				     n->args[0]);
 			else
 				cf->splice_cap = v;
+		} else if (!strcmp(n->name, "splice_min_body")) {
+			uint64_t v;
+
+			if (want_args(ps, n, 1, 1))
+				continue;
+			if (!strcmp(n->args[0], "off"))
+				cf->splice_min_body = SPLICE_MIN_BODY_OFF;
+			else if (conf_parse_size(n->args[0], &v) || v > (1ULL << 40))
+				perr(ps, n->line,
+				     "invalid size '%s' for 'splice_min_body' (0 to 1024g, or off)",
+				     n->args[0]);
+			else
+				cf->splice_min_body = v;
 		} else if (!strcmp(n->name, "retries")) {
 			if (!want_args(ps, n, 1, 1))
 				set_uint(ps, n, n->args[0], 0, 100, &cf->retries);

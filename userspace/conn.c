@@ -103,10 +103,11 @@ struct conn {
 	uint8_t queued;
 	uint8_t dead;
 	uint8_t kqueued;
-	uint8_t kpoll;	   /* waiting on the kernel (a window, a drain): poll soon */
-	uint8_t kernel_ok; /* the kernel path may be used on this connection */
-	uint8_t kfail;	   /* insertion failed: userspace for good */
-	uint8_t hold;	   /* live upgrade: read nothing more, reach a hand-over point */
+	uint8_t kpoll;	    /* waiting on the kernel (a window, a drain): poll soon */
+	uint8_t kernel_ok;  /* the kernel path may be used on this connection */
+	uint8_t kfail;	    /* insertion failed: userspace for good */
+	uint8_t kernel_all; /* splice on: every body of known length or until close too */
+	uint8_t hold;	    /* live upgrade: read nothing more, reach a hand-over point */
 	struct kside kc, ku;
 	uint64_t start_ns;
 	struct config *cf; /* the configuration it was accepted under (a reference) */
@@ -378,8 +379,12 @@ static void upstream_close(struct conn *c)
 		/* what this upstream's verdict moved into the client stays on the client's
 		 * books (rule 1), and the client's window closes: offsets only grow */
 		c->kc.kern_in_closed += c->ku.k.st->kern_fwd - c->ku.kern_base;
-		if (kin(&c->kc))
+		if (kin(&c->kc)) {
 			__atomic_store_n(&c->kc.k.st->win_end, 0, __ATOMIC_RELEASE);
+			/* and what the client's verdict moved into this upstream is off the books
+			 * of the next one: rule 1 there must not wait for bytes it never gets */
+			c->kc.kern_base = c->kc.k.st->kern_fwd;
+		}
 	}
 	if (c->ku.ssl)
 		tls_conn_free(c->ku.ssl);
@@ -723,8 +728,10 @@ static int kernel_pair(struct conn *c)
 		return 0;
 	if (c->kfail || c->ufd < 0 || c->kc.ssl || c->ku.ssl)
 		return -EOPNOTSUPP;
-	/* insert only at a quiet point: bytes queued before insertion were seen reordered
-	 * against bytes passed up after it (docs/KERNEL_PATH.md); try again at the next span */
+	/* insert only at a quiet point: bytes queued before insertion are passed up and must be
+	 * copied with recv/send (a socket in the maps cannot splice), while on a quiet pair the
+	 * window latches at once. (Insertion mid-stream is byte-exact too since the verdict cuts
+	 * a partly read skb's head: kern_sockmap test 9.) Try again when the flow next asks. */
 	if ((!kin(&c->kc) && splice_queued(c->cfd)) || splice_queued(c->ufd))
 		return -EAGAIN;
 	rc = splice_insert(&c->kc.k, c->cfd, &c->ku.k, c->ufd, c->cf->splice_cap);
@@ -768,29 +775,45 @@ static int kernel_pair(struct conn *c)
 }
 
 /*
- * kernel_wanted - does this span go to the kernel? Tunnels only (splice auto and on).
- * A tunnel starts quiet and the kernel carries all of it with no daemon work. Bodies stay on
- * splice(2): a body usually starts "dirty" (its first bytes arrive with the head and are passed
- * up, and while the daemon forwards them the verdict must pass the next skbs too), so a busy
- * stream rarely returns to the kernel; once inserted a socket can no longer use splice(2); and
- * body spans opened on a streaming socket lost or reordered bytes in our tests on this kernel
- * (docs/KERNEL_PATH.md). The window code is span-generic so bodies can be enabled once proven.
+ * kernel_wanted - does this span go to the kernel? Tunnels always (splice auto and on); bodies
+ * of known length and bodies that run until close when the listener says "splice on", or with
+ * "splice auto" when at least splice_min_body bytes of them are left. Chunked bodies stay with
+ * the daemon: their framing must be parsed. Once a connection's sockets are in the maps they
+ * can no longer use splice(2) (passed bytes are copied with recv/send), and a body whose first
+ * bytes arrived with its head starts on the passed path until the daemon catches up with the
+ * stream (docs/KERNEL_PATH.md), so small bodies are cheaper on splice(2).
  */
 static int kernel_wanted(struct conn *c, struct flow *f)
 {
-	return c->kernel_ok && !c->kfail && f->body == B_TUNNEL;
+	uint64_t min = c->cf->splice_min_body;
+
+	if (!c->kernel_ok || c->kfail)
+		return 0;
+	if (f->body == B_TUNNEL)
+		return 1;
+	if (f->body != B_LENGTH && f->body != B_EOF)
+		return 0;
+	if (c->kernel_all)
+		return 1;
+	if (min == SPLICE_MIN_BODY_OFF)
+		return 0;
+	return f->body == B_EOF || f->left >= min;
 }
 
 /* open a window for the rest of f's body: the daemon's own bytes are all written */
 static void kernel_open(struct conn *c, struct flow *f)
 {
 	struct spliced_sock *st = f->src->k.st;
-	uint64_t off = f->src->read - f->src->base;
+	uint64_t kern = __atomic_load_n(&st->kern_fwd, __ATOMIC_ACQUIRE);
+	/* the verdict's offsets count the bytes the kernel carried too: the daemon read only
+	 * the passed ones. Every redirected byte lies before this point (no earlier window
+	 * reached past it), so the window starts at passed bytes read + kernel bytes. */
+	uint64_t off = f->src->read - f->src->base + kern;
 
 	f->kspan = 1;
 	c->paths |= CONN_PATH_KERNEL;
-	f->kern_seen = st->kern_fwd;
-	st->user_fwd = off;
+	f->kern_seen = kern;
+	st->user_fwd = f->src->read - f->src->base;
 	/* publish the end last: the verdict may run on another CPU right now */
 	__atomic_store_n(&st->win_end, f->body == B_LENGTH ? off + f->left : SPLICED_WIN_ALL,
 			 __ATOMIC_RELEASE);
@@ -1524,6 +1547,7 @@ static int config_follow(struct conn *c)
 	pthread_mutex_unlock(&c->w->conns_lock);
 	if (!kin(&c->kc))
 		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
+	c->kernel_all = nl->splice == SPLICE_ON;
 	conf_unref(old);
 	return 0;
 }
@@ -2141,6 +2165,7 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	/* a TLS socket cannot join a sockmap: with userspace crypto the socket carries records,
 	 * and a kTLS socket cannot enter a map (DESIGN.md 6); kTLS uses splice(2) instead */
 	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF && !l->tls;
+	c->kernel_all = l->splice == SPLICE_ON;
 	{
 		struct timespec ts;
 

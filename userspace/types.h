@@ -21,6 +21,7 @@
 #define MAX_ROUTE_HOSTS 8
 
 enum splice_mode { SPLICE_AUTO = 0, SPLICE_ON, SPLICE_OFF };
+#define SPLICE_MIN_BODY_OFF UINT64_MAX
 enum hash_key { HASH_SOURCE = 0, HASH_HEADER };
 
 /* active health checks of a pool (health.c); HEALTH_CHECK_NONE: servers are assumed up */
@@ -226,9 +227,11 @@ struct config {
 	uint32_t timeout_tunnel_ms;  /* inactivity in Upgrade/CONNECT tunnels */
 	uint32_t max_header_size;
 	uint32_t max_connections;
-	uint32_t buffer_size; /* per direction userspace buffer */
-	uint32_t pipe_size;   /* splice(2) pipe capacity */
-	uint64_t splice_cap;  /* bytes in flight into a peer before falling back to PASS */
+	uint32_t buffer_size;	  /* per direction userspace buffer */
+	uint32_t pipe_size;	  /* splice(2) pipe capacity */
+	uint64_t splice_cap;	  /* bytes in flight into a peer before falling back to PASS */
+	uint64_t splice_min_body; /* splice auto: bodies this long go to the kernel path;
+				   * SPLICE_MIN_BODY_OFF: bodies never do */
 	uint32_t fail_timeout_ms;
 	unsigned retries;
 	/* operations (issue 6) */

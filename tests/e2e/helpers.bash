@@ -9,7 +9,9 @@
 #   start_spliced CONFIG_TEXT            daemon in the foreground; "@PORT@" / "@PORT2@" in the text
 #                                        become free ports (SPLICED_PORT / SPLICED_PORT2); adds a
 #                                        unique pin_path and an access_log unless the text sets
-#                                        them; extra daemon flags come from $SPLICED_ARGS
+#                                        them; extra daemon flags come from $SPLICED_ARGS,
+#                                        extra global statements from $SPLICED_GLOBAL (e.g.
+#                                        "splice_min_body 0;": every body on the kernel path)
 #   free_port                            a loopback TCP port nobody uses right now
 #   record_pid PID NAME                  teardown kills it (TERM, then KILL)
 # Everything a test starts is killed by PID in teardown; nothing is killed by name.
@@ -210,7 +212,8 @@ stop_origin() { # NAME
 
 # ---- spliced ----
 
-# _conf_with_defaults TEXT: add pin_path and access_log to the global block unless present
+# _conf_with_defaults TEXT: add pin_path and access_log to the global block unless present, and
+# $SPLICED_GLOBAL
 _conf_with_defaults() {
 	local text=$1 add=""
 	if ! grep -qE '(^|[[:space:]{;])pin_path[[:space:]]' <<<"$text"; then
@@ -219,6 +222,7 @@ _conf_with_defaults() {
 	if ! grep -qE '(^|[[:space:]{;])access_log[[:space:]]' <<<"$text"; then
 		add+="access_log $ACCESS_LOG; "
 	fi
+	add+=${SPLICED_GLOBAL:+"$SPLICED_GLOBAL "}
 	if grep -qE '(^|[[:space:]])global[[:space:]]*\{' <<<"$text"; then
 		awk -v add="$add" '
 			!done && match($0, /global[ \t]*\{/) {

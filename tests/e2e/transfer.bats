@@ -301,70 +301,8 @@ pool p { server s 127.0.0.1:$SLOW_PORT; }"
 }
 pool a { server s 127.0.0.1:${ORIGIN_PORTS[a]}; }
 pool b { server s 127.0.0.1:${ORIGIN_PORTS[b]}; }"
-	run timeout 120 "$PYTHON" - "$SPLICED_PORT" "${ORIGIN_PORTS[a]}" <<'PY'
-import hashlib, os, random, socket, sys, threading
-port, direct = int(sys.argv[1]), int(sys.argv[2])
-rng = random.Random(7)
-reqs = []  # (host, kind, size, payload)
-for i in range(24):
-    host = "a.test" if i % 2 == 0 else "b.test"
-    size = rng.choice([0, 7, 900, 70000, 3 << 20, 6 << 20]) if i % 3 else rng.choice([5, 100])
-    if i % 4 < 2:
-        reqs.append((host, "up", size, os.urandom(size)))
-    else:
-        reqs.append((host, "down", size, None))
-
-def fetch_direct(size):
-    s = socket.create_connection(("127.0.0.1", direct))
-    s.sendall(b"GET /size/%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % size)
-    data = b""
-    while True:
-        b = s.recv(1 << 20)
-        if not b:
-            break
-        data += b
-    return hashlib.sha256(data.split(b"\r\n\r\n", 1)[1]).hexdigest()
-
-s = socket.create_connection(("127.0.0.1", port), timeout=60)
-def writer():
-    for host, kind, size, payload in reqs:
-        if kind == "up":
-            s.sendall(b"POST /upload HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n" % (host.encode(), size) + payload)
-        else:
-            s.sendall(b"GET /size/%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (size, host.encode()))
-t = threading.Thread(target=writer); t.start()
-f = s.makefile("rb")
-bad = 0
-for i, (host, kind, size, payload) in enumerate(reqs):
-    status = f.readline().split()[1]
-    hdr = {}
-    while True:
-        line = f.readline().rstrip(b"\r\n")
-        if not line:
-            break
-        k, v = line.split(b":", 1)
-        hdr[k.strip().lower()] = v.strip()
-    if b"content-length" in hdr:
-        body = f.read(int(hdr[b"content-length"]))
-    else:  # chunked
-        body = b""
-        while True:
-            n = int(f.readline().split(b";")[0], 16)
-            if n == 0:
-                f.readline(); break
-            body += f.read(n); f.readline()
-    want_backend = host[0].encode()
-    if kind == "up":
-        ok = body.split()[:2] == [hashlib.sha256(payload).hexdigest().encode(), str(size).encode()]
-    else:
-        ok = len(body) == size and hashlib.sha256(body).hexdigest() == fetch_direct(size)
-    ok = ok and status == b"200" and hdr.get(b"x-backend") == want_backend
-    print(i, host, kind, size, status.decode(), hdr.get(b"x-backend", b"-").decode(), "ok" if ok else "BAD")
-    bad += not ok
-t.join()
-print("bad", bad)
-sys.exit(1 if bad else 0)
-PY
+	run timeout 120 "$PYTHON" "$E2E_ROOT/tests/origin/pipeline_pools.py" "$SPLICED_PORT" \
+		"${ORIGIN_PORTS[a]}"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ $output == *"bad 0"* ]]

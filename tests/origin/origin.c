@@ -98,7 +98,7 @@ static void usage(FILE *f)
 		"  -n, --name NAME      backend name for X-Backend and default bodies (default origin)\n"
 		"  -l, --log FILE       append \"METHOD TARGET\" per request\n"
 		"  -P, --pidfile FILE   write the PID once listening\n"
-		"endpoints: /size/N[k|m|g][?chunked=1|?close=1]  /upload  /echo  /status/NNN\n"
+		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M]  /upload  /echo  /status/NNN\n"
 		"           /slow?ms=N  /hold  any request with Upgrade: websocket  anything else\n");
 }
 
@@ -729,8 +729,9 @@ static int handle_size(struct conn *c, struct request *rq, const char *arg)
 	uint64_t n, off = 0, k;
 	unsigned int ci = 0;
 	int close_mode, chunked, hl, err;
-	char ch[32];
+	char ch[32], v[32];
 	struct iovec iov[3];
+	long pause_ms;
 
 	if (parse_size(arg, &n))
 		return send_text(c, rq, 400, "bad size\n") ?: 0;
@@ -748,9 +749,18 @@ static int handle_size(struct conn *c, struct request *rq, const char *arg)
 			 chunked ? "Transfer-Encoding: chunked\r\n" : "");
 	if (hl < 0)
 		return hl;
-	err = send_all(c->fd, head, hl, !rq->is_head && (n > 0 || chunked));
+	pause_ms = query_get(rq->query, "pause_ms", v, sizeof(v)) ? atol(v) : 0;
+	err = send_all(c->fd, head, hl, !rq->is_head && (n > 0 || chunked) && pause_ms <= 0);
 	if (err || rq->is_head)
 		return err ?: rq->conn_close;
+	if (pause_ms > 0) {
+		/* the head alone first: the proxy sees a quiet upstream before the body */
+		struct timespec ts = {.tv_sec = pause_ms / 1000,
+				      .tv_nsec = (pause_ms % 1000) * 1000000L};
+
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+	}
 	if (!chunked) {
 		err = send_pattern(c->fd, 0, n, 0);
 		return err ?: rq->conn_close;

@@ -394,6 +394,7 @@ static void test_defaults(void)
 	ASSERT_EQ(cf->pipe_size, 262144, "pipe_size");
 	ASSERT_EQ(cf->retries, 2, "retries");
 	ASSERT_EQ(cf->fail_timeout_ms, 10000, "fail_timeout");
+	ASSERT_TRUE(cf->splice_min_body == SPLICE_MIN_BODY_OFF, "splice_min_body off");
 	if (ASSERT_EQ(cf->nlisteners, 1, "nlisteners"))
 		ASSERT_EQ(cf->listeners[0].splice, SPLICE_AUTO, "splice");
 	if (!ASSERT_EQ(cf->npools, 1, "npools"))
@@ -504,6 +505,29 @@ static void test_err_unknown_listener(void)
 		     "\troute { pool base; }\n"
 		     "}\n" BASE,
 		     3, "splice takes auto, on or off", 1);
+}
+
+/* splice_min_body: a size, 0 (every body) or off */
+static void test_splice_min_body(void)
+{
+	static const struct {
+		const char *v;
+		uint64_t want;
+	} ok[] = {{"1m", 1 << 20}, {"0", 0}, {"256k", 256 << 10}, {"off", SPLICE_MIN_BODY_OFF}};
+	char text[256];
+
+	for (unsigned i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config *cf;
+
+		snprintf(text, sizeof(text), "global { splice_min_body %s; }\n" BASE, ok[i].v);
+		cf = expect_ok(text);
+		if (cf)
+			ASSERT_TRUE(cf->splice_min_body == ok[i].want, "splice_min_body %s",
+				    ok[i].v);
+		conf_free(cf);
+	}
+	expect_error("global { splice_min_body lots; }\n" BASE, 1,
+		     "invalid size 'lots' for 'splice_min_body' (0 to 1024g, or off)", 1);
 }
 
 static void test_err_unknown_route(void)
@@ -1356,6 +1380,7 @@ int main(void)
 	RUN_TEST(test_err_unknown_section);
 	RUN_TEST(test_err_unknown_global);
 	RUN_TEST(test_err_unknown_listener);
+	RUN_TEST(test_splice_min_body);
 	RUN_TEST(test_err_unknown_route);
 	RUN_TEST(test_err_unknown_pool);
 	RUN_TEST(test_err_missing_semicolon);
