@@ -2256,12 +2256,9 @@ static void alt_run(unsigned nspans, unsigned max_bits, uint64_t seed, uint64_t 
 	ASSERT_EQ(as.s.p.up.err + as.s.p.down.err, 0, "pump errors");
 	ASSERT_EQ(as.s.p.up.bypass + as.s.p.down.bypass, 0, "read beyond passed");
 	ASSERT_EQ(k1 - k0, as.up.kern_bytes + as.down.kern_bytes, "redirect_bytes");
-	/* flat out, the verdict mostly finds passed bytes still unread when a window opens;
-	 * paced, it gets windows, but which direction does depends on scheduling (a slow guest
-	 * once gave one direction none): the bytes above are the assertion, this only checks
-	 * that the windows were used at all */
-	if (pace)
-		ASSERT_TRUE(as.up.kspans_kern || as.down.kspans_kern, "the kernel carried spans");
+	/* how much the windows carried depends on scheduling (flat out, the verdict mostly finds
+	 * passed bytes still unread when a window opens; under qemu TCG even the paced run may
+	 * get none): reported above, not asserted. The byte checks are the assertion. */
 	tot[0] += as.up.kern_bytes + as.down.kern_bytes;
 	tot[1] += as.up.user_bytes + as.down.user_bytes;
 out:
