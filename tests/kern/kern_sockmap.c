@@ -558,6 +558,28 @@ static void flow_fail(struct flow *f, int err, int on_src)
 }
 
 /* one turn of a direction; returns 1 when something moved */
+/* a read that went beyond what the verdict passed: the largest overshoot is reported */
+static void note_bypass(struct flow *f)
+{
+	if (kin(f->src)) {
+		uint64_t passed = st_load(&f->src->k.st->passed);
+		uint64_t mine = f->src->read - f->src->base;
+
+		if (mine > passed && mine - passed > f->bypass)
+			f->bypass = mine - passed;
+	}
+}
+
+/* rule 3: recv() == 0 is EOF only once every passed byte was read */
+static int eof_allowed(struct flow *f)
+{
+	if (kin(f->src) && st_load(&f->src->k.st->passed) > f->src->read - f->src->base) {
+		f->rule3_waits++;
+		return 0;
+	}
+	return 1;
+}
+
 static int flow_step(struct flow *f)
 {
 	int progress = 0;
@@ -615,23 +637,13 @@ static int flow_step(struct flow *f)
 				if (f->start == f->end)
 					f->start = f->end = 0;
 			}
-			if (kin(f->src)) {
-				uint64_t passed = st_load(&f->src->k.st->passed);
-				uint64_t mine = f->src->read - f->src->base;
-
-				if (mine > passed && mine - passed > f->bypass)
-					f->bypass = mine - passed;
-			}
+			note_bypass(f);
 			progress = 1;
 			continue;
 		}
 		if (r == 0) {
-			/* rule 3: EOF only once every passed byte was read */
-			if (kin(f->src) &&
-			    st_load(&f->src->k.st->passed) > f->src->read - f->src->base) {
-				f->rule3_waits++;
+			if (!eof_allowed(f))
 				break;
-			}
 			f->src_eof = 1;
 			progress = 1;
 			continue;
@@ -2116,22 +2128,13 @@ static int alt_step(struct alt *a)
 			f->src->read += (uint64_t)r;
 			f->end = (size_t)r;
 			a->take = 0;
-			if (kin(f->src)) {
-				uint64_t passed = st_load(&f->src->k.st->passed);
-				uint64_t mine = f->src->read - f->src->base;
-
-				if (mine > passed && mine - passed > f->bypass)
-					f->bypass = mine - passed;
-			}
+			note_bypass(f);
 			progress = 1;
 			continue;
 		}
 		if (r == 0) {
-			if (kin(f->src) &&
-			    st_load(&f->src->k.st->passed) > f->src->read - f->src->base) {
-				f->rule3_waits++;
+			if (!eof_allowed(f))
 				break;
-			}
 			f->src_eof = 1;
 			progress = 1;
 			continue;
