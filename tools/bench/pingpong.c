@@ -2,9 +2,12 @@
 /*
  * pingpong - sequential keep-alive GETs on one connection; prints latency statistics.
  *
- *   pingpong HOST PORT PATH COUNT [WARMUP]
+ *   pingpong HOST PORT PATH COUNT [WARMUP] [TUNNEL_BYTES]
  *
  * Sends one request, reads the complete response (head + Content-Length body), sends the next.
+ * With TUNNEL_BYTES > 0 it first upgrades the connection (WebSocket handshake on PATH, the
+ * origin then echoes raw bytes) and each round trip is TUNNEL_BYTES out and the same back:
+ * the latency of a tunnel, which spliced carries on its kernel path.
  * Output, one line: "median_us p99_us min_us max_us count". Exit 1 on any protocol or socket
  * error (message on stderr), so a proxy that drops the connection shows up as a failure.
  */
@@ -90,6 +93,73 @@ static int roundtrip(int fd, const char *req, size_t reqlen)
 	}
 }
 
+/* tunnel round trip: len bytes out, the same len back */
+static int echo_roundtrip(int fd, const char *msg, size_t len)
+{
+	size_t have = 0;
+	ssize_t n;
+
+	if (send(fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		perror("pingpong: send");
+		return -1;
+	}
+	while (have < len) {
+		n = recv(fd, buf + have, len - have, 0);
+		if (n == 0) {
+			fprintf(stderr, "pingpong: tunnel closed by peer\n");
+			return -1;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("pingpong: recv");
+			return -1;
+		}
+		have += n;
+	}
+	if (memcmp(buf, msg, len)) {
+		fprintf(stderr, "pingpong: the echo differs from what was sent\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* WebSocket upgrade: send the handshake, read up to the end of the 101 head; 0 or -1 */
+static int upgrade(int fd, const char *host, const char *port, const char *path)
+{
+	char req[512];
+	size_t have = 0, reqlen;
+	ssize_t n;
+
+	reqlen = snprintf(req, sizeof(req),
+			  "GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: Upgrade\r\n"
+			  "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+			  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			  path, host, port);
+	if (send(fd, req, reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen) {
+		perror("pingpong: send");
+		return -1;
+	}
+	/* byte by byte: nothing after the head may be consumed (the origin sends nothing) */
+	while (have < 4 || memcmp(buf + have - 4, "\r\n\r\n", 4)) {
+		if (have >= sizeof(buf) - 1) {
+			fprintf(stderr, "pingpong: upgrade response head too large\n");
+			return -1;
+		}
+		n = recv(fd, buf + have, 1, 0);
+		if (n <= 0) {
+			fprintf(stderr, "pingpong: no upgrade response\n");
+			return -1;
+		}
+		have++;
+	}
+	if (strncmp(buf, "HTTP/1.1 101", 12) != 0) {
+		fprintf(stderr, "pingpong: upgrade refused: %.40s\n", buf);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -100,18 +170,19 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char req[512];
-	int fd, one = 1, count, warmup, i;
-	size_t reqlen;
+	char req[512], *msg = NULL;
+	int fd, one = 1, count, warmup, i, rc;
+	size_t reqlen, tunnel;
 	double *lat, t0;
 
-	if (argc < 5 || argc > 6) {
-		fprintf(stderr, "usage: pingpong HOST PORT PATH COUNT [WARMUP]\n");
+	if (argc < 5 || argc > 7) {
+		fprintf(stderr, "usage: pingpong HOST PORT PATH COUNT [WARMUP] [TUNNEL_BYTES]\n");
 		return 2;
 	}
 	count = atoi(argv[4]);
 	warmup = argc > 5 ? atoi(argv[5]) : 100;
-	if (count < 1 || warmup < 0 || inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1) {
+	tunnel = argc > 6 ? strtoul(argv[6], NULL, 10) : 0;
+	if (count < 1 || warmup < 0 || tunnel > sizeof(buf) || inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1) {
 		fprintf(stderr, "pingpong: bad arguments\n");
 		return 2;
 	}
@@ -129,16 +200,25 @@ int main(int argc, char **argv)
 		perror("pingpong: connect");
 		return 1;
 	}
-	for (i = 0; i < warmup; i++)
-		if (roundtrip(fd, req, reqlen))
+	if (tunnel) {
+		msg = malloc(tunnel);
+		if (!msg || upgrade(fd, argv[1], argv[2], argv[3]))
 			return 1;
-	for (i = 0; i < count; i++) {
+		for (size_t k = 0; k < tunnel; k++)
+			msg[k] = (char)('a' + k % 26);
+	}
+	for (i = 0; i < warmup + count; i++) {
 		t0 = now_us();
-		if (roundtrip(fd, req, reqlen)) {
-			fprintf(stderr, "pingpong: failed at request %d of %d\n", i + 1, count);
+		rc = tunnel ? echo_roundtrip(fd, msg, tunnel) : roundtrip(fd, req, reqlen);
+		if (rc && i < warmup)
+			return 1;
+		if (rc) {
+			fprintf(stderr, "pingpong: failed at request %d of %d\n", i + 1 - warmup,
+				count);
 			return 1;
 		}
-		lat[i] = now_us() - t0;
+		if (i >= warmup)
+			lat[i - warmup] = now_us() - t0;
 	}
 	close(fd);
 	qsort(lat, count, sizeof(*lat), cmp_double);
