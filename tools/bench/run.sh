@@ -57,6 +57,7 @@ UP_BYTES=$((UP_MIB << 20))
 WRK_THREADS=2
 WRK_CONNS=16
 PP_WARMUP=200
+TUNNEL_BYTES=100
 WORKERS=2
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -73,6 +74,7 @@ declare -a PIDS=()        # every process we started (long-running ones)
 declare -A TPID=()        # target -> PID of its server process
 declare -A TPORT=()       # target -> port
 declare -A TSTART_CMD=()  # target -> start function
+declare -a PP_ARGS=()     # pingpong arguments after PORT, set by m_pingpong / m_tunnel
 RESULTS=$TMP/results.tsv  # measurement target rep metric value
 NOTES=$TMP/notes.tsv      # target measurement rep text
 META=$TMP/meta.tsv        # key value
@@ -240,6 +242,13 @@ http {
             proxy_buffering off;
             proxy_request_buffering off;
             client_max_body_size 0;
+        }
+        location /ws {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 60s;
         }
     }
 }
@@ -464,27 +473,39 @@ pin_target() { # target cpulist: set the CPU affinity of the origin and the targ
 		done
 	done
 }
-run_pingpong() { # target rep kind [taskset args...]
-	local t=$1 r=$2 kind=$3 out med p99 mn mx n
-	shift 3
-	out=$(bounded 60 "$@" "$PINGPONG" 127.0.0.1 "${TPORT[$t]}" / "$PP_COUNT" "$PP_WARMUP" 2>"$TMP/out/pp.err")
+# PP_ARGS: the pingpong arguments after PORT (path, count, warm-up, tunnel bytes); set by the
+# m_ function that calls run_pingpong
+run_pingpong() { # measurement target rep kind [taskset args...]
+	local m=$1 t=$2 r=$3 kind=$4 out med p99 mn mx n
+	shift 4
+	out=$(bounded 60 "$@" "$PINGPONG" 127.0.0.1 "${TPORT[$t]}" "${PP_ARGS[@]}" 2>"$TMP/out/pp.err")
 	read -r med p99 mn mx n <<<"$out"
 	if [ -z "${n:-}" ]; then
-		note "$t" pingpong "$r" "pingpong ($kind) failed: $(tr '\n' ' ' <"$TMP/out/pp.err")"
-		result pingpong "$t" "$r" "${kind}_median_us" FAIL
+		note "$t" "$m" "$r" "pingpong ${PP_ARGS[*]} ($kind) failed: $(tr '\n' ' ' <"$TMP/out/pp.err")"
+		result "$m" "$t" "$r" "${kind}_median_us" FAIL
 		return
 	fi
-	result pingpong "$t" "$r" "${kind}_median_us" "$med"
-	result pingpong "$t" "$r" "${kind}_p99_us" "$p99"
+	result "$m" "$t" "$r" "${kind}_median_us" "$med"
+	result "$m" "$t" "$r" "${kind}_p99_us" "$p99"
 }
-m_pingpong() { # target rep
-	local t=$1 r=$2
+pingpong_both() { # measurement target rep: the one-CPU variant (when there are several CPUs), then free
+	local m=$1 t=$2 r=$3
 	if [ -n "$ALL_CPUS" ]; then
 		pin_target "$t" 0
-		run_pingpong "$t" "$r" onecpu taskset -c 0
+		run_pingpong "$m" "$t" "$r" onecpu taskset -c 0
 		pin_target "$t" "$ALL_CPUS"
 	fi
-	run_pingpong "$t" "$r" free
+	run_pingpong "$m" "$t" "$r" free
+}
+m_pingpong() { # target rep: keep-alive GET / round trips
+	PP_ARGS=(/ "$PP_COUNT" "$PP_WARMUP")
+	pingpong_both pingpong "$1" "$2"
+}
+# tunnel: WebSocket upgrade on /ws (the origin answers 101 and echoes), then TUNNEL_BYTES
+# out and back per round trip; spliced carries the tunnel on its kernel path
+m_tunnel() { # target rep
+	PP_ARGS=(/ws "$PP_COUNT" "$PP_WARMUP" "$TUNNEL_BYTES")
+	pingpong_both tunnel "$1" "$2"
 }
 
 # ---- functional probes (once per target, before the loads) ----
@@ -560,7 +581,7 @@ done
 BUSY=$(awk -F'\t' '$1 == "busy_start" { print $2 + 0 }' "$META")
 [ "$BUSY" -gt 20 ] && log "warning: the machine is already ${BUSY}% busy without this benchmark; numbers will be noisy"
 
-MEASUREMENTS=(download upload pingpong keepalive close)
+MEASUREMENTS=(download upload pingpong tunnel keepalive close)
 for r in $(seq "$REPS"); do
 	for m in "${MEASUREMENTS[@]}"; do
 		for t in "${TARGETS[@]}"; do
@@ -595,6 +616,7 @@ T_END=$(date +%s)
 	printf 'up_mib\t%s\n' "$UP_MIB"
 	printf 'pp_count\t%s\n' "$PP_COUNT"
 	printf 'pp_warmup\t%s\n' "$PP_WARMUP"
+	printf 'tunnel_bytes\t%s\n' "$TUNNEL_BYTES"
 	printf 'pp_onecpu\t%s\n' "$([ -n "$ALL_CPUS" ] && echo yes || echo no)"
 	printf 'wrk_threads\t%s\n' "$WRK_THREADS"
 	printf 'wrk_conns\t%s\n' "$WRK_CONNS"
