@@ -48,6 +48,12 @@ MEASUREMENTS = [
         ("free_median_us", "free: median µs", False, "{:.1f}"),
         ("free_p99_us", "free: p99 µs", False, "{:.1f}"),
     ]),
+    ("tunnel", "Tunnel ping-pong round trip", [
+        ("onecpu_median_us", "one CPU: median µs", False, "{:.1f}"),
+        ("onecpu_p99_us", "one CPU: p99 µs", False, "{:.1f}"),
+        ("free_median_us", "free: median µs", False, "{:.1f}"),
+        ("free_p99_us", "free: p99 µs", False, "{:.1f}"),
+    ]),
 ]
 # the metrics that get spliced / X ratios
 RATIO_METRICS = {
@@ -56,6 +62,7 @@ RATIO_METRICS = {
     "keepalive": ["rps", "p99_us"],
     "close": ["rps"],
     "pingpong": ["onecpu_median_us", "free_median_us"],
+    "tunnel": ["onecpu_median_us", "free_median_us"],
 }
 
 
@@ -138,6 +145,10 @@ def main():
         "pingpong": ("Ping-pong round trip — {} sequential keep-alive `GET /` on one "
                      "connection (after {} warm-up requests)").format(meta["pp_count"],
                                                                       meta["pp_warmup"]),
+        "tunnel": ("Tunnel ping-pong round trip — WebSocket upgrade of `GET /ws`, then {} "
+                   "sequential {}-byte round trips through the tunnel (after {} warm-up "
+                   "round trips)").format(meta["pp_count"], meta.get("tunnel_bytes", "?"),
+                                          meta["pp_warmup"]),
     }
 
     o = []
@@ -252,6 +263,20 @@ def main():
               "alone (like every other measurement here) and mostly shows which mode the "
               "scheduler happened to pick.")
             w("")
+        if m == "tunnel":
+            w("The client upgrades one connection (`Upgrade: websocket`; the origin answers "
+              "`101` and then echoes raw bytes) and times {}-byte messages out and back, with "
+              "the same *one CPU* and *free* variants as above. After the `101`, spliced hands "
+              "the tunnel to the kernel: both sockets go into its sockmap and the sk_skb "
+              "program redirects the bytes from one to the other, so the daemon no longer "
+              "touches them; spliced --no-splice relays them in the daemon, which is woken for "
+              "every message and moves it with splice(2) through a pipe. "
+              "HAProxy and nginx also relay the tunnel in their own processes. The "
+              "kernel redirect is not a direct call: it is queued to a kernel work item (the "
+              "psock backlog worker), which must be scheduled to move the bytes, so on one "
+              "CPU each direction costs a context switch just as a wake-up of the daemon "
+              "does.".format(meta.get("tunnel_bytes", "?")))
+            w("")
         if m in ("download", "upload"):
             steal = [res.median(m, t, "steal_s") for t in targets]
             w("CPU s/GiB: *machine* is the /proc/stat delta over the transfer, all CPUs, "
@@ -315,7 +340,7 @@ def main():
     w("Ports of this run: " + ", ".join("{} {}".format(k, v) for k, v in ports.items()) + ".")
     w("Each repetition runs every measurement against every target in turn (targets "
       "interleaved, so slow drifts of the machine hit all of them alike); the order is "
-      "download, upload, ping-pong, keep-alive, connection-close. "
+      "download, upload, ping-pong, tunnel ping-pong, keep-alive, connection-close. "
       "Measurement phase took {} s.".format(meta["runtime_s"]))
     w("")
     w("```sh")
@@ -339,6 +364,10 @@ def main():
         meta["pp_count"], meta["pp_warmup"]))
     w("pingpong 127.0.0.1 PORT / {0} {1}                # free scheduling".format(
         meta["pp_count"], meta["pp_warmup"]))
+    w("taskset -c 0 pingpong 127.0.0.1 PORT /ws {0} {1} {2}   # tunnel (WebSocket upgrade), "
+      "one CPU".format(meta["pp_count"], meta["pp_warmup"], meta.get("tunnel_bytes", "?")))
+    w("pingpong 127.0.0.1 PORT /ws {0} {1} {2}                # tunnel, free scheduling".format(
+        meta["pp_count"], meta["pp_warmup"], meta.get("tunnel_bytes", "?")))
     w("{} http://127.0.0.1:PORT/".format(wrk))
     w("{} -H 'Connection: close' http://127.0.0.1:PORT/".format(wrk))
     w("```")
