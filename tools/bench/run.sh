@@ -113,7 +113,7 @@ cleanup() {
 	done
 	rm -f "$UPFILE"
 	# spliced unpins its maps when it stops; a killed one leaves them behind
-	rm -f "$PIN_BASE"-*/spliced_kern "$PIN_BASE"-*/spliced_servers 2>/dev/null
+	rm -f "$PIN_BASE"-*/spliced_* 2>/dev/null
 	rmdir "$PIN_BASE"-* 2>/dev/null
 	if [ "$KEEP_TMP" = 1 ]; then
 		log "kept $TMP"
