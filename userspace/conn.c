@@ -113,7 +113,8 @@ struct conn {
 	struct config *cf; /* the configuration it was accepted under (a reference) */
 	struct listener *l;
 	int cfd, ufd;
-	struct ep_tag ctag, utag;
+	struct ep_tag ctag;
+	struct ep_tag *ut; /* the upstream socket's (heap: it outlives the connection when parked) */
 	uint32_t uev;	      /* upstream events seen since connect started */
 	uint32_t cev;	      /* client events seen */
 	uint64_t tunnel_kern; /* kernel bytes of the tunnel at the last timer look */
@@ -352,10 +353,11 @@ static int upstream_park(struct conn *c)
 	    c->resp.in_pipe || (c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ||
 	    !health_server_reusable(s))
 		return 0;
-	epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->ufd, NULL);
-	if (worker_idle_put(c->w, c->ufd, s->id, s->pool->keepalive,
+	/* the socket stays registered with epoll: parking only changes its tag's owner */
+	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
 			    c->w->now_ms + s->pool->keepalive_timeout_ms))
 		return 0; /* enough parked: upstream_close() closes it */
+	c->ut = NULL;
 	c->ufd = -1;
 	memset(&c->ku, 0, sizeof(c->ku));
 	c->ku.fd = &c->ufd;
@@ -374,7 +376,6 @@ static void upstream_close(struct conn *c)
 		return;
 	if (upstream_park(c))
 		return;
-	epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->ufd, NULL);
 	if (c->ku.paired) {
 		/* what this upstream's verdict moved into the client stays on the client's
 		 * books (rule 1), and the client's window closes: offsets only grow */
@@ -388,7 +389,8 @@ static void upstream_close(struct conn *c)
 	}
 	if (c->ku.ssl)
 		tls_conn_free(c->ku.ssl);
-	close(c->ufd);
+	worker_utag_close(c->w, c->ut);
+	c->ut = NULL;
 	c->ufd = -1;
 	/* closing took the socket out of the sockhashes */
 	splice_release(&c->ku.k);
@@ -458,8 +460,7 @@ void conn_free(struct conn *c)
 		return;
 	upstream_close(c);
 	if (c->cfd >= 0) {
-		epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
-		close(c->cfd);
+		worker_close_watched(w->epfd, c->cfd);
 		c->cfd = -1;
 		atomic_fetch_sub(&g_nconns, 1);
 	}
@@ -1230,6 +1231,7 @@ static int upstream_connect(struct conn *c)
 static int upstream_connect_to(struct conn *c, struct server *s)
 {
 	struct epoll_event ev;
+	struct ep_tag *t;
 	int fd, one = 1;
 
 	if (!s)
@@ -1240,19 +1242,16 @@ static int upstream_connect_to(struct conn *c, struct server *s)
 	/* a parked connection to s carries the request when a failure could be retried (the
 	 * server may close an idle connection just as the request goes out) */
 	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	    (fd = worker_idle_take(c->w, s->id)) >= 0) {
-		c->ufd = fd;
+	    (t = worker_idle_take(c->w, s->id))) {
+		/* still registered with epoll; a server closing it meanwhile would have closed
+		 * it (worker_idle_event), and one closing it right now is a retryable failure */
+		t->c = c;
+		c->ut = t;
+		c->ufd = t->fd;
 		c->ku.rd_empty = 1;
 		c->uev = 0;
 		atomic_fetch_add(&s->conn_active, 1);
 		lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
-		c->utag.fd = fd;
-		ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-		ev.data.ptr = &c->utag;
-		if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-			log_warn("epoll_ctl");
-			return conn_fail_request(c, 503);
-		}
 		c->upstream_fresh = 0;
 		return start_exchange(c);
 	}
@@ -1262,16 +1261,22 @@ static int upstream_connect_to(struct conn *c, struct server *s)
 		c->srv = NULL;
 		return conn_fail_request(c, 503);
 	}
+	t = worker_utag_new(fd, c);
+	if (!t) {
+		close(fd);
+		c->srv = NULL;
+		return conn_fail_request(c, 503);
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->ufd = fd;
+	c->ut = t;
 	c->ku.rd_empty = 1; /* nothing to read before the response: its EPOLLIN says when */
 	atomic_fetch_add(&s->conn_active, 1);
 	atomic_fetch_add(&s->conn_total, 1);
 	lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
-	c->utag.fd = fd;
 	c->uev = 0;
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-	ev.data.ptr = &c->utag;
+	ev.data.ptr = t;
 	if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
 		log_warn("epoll_ctl");
 		return conn_fail_request(c, 503);
@@ -2107,7 +2112,6 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	socklen_t sl = sizeof(ss);
 	struct epoll_event ev;
 	uint32_t bufsz = w->cf->buffer_size;
-	int one = 1;
 
 	if (!c)
 		goto err_close;
@@ -2147,12 +2151,10 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "unknown");
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY comes from the listener (listener_nodelay in worker.c) */
 	c->ctag.kind = EP_CLIENT;
 	c->ctag.fd = fd;
 	c->ctag.c = c;
-	c->utag.kind = EP_UPSTREAM;
-	c->utag.c = c;
 	c->kc.fd = &c->cfd;
 	c->ku.fd = &c->ufd;
 	/* registering with epoll reports bytes already there as an event */
@@ -2353,8 +2355,11 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
 	*cfd = c->cfd;
 	*ufd = c->ufd;
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
-	if (c->ufd >= 0)
+	if (c->ufd >= 0) {
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->ufd, NULL);
+		worker_utag_drop(w, c->ut);
+		c->ut = NULL;
+	}
 	c->cfd = c->ufd = -1;
 	memset(&c->kc.k, 0, sizeof(c->kc.k));
 	memset(&c->ku.k, 0, sizeof(c->ku.k));
@@ -2424,10 +2429,17 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 	if (ufd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
 
+		c->ut = worker_utag_new(ufd, c);
+		if (!c->ut) {
+			close(ufd);
+			conn_free(c);
+			return -ENOMEM;
+		}
 		c->ufd = ufd;
-		c->utag.fd = ufd;
-		ev.data.ptr = &c->utag;
+		ev.data.ptr = c->ut;
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ufd, &ev) == -1) {
+			free(c->ut);
+			c->ut = NULL;
 			close(ufd);
 			c->ufd = -1;
 			conn_free(c);

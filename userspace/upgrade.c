@@ -349,6 +349,9 @@ static void on_new_process(struct daemon *d, int fd, uint32_t events, void *arg)
 		rc = ho_recv(fd, &m, &len, fds, &nfds, MSG_DONTWAIT);
 		if (rc == -EAGAIN)
 			return;
+		/* a message means it executed its binary, EOF that it is gone: either way no
+		 * other process holds copies of this one's fds any more */
+		worker_fork_end();
 		close_fds(fds, nfds);
 		if (rc) {
 			if (O.done_sent) { /* expected: it has everything */
@@ -417,8 +420,10 @@ int upgrade_start(struct daemon *d, char **argv)
 		log_warn("upgrade: socketpair");
 		return -1;
 	}
+	worker_fork_begin();
 	pid = fork();
 	if (pid == -1) {
+		worker_fork_end();
 		log_warn("upgrade: fork");
 		close(sp[0]);
 		close(sp[1]);
@@ -460,8 +465,10 @@ int upgrade_poll(struct daemon *d)
 	uint64_t now = worker_clock_ms();
 	int status;
 
-	if (O.child > 0 && waitpid(O.child, &status, WNOHANG) == O.child)
+	if (O.child > 0 && waitpid(O.child, &status, WNOHANG) == O.child) {
+		worker_fork_end(); /* gone with its copies of the fds */
 		O.child = 0; /* reaped; a failure shows up as EOF on the socket */
+	}
 	if (!d->upgrading)
 		return 0;
 	if (!O.ready) {

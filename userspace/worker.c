@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,41 @@ uint64_t worker_clock_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* fork window of a live upgrade: closes hold the read side, the fork the write side, so no
+ * close that skipped EPOLL_CTL_DEL can overlap the fork */
+static pthread_rwlock_t fork_lock = PTHREAD_RWLOCK_INITIALIZER;
+static int fork_window;
+
+void worker_close_watched(int epfd, int fd)
+{
+	pthread_rwlock_rdlock(&fork_lock);
+	if (__atomic_load_n(&fork_window, __ATOMIC_RELAXED))
+		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+	close(fd);
+	pthread_rwlock_unlock(&fork_lock);
+}
+
+void worker_fork_begin(void)
+{
+	pthread_rwlock_wrlock(&fork_lock);
+	__atomic_store_n(&fork_window, 1, __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&fork_lock);
+}
+
+void worker_fork_end(void)
+{
+	__atomic_store_n(&fork_window, 0, __ATOMIC_RELAXED);
+}
+
+/* accepted sockets inherit TCP_NODELAY from their listener: one setsockopt per listener
+ * instead of one per connection (also for listeners taken over from an older process) */
+static void listener_nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 int worker_listen_one(const struct bind_addr *b)
@@ -247,6 +283,7 @@ static void swap_apply(struct worker *w, struct config *ncf)
 		struct ep_tag *t = &w->next_ltags[i];
 
 		ev.data.ptr = t;
+		listener_nodelay(t->fd);
 		if (epoll_ctl(w->epfd, t->reused ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, t->fd, &ev) == -1)
 			log_warn("worker %u: cannot watch listener %s", w->id, t->l->name);
 	}
@@ -290,7 +327,46 @@ static void drain_begin(struct worker *w)
 
 /* ---- idle upstream connections (pool keepalive) ---- */
 
-int worker_idle_put(struct worker *w, int fd, uint32_t server_id, unsigned max, uint64_t until_ms)
+struct ep_tag *worker_utag_new(int fd, struct conn *c)
+{
+	struct ep_tag *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->kind = EP_UPSTREAM;
+	t->fd = fd;
+	t->c = c;
+	return t;
+}
+
+void worker_utag_drop(struct worker *w, struct ep_tag *t)
+{
+	/* the batch being processed may still hold an event for it */
+	t->c = NULL;
+	t->fd = -1;
+	t->kind = EP_DEAD;
+	t->dead_next = w->dead_tags;
+	w->dead_tags = t;
+}
+
+void worker_utag_close(struct worker *w, struct ep_tag *t)
+{
+	worker_close_watched(w->epfd, t->fd);
+	worker_utag_drop(w, t);
+}
+
+void worker_reap_tags(struct worker *w)
+{
+	while (w->dead_tags) {
+		struct ep_tag *t = w->dead_tags;
+
+		w->dead_tags = t->dead_next;
+		free(t);
+	}
+}
+
+int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsigned max,
+		    uint64_t until_ms)
 {
 	unsigned have = 0;
 
@@ -307,7 +383,8 @@ int worker_idle_put(struct worker *w, int fd, uint32_t server_id, unsigned max, 
 		w->idle = n;
 		w->idle_cap = cap;
 	}
-	w->idle[w->nidle].fd = fd;
+	t->c = NULL;
+	w->idle[w->nidle].tag = t;
 	w->idle[w->nidle].server_id = server_id;
 	w->idle[w->nidle].until_ms = until_ms;
 	w->nidle++;
@@ -320,33 +397,48 @@ static void idle_remove(struct worker *w, unsigned i)
 	w->nidle--;
 }
 
-int worker_idle_take(struct worker *w, uint32_t server_id)
+struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id)
 {
-	/* the most recently parked first: the least likely to have been closed by the server */
+	/* the most recently parked first: the least likely to be closed by the server soon */
 	for (unsigned i = w->nidle; i-- > 0;) {
-		char b;
-		int fd;
-		ssize_t r;
+		struct ep_tag *t;
 
 		if (w->idle[i].server_id != server_id)
 			continue;
-		fd = w->idle[i].fd;
+		t = w->idle[i].tag;
 		idle_remove(w, i);
-		/* still open and silent? (a server that closed it shows EOF here) */
-		r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (r == -1 && errno == EAGAIN)
-			return fd;
-		close(fd);
+		return t;
 	}
-	return -1;
+	return NULL;
+}
+
+void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events)
+{
+	char b;
+
+	if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		return; /* writable: nothing to say */
+	/* still silent after all? (an event computed before the last read of the response) */
+	if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+	    recv(t->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == -1 && errno == EAGAIN)
+		return;
+	for (unsigned i = 0; i < w->nidle; i++) {
+		if (w->idle[i].tag == t) {
+			idle_remove(w, i);
+			worker_utag_close(w, t);
+			return;
+		}
+	}
 }
 
 void worker_idle_flush(struct worker *w, int all)
 {
 	for (unsigned i = w->nidle; i-- > 0;) {
 		if (all || w->idle[i].until_ms <= w->now_ms) {
-			close(w->idle[i].fd);
+			struct ep_tag *t = w->idle[i].tag;
+
 			idle_remove(w, i);
+			worker_utag_close(w, t);
 		}
 	}
 }
@@ -476,7 +568,12 @@ static void *worker_main(void *arg)
 				conn_event(t->c, evs[i].events, 0);
 				break;
 			case EP_UPSTREAM:
-				conn_event(t->c, evs[i].events, 1);
+				if (t->c)
+					conn_event(t->c, evs[i].events, 1);
+				else
+					worker_idle_event(w, t, evs[i].events);
+				break;
+			case EP_DEAD:
 				break;
 			case EP_WAKE:
 				break;
@@ -510,6 +607,7 @@ static void *worker_main(void *arg)
 			sweep(w);
 		}
 		conn_reap(w);
+		worker_reap_tags(w);
 	}
 	return NULL;
 }
@@ -546,6 +644,7 @@ int worker_start(struct worker *w)
 	for (unsigned i = 0; i < w->nltags; i++) {
 		ev.events = EPOLLIN | EPOLLET;
 		ev.data.ptr = &w->ltags[i];
+		listener_nodelay(w->ltags[i].fd);
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ltags[i].fd, &ev) == -1)
 			return -errno;
 	}
@@ -566,6 +665,7 @@ void worker_stop(struct worker *w)
 		conn_free(w->conns);
 	conn_reap(w);
 	worker_idle_flush(w, 1);
+	worker_reap_tags(w);
 	free(w->idle);
 	for (unsigned i = 0; i < w->nltags; i++)
 		if (w->ltags[i].fd >= 0)

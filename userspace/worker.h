@@ -13,7 +13,7 @@
 
 struct conn;
 
-enum ep_kind { EP_LISTEN = 1, EP_CLIENT, EP_UPSTREAM, EP_WAKE };
+enum ep_kind { EP_LISTEN = 1, EP_CLIENT, EP_UPSTREAM, EP_WAKE, EP_DEAD };
 
 /* epoll user data: what the fd is and what it belongs to */
 struct ep_tag {
@@ -22,12 +22,13 @@ struct ep_tag {
 	struct listener *l; /* EP_LISTEN */
 	uint8_t reused;	    /* EP_LISTEN: socket carried over from the previous configuration */
 	uint16_t bind;	    /* EP_LISTEN: index in l->binds */
-	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM */
+	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM (NULL: a parked upstream connection) */
+	struct ep_tag *dead_next; /* EP_UPSTREAM: freed after the event batch */
 };
 
 /* an idle upstream connection kept for the next request to the same server (pool keepalive) */
 struct idle_upstream {
-	int fd;
+	struct ep_tag *tag; /* the socket stays registered with epoll while parked */
 	uint32_t server_id;
 	uint64_t until_ms;
 };
@@ -51,6 +52,7 @@ struct worker {
 	struct conn *kpoll;	    /* waiting on the kernel data path: run again in 1 ms */
 	uint8_t *usable; /* pick_server() scratch: one byte per server of the largest pool */
 	struct idle_upstream *idle; /* parked upstream connections, oldest first */
+	struct ep_tag *dead_tags;   /* upstream tags to free after the event batch */
 	unsigned nidle, idle_cap;
 	uint64_t last_sweep_ms;
 	volatile int stop;
@@ -107,11 +109,42 @@ void worker_swap_abort(struct worker *w);
  * it runs on them (the old configuration is then no longer the worker's). */
 void worker_swap_post(struct worker *w, struct config *ncf);
 void worker_swap_wait(struct worker *w);
-/* worker_idle_put - park an idle upstream connection (its fd now belongs to the worker); 0, or
- * -1 when the server already has `max` parked here (the caller closes it). */
-int worker_idle_put(struct worker *w, int fd, uint32_t server_id, unsigned max, uint64_t until_ms);
-/* worker_idle_take - a parked connection to the server that is still open, or -1. */
-int worker_idle_take(struct worker *w, uint32_t server_id);
+/*
+ * worker_close_watched - close a socket that is registered with the worker's epoll. Closing
+ * the last reference drops the registration by itself, so no EPOLL_CTL_DEL is needed, except
+ * while another process may hold a copy of the fd: between the fork and the exec of a live
+ * upgrade (worker_fork_begin/_end) the child has every fd, the socket would stay open there and
+ * keep raising events for a connection that is gone. Then the registration is removed first.
+ */
+void worker_close_watched(int epfd, int fd);
+/* the main thread around the fork of a live upgrade: begin before fork(), end once the child
+ * has executed its binary (its first message) or is gone */
+void worker_fork_begin(void);
+void worker_fork_end(void);
+
+/*
+ * Upstream sockets carry their own epoll tag (heap), so that a connection can be parked and
+ * taken again without any epoll_ctl: the tag's owner changes, the registration stays.
+ * worker_utag_new - a tag for a new upstream socket (registered by the caller), or NULL.
+ * worker_utag_close - close the socket (worker_close_watched) and free the tag after the batch.
+ * worker_utag_drop - free the tag after the batch; the socket is the caller's (handed over).
+ */
+struct ep_tag *worker_utag_new(int fd, struct conn *c);
+void worker_utag_close(struct worker *w, struct ep_tag *t);
+void worker_utag_drop(struct worker *w, struct ep_tag *t);
+/* worker_reap_tags - free the tags dropped during the batch (after conn_reap) */
+void worker_reap_tags(struct worker *w);
+
+/* worker_idle_put - park an idle upstream connection (its tag now belongs to the worker, its
+ * owner is cleared); 0, or -1 when the server already has max parked (the caller closes it) */
+int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsigned max,
+		    uint64_t until_ms);
+/* worker_idle_take - the most recently parked connection to the server, or NULL. A parked
+ * socket that showed data or EOF was closed by worker_idle_event, so what is here is silent. */
+struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id);
+/* worker_idle_event - an event on a parked socket: anything but writability means the server
+ * closed it (or broke protocol): close it */
+void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events);
 /* worker_idle_flush - close parked connections (all, or only expired ones). */
 void worker_idle_flush(struct worker *w, int all);
 
