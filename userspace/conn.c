@@ -355,7 +355,7 @@ static int upstream_park(struct conn *c)
 		return 0;
 	/* the socket stays registered with epoll: parking only changes its tag's owner */
 	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
-			    c->w->now_ms + s->pool->keepalive_timeout_ms))
+			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read, c->ku.written))
 		return 0; /* enough parked: upstream_close() closes it */
 	c->ut = NULL;
 	c->ufd = -1;
@@ -1232,6 +1232,7 @@ static int upstream_connect_to(struct conn *c, struct server *s)
 {
 	struct epoll_event ev;
 	struct ep_tag *t;
+	uint64_t rd, wr;
 	int fd, one = 1;
 
 	if (!s)
@@ -1242,12 +1243,16 @@ static int upstream_connect_to(struct conn *c, struct server *s)
 	/* a parked connection to s carries the request when a failure could be retried (the
 	 * server may close an idle connection just as the request goes out) */
 	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	    (t = worker_idle_take(c->w, s->id))) {
+	    (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
 		/* still registered with epoll; a server closing it meanwhile would have closed
 		 * it (worker_idle_event), and one closing it right now is a retryable failure */
 		t->c = c;
 		c->ut = t;
 		c->ufd = t->fd;
+		/* the socket's totals since connect, not this connection's: tcp_info counts
+		 * every byte it ever moved (rule 1 and the drain checks compare the two) */
+		c->ku.read = rd;
+		c->ku.written = wr;
 		c->ku.rd_empty = 1;
 		c->uev = 0;
 		atomic_fetch_add(&s->conn_active, 1);

@@ -366,7 +366,7 @@ void worker_reap_tags(struct worker *w)
 }
 
 int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsigned max,
-		    uint64_t until_ms)
+		    uint64_t until_ms, uint64_t read, uint64_t written)
 {
 	unsigned have = 0;
 
@@ -387,6 +387,8 @@ int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsi
 	w->idle[w->nidle].tag = t;
 	w->idle[w->nidle].server_id = server_id;
 	w->idle[w->nidle].until_ms = until_ms;
+	w->idle[w->nidle].read = read;
+	w->idle[w->nidle].written = written;
 	w->nidle++;
 	return 0;
 }
@@ -397,7 +399,8 @@ static void idle_remove(struct worker *w, unsigned i)
 	w->nidle--;
 }
 
-struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id)
+struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id, uint64_t *read,
+				uint64_t *written)
 {
 	/* the most recently parked first: the least likely to be closed by the server soon */
 	for (unsigned i = w->nidle; i-- > 0;) {
@@ -406,6 +409,8 @@ struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id)
 		if (w->idle[i].server_id != server_id)
 			continue;
 		t = w->idle[i].tag;
+		*read = w->idle[i].read;
+		*written = w->idle[i].written;
 		idle_remove(w, i);
 		return t;
 	}

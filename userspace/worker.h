@@ -29,6 +29,8 @@ struct ep_tag {
 /* an idle upstream connection kept for the next request to the same server (pool keepalive) */
 struct idle_upstream {
 	struct ep_tag *tag; /* the socket stays registered with epoll while parked */
+	uint64_t read, written; /* bytes read from / written into it since connect: the kernel
+				 * path's offsets and drain checks compare them with tcp_info */
 	uint32_t server_id;
 	uint64_t until_ms;
 };
@@ -138,10 +140,11 @@ void worker_reap_tags(struct worker *w);
 /* worker_idle_put - park an idle upstream connection (its tag now belongs to the worker, its
  * owner is cleared); 0, or -1 when the server already has max parked (the caller closes it) */
 int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsigned max,
-		    uint64_t until_ms);
+		    uint64_t until_ms, uint64_t read, uint64_t written);
 /* worker_idle_take - the most recently parked connection to the server, or NULL. A parked
  * socket that showed data or EOF was closed by worker_idle_event, so what is here is silent. */
-struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id);
+struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id, uint64_t *read,
+				uint64_t *written);
 /* worker_idle_event - an event on a parked socket: anything but writability means the server
  * closed it (or broke protocol): close it */
 void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events);

@@ -335,6 +335,55 @@ pool p { keepalive 4; keepalive_timeout 500ms; server o 127.0.0.1:${ORIGIN_PORTS
 	[ "$(conn_req "$(url /after)" -H 'Connection: close')" = 1 ]
 }
 
+# warm_pool N: N short requests on separate client connections, so both workers park
+# upstream connections
+warm_pool() {
+	local i
+	for i in $(seq 1 "$1"); do
+		[ "$(http_code "$(url /warm$i)" -H 'Connection: close')" = 200 ]
+	done
+}
+
+@test "transfer: pool keepalive: tunnels on reused upstream connections end when the client half-closes" {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { keepalive 4; server o 127.0.0.1:${ORIGIN_PORTS[o]}; }"
+	local i
+	for i in 1 2 3 4; do
+		warm_pool 4
+		# the tunnel's end is only seen once the daemon's byte counts of the upstream socket
+		# match what the kernel says it received over the socket's whole life
+		run timeout 60 "$PYTHON" "$RAWCLIENT" 127.0.0.1 "$SPLICED_PORT" --ws-echo 1048576 \
+			--half-close --timeout 20
+		echo "$output"
+		[ "$status" -eq 0 ]
+		assert_equal "status=101 echo=ok bytes=1048576" "$output"
+	done
+}
+
+@test "transfer: pool keepalive: bodies both ways over reused upstream connections, splice on: digests equal" {
+	start_origin o
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; splice on; route { pool p; } }
+pool p { keepalive 4; server o 127.0.0.1:${ORIGIN_PORTS[o]}; }"
+	local f="$BATS_TEST_TMPDIR/up.bin" want_dl want_up got i n most=0
+	random_file "$f" 32
+	want_up="$(sha_of_file "$f") 33554432"
+	want_dl=$(direct_sha 64m)
+	warm_pool 4
+	for i in 1 2 3 4 5 6; do
+		got=$("${CURL[@]}" --max-time 60 -D "$BATS_TEST_TMPDIR/h" -H 'Connection: close' \
+			"$(url /size/64m)" | sha_of_stream)
+		assert_equal "$want_dl" "$got" "download $i"
+		n=$(tr -d '\r' <"$BATS_TEST_TMPDIR/h" | awk -F': ' 'tolower($1) == "x-conn-req" { print $2 }')
+		((n > most)) && most=$n
+		# PUT is idempotent: it may take a parked connection too
+		got=$("${CURL[@]}" --max-time 60 -T "$f" -H 'Connection: close' "$(url /upload)")
+		assert_equal "$want_up" "$got" "upload $i"
+	done
+	echo "highest X-Conn-Req: $most"
+	((most >= 3))
+}
+
 @test "transfer: pool keepalive: a parked connection the server closed is not used (no error)" {
 	start_origin o
 	local port=${ORIGIN_PORTS[o]}
