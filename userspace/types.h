@@ -77,6 +77,8 @@ struct server_health {
 	uint32_t last_latency_us; /* of the last active check */
 	int8_t last_ok;		  /* last active check: 1 ok, 0 failed, -1 none yet */
 	uint32_t lb_weight;	  /* weight last given to the balancer */
+	uint8_t weight_admin;	  /* the weight was set at run time (splicectl)... */
+	uint32_t weight_file;	  /* ...over this configured one: kept by a reload that keeps it */
 	char last_result[48];	  /* "status 200", "timeout", "refused", ... */
 	char reason[64];	  /* of the last transition */
 };

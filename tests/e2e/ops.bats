@@ -153,6 +153,23 @@ backends() {
 	assert_equal list "$(ctl_json show connections | pyj 'type(d).__name__')"
 }
 
+@test "ops: a weight set at run time survives a reload that keeps the file's weight; a new file weight wins" {
+	ops_setup
+	ctl server set p b weight 0
+	[[ $status -eq 0 ]] || fail "weight 0: $status $output"
+	# same file: the operator's weight stays (like the drain/maintenance marks)
+	ctl reload
+	[[ $status -eq 0 ]] || fail "reload: $output"
+	assert_equal "1 0" "$(ctl_json show servers | pyj '" ".join(str(s["weight"]) for s in d)')" "after a reload of the same file"
+	assert_equal "6 a" "$(backends 6 /api/k)" "b still takes nothing"
+	# the file now says weight 2 for b: the file wins over the earlier run-time change
+	sed -i "s/server b 127.0.0.1:${ORIGIN_PORTS[b]};/server b 127.0.0.1:${ORIGIN_PORTS[b]} weight 2;/" "$SPLICED_CONF"
+	ctl reload
+	[[ $status -eq 0 ]] || fail "reload: $output"
+	assert_equal "1 2" "$(ctl_json show servers | pyj '" ".join(str(s["weight"]) for s in d)')" "after the file changed b's weight"
+	assert_equal "2 a 4 b" "$(backends 6 /api/f)" "weights 1:2"
+}
+
 @test "ops: server set drain / maintenance / ready change the state and the traffic" {
 	ops_setup
 	local j
