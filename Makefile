@@ -27,7 +27,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 DAEMON_SRCS := main.c reload.c privdrop.c upgrade.c conf.c worker.c conn.c route.c lb.c http.c log.c splice.c health.c tls.c \
-	       stats.c obuf.c control.c metrics.c
+	       stats.c obuf.c admin.c control.c metrics.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h

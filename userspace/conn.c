@@ -114,7 +114,7 @@ struct conn {
 	struct listener *l;
 	int cfd, ufd;
 	struct ep_tag ctag;
-	struct ep_tag *ut; /* the upstream socket's (heap: it outlives the connection when parked) */
+	struct ep_tag *ut;    /* the upstream's (heap: it outlives a parked connection) */
 	uint32_t uev;	      /* upstream events seen since connect started */
 	uint32_t cev;	      /* client events seen */
 	uint64_t tunnel_kern; /* kernel bytes of the tunnel at the last timer look */
@@ -355,7 +355,8 @@ static int upstream_park(struct conn *c)
 		return 0;
 	/* the socket stays registered with epoll: parking only changes its tag's owner */
 	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
-			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read, c->ku.written))
+			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
+			    c->ku.written))
 		return 0; /* enough parked: upstream_close() closes it */
 	c->ut = NULL;
 	c->ufd = -1;

@@ -11,20 +11,18 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "control.h"
 #include "health.h"
@@ -40,29 +38,33 @@
 #define ENV_FD "SPLICED_CONTROL_FD"
 
 struct ctl_client {
-	int fd;
+	struct admin_client a; /* first: fd, output buffer, idle clock (since the last activity) */
 	char in[CONTROL_LINE_MAX];
 	size_t inlen;
-	struct obuf out;
 	int eof;     /* the client shut down its side: answer what it sent, then close */
 	int closing; /* close once the answer is out */
 	int discard; /* then half-close and drop input until EOF (an over-long line: closing
 		      * with unread input would reset the connection and lose the ERR line) */
-	uint64_t last_ms;
-	struct ctl_client *next;
 };
 
+static void client_event(struct daemon *d, int fd, uint32_t events, void *arg);
+
 static struct {
-	int lfd; /* listening socket, -1: none */
-	int tfd; /* idle timer, -1: none */
+	struct admin_srv srv;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev; /* the socket file we created: removed at close only while it is still ours */
 	ino_t ino;
 	int takeover; /* started by a live upgrade: inherit or replace the old process's socket */
-	int paused;   /* an upgrade runs: the new process accepts, not this one */
-	struct ctl_client *clients;
-	unsigned nclients;
-} C = {.lfd = -1, .tfd = -1};
+} C = {.srv = {.name = "control",
+	       .env_fd = ENV_FD,
+	       .client_size = sizeof(struct ctl_client),
+	       .max_clients = CONTROL_CLIENTS_MAX,
+	       .busy = "ERR too many control clients\n",
+	       .out_max = 64u << 20,
+	       .idle_ms = CONTROL_IDLE_MS,
+	       .client_event = client_event,
+	       .lfd = -1,
+	       .tfd = -1}};
 
 static void report(FILE *errf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -707,21 +709,6 @@ int control_execute(struct daemon *d, const char *line, struct obuf *o)
 
 /* ---- clients ---- */
 
-static void client_close(struct daemon *d, struct ctl_client *cl)
-{
-	for (struct ctl_client **pp = &C.clients; *pp; pp = &(*pp)->next) {
-		if (*pp == cl) {
-			*pp = cl->next;
-			break;
-		}
-	}
-	daemon_unwatch(d, cl->fd);
-	close(cl->fd);
-	ob_free(&cl->out);
-	free(cl);
-	C.nclients--;
-}
-
 /* run the first complete line of cl->in, if any; 1 when one ran */
 static int client_run_line(struct daemon *d, struct ctl_client *cl)
 {
@@ -743,9 +730,9 @@ static int client_run_line(struct daemon *d, struct ctl_client *cl)
 		else
 			control_execute(d, cl->in, &ans);
 		if (ans.failed)
-			ob_printf(&cl->out, "ERR answer too large or out of memory\n");
+			ob_printf(&cl->a.out, "ERR answer too large or out of memory\n");
 		else
-			ob_put(&cl->out, ans.p, ans.len);
+			ob_put(&cl->a.out, ans.p, ans.len);
 		ob_free(&ans);
 	}
 	memmove(cl->in, nl + 1, cl->inlen - n - 1);
@@ -753,17 +740,13 @@ static int client_run_line(struct daemon *d, struct ctl_client *cl)
 	return 1;
 }
 
-static void client_event(struct daemon *d, int fd, uint32_t events, void *arg);
-
-#define CLIENT_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
-
 /* a busy client had its turn: watch it anew, so the edge-triggered registration reports it
  * again at once (it is writable) after the other fds of the main loop had theirs */
 static void client_yield(struct daemon *d, struct ctl_client *cl)
 {
-	daemon_unwatch(d, cl->fd);
-	if (daemon_watch(d, cl->fd, CLIENT_EVENTS, client_event, cl))
-		client_close(d, cl);
+	daemon_unwatch(d, cl->a.fd);
+	if (daemon_watch(d, cl->a.fd, ADMIN_CLIENT_EVENTS, client_event, cl))
+		admin_client_close(d, &cl->a);
 }
 
 static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
@@ -772,13 +755,13 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 	unsigned budget = 64; /* lines run or reads done before other fds get a turn */
 
 	(void)fd;
-	cl->last_ms = worker_clock_ms();
+	cl->a.since_ms = worker_clock_ms();
 	if (events & EPOLLERR) {
-		client_close(d, cl);
+		admin_client_close(d, &cl->a);
 		return;
 	}
 	for (;; budget--) {
-		int rc = ob_flush(&cl->out, cl->fd);
+		int rc = ob_flush(&cl->a.out, cl->a.fd);
 
 		if (rc == 0 && !budget) {
 			client_yield(d, cl);
@@ -786,8 +769,8 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		}
 		if (rc == -EAGAIN)
 			return; /* EPOLLOUT (edge) brings us back */
-		if (rc < 0 || cl->out.failed) {
-			client_close(d, cl);
+		if (rc < 0 || cl->a.out.failed) {
+			admin_client_close(d, &cl->a);
 			return;
 		}
 		if (cl->closing && cl->discard) {
@@ -795,10 +778,11 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 			ssize_t r;
 
 			if (cl->discard == 1) {
-				shutdown(cl->fd, SHUT_WR);
+				shutdown(cl->a.fd, SHUT_WR);
 				cl->discard = 2;
 			}
-			while ((r = recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0 && --budget)
+			while ((r = recv(cl->a.fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0 &&
+			       --budget)
 				;
 			if (r > 0) {
 				client_yield(d, cl);
@@ -806,11 +790,11 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 			}
 			if (r == -1 && errno == EAGAIN)
 				return; /* the idle timer ends it if the client never closes */
-			client_close(d, cl);
+			admin_client_close(d, &cl->a);
 			return;
 		}
 		if (cl->closing) {
-			client_close(d, cl);
+			admin_client_close(d, &cl->a);
 			return;
 		}
 		if (client_run_line(d, cl))
@@ -820,14 +804,14 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 			continue;
 		}
 		if (cl->inlen == sizeof(cl->in)) {
-			ob_printf(&cl->out, "ERR request line too long (at most %u bytes)\n",
+			ob_printf(&cl->a.out, "ERR request line too long (at most %u bytes)\n",
 				  CONTROL_LINE_MAX - 1);
 			cl->closing = 1; /* the rest of that line cannot be told from a request */
 			cl->discard = 1;
 			continue;
 		}
 		{
-			ssize_t r = recv(cl->fd, cl->in + cl->inlen, sizeof(cl->in) - cl->inlen,
+			ssize_t r = recv(cl->a.fd, cl->in + cl->inlen, sizeof(cl->in) - cl->inlen,
 					 MSG_DONTWAIT);
 
 			if (r == -1) {
@@ -835,7 +819,7 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 					continue;
 				if (errno == EAGAIN)
 					return;
-				client_close(d, cl);
+				admin_client_close(d, &cl->a);
 				return;
 			}
 			if (r == 0) {
@@ -850,87 +834,14 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 	}
 }
 
-static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
-{
-	(void)events;
-	(void)arg;
-	if (d->upgrading) {
-		/* the new process shares this socket: new clients wait for it in the backlog
-		 * (the timer watches again if the upgrade is given up) */
-		daemon_unwatch(d, fd);
-		C.paused = 1;
-		return;
-	}
-	for (;;) {
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct ctl_client *cl;
-
-		if (cfd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN)
-				log_warn("control: accept");
-			return;
-		}
-		if (C.nclients >= CONTROL_CLIENTS_MAX) {
-			static const char busy[] = "ERR too many control clients\n";
-
-			(void)!send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-			close(cfd);
-			continue;
-		}
-		cl = calloc(1, sizeof(*cl));
-		if (!cl) {
-			close(cfd);
-			continue;
-		}
-		cl->fd = cfd;
-		cl->out.max = 64u << 20;
-		cl->last_ms = worker_clock_ms();
-		if (daemon_watch(d, cfd, CLIENT_EVENTS, client_event, cl)) {
-			close(cfd);
-			free(cl);
-			continue;
-		}
-		cl->next = C.clients;
-		C.clients = cl;
-		C.nclients++;
-	}
-}
-
 static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
-	uint64_t n, now = worker_clock_ms();
-	struct ctl_client *cl, *next;
+	uint64_t n;
 
 	(void)events;
 	(void)arg;
 	(void)!read(fd, &n, sizeof(n));
-	for (cl = C.clients; cl; cl = next) {
-		next = cl->next;
-		if (now - cl->last_ms >= CONTROL_IDLE_MS)
-			client_close(d, cl);
-	}
-	if (C.paused && !d->upgrading && C.lfd >= 0) {
-		/* the upgrade was given up: serve again (what queued meanwhile is reported) */
-		if (daemon_watch(d, C.lfd, EPOLLIN | EPOLLET, accept_event, NULL) == 0)
-			C.paused = 0;
-	}
-}
-
-/* hand the socket down to a process a live upgrade executes: no close-on-exec, number in the
- * environment */
-static void publish_fd(int fd)
-{
-	char num[16];
-
-	if (fd < 0) {
-		unsetenv(ENV_FD);
-		return;
-	}
-	snprintf(num, sizeof(num), "%d", fd);
-	if (fcntl(fd, F_SETFD, 0) == 0)
-		setenv(ENV_FD, num, 1);
+	admin_tick(d, &C.srv);
 }
 
 /*
@@ -940,32 +851,16 @@ static void publish_fd(int fd)
  */
 static int inherit_fd(const char *path)
 {
-	const char *v = getenv(ENV_FD);
-	struct sockaddr_un sun;
-	socklen_t len = sizeof(sun);
-	int fd, on = 0;
-	socklen_t ol = sizeof(on);
-	struct stat st;
-	char *end;
-	long n;
+	struct sockaddr_storage ss;
+	const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+	int fd = admin_inherit_fd(&C.srv, &ss);
 
-	if (!v)
+	if (fd < 0)
 		return -1;
-	n = strtol(v, &end, 10);
-	unsetenv(ENV_FD);
-	if (*end || n < 3 || n > INT_MAX)
-		return -1;
-	fd = (int)n;
-	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
-		return -1;
-	memset(&sun, 0, sizeof(sun));
-	if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1 || sun.sun_family != AF_UNIX ||
-	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == -1 || !on ||
-	    strncmp(sun.sun_path, path, sizeof(sun.sun_path))) {
+	if (sun->sun_family != AF_UNIX || strncmp(sun->sun_path, path, sizeof(sun->sun_path))) {
 		close(fd);
 		return -1;
 	}
-	fcntl(fd, F_SETFL, O_NONBLOCK);
 	log_info("control socket %s inherited from the previous process", path);
 	return fd;
 }
@@ -1129,7 +1024,7 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 	struct stat st = {0};
 	int fd = -1, rc;
 
-	if (old_cf && !strcmp(old_cf->control, np) && (C.lfd >= 0) == (np[0] != 0))
+	if (old_cf && !strcmp(old_cf->control, np) && (C.srv.lfd >= 0) == (np[0] != 0))
 		return 0;
 	if (np[0]) {
 		fd = C.takeover && !old_cf ? inherit_fd(np) : -1;
@@ -1139,37 +1034,27 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 			fd = open_socket(np, errf, &st);
 		if (fd < 0)
 			return fd;
-		rc = daemon_watch(d, fd, EPOLLIN | EPOLLET, accept_event, NULL);
+		rc = admin_watch(d, &C.srv, fd);
 		if (rc) {
 			close(fd);
 			unlink(np);
 			report(errf, "control socket %s: %s", np, strerror(-rc));
 			return rc;
 		}
-		if (C.tfd < 0) {
-			struct itimerspec its = {.it_interval = {.tv_sec = 1},
-						 .it_value = {.tv_sec = 1}};
-
-			C.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-			if (C.tfd >= 0 && (timerfd_settime(C.tfd, 0, &its, NULL) == -1 ||
-					   daemon_watch(d, C.tfd, EPOLLIN, timer_event, NULL))) {
-				close(C.tfd);
-				C.tfd = -1;
-			}
-		}
+		admin_timer_start(d, &C.srv, timer_event);
 	}
-	if (C.lfd >= 0) {
-		daemon_unwatch(d, C.lfd);
-		close(C.lfd);
+	if (C.srv.lfd >= 0) {
+		daemon_unwatch(d, C.srv.lfd);
+		close(C.srv.lfd);
 		if (strcmp(C.path, np))
 			unlink_ours();
 		log_info("control socket %s closed", C.path);
 	}
-	C.lfd = fd;
-	C.paused = 0;
+	C.srv.lfd = fd;
+	C.srv.paused = 0;
 	C.dev = st.st_dev;
 	C.ino = st.st_ino;
-	publish_fd(fd);
+	admin_publish_fd(&C.srv, fd);
 	copy_path(C.path, np); /* open_socket() checked that it fits */
 	if (fd >= 0)
 		log_info("control socket on %s", np);
@@ -1178,21 +1063,16 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 
 void control_close(struct daemon *d, int unlink_path)
 {
-	while (C.clients)
-		client_close(d, C.clients);
-	if (C.lfd >= 0) {
-		if (!C.paused)
-			daemon_unwatch(d, C.lfd);
-		close(C.lfd);
+	admin_close_all(d, &C.srv);
+	if (C.srv.lfd >= 0) {
+		if (!C.srv.paused)
+			daemon_unwatch(d, C.srv.lfd);
+		close(C.srv.lfd);
 		/* after a live upgrade the new process serves the same socket file */
 		if (unlink_path && !d->upgraded)
 			unlink_ours();
-		C.lfd = -1;
-		publish_fd(-1);
+		C.srv.lfd = -1;
+		admin_publish_fd(&C.srv, -1);
 	}
-	if (C.tfd >= 0) {
-		daemon_unwatch(d, C.tfd);
-		close(C.tfd);
-		C.tfd = -1;
-	}
+	admin_timer_stop(d, &C.srv);
 }

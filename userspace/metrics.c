@@ -5,17 +5,16 @@
  * atomics, health, the BPF verdict counters).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -29,27 +28,29 @@
 #define ENV_FD "SPLICED_METRICS_FD"
 
 struct m_client {
-	int fd;
+	struct admin_client a; /* first: fd, output buffer, idle clock (since accept) */
 	char in[METRICS_REQUEST_MAX];
 	size_t inlen;
-	struct obuf out;
 	int answered; /* the response is in out: close once it is sent */
-	uint64_t start_ms;
-	struct m_client *next;
 };
 
+static void client_event(struct daemon *d, int fd, uint32_t events, void *arg);
+
 static struct {
-	int lfd; /* -1: none */
-	int tfd;
+	struct admin_srv srv;
 	char addr[80];
-	struct m_client *clients;
-	unsigned nclients;
 	int takeover; /* started by a live upgrade (metrics_takeover) */
-	int paused;   /* an upgrade runs: the new process accepts on the shared socket */
 	int pending;  /* the address is still held by the old process: retry every second */
 	struct sockaddr_storage paddr;
 	socklen_t plen;
-} M = {.lfd = -1, .tfd = -1};
+} M = {.srv = {.name = "metrics",
+	       .env_fd = ENV_FD,
+	       .client_size = sizeof(struct m_client),
+	       .max_clients = METRICS_CLIENTS_MAX,
+	       .idle_ms = METRICS_IDLE_MS,
+	       .client_event = client_event,
+	       .lfd = -1,
+	       .tfd = -1}};
 
 /* ---- rendering ---- */
 
@@ -58,13 +59,23 @@ static void family(struct obuf *o, const char *name, const char *type, const cha
 	ob_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void server_labels(struct obuf *o, const struct server *s)
+/* one sample of a per-server metric: NAME{pool="..",server=".." then fmt, which goes on from
+ * there (more labels, "} ", the value, the newline) */
+static void server_sample(struct obuf *o, const char *name, const struct server *s, const char *fmt,
+			  ...) __attribute__((format(printf, 4, 5)));
+static void server_sample(struct obuf *o, const char *name, const struct server *s, const char *fmt,
+			  ...)
 {
-	ob_printf(o, "pool=\"");
+	va_list ap;
+
+	ob_printf(o, "%s{pool=\"", name);
 	ob_label(o, s->pool->name);
 	ob_printf(o, "\",server=\"");
 	ob_label(o, s->name);
 	ob_printf(o, "\"");
+	va_start(ap, fmt);
+	ob_vprintf(o, fmt, ap);
+	va_end(ap);
 }
 
 static void render_requests(struct config *cf, struct obuf *o)
@@ -141,9 +152,7 @@ static void render_servers(struct config *cf, struct obuf *o)
 		int up = v[i].state == SRV_UP && !v[i].ejected &&
 			 __atomic_load_n(&s->weight, __ATOMIC_RELAXED) > 0;
 
-		ob_printf(o, "spliced_server_up{");
-		server_labels(o, s);
-		ob_printf(o, "} %d\n", up);
+		server_sample(o, "spliced_server_up", s, "} %d\n", up);
 	}
 	family(o, "spliced_server_state", "gauge",
 	       "1 for the server's current state (ejected: passively ejected while up).");
@@ -153,56 +162,47 @@ static void render_servers(struct config *cf, struct obuf *o)
 					  : health_state_name(v[i].state);
 
 		for (unsigned k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
-			ob_printf(o, "spliced_server_state{");
-			server_labels(o, cf->servers[i]);
-			ob_printf(o, ",state=\"%s\"} %d\n", states[k], !strcmp(cur, states[k]));
+			server_sample(o, "spliced_server_state", cf->servers[i],
+				      ",state=\"%s\"} %d\n", states[k], !strcmp(cur, states[k]));
 		}
 	}
 	family(o, "spliced_server_weight", "gauge",
 	       "Configured weight (changed at run time by splicectl server set ... weight).");
 	for (unsigned i = 0; i < cf->nservers; i++) {
-		ob_printf(o, "spliced_server_weight{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %u\n", __atomic_load_n(&cf->servers[i]->weight, __ATOMIC_RELAXED));
+		server_sample(o, "spliced_server_weight", cf->servers[i], "} %u\n",
+			      __atomic_load_n(&cf->servers[i]->weight, __ATOMIC_RELAXED));
 	}
 	family(o, "spliced_server_balancer_weight", "gauge",
 	       "Weight the balancer uses now (0 when not usable; ramps during slow start).");
 	for (unsigned i = 0; i < cf->nservers; i++) {
-		ob_printf(o, "spliced_server_balancer_weight{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %u\n", v[i].lb_weight);
+		server_sample(o, "spliced_server_balancer_weight", cf->servers[i], "} %u\n",
+			      v[i].lb_weight);
 	}
 	family(o, "spliced_server_active_connections", "gauge",
 	       "Upstream connections open to the server.");
 	for (unsigned i = 0; i < cf->nservers; i++) {
 		int64_t a = atomic_load(&cf->servers[i]->conn_active);
 
-		ob_printf(o, "spliced_server_active_connections{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %lld\n", (long long)(a > 0 ? a : 0));
+		server_sample(o, "spliced_server_active_connections", cf->servers[i], "} %lld\n",
+			      (long long)(a > 0 ? a : 0));
 	}
 	family(o, "spliced_server_requests_total", "counter", "Requests sent to the server.");
 	for (unsigned i = 0; i < cf->nservers; i++) {
-		ob_printf(o, "spliced_server_requests_total{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %llu\n",
-			  (unsigned long long)atomic_load(&cf->servers[i]->requests));
+		server_sample(o, "spliced_server_requests_total", cf->servers[i], "} %llu\n",
+			      (unsigned long long)atomic_load(&cf->servers[i]->requests));
 	}
 	family(o, "spliced_server_connections_total", "counter",
 	       "Upstream connections opened to the server.");
 	for (unsigned i = 0; i < cf->nservers; i++) {
-		ob_printf(o, "spliced_server_connections_total{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %llu\n",
-			  (unsigned long long)atomic_load(&cf->servers[i]->conn_total));
+		server_sample(o, "spliced_server_connections_total", cf->servers[i], "} %llu\n",
+			      (unsigned long long)atomic_load(&cf->servers[i]->conn_total));
 	}
 	family(o, "spliced_server_connect_failures_total", "counter",
 	       "Failed upstream connects to the server.");
 	for (unsigned i = 0; i < cf->nservers; i++) {
-		ob_printf(o, "spliced_server_connect_failures_total{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %llu\n",
-			  (unsigned long long)atomic_load(&cf->servers[i]->conn_fail));
+		server_sample(o, "spliced_server_connect_failures_total", cf->servers[i],
+			      "} %llu\n",
+			      (unsigned long long)atomic_load(&cf->servers[i]->conn_fail));
 	}
 	family(o, "spliced_server_bytes_total", "counter",
 	       "Bytes relayed for the server's requests by direction (up: client to server) and "
@@ -221,10 +221,9 @@ static void render_servers(struct config *cf, struct obuf *o)
 		};
 
 		for (unsigned k = 0; k < 4; k++) {
-			ob_printf(o, "spliced_server_bytes_total{");
-			server_labels(o, s);
-			ob_printf(o, ",direction=\"%s\",path=\"%s\"} %llu\n", b[k].dir, b[k].path,
-				  (unsigned long long)b[k].v);
+			server_sample(o, "spliced_server_bytes_total", s,
+				      ",direction=\"%s\",path=\"%s\"} %llu\n", b[k].dir, b[k].path,
+				      (unsigned long long)b[k].v);
 		}
 	}
 	family(o, "spliced_health_check_duration_seconds", "gauge",
@@ -232,24 +231,20 @@ static void render_servers(struct config *cf, struct obuf *o)
 	for (unsigned i = 0; i < cf->nservers; i++) {
 		if (v[i].last_ok < 0)
 			continue;
-		ob_printf(o, "spliced_health_check_duration_seconds{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %.6f\n", (double)v[i].last_latency_us / 1e6);
+		server_sample(o, "spliced_health_check_duration_seconds", cf->servers[i],
+			      "} %.6f\n", (double)v[i].last_latency_us / 1e6);
 	}
 	family(o, "spliced_health_check_up", "gauge",
 	       "1 when the server's last active health check passed.");
 	for (unsigned i = 0; i < cf->nservers; i++) {
 		if (v[i].last_ok < 0)
 			continue;
-		ob_printf(o, "spliced_health_check_up{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %d\n", v[i].last_ok);
+		server_sample(o, "spliced_health_check_up", cf->servers[i], "} %d\n", v[i].last_ok);
 	}
 	family(o, "spliced_health_checks_total", "counter", "Active health checks completed.");
 	for (unsigned i = 0; i < cf->nservers; i++) {
-		ob_printf(o, "spliced_health_checks_total{");
-		server_labels(o, cf->servers[i]);
-		ob_printf(o, "} %llu\n", (unsigned long long)v[i].checks);
+		server_sample(o, "spliced_health_checks_total", cf->servers[i], "} %llu\n",
+			      (unsigned long long)v[i].checks);
 	}
 	free(v);
 }
@@ -334,32 +329,17 @@ void metrics_render(struct daemon *d, struct obuf *o)
 
 /* ---- the HTTP side ---- */
 
-static void client_close(struct daemon *d, struct m_client *cl)
-{
-	for (struct m_client **pp = &M.clients; *pp; pp = &(*pp)->next) {
-		if (*pp == cl) {
-			*pp = cl->next;
-			break;
-		}
-	}
-	daemon_unwatch(d, cl->fd);
-	close(cl->fd);
-	ob_free(&cl->out);
-	free(cl);
-	M.nclients--;
-}
-
 static void respond(struct m_client *cl, int status, const char *reason, const char *ctype,
 		    const struct obuf *body, int head_only)
 {
 	size_t len = body ? body->len : 0;
 
-	ob_printf(&cl->out,
+	ob_printf(&cl->a.out,
 		  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		  "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
 		  status, reason, ctype, len);
 	if (body && !head_only)
-		ob_put(&cl->out, body->p, body->len);
+		ob_put(&cl->a.out, body->p, body->len);
 	cl->answered = 1;
 }
 
@@ -417,7 +397,7 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 
 	(void)fd;
 	if (events & EPOLLERR) {
-		client_close(d, cl);
+		admin_client_close(d, &cl->a);
 		return;
 	}
 	while (!cl->answered) {
@@ -427,13 +407,14 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 			respond_text(cl, 431, "Request Header Fields Too Large");
 			break;
 		}
-		r = recv(cl->fd, cl->in + cl->inlen, sizeof(cl->in) - 1 - cl->inlen, MSG_DONTWAIT);
+		r = recv(cl->a.fd, cl->in + cl->inlen, sizeof(cl->in) - 1 - cl->inlen,
+			 MSG_DONTWAIT);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1 && errno == EAGAIN)
 			return;
 		if (r <= 0) {
-			client_close(d, cl);
+			admin_client_close(d, &cl->a);
 			return;
 		}
 		cl->inlen += (size_t)r;
@@ -441,97 +422,37 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 			handle_request(d, cl);
 	}
 	{
-		int rc = ob_flush(&cl->out, cl->fd);
+		int rc = ob_flush(&cl->a.out, cl->a.fd);
 
 		if (rc == -EAGAIN)
 			return;
 		/* sent (or the client is gone): one response per connection. Unread request
 		 * bytes would turn the close into a RST that may destroy the response, so
 		 * half-close first and let the timer reap it if the client never closes */
-		if (rc == 0 && !cl->out.failed) {
+		if (rc == 0 && !cl->a.out.failed) {
 			char sink[512];
 
 			unsigned budget = 64;
 
-			shutdown(cl->fd, SHUT_WR);
+			shutdown(cl->a.fd, SHUT_WR);
 			/* bounded: a client that keeps sending is reaped by the timer */
-			while (recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0 && --budget)
+			while (recv(cl->a.fd, sink, sizeof(sink), MSG_DONTWAIT) > 0 && --budget)
 				;
 			if (!budget)
 				return;
 			if (!(events & (EPOLLRDHUP | EPOLLHUP))) {
-				ssize_t r = recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT);
+				ssize_t r = recv(cl->a.fd, sink, sizeof(sink), MSG_DONTWAIT);
 
 				if (r == -1 && errno == EAGAIN)
 					return; /* wait for the client's FIN */
 			}
 		}
-		client_close(d, cl);
-	}
-}
-
-static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
-{
-	(void)events;
-	(void)arg;
-	if (d->upgrading) {
-		/* the new process shares this socket and answers from now on (the timer watches
-		 * again if the upgrade is given up) */
-		daemon_unwatch(d, fd);
-		M.paused = 1;
-		return;
-	}
-	for (;;) {
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct m_client *cl;
-
-		if (cfd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN)
-				log_warn("metrics: accept");
-			return;
-		}
-		if (M.nclients >= METRICS_CLIENTS_MAX) {
-			close(cfd);
-			continue;
-		}
-		cl = calloc(1, sizeof(*cl));
-		if (!cl) {
-			close(cfd);
-			continue;
-		}
-		cl->fd = cfd;
-		cl->start_ms = worker_clock_ms();
-		if (daemon_watch(d, cfd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, client_event,
-				 cl)) {
-			close(cfd);
-			free(cl);
-			continue;
-		}
-		cl->next = M.clients;
-		M.clients = cl;
-		M.nclients++;
+		admin_client_close(d, &cl->a);
 	}
 }
 
 static int open_socket(const struct sockaddr_storage *addr, socklen_t len, const char *str,
 		       FILE *errf, int quiet);
-
-/* hand the socket down to a process a live upgrade executes: no close-on-exec, number in the
- * environment */
-static void publish_fd(int fd)
-{
-	char num[16];
-
-	if (fd < 0) {
-		unsetenv(ENV_FD);
-		return;
-	}
-	snprintf(num, sizeof(num), "%d", fd);
-	if (fcntl(fd, F_SETFD, 0) == 0)
-		setenv(ENV_FD, num, 1);
-}
 
 /* the same address, port and family */
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -558,61 +479,35 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
  */
 static int inherit_fd(const struct sockaddr_storage *addr)
 {
-	const char *v = getenv(ENV_FD);
 	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss), ol;
-	struct stat st;
-	int fd, on = 0;
-	char *end;
-	long n;
+	int fd = admin_inherit_fd(&M.srv, &ss);
 
-	if (!v)
-		return -1;
-	n = strtol(v, &end, 10);
-	unsetenv(ENV_FD);
-	if (*end || n < 3 || n > INT_MAX)
-		return -1;
-	fd = (int)n;
-	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
-		return -1;
-	memset(&ss, 0, sizeof(ss));
-	ol = sizeof(on);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 || !same_addr(&ss, addr) ||
-	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == -1 || !on) {
+	if (fd >= 0 && !same_addr(&ss, addr)) {
 		close(fd);
 		return -1;
 	}
-	fcntl(fd, F_SETFL, O_NONBLOCK);
 	return fd;
 }
 
 static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
-	uint64_t n, now = worker_clock_ms();
-	struct m_client *cl, *next;
+	uint64_t n;
 
 	(void)events;
 	(void)arg;
 	(void)!read(fd, &n, sizeof(n));
-	for (cl = M.clients; cl; cl = next) {
-		next = cl->next;
-		if (now - cl->start_ms >= METRICS_IDLE_MS)
-			client_close(d, cl);
-	}
-	if (M.paused && !d->upgrading && M.lfd >= 0 &&
-	    daemon_watch(d, M.lfd, EPOLLIN | EPOLLET, accept_event, NULL) == 0)
-		M.paused = 0;
-	if (M.pending && M.lfd < 0) {
+	admin_tick(d, &M.srv);
+	if (M.pending && M.srv.lfd < 0) {
 		int lfd = open_socket(&M.paddr, M.plen, M.addr, NULL, 1);
 
-		if (lfd >= 0 && daemon_watch(d, lfd, EPOLLIN | EPOLLET, accept_event, NULL)) {
+		if (lfd >= 0 && admin_watch(d, &M.srv, lfd)) {
 			close(lfd);
 			lfd = -1;
 		}
 		if (lfd >= 0) {
-			M.lfd = lfd;
+			M.srv.lfd = lfd;
 			M.pending = 0;
-			publish_fd(lfd);
+			admin_publish_fd(&M.srv, lfd);
 			log_info("metrics endpoint on http://%s/metrics", M.addr);
 		}
 	}
@@ -661,7 +556,7 @@ int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const str
 	int fd = -1, rc;
 
 	/* the same address spelled another way is the same socket */
-	if (old_cf && (M.lfd >= 0) == (na[0] != 0) &&
+	if (old_cf && (M.srv.lfd >= 0) == (na[0] != 0) &&
 	    (!na[0] ||
 	     (old_cf->metrics_addrlen == new_cf->metrics_addrlen &&
 	      !memcmp(&old_cf->metrics_addr, &new_cf->metrics_addr, new_cf->metrics_addrlen))))
@@ -688,7 +583,7 @@ int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const str
 		}
 		if (fd < 0)
 			return fd;
-		rc = daemon_watch(d, fd, EPOLLIN | EPOLLET, accept_event, NULL);
+		rc = admin_watch(d, &M.srv, fd);
 		if (rc) {
 			close(fd);
 			if (errf)
@@ -696,26 +591,16 @@ int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const str
 			return rc;
 		}
 timer:
-		if (M.tfd < 0) {
-			struct itimerspec its = {.it_interval = {.tv_sec = 1},
-						 .it_value = {.tv_sec = 1}};
-
-			M.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-			if (M.tfd >= 0 && (timerfd_settime(M.tfd, 0, &its, NULL) == -1 ||
-					   daemon_watch(d, M.tfd, EPOLLIN, timer_event, NULL))) {
-				close(M.tfd);
-				M.tfd = -1;
-			}
-		}
+		admin_timer_start(d, &M.srv, timer_event);
 	}
-	if (M.lfd >= 0) {
-		daemon_unwatch(d, M.lfd);
-		close(M.lfd);
+	if (M.srv.lfd >= 0) {
+		daemon_unwatch(d, M.srv.lfd);
+		close(M.srv.lfd);
 		log_info("metrics endpoint %s closed", M.addr);
 	}
-	M.lfd = fd;
-	M.paused = 0;
-	publish_fd(fd);
+	M.srv.lfd = fd;
+	M.srv.paused = 0;
+	admin_publish_fd(&M.srv, fd);
 	snprintf(M.addr, sizeof(M.addr), "%s", na);
 	if (M.pending)
 		return 0;
@@ -726,18 +611,13 @@ timer:
 
 void metrics_close(struct daemon *d)
 {
-	while (M.clients)
-		client_close(d, M.clients);
-	if (M.lfd >= 0) {
-		daemon_unwatch(d, M.lfd);
-		close(M.lfd);
-		M.lfd = -1;
-		publish_fd(-1);
+	admin_close_all(d, &M.srv);
+	if (M.srv.lfd >= 0) {
+		daemon_unwatch(d, M.srv.lfd);
+		close(M.srv.lfd);
+		M.srv.lfd = -1;
+		admin_publish_fd(&M.srv, -1);
 	}
 	M.pending = 0;
-	if (M.tfd >= 0) {
-		daemon_unwatch(d, M.tfd);
-		close(M.tfd);
-		M.tfd = -1;
-	}
+	admin_timer_stop(d, &M.srv);
 }

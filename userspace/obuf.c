@@ -49,28 +49,29 @@ void ob_put(struct obuf *b, const char *s, size_t n)
 	b->len += n;
 }
 
-void ob_printf(struct obuf *b, const char *fmt, ...)
+void ob_vprintf(struct obuf *b, const char *fmt, va_list ap)
 {
-	va_list ap;
+	va_list again;
 	int n;
 
 	if (b->failed)
 		return;
-	va_start(ap, fmt);
+	va_copy(again, ap);
 	n = vsnprintf(b->cap > b->len ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < b->cap - b->len) {
+	if (n >= 0 && (size_t)n >= b->cap - b->len && !ob_reserve(b, (size_t)n + 1))
+		vsnprintf(b->p + b->len, b->cap - b->len, fmt, again);
+	va_end(again);
+	if (n >= 0 && !b->failed && (size_t)n < b->cap - b->len)
 		b->len += (size_t)n;
-		return;
-	}
-	if (ob_reserve(b, (size_t)n + 1))
-		return;
+}
+
+void ob_printf(struct obuf *b, const char *fmt, ...)
+{
+	va_list ap;
+
 	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	ob_vprintf(b, fmt, ap);
 	va_end(ap);
-	b->len += (size_t)n;
 }
 
 void ob_json_str(struct obuf *b, const char *s)

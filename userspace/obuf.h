@@ -8,6 +8,7 @@
 #ifndef SPLICED_OBUF_H
 #define SPLICED_OBUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct obuf {
@@ -20,6 +21,7 @@ struct obuf {
 };
 
 void ob_printf(struct obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ob_vprintf(struct obuf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void ob_put(struct obuf *b, const char *s, size_t n);
 /* a JSON string literal, quotes included (control characters as \u00XX) */
 void ob_json_str(struct obuf *b, const char *s);

@@ -467,7 +467,7 @@ int upgrade_poll(struct daemon *d)
 
 	if (O.child > 0 && waitpid(O.child, &status, WNOHANG) == O.child) {
 		worker_fork_end(); /* gone with its copies of the fds */
-		O.child = 0; /* reaped; a failure shows up as EOF on the socket */
+		O.child = 0;	   /* reaped; a failure shows up as EOF on the socket */
 	}
 	if (!d->upgrading)
 		return 0;

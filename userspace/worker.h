@@ -28,7 +28,7 @@ struct ep_tag {
 
 /* an idle upstream connection kept for the next request to the same server (pool keepalive) */
 struct idle_upstream {
-	struct ep_tag *tag; /* the socket stays registered with epoll while parked */
+	struct ep_tag *tag;	/* the socket stays registered with epoll while parked */
 	uint64_t read, written; /* bytes read from / written into it since connect: the kernel
 				 * path's offsets and drain checks compare them with tcp_info */
 	uint32_t server_id;

@@ -34,6 +34,35 @@ static double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+/* send a message whole (blocking socket); 0 or -1 */
+static int send_msg(int fd, const void *p, size_t len)
+{
+	if (send(fd, p, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		perror("pingpong: send");
+		return -1;
+	}
+	return 0;
+}
+
+/* recv what is there (up to cap), again after EINTR; > 0, or -1 once it said why */
+static ssize_t recv_some(int fd, char *p, size_t cap, const char *what)
+{
+	for (;;) {
+		ssize_t n = recv(fd, p, cap, 0);
+
+		if (n > 0)
+			return n;
+		if (n == 0) {
+			fprintf(stderr, "pingpong: %s closed by peer\n", what);
+			return -1;
+		}
+		if (errno != EINTR) {
+			perror("pingpong: recv");
+			return -1;
+		}
+	}
+}
+
 /* one request/response; 0 or -1 */
 static int roundtrip(int fd, const char *req, size_t reqlen)
 {
@@ -41,22 +70,12 @@ static int roundtrip(int fd, const char *req, size_t reqlen)
 	ssize_t n;
 	char *end, *p;
 
-	if (send(fd, req, reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen) {
-		perror("pingpong: send");
+	if (send_msg(fd, req, reqlen))
 		return -1;
-	}
 	for (;;) {
-		n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
-		if (n == 0) {
-			fprintf(stderr, "pingpong: connection closed by peer\n");
+		n = recv_some(fd, buf + have, sizeof(buf) - 1 - have, "connection");
+		if (n < 0)
 			return -1;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			perror("pingpong: recv");
-			return -1;
-		}
 		have += n;
 		buf[have] = '\0';
 		if (!head_len) {
@@ -99,22 +118,12 @@ static int echo_roundtrip(int fd, const char *msg, size_t len)
 	size_t have = 0;
 	ssize_t n;
 
-	if (send(fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len) {
-		perror("pingpong: send");
+	if (send_msg(fd, msg, len))
 		return -1;
-	}
 	while (have < len) {
-		n = recv(fd, buf + have, len - have, 0);
-		if (n == 0) {
-			fprintf(stderr, "pingpong: tunnel closed by peer\n");
+		n = recv_some(fd, buf + have, len - have, "tunnel");
+		if (n < 0)
 			return -1;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			perror("pingpong: recv");
-			return -1;
-		}
 		have += n;
 	}
 	if (memcmp(buf, msg, len)) {
@@ -136,21 +145,17 @@ static int upgrade(int fd, const char *host, const char *port, const char *path)
 			  "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
 			  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 			  path, host, port);
-	if (send(fd, req, reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen) {
-		perror("pingpong: send");
+	if (send_msg(fd, req, reqlen))
 		return -1;
-	}
 	/* byte by byte: nothing after the head may be consumed (the origin sends nothing) */
 	while (have < 4 || memcmp(buf + have - 4, "\r\n\r\n", 4)) {
 		if (have >= sizeof(buf) - 1) {
 			fprintf(stderr, "pingpong: upgrade response head too large\n");
 			return -1;
 		}
-		n = recv(fd, buf + have, 1, 0);
-		if (n <= 0) {
-			fprintf(stderr, "pingpong: no upgrade response\n");
+		n = recv_some(fd, buf + have, 1, "connection (no upgrade response)");
+		if (n < 0)
 			return -1;
-		}
 		have++;
 	}
 	if (strncmp(buf, "HTTP/1.1 101", 12) != 0) {
