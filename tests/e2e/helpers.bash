@@ -310,6 +310,38 @@ backend_of() {
 	echo "${h:--}"
 }
 
+# kept_alive_client N: start a client in the background that sends N GETs (/ka0, /ka1, ...) on
+# one keep-alive connection, waiting before the second until "go" is written to $KA_FIFO; it
+# prints "STATUS X-BACKEND LOCAL_PORT BODY_LENGTH" per response into $KA_OUT. Sets KA_PID and
+# returns once the first response is in.
+kept_alive_client() {
+	KA_FIFO=$BATS_TEST_TMPDIR/ka.go
+	KA_OUT=$BATS_TEST_TMPDIR/ka.out
+	mkfifo "$KA_FIFO"
+	"$PYTHON" - "$SPLICED_PORT" "$KA_FIFO" "$1" >"$KA_OUT" 2>&1 <<'PY' &
+import http.client, sys
+port, fifo, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+for i in range(n):
+    if i == 1:
+        open(fifo).read()
+    c.request("GET", "/ka%d" % i)
+    r = c.getresponse()
+    body = r.read()
+    print(r.status, r.getheader("X-Backend"), c.sock.getsockname()[1], len(body), flush=True)
+PY
+	KA_PID=$!
+	record_pid "$KA_PID" client
+	wait_until 10 test -s "$KA_OUT"
+}
+
+# kept_alive_go: let the client of kept_alive_client send the rest and wait for it
+kept_alive_go() {
+	echo go >"$KA_FIFO"
+	wait "$KA_PID"
+	cat "$KA_OUT"
+}
+
 sha_of_stream() { sha256sum | cut -d' ' -f1; }
 sha_of_file() { sha256sum "$1" | cut -d' ' -f1; }
 

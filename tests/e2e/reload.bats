@@ -48,29 +48,12 @@ pool b { server s 127.0.0.1:${ORIGIN_PORTS[b]}; }"
 	start_origin a
 	start_origin b
 	start_spliced "$(two_pools a)"
-	local fifo=$BATS_TEST_TMPDIR/go out=$BATS_TEST_TMPDIR/ka.out
-	mkfifo "$fifo"
-	# one connection: request, wait for the go, request again; print the backends and ports
-	"$PYTHON" - "$SPLICED_PORT" "$fifo" >"$out" 2>&1 <<'PY' &
-import http.client, sys
-port, fifo = int(sys.argv[1]), sys.argv[2]
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-for i in range(2):
-    if i == 1:
-        open(fifo).read()
-    c.request("GET", "/ka%d" % i)
-    r = c.getresponse()
-    r.read()
-    print(r.status, r.getheader("X-Backend"), c.sock.getsockname()[1], flush=True)
-PY
-	local py=$!
-	record_pid "$py" client
-	wait_until 10 test -s "$out"
+	# one connection: request, wait for the go, request again
+	kept_alive_client 2
 	reload_conf "$(two_pools b)"
 	hup_and_wait 1
-	echo go >"$fifo"
-	wait "$py"
-	cat "$out"
+	kept_alive_go
+	local out=$KA_OUT
 	[ "$(sed -n 1p "$out" | cut -d' ' -f1,2)" = "200 a" ]
 	[ "$(sed -n 2p "$out" | cut -d' ' -f1,2)" = "200 b" ]
 	# the same client connection carried both

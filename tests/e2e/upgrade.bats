@@ -64,28 +64,11 @@ _new_started() { (($(grep -c 'started: .*pid' "$SPLICED_ERR") > $1)); }
 	own_binary
 	start_origin a
 	start_spliced "$(one_pool)"
-	local fifo=$BATS_TEST_TMPDIR/go out=$BATS_TEST_TMPDIR/ka.out
-	mkfifo "$fifo"
-	"$PYTHON" - "$SPLICED_PORT" "$fifo" >"$out" 2>&1 <<'PY' &
-import http.client, sys
-port, fifo = int(sys.argv[1]), sys.argv[2]
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-for i in range(3):
-    if i == 1:
-        open(fifo).read()
-    c.request("GET", "/ka%d" % i)
-    r = c.getresponse()
-    body = r.read()
-    print(r.status, r.getheader("X-Backend"), c.sock.getsockname()[1], len(body), flush=True)
-PY
-	local py=$!
-	record_pid "$py" client
-	wait_until 10 test -s "$out"
+	kept_alive_client 3
 	upgrade_and_wait
 	wait_until 10 _proc_gone "$SPLICED_PID"
-	echo go >"$fifo"
-	wait "$py"
-	cat "$out"
+	kept_alive_go
+	local out=$KA_OUT
 	[ "$(wc -l <"$out")" -eq 3 ]
 	[ "$(cut -d' ' -f1,2 "$out" | sort -u)" = "200 a" ]
 	[ "$(cut -d' ' -f3 "$out" | sort -u | wc -l)" -eq 1 ]
