@@ -135,6 +135,7 @@ struct conn {
 	int head_seen;	    /* some bytes of the current request head arrived */
 	int resp_started;   /* response bytes were sent to the client */
 	int upstream_fresh; /* upstream connection was opened for this request */
+	int fresh_only;	    /* the next upstream_connect_to() opens a new connection */
 	int status;
 	char host[128];
 	char path[256];
@@ -1234,17 +1235,19 @@ static int upstream_connect_to(struct conn *c, struct server *s)
 	struct epoll_event ev;
 	struct ep_tag *t;
 	uint64_t rd, wr;
-	int fd, one = 1;
+	int fd, one = 1, fresh;
 
 	if (!s)
 		return conn_fail_request(c, 503);
 	c->srv = s;
 	if (c->ntried < MAX_TRIES)
 		c->tried[c->ntried++] = s->id;
+	fresh = c->fresh_only;
+	c->fresh_only = 0;
 	/* a parked connection to s carries the request when a failure could be retried (the
 	 * server may close an idle connection just as the request goes out) */
 	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	    (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
+	    !fresh && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
 		/* still registered with epoll; a server closing it meanwhile would have closed
 		 * it (worker_idle_event), and one closing it right now is a retryable failure */
 		t->c = c;
@@ -1625,6 +1628,21 @@ static uint32_t exchange_timeout(struct conn *c)
 /* the upstream answered nothing: retry an idempotent request on a fresh connection */
 static int retry_or_fail(struct conn *c, int status, const char *why)
 {
+	/* a reused connection (kept alive or parked) that the server closed as the request went
+	 * out says nothing about the server: the same server again, on a new connection, and not
+	 * counted as a try (a server closing idle connections must not cost a 502) */
+	if (!c->upstream_fresh && c->srv && !c->resp_started && buf_len(&c->resp.in) == 0 &&
+	    c->req.moved == 0 && retryable(c)) {
+		struct server *s = c->srv;
+
+		log_debug("%s: reused upstream connection to %s/%s %s, retrying on a new one",
+			  c->peer, c->pool->name, s->name, why);
+		upstream_close(c);
+		if (c->ntried > 0 && c->tried[c->ntried - 1] == s->id)
+			c->ntried--;
+		c->fresh_only = 1;
+		return upstream_connect_to(c, s);
+	}
 	if (!c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 && retryable(c) &&
 	    c->ntried <= c->pool->retries) {
 		log_debug("%s: upstream %s/%s %s, retrying", c->peer, c->pool->name,

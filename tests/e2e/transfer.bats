@@ -384,6 +384,27 @@ pool p { keepalive 4; server o 127.0.0.1:${ORIGIN_PORTS[o]}; }"
 	((most >= 3))
 }
 
+@test "transfer: a server that closes idle connections as they are reused costs no error (retried on a new connection)" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	local port w=$BATS_TEST_TMPDIR/wrk.out
+	port=$(free_port)
+	"$PYTHON" "$E2E_ROOT/tests/origin/idle_closer.py" "$port" >"$BATS_TEST_TMPDIR/closer.out" 2>&1 &
+	record_pid $! idle-closer
+	wait_until 5 _port_listening "$port"
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { keepalive 8; server closer 127.0.0.1:$port; }"
+	# separate client connections reuse parked upstream connections; kept-alive clients
+	# reuse their own: one server only, so a 502 would show any unretried failure
+	timeout 30 wrk -t2 -c8 -d3s -H 'Connection: close' "$(url /c)" >"$w" 2>&1
+	cat "$w"
+	grep -q 'requests in' "$w"
+	! grep -qE 'Non-2xx|Socket errors' "$w"
+	timeout 30 wrk -t2 -c8 -d3s "$(url /k)" >"$w" 2>&1
+	cat "$w"
+	grep -q 'requests in' "$w"
+	! grep -qE 'Non-2xx|Socket errors' "$w"
+}
+
 @test "transfer: pool keepalive: a parked connection the server closed is not used (no error)" {
 	start_origin o
 	local port=${ORIGIN_PORTS[o]}
