@@ -1246,8 +1246,8 @@ static int upstream_connect_to(struct conn *c, struct server *s)
 	c->fresh_only = 0;
 	/* a parked connection to s carries the request when a failure could be retried (the
 	 * server may close an idle connection just as the request goes out) */
-	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	    !fresh && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
+	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) && !fresh &&
+	    (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
 		/* still registered with epoll; a server closing it meanwhile would have closed
 		 * it (worker_idle_event), and one closing it right now is a retryable failure */
 		t->c = c;
