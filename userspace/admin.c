@@ -97,10 +97,14 @@ int admin_watch(struct daemon *d, struct admin_srv *s, int fd)
 	return daemon_watch(d, fd, EPOLLIN | EPOLLET, accept_event, s);
 }
 
-void admin_tick(struct daemon *d, struct admin_srv *s)
+static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
-	uint64_t now = worker_clock_ms();
+	struct admin_srv *s = arg;
+	uint64_t n, now = worker_clock_ms();
 	struct admin_client *cl, *next;
+
+	(void)events;
+	(void)!read(fd, &n, sizeof(n));
 
 	for (cl = s->clients; cl; cl = next) {
 		next = cl->next;
@@ -110,9 +114,11 @@ void admin_tick(struct daemon *d, struct admin_srv *s)
 	/* the upgrade was given up: serve again (what queued meanwhile is reported) */
 	if (s->paused && !d->upgrading && s->lfd >= 0 && admin_watch(d, s, s->lfd) == 0)
 		s->paused = 0;
+	if (s->on_tick)
+		s->on_tick(d);
 }
 
-void admin_timer_start(struct daemon *d, struct admin_srv *s, daemon_fd_cb cb)
+void admin_timer_start(struct daemon *d, struct admin_srv *s)
 {
 	struct itimerspec its = {.it_interval = {.tv_sec = 1}, .it_value = {.tv_sec = 1}};
 
@@ -120,7 +126,7 @@ void admin_timer_start(struct daemon *d, struct admin_srv *s, daemon_fd_cb cb)
 		return;
 	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (s->tfd >= 0 && (timerfd_settime(s->tfd, 0, &its, NULL) == -1 ||
-			    daemon_watch(d, s->tfd, EPOLLIN, cb, s))) {
+			    daemon_watch(d, s->tfd, EPOLLIN, timer_event, s))) {
 		close(s->tfd);
 		s->tfd = -1;
 	}

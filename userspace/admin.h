@@ -44,6 +44,7 @@ struct admin_srv {
 	size_t out_max;		   /* a client's output buffer limit (0: none) */
 	uint64_t idle_ms;	   /* clients idle this long are closed by admin_tick */
 	daemon_fd_cb client_event; /* events of a client, arg: its struct */
+	void (*on_tick)(struct daemon *d); /* more to do every second (NULL: nothing) */
 	/* state */
 	int lfd;    /* listening socket, -1: none */
 	int tfd;    /* the module's 1 s timer, -1: none */
@@ -56,14 +57,11 @@ struct admin_srv {
 int admin_watch(struct daemon *d, struct admin_srv *s, int fd);
 /* admin_client_close - unlink, unwatch, close and free a client */
 void admin_client_close(struct daemon *d, struct admin_client *cl);
-/* admin_tick - the module's 1 s timer: close idle clients, accept again after an upgrade was
- * given up */
-void admin_tick(struct daemon *d, struct admin_srv *s);
 /* admin_close_all - close every client (the listening socket stays the caller's) */
 void admin_close_all(struct daemon *d, struct admin_srv *s);
-/* admin_timer_start - a 1 s timer calling cb (which calls admin_tick), once; a failure only
- * means no idle reaping, logged */
-void admin_timer_start(struct daemon *d, struct admin_srv *s, daemon_fd_cb cb);
+/* admin_timer_start - start the 1 s timer (once): it closes idle clients, accepts again after
+ * an upgrade was given up, then calls s->on_tick; a failure only means none of that, logged */
+void admin_timer_start(struct daemon *d, struct admin_srv *s);
 void admin_timer_stop(struct daemon *d, struct admin_srv *s);
 /* admin_inherit_fd - the listening socket an older process handed down in s->env_fd (the
  * variable is consumed), non-blocking, with its address in ss; -1 when there is none or it is

@@ -834,16 +834,6 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 	}
 }
 
-static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
-{
-	uint64_t n;
-
-	(void)events;
-	(void)arg;
-	(void)!read(fd, &n, sizeof(n));
-	admin_tick(d, &C.srv);
-}
-
 /*
  * inherit_fd - the listening socket the old process handed down (ENV_FD), when it is a
  * listening unix socket bound to path; else -1 (a socket for another path is closed: it was
@@ -1041,7 +1031,7 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 			report(errf, "control socket %s: %s", np, strerror(-rc));
 			return rc;
 		}
-		admin_timer_start(d, &C.srv, timer_event);
+		admin_timer_start(d, &C.srv);
 	}
 	if (C.srv.lfd >= 0) {
 		daemon_unwatch(d, C.srv.lfd);

@@ -35,6 +35,7 @@ struct m_client {
 };
 
 static void client_event(struct daemon *d, int fd, uint32_t events, void *arg);
+static void take_pending(struct daemon *d);
 
 static struct {
 	struct admin_srv srv;
@@ -49,6 +50,7 @@ static struct {
 	       .max_clients = METRICS_CLIENTS_MAX,
 	       .idle_ms = METRICS_IDLE_MS,
 	       .client_event = client_event,
+	       .on_tick = take_pending,
 	       .lfd = -1,
 	       .tfd = -1}};
 
@@ -489,14 +491,9 @@ static int inherit_fd(const struct sockaddr_storage *addr)
 	return fd;
 }
 
-static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
+/* every second: an address the previous process still held is taken once it is free */
+static void take_pending(struct daemon *d)
 {
-	uint64_t n;
-
-	(void)events;
-	(void)arg;
-	(void)!read(fd, &n, sizeof(n));
-	admin_tick(d, &M.srv);
 	if (M.pending && M.srv.lfd < 0) {
 		int lfd = open_socket(&M.paddr, M.plen, M.addr, NULL, 1);
 
@@ -591,7 +588,7 @@ int metrics_reconfigure(struct daemon *d, const struct config *old_cf, const str
 			return rc;
 		}
 timer:
-		admin_timer_start(d, &M.srv, timer_event);
+		admin_timer_start(d, &M.srv);
 	}
 	if (M.srv.lfd >= 0) {
 		daemon_unwatch(d, M.srv.lfd);
