@@ -135,7 +135,6 @@ struct conn {
 	int head_seen;	    /* some bytes of the current request head arrived */
 	int resp_started;   /* response bytes were sent to the client */
 	int upstream_fresh; /* upstream connection was opened for this request */
-	int fresh_only;	    /* the next upstream_connect_to() opens a new connection */
 	int status;
 	char host[128];
 	char path[256];
@@ -1211,7 +1210,7 @@ static int connect_failed(struct conn *c, const char *why)
 	return upstream_connect(c);
 }
 
-static int upstream_connect_to(struct conn *c, struct server *s);
+static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok);
 static int start_exchange(struct conn *c);
 
 /* may this request go to another server after a failure? (idempotent, or no body) */
@@ -1226,28 +1225,27 @@ static int retryable(const struct conn *c)
 
 static int upstream_connect(struct conn *c)
 {
-	return upstream_connect_to(c, pick_server(c));
+	return upstream_connect_to(c, pick_server(c), 1);
 }
 
-/* open a new upstream connection to s (NULL: nothing usable -> 503) */
-static int upstream_connect_to(struct conn *c, struct server *s)
+/* connect to s (NULL: nothing usable -> 503): a parked connection when parked_ok allows and
+ * the request may take one, else a new one */
+static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
 {
 	struct epoll_event ev;
 	struct ep_tag *t;
 	uint64_t rd, wr;
-	int fd, one = 1, fresh;
+	int fd, one = 1;
 
 	if (!s)
 		return conn_fail_request(c, 503);
 	c->srv = s;
 	if (c->ntried < MAX_TRIES)
 		c->tried[c->ntried++] = s->id;
-	fresh = c->fresh_only;
-	c->fresh_only = 0;
 	/* a parked connection to s carries the request when a failure could be retried (the
 	 * server may close an idle connection just as the request goes out) */
-	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) && !fresh &&
-	    (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
+	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
+	    parked_ok && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
 		/* still registered with epoll; a server closing it meanwhile would have closed
 		 * it (worker_idle_event), and one closing it right now is a retryable failure */
 		t->c = c;
@@ -1416,7 +1414,7 @@ static int handle_request(struct conn *c, int head_len)
 	}
 	upstream_close(c);
 	c->srv = NULL;
-	return upstream_connect_to(c, pick);
+	return upstream_connect_to(c, pick, 1);
 }
 
 static int step_head(struct conn *c)
@@ -1628,11 +1626,15 @@ static uint32_t exchange_timeout(struct conn *c)
 /* the upstream answered nothing: retry an idempotent request on a fresh connection */
 static int retry_or_fail(struct conn *c, int status, const char *why)
 {
+	/* nothing of the body moved yet (req.moved == 0): the flow state still describes the
+	 * whole body, and start_exchange() queues the head again */
+	int again =
+		!c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 && retryable(c);
+
 	/* a reused connection (kept alive or parked) that the server closed as the request went
 	 * out says nothing about the server: the same server again, on a new connection, and not
 	 * counted as a try (a server closing idle connections must not cost a 502) */
-	if (!c->upstream_fresh && c->srv && !c->resp_started && buf_len(&c->resp.in) == 0 &&
-	    c->req.moved == 0 && retryable(c)) {
+	if (again && !c->upstream_fresh && c->srv) {
 		struct server *s = c->srv;
 
 		log_debug("%s: reused upstream connection to %s/%s %s, retrying on a new one",
@@ -1640,24 +1642,20 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 		upstream_close(c);
 		if (c->ntried > 0 && c->tried[c->ntried - 1] == s->id)
 			c->ntried--;
-		c->fresh_only = 1;
-		return upstream_connect_to(c, s);
+		return upstream_connect_to(c, s, 0);
 	}
-	if (!c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 && retryable(c) &&
-	    c->ntried <= c->pool->retries) {
+	if (again && c->ntried <= c->pool->retries) {
 		log_debug("%s: upstream %s/%s %s, retrying", c->peer, c->pool->name,
 			  c->srv ? c->srv->name : "-", why);
 		if (c->upstream_fresh && c->srv)
 			atomic_fetch_add(&c->srv->conn_fail, 1);
-		/* nothing of the body moved yet (req.moved == 0): the flow state still
-		 * describes the whole body, and start_exchange() queues the head again */
 		struct server *next;
 
 		upstream_close(c);
 		c->srv = NULL;
 		next = pick_server(c);
 		if (next)
-			return upstream_connect_to(c, next);
+			return upstream_connect_to(c, next, 1);
 		/* nowhere else to go: the answer is about this failure, not a 503 */
 		log_warnx("%s: upstream %s %s, no other server to retry on", c->peer, c->pool->name,
 			  why);
