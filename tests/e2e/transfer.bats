@@ -363,25 +363,30 @@ pool p { keepalive 4; server o 127.0.0.1:${ORIGIN_PORTS[o]}; }"
 
 @test "transfer: pool keepalive: bodies both ways over reused upstream connections, splice on: digests equal" {
 	start_origin o
-	start_spliced "listener web { bind 127.0.0.1:@PORT@; splice on; route { pool p; } }
+	# one worker, so the connection a short request parks is the one the next request takes
+	start_spliced "global { workers 1; }
+listener web { bind 127.0.0.1:@PORT@; splice on; route { pool p; } }
 pool p { keepalive 4; server o 127.0.0.1:${ORIGIN_PORTS[o]}; }"
-	local f="$BATS_TEST_TMPDIR/up.bin" want_dl want_up got i n most=0
+	local f="$BATS_TEST_TMPDIR/up.bin" h="$BATS_TEST_TMPDIR/h" want_dl want_up got i
 	random_file "$f" 32
 	want_up="$(sha_of_file "$f") 33554432"
 	want_dl=$(direct_sha 64m)
-	warm_pool 4
+	# conn_req_of HEADERS-FILE: X-Conn-Req of the response (the origin's count on its connection)
+	conn_req_of() { tr -d '\r' <"$1" | awk -F': ' 'tolower($1) == "x-conn-req" { print $2 }'; }
 	for i in 1 2 3 4 5 6; do
-		got=$("${CURL[@]}" --max-time 60 -D "$BATS_TEST_TMPDIR/h" -H 'Connection: close' \
-			"$(url /size/64m)" | sha_of_stream)
+		# a short exchange parks its connection; the body then travels over it (a connection
+		# that carried a kernel span is in the sockhash and is closed, not parked, after it)
+		warm_pool 1
+		got=$("${CURL[@]}" --max-time 60 -D "$h" -H 'Connection: close' "$(url /size/64m)" |
+			sha_of_stream)
 		assert_equal "$want_dl" "$got" "download $i"
-		n=$(tr -d '\r' <"$BATS_TEST_TMPDIR/h" | awk -F': ' 'tolower($1) == "x-conn-req" { print $2 }')
-		((n > most)) && most=$n
+		(($(conn_req_of "$h") >= 2)) || fail "download $i did not reuse a parked connection"
 		# PUT is idempotent: it may take a parked connection too
-		got=$("${CURL[@]}" --max-time 60 -T "$f" -H 'Connection: close' "$(url /upload)")
+		warm_pool 1
+		got=$("${CURL[@]}" --max-time 60 -D "$h" -T "$f" -H 'Connection: close' "$(url /upload)")
 		assert_equal "$want_up" "$got" "upload $i"
+		(($(conn_req_of "$h") >= 2)) || fail "upload $i did not reuse a parked connection"
 	done
-	echo "highest X-Conn-Req: $most"
-	((most >= 3))
 }
 
 @test "transfer: a server that closes idle connections as they are reused costs no error (retried on a new connection)" {
