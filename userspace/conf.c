@@ -814,7 +814,7 @@ static void do_server(struct parser *ps, struct pool *p, struct node *n)
 	p->servers = ns;
 	s = &p->servers[p->nservers];
 	memset(s, 0, sizeof(*s));
-	s->weight = 1;
+	s->weight = s->weight_file = 1;
 	s->line = n->line;
 	if (copy_name(ps, n, n->args[0], s->name, sizeof(s->name)))
 		return;
@@ -838,7 +838,7 @@ static void do_server(struct parser *ps, struct pool *p, struct node *n)
 				return;
 			}
 			w = (unsigned)x;
-			s->weight = w;
+			s->weight = s->weight_file = w;
 		} else if (!strcmp(n->args[i], "backup")) {
 			s->backup = 1;
 		} else if (!strcmp(n->args[i], "maintenance")) {

@@ -145,14 +145,14 @@ void health_adopt(struct server *s, const struct server *old, uint64_t now_ms)
 
 	pthread_mutex_lock(&health_lock);
 	/* a changed `maintenance` option in the file wins over the carried state */
-	if (old->maintenance == s->maintenance)
+	if (old->maintenance == s->maintenance) {
 		memcpy(&s->h, &old->h, sizeof(s->h));
-	/* likewise a weight set at run time stays unless the file's weight changed */
-	if (s->h.weight_admin && s->h.weight_file == s->weight)
-		__atomic_store_n(&s->weight, __atomic_load_n(&old->weight, __ATOMIC_RELAXED),
-				 __ATOMIC_RELAXED);
-	else
-		s->h.weight_admin = 0;
+		/* likewise a weight set at run time stays unless the file's weight changed */
+		if (s->weight_file == old->weight_file)
+			__atomic_store_n(&s->weight,
+					 __atomic_load_n(&old->weight, __ATOMIC_RELAXED),
+					 __ATOMIC_RELAXED);
+	}
 	s->h.lb_weight = built;
 	apply_weight(s, now_ms);
 	pthread_mutex_unlock(&health_lock);
@@ -278,10 +278,6 @@ int health_set_weight(struct server *s, uint32_t weight)
 	if (weight > 1000)
 		return -EINVAL;
 	pthread_mutex_lock(&health_lock);
-	if (!s->h.weight_admin) {
-		s->h.weight_admin = 1;
-		s->h.weight_file = s->weight;
-	}
 	/* workers read it without the lock (health_server_usable) */
 	__atomic_store_n(&s->weight, weight, __ATOMIC_RELAXED);
 	log_info("pool %s server %s: weight %u (admin)", s->pool->name, s->name, weight);

@@ -77,8 +77,6 @@ struct server_health {
 	uint32_t last_latency_us; /* of the last active check */
 	int8_t last_ok;		  /* last active check: 1 ok, 0 failed, -1 none yet */
 	uint32_t lb_weight;	  /* weight last given to the balancer */
-	uint8_t weight_admin;	  /* the weight was set at run time (splicectl)... */
-	uint32_t weight_file;	  /* ...over this configured one: kept by a reload that keeps it */
 	char last_result[48];	  /* "status 200", "timeout", "refused", ... */
 	char reason[64];	  /* of the last transition */
 };
@@ -88,7 +86,8 @@ struct server {
 	char spec[HOST_MAX_LEN]; /* HOST:PORT as configured */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	uint32_t weight;
+	uint32_t weight;      /* in use: the file's, or one set at run time (splicectl) */
+	uint32_t weight_file; /* as configured */
 	uint8_t backup;
 	uint8_t maintenance; /* `maintenance` option: starts in SRV_MAINT */
 	uint32_t id;	     /* index in the global server table (BPF per-server stats key) */
