@@ -310,6 +310,17 @@ backend_of() {
 	echo "${h:--}"
 }
 
+# files_for_nobody: what an installation gives a daemon that drops to nobody, where the test's
+# temporary directories are private to root: every directory up to the test's searchable, and
+# a log directory nobody owns, which ACCESS_LOG then points into
+files_for_nobody() {
+	local d=$BATS_TEST_TMPDIR
+	while [[ $d != / ]]; do chmod o+x "$d"; d=$(dirname "$d"); done
+	mkdir "$BATS_TEST_TMPDIR/logs"
+	chown nobody "$BATS_TEST_TMPDIR/logs"
+	ACCESS_LOG=$BATS_TEST_TMPDIR/logs/access.log
+}
+
 # kept_alive_client N: start a client in the background that sends N GETs (/ka0, /ka1, ...) on
 # one keep-alive connection, waiting before the second until "go" is written to $KA_FIFO; it
 # prints "STATUS X-BACKEND LOCAL_PORT BODY_LENGTH" per response into $KA_OUT. Sets KA_PID and

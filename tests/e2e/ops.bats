@@ -639,12 +639,8 @@ upgrade_takeover() {
 	[[ $EUID -eq 0 ]] || skip "needs root to switch users"
 	cp "$SPLICED_BIN" "$BATS_TEST_TMPDIR/spliced"
 	SPLICED_BIN=$BATS_TEST_TMPDIR/spliced
-	local d=$BATS_TEST_TMPDIR
-	while [[ $d != / ]]; do chmod o+x "$d"; d=$(dirname "$d"); done
+	files_for_nobody
 	chmod o+rx "$SPLICED_BIN"
-	mkdir "$BATS_TEST_TMPDIR/logs"
-	chown nobody "$BATS_TEST_TMPDIR/logs"
-	ACCESS_LOG=$BATS_TEST_TMPDIR/logs/access.log
 	upgrade_takeover "user nobody;"
 	grep -q "^Uid:[[:space:]]*65534[[:space:]]65534" "/proc/$NEW_PID/status" ||
 		fail "the new process does not run as nobody"

@@ -56,13 +56,8 @@ pool a { server s 127.0.0.1:${ORIGIN_PORTS[a]}; }"
 	need_root
 	start_origin a
 	start_origin b
-	# what an installation provides: a configuration the user can read (the test's temporary
-	# directories are private to root) and a log directory it can write
-	local d=$BATS_TEST_TMPDIR
-	while [[ $d != / ]]; do chmod o+x "$d"; d=$(dirname "$d"); done
-	mkdir "$BATS_TEST_TMPDIR/logs"
-	chown nobody "$BATS_TEST_TMPDIR/logs"
-	ACCESS_LOG=$BATS_TEST_TMPDIR/logs/access.log
+	# what an installation provides: a configuration the user can read and a log directory
+	files_for_nobody
 	start_spliced "$(conf_user)"
 	chmod o+r "$SPLICED_CONF"
 	sed -i "s/pool a; }/pool b; }/; s/^pool a {/pool b { server s 127.0.0.1:${ORIGIN_PORTS[b]}; }\npool a {/" "$SPLICED_CONF"

@@ -33,13 +33,12 @@ upgrade_and_wait() {
 }
 _new_started() { (($(grep -c 'started: .*pid' "$SPLICED_ERR") > $1)); }
 
-@test "upgrade: a download in flight survives with its digest, the old process exits" {
-	own_binary
-	start_origin a
-	start_spliced "$(one_pool)"
-	local out=$BATS_TEST_TMPDIR/dl size=$((1024 << 20))
-	"${CURL[@]}" --limit-rate 200M -o "$out" "$(url /size/$size)" &
-	local cpid=$!
+# download_across_upgrade SIZE RATE: a download of SIZE bytes at RATE is in flight while the
+# daemon upgrades; the old process exits and every byte arrives, digest equal
+download_across_upgrade() {
+	local out=$BATS_TEST_TMPDIR/dl size=$1 cpid
+	"${CURL[@]}" --limit-rate "$2" -o "$out" "$(url /size/$size)" &
+	cpid=$!
 	record_pid "$cpid" curl
 	wait_until 10 test -s "$out"
 	upgrade_and_wait
@@ -47,6 +46,14 @@ _new_started() { (($(grep -c 'started: .*pid' "$SPLICED_ERR") > $1)); }
 	wait "$cpid"
 	[ "$(stat -c %s "$out")" -eq "$size" ]
 	[ "$(sha_of_file "$out")" = "$("${CURL[@]}" "$(origin_url a /size/$size)" | sha_of_stream)" ]
+}
+
+@test "upgrade: a download in flight survives with its digest, the old process exits" {
+	own_binary
+	start_origin a
+	start_spliced "$(one_pool)"
+	local size=$((1024 << 20))
+	download_across_upgrade "$size" 200M
 	grep -q "upgrade: 1 connection handed over to pid $NEW_PID, 0 finish here" "$SPLICED_ERR"
 	grep -q 'upgrade: complete: the old process is gone; 1 connection adopted' "$SPLICED_ERR"
 	# the new process serves and logged the transfer it finished
@@ -160,24 +167,12 @@ EOC
 	[[ $EUID -eq 0 ]] || skip "needs root to switch users"
 	own_binary
 	# the new binary and configuration must be readable by nobody
-	local d=$BATS_TEST_TMPDIR
-	while [[ $d != / ]]; do chmod o+x "$d"; d=$(dirname "$d"); done
+	files_for_nobody
 	chmod o+rx "$SPLICED_BIN"
-	mkdir "$BATS_TEST_TMPDIR/logs"
-	chown nobody "$BATS_TEST_TMPDIR/logs"
-	ACCESS_LOG=$BATS_TEST_TMPDIR/logs/access.log
 	start_origin a
 	start_spliced "$(one_pool 30s "user nobody;")"
 	chmod o+r "$SPLICED_CONF"
-	local out=$BATS_TEST_TMPDIR/dl size=$((256 << 20))
-	"${CURL[@]}" --limit-rate 64M -o "$out" "$(url /size/$size)" &
-	local cpid=$!
-	record_pid "$cpid" curl
-	wait_until 10 test -s "$out"
-	upgrade_and_wait
-	wait_until 10 _proc_gone "$SPLICED_PID"
-	wait "$cpid"
-	[ "$(sha_of_file "$out")" = "$("${CURL[@]}" "$(origin_url a /size/$size)" | sha_of_stream)" ]
+	download_across_upgrade $((256 << 20)) 64M
 	grep -q "^Uid:[[:space:]]*65534[[:space:]]65534" "/proc/$NEW_PID/status"
 	grep -q "^CapEff:[[:space:]]*0000000000000000" "/proc/$NEW_PID/status"
 	[ "$(backend_of "$(url /after)")" = a ]
