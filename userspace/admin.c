@@ -49,7 +49,7 @@ static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 	(void)events;
 	if (d->upgrading) {
 		/* the new process shares this socket: new clients wait for it in the backlog
-		 * (admin_tick watches again if the upgrade is given up) */
+		 * (the 1 s timer watches again if the upgrade is given up) */
 		daemon_unwatch(d, fd);
 		s->paused = 1;
 		return;

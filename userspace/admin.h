@@ -42,7 +42,7 @@ struct admin_srv {
 	unsigned max_clients;	   /* more are closed at once */
 	const char *busy;	   /* said to a client over max_clients first (NULL: nothing) */
 	size_t out_max;		   /* a client's output buffer limit (0: none) */
-	uint64_t idle_ms;	   /* clients idle this long are closed by admin_tick */
+	uint64_t idle_ms;	   /* clients idle this long are closed by the 1 s timer */
 	daemon_fd_cb client_event; /* events of a client, arg: its struct */
 	void (*on_tick)(struct daemon *d); /* more to do every second (NULL: nothing) */
 	/* state */
