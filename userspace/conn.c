@@ -338,6 +338,90 @@ static inline int kin(const struct kside *s)
 }
 
 /*
+ * Read readiness of a plain socket outside the maps: after EAGAIN, or a short read, its receive
+ * queue is empty, and with edge-triggered epoll the next byte brings an event (conn_event clears
+ * the mark), so reading before that would only cost an EAGAIN. Not for TLS (OpenSSL buffers
+ * records) or sockets in the maps (the verdict passes bytes up on its own schedule). A short read
+ * does not mark a socket whose hang-up was already reported: that edge is spent, EOF must be read.
+ */
+static int plain_side(const struct kside *s)
+{
+	return !s->ssl && !kin(s);
+}
+
+/*
+ * A server may only speak when asked: bytes that arrive on an upstream connection while no
+ * request is outstanding on it (an unsolicited response, or bytes past the end of the last
+ * response) must never be taken for the answer to a later request, which may be another
+ * client's (parked connections). Such a connection is closed, counted, and the next request
+ * goes out on a fresh one.
+ */
+enum upstream_idle {
+	UPSTREAM_QUIET,	 /* nothing received, no hang-up: may carry the next request */
+	UPSTREAM_HUNGUP, /* the server closed or reset it: close, nothing to count */
+	UPSTREAM_SPOKE	 /* bytes with no request outstanding: close and count */
+};
+
+/* sock_idle_state - look at an idle socket's receive queue without consuming it */
+static enum upstream_idle sock_idle_state(int fd)
+{
+	char b;
+	ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (r == -1 && (errno == EAGAIN || errno == EINTR))
+		return UPSTREAM_QUIET;
+	return r > 0 ? UPSTREAM_SPOKE : UPSTREAM_HUNGUP;
+}
+
+/*
+ * upstream_idle_state - the kept upstream connection of c, between two requests: anything
+ * buffered from it, or waiting in its socket? The socket is only peeked at when no read found
+ * it empty since its last event (plain sockets outside the maps, see side_recv): the common
+ * keep-alive case costs no system call.
+ */
+static enum upstream_idle upstream_idle_state(struct conn *c)
+{
+	enum upstream_idle st;
+
+	if (buf_len(&c->resp.in) || c->resp.in_pipe || (c->ku.ssl && tls_pending(c->ku.ssl)))
+		return UPSTREAM_SPOKE;
+	if (c->resp.src_eof || (c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		return UPSTREAM_HUNGUP;
+	if (c->ku.rd_empty && plain_side(&c->ku))
+		return UPSTREAM_QUIET;
+	st = sock_idle_state(c->ufd);
+	if (st == UPSTREAM_QUIET && plain_side(&c->ku))
+		c->ku.rd_empty = 1;
+	return st;
+}
+
+static void upstream_close(struct conn *c);
+
+/*
+ * upstream_check_idle - close c's kept upstream connection unless it is quiet (counting a
+ * server that spoke out of turn). Returns 1 when it stays.
+ */
+static int upstream_check_idle(struct conn *c)
+{
+	enum upstream_idle st;
+
+	if (c->ufd < 0)
+		return 0;
+	st = upstream_idle_state(c);
+	if (st == UPSTREAM_QUIET)
+		return 1;
+	if (st == UPSTREAM_SPOKE) {
+		log_warnx("%s: upstream %s/%s sent bytes with no request outstanding: connection "
+			  "closed",
+			  c->peer, c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-");
+		stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
+	}
+	c->resp_keepalive = 0; /* never parked */
+	upstream_close(c);
+	return 0;
+}
+
+/*
  * upstream_park - keep an idle upstream connection for the next request to its server (pool
  * `keepalive`), instead of closing it: only at a message boundary both ways, with nothing
  * buffered, a response that allowed keep-alive, plain TCP outside the maps, under the current
@@ -349,9 +433,8 @@ static int upstream_park(struct conn *c)
 
 	if (!s || !s->pool->keepalive || c->cf != c->w->cf || !c->resp_keepalive ||
 	    !c->resp.body_done || !c->req.body_done || c->resp.src_eof || c->ku.ssl ||
-	    kin(&c->ku) || buf_len(&c->resp.in) || buf_len(&c->req.out) || c->req.in_pipe ||
-	    c->resp.in_pipe || (c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ||
-	    !health_server_reusable(s))
+	    kin(&c->ku) || buf_len(&c->req.out) || c->req.in_pipe ||
+	    upstream_idle_state(c) != UPSTREAM_QUIET || !health_server_reusable(s))
 		return 0;
 	/* the socket stays registered with epoll: parking only changes its tag's owner */
 	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
@@ -625,18 +708,6 @@ static int kern_drained(struct conn *c, struct kside *s)
 
 /* read from a side; rule 3: on a spliced socket, EOF counts only once every passed byte
  * was read. Returns > 0, 0 on EOF, -EAGAIN or -errno. */
-/*
- * Read readiness of a plain socket outside the maps: after EAGAIN, or a short read, its receive
- * queue is empty, and with edge-triggered epoll the next byte brings an event (conn_event clears
- * the mark), so reading before that would only cost an EAGAIN. Not for TLS (OpenSSL buffers
- * records) or sockets in the maps (the verdict passes bytes up on its own schedule). A short read
- * does not mark a socket whose hang-up was already reported: that edge is spent, EOF must be read.
- */
-static int plain_side(const struct kside *s)
-{
-	return !s->ssl && !kin(s);
-}
-
 static ssize_t side_recv(struct conn *c, struct kside *s, char *p, size_t n)
 {
 	ssize_t r;
@@ -1244,8 +1315,23 @@ static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
 		c->tried[c->ntried++] = s->id;
 	/* a parked connection to s carries the request when a failure could be retried (the
 	 * server may close an idle connection just as the request goes out) */
-	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	    parked_ok && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
+	while (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
+	       parked_ok && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
+		/* its last event may still be in this epoll batch: a parked connection goes to
+		 * another client, so look at it once (the only system call of a reuse) */
+		enum upstream_idle st = sock_idle_state(t->fd);
+
+		if (st != UPSTREAM_QUIET) {
+			if (st == UPSTREAM_SPOKE) {
+				log_warnx(
+					"pool %s server %s: parked connection received bytes with "
+					"no request outstanding: closed",
+					s->pool->name, s->name);
+				stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
+			}
+			worker_utag_close(c->w, t);
+			continue;
+		}
 		/* still registered with epoll; a server closing it meanwhile would have closed
 		 * it (worker_idle_event), and one closing it right now is a retryable failure */
 		t->c = c;
@@ -1406,8 +1492,7 @@ static int handle_request(struct conn *c, int head_len)
 	c->pool = r->pool;
 	pick = pick_server(c);
 	if (pick && c->ufd >= 0 && pick == c->srv && c->resp_keepalive &&
-	    health_server_reusable(c->srv) && !c->resp.src_eof &&
-	    !(c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+	    health_server_reusable(c->srv) && upstream_check_idle(c)) {
 		c->upstream_fresh = 0;
 		c->tried[c->ntried++] = c->srv->id;
 		return start_exchange(c);
@@ -1582,6 +1667,9 @@ static int finish_request(struct conn *c)
 	count_user(c);
 	count_kernel(c); /* after: the server's user counters hold only the daemon's bytes */
 	request_done(c);
+	/* bytes past the end of this response: the connection can carry nothing more */
+	if (c->resp_keepalive)
+		(void)upstream_check_idle(c);
 	/* the upstream is released as soon as it can carry nothing more for this client */
 	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
 		upstream_close(c);
@@ -2062,8 +2150,12 @@ void conn_event(struct conn *c, uint32_t events, int upstream)
 		c->uev |= events;
 	else
 		c->cev |= events;
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		(upstream ? &c->ku : &c->kc)->rd_empty = 0;
+		/* between requests, a kept upstream has nothing to say */
+		if (upstream && c->st == CS_HEAD && c->ufd >= 0)
+			(void)upstream_check_idle(c);
+	}
 	conn_run(c);
 }
 

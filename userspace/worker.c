@@ -420,15 +420,24 @@ struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id, uint64_t *
 void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events)
 {
 	char b;
+	ssize_t r;
 
 	if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		return; /* writable: nothing to say */
 	/* still silent after all? (an event computed before the last read of the response) */
-	if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-	    recv(t->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == -1 && errno == EAGAIN)
+	r = recv(t->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r == -1 && errno == EAGAIN && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		return;
 	for (unsigned i = 0; i < w->nidle; i++) {
 		if (w->idle[i].tag == t) {
+			/* a server may only speak when asked: what it says now would be taken
+			 * for the answer to the next request, another client's */
+			if (r > 0) {
+				log_warnx(
+					"parked upstream connection received bytes with no request "
+					"outstanding: closed");
+				stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
+			}
 			idle_remove(w, i);
 			worker_utag_close(w, t);
 			return;
