@@ -42,6 +42,27 @@ void admin_close_all(struct daemon *d, struct admin_srv *s)
 		admin_client_close(d, s->clients);
 }
 
+/* make_room - close one client so a new one fits (see admin_srv.in_progress); 0 when done */
+static int make_room(struct daemon *d, struct admin_srv *s)
+{
+	struct admin_client *idle = NULL, *any = NULL;
+
+	if (!s->in_progress || !s->clients)
+		return -1;
+	for (struct admin_client *cl = s->clients; cl; cl = cl->next) {
+		if (!any || cl->since_ms < any->since_ms)
+			any = cl;
+		if (!s->in_progress(cl) && (!idle || cl->since_ms < idle->since_ms))
+			idle = cl;
+	}
+	if (!s->evicting)
+		log_warnx("%s: %u clients, closing the longest idle ones to serve new ones",
+			  s->name, s->nclients);
+	s->evicting = 1;
+	admin_client_close(d, idle ? idle : any);
+	return 0;
+}
+
 static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
 	struct admin_srv *s = arg;
@@ -65,7 +86,7 @@ static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 				log_warn("%s: accept", s->name);
 			return;
 		}
-		if (s->nclients >= s->max_clients) {
+		if (s->nclients >= s->max_clients && make_room(d, s)) {
 			if (s->busy)
 				(void)!send(cfd, s->busy, strlen(s->busy),
 					    MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -111,6 +132,8 @@ static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		if (now - cl->since_ms >= s->idle_ms)
 			admin_client_close(d, cl);
 	}
+	if (s->nclients < s->max_clients / 2)
+		s->evicting = 0; /* the next episode is logged again */
 	/* the upgrade was given up: serve again (what queued meanwhile is reported) */
 	if (s->paused && !d->upgrading && s->lfd >= 0 && admin_watch(d, s, s->lfd) == 0)
 		s->paused = 0;

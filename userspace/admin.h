@@ -36,19 +36,24 @@ struct admin_client {
 
 struct admin_srv {
 	/* set by the module */
-	const char *name;	   /* in log lines: "control", "metrics" */
-	const char *env_fd;	   /* environment variable that carries lfd across an upgrade */
-	size_t client_size;	   /* of the module's client struct (struct admin_client first) */
-	unsigned max_clients;	   /* more are closed at once */
-	const char *busy;	   /* said to a client over max_clients first (NULL: nothing) */
-	size_t out_max;		   /* a client's output buffer limit (0: none) */
-	uint64_t idle_ms;	   /* clients idle this long are closed by the 1 s timer */
-	daemon_fd_cb client_event; /* events of a client, arg: its struct */
+	const char *name;     /* in log lines: "control", "metrics" */
+	const char *env_fd;   /* environment variable that carries lfd across an upgrade */
+	size_t client_size;   /* of the module's client struct (struct admin_client first) */
+	unsigned max_clients; /* more are closed at once */
+	const char *busy;     /* said to a client over max_clients first (NULL: nothing) */
+	/* over max_clients, make room instead of refusing (NULL: refuse): the oldest client
+	 * for which this says 0 (nothing in progress worth keeping) is closed, else the oldest
+	 * of all, so idle connections can never keep a new client out */
+	int (*in_progress)(const struct admin_client *cl);
+	size_t out_max;			   /* a client's output buffer limit (0: none) */
+	uint64_t idle_ms;		   /* clients idle this long are closed by the 1 s timer */
+	daemon_fd_cb client_event;	   /* events of a client, arg: its struct */
 	void (*on_tick)(struct daemon *d); /* more to do every second (NULL: nothing) */
 	/* state */
-	int lfd;    /* listening socket, -1: none */
-	int tfd;    /* the module's 1 s timer, -1: none */
-	int paused; /* an upgrade runs: the new process accepts, not this one */
+	int lfd;      /* listening socket, -1: none */
+	int tfd;      /* the module's 1 s timer, -1: none */
+	int paused;   /* an upgrade runs: the new process accepts, not this one */
+	int evicting; /* clients were closed to make room (logged once per episode) */
 	struct admin_client *clients;
 	unsigned nclients;
 };

@@ -36,6 +36,7 @@ struct m_client {
 
 static void client_event(struct daemon *d, int fd, uint32_t events, void *arg);
 static void take_pending(struct daemon *d);
+static int m_in_progress(const struct admin_client *a);
 
 static struct {
 	struct admin_srv srv;
@@ -50,6 +51,7 @@ static struct {
 	       .max_clients = METRICS_CLIENTS_MAX,
 	       .idle_ms = METRICS_IDLE_MS,
 	       .client_event = client_event,
+	       .in_progress = m_in_progress,
 	       .on_tick = take_pending,
 	       .lfd = -1,
 	       .tfd = -1}};
@@ -391,6 +393,15 @@ static void handle_request(struct daemon *d, struct m_client *cl)
 static int head_complete(const struct m_client *cl)
 {
 	return memmem(cl->in, cl->inlen, "\r\n\r\n", 4) || memmem(cl->in, cl->inlen, "\n\n", 2);
+}
+
+/* a response is still being sent: what a full client list closes last (an idle connection,
+ * a request still arriving, or one that only waits for the client's FIN goes first) */
+static int m_in_progress(const struct admin_client *a)
+{
+	const struct m_client *cl = (const struct m_client *)a;
+
+	return cl->answered && ob_pending(&a->out) > 0;
 }
 
 static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)

@@ -13,7 +13,7 @@
 #include "daemon.h"
 
 #define METRICS_REQUEST_MAX 8192
-#define METRICS_CLIENTS_MAX 16
+#define METRICS_CLIENTS_MAX 64
 #define METRICS_IDLE_MS 10000 /* a scrape connection must send its request within this */
 
 struct obuf;

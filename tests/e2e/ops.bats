@@ -539,6 +539,31 @@ delta() {
 	scrape "$after" || fail "scrape after the abuse"
 }
 
+@test "metrics: idle and trickling connections never keep a scrape out" {
+	ops_setup
+	local hold=$BATS_TEST_TMPDIR/hold.out pid i
+	# 100 idle connections and 100 that sent half a request, held open for 20 s
+	"$PYTHON" - "$SPLICED_PORT2" >"$hold" 2>&1 <<'PY' &
+import socket, sys, time
+port = int(sys.argv[1])
+held = []
+for i in range(200):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if i % 2:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    held.append(s)
+print("holding", len(held), flush=True)
+time.sleep(20)
+PY
+	pid=$!
+	record_pid "$pid" holder
+	wait_until 10 grep -q holding "$hold" || fail "holder: $(cat "$hold")"
+	for i in 1 2 3 4 5; do
+		scrape "$BATS_TEST_TMPDIR/m$i" || fail "scrape $i failed with 200 connections held"
+	done
+	grep -q 'closing the longest idle ones' "$SPLICED_ERR" || fail "episode not logged"
+}
+
 @test "metrics: scrapes during traffic all parse and counters never go back; counters survive a reload" {
 	ops_setup
 	local i k prev=0 cur out=$BATS_TEST_TMPDIR/load.out pid
