@@ -48,6 +48,26 @@ enum conn_state {
 };
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
+/* why a request ended before its exchange completed (access log `term=`, see docs/CONFIG.md) */
+enum conn_term {
+	TERM_NONE,	     /* completed, or answered by spliced (the status says why) */
+	TERM_ABORTED,	     /* closed for another reason */
+	TERM_CLIENT_CLOSED,  /* the client closed or reset before the response was complete */
+	TERM_CLIENT_TIMEOUT, /* the client stopped reading or sending (timeout client) */
+	TERM_CLIENT_FRAMING, /* the request body's framing broke after the response started */
+	TERM_SERVER_CLOSED,  /* the server closed, reset or broke the response body */
+	TERM_SERVER_TIMEOUT, /* the server stopped sending (timeout server) */
+	TERM_STOPPED	     /* the daemon stopped (SIGINT, or drain_timeout ran out) */
+};
+static const char *const term_name[] = {"",
+					"aborted",
+					"client_closed",
+					"client_timeout",
+					"client_framing",
+					"server_closed",
+					"server_timeout",
+					"stopped"};
+
 struct conn;
 static int config_follow(struct conn *c);
 static int conn_hold_phase(const struct conn *c);
@@ -135,6 +155,8 @@ struct conn {
 	int head_seen;	    /* some bytes of the current request head arrived */
 	int resp_started;   /* response bytes were sent to the client */
 	int upstream_fresh; /* upstream connection was opened for this request */
+	int in_request;	    /* routed and not logged yet: conn_free logs it with term */
+	enum conn_term term;
 	int status;
 	char host[128];
 	char path[256];
@@ -307,13 +329,14 @@ static void access_log(struct conn *c)
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	n = snprintf(line, sizeof(line),
 		     "%s %s %s \"%s %s HTTP/1.%d\" host=%s status=%d bytes_in=%llu "
-		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s\n",
+		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s%s%s\n",
 		     tbuf, c->l->name, c->peer, c->method_s[0] ? c->method_s : "-",
 		     c->path[0] ? c->path : "-", c->version_minor, c->host[0] ? c->host : "-",
 		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		     c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-",
 		     (unsigned long long)(c->w->now_ms - c->t_start), c->kc.ssl ? " tls=" : "",
-		     c->kc.ssl ? ktls_name(&c->kc) : "");
+		     c->kc.ssl ? ktls_name(&c->kc) : "", c->term ? " term=" : "",
+		     term_name[c->term]);
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
 	/* one write(2) per line: O_APPEND keeps lines of concurrent workers whole */
@@ -327,7 +350,20 @@ static void request_done(struct conn *c)
 {
 	stats_request(c->l, c->pool, c->status,
 		      c->w->now_ms > c->t_start ? c->w->now_ms - c->t_start : 0);
+	if (c->term == TERM_CLIENT_CLOSED || c->term == TERM_CLIENT_TIMEOUT ||
+	    c->term == TERM_CLIENT_FRAMING)
+		stats_error(STATS_ERR_CLIENT_ABORTED);
 	access_log(c);
+	c->in_request = 0;
+	c->term = TERM_NONE;
+}
+
+/* the request in flight ends here for reason t: counted and logged once, then conn_free() */
+static void conn_abort(struct conn *c, enum conn_term t)
+{
+	if (c->in_request && !c->term)
+		c->term = t;
+	conn_free(c);
 }
 
 /* ---- teardown ---- */
@@ -542,6 +578,12 @@ void conn_free(struct conn *c)
 
 	if (c->dead)
 		return;
+	/* a request that reached routing is logged and counted however it ends */
+	if (c->in_request) {
+		if (!c->term)
+			c->term = c->w->stop ? TERM_STOPPED : TERM_ABORTED;
+		request_done(c);
+	}
 	upstream_close(c);
 	if (c->cfd >= 0) {
 		worker_close_watched(w->epfd, c->cfd);
@@ -1419,6 +1461,8 @@ static int handle_request(struct conn *c, int head_len)
 	c->resp_started = 0;
 	c->status = 0;
 	c->requests++;
+	c->in_request = 1;
+	c->term = TERM_NONE;
 	c->req_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) &&
 			   (m->version_minor == 1 || (m->flags & HTTP_F_CONN_KEEPALIVE));
 	c->upgrade = (m->method == HTTP_M_CONNECT) ||
@@ -1702,13 +1746,17 @@ static int finish_request(struct conn *c)
 
 /*
  * exchange_timeout - inactivity allowed now: the server's timeout while spliced waits on the
- * upstream (no response yet, or nothing of the response left to deliver), else the client's.
+ * upstream (waiting_on_server: no response yet, or nothing of the response left to deliver),
+ * else the client's.
  */
+static int waiting_on_server(struct conn *c)
+{
+	return !c->rmsg->head_len || (!buf_len(&c->resp.out) && !c->resp.in_pipe);
+}
+
 static uint32_t exchange_timeout(struct conn *c)
 {
-	if (!c->rmsg->head_len || (!buf_len(&c->resp.out) && !c->resp.in_pipe))
-		return c->cf->timeout_server_ms;
-	return c->cf->timeout_client_ms;
+	return waiting_on_server(c) ? c->cf->timeout_server_ms : c->cf->timeout_client_ms;
 }
 
 /* the upstream answered nothing: retry an idempotent request on a fresh connection */
@@ -1890,18 +1938,18 @@ static int step_exchange(struct conn *c)
 		if (rc == FLOW_ERR_DST || rc == FLOW_ERR_SRC) {
 			if (rc == FLOW_ERR_DST && !c->resp_started)
 				return retry_or_fail(c, 502, "reset while receiving the request");
-			conn_free(c);
+			conn_abort(c, rc == FLOW_ERR_DST ? TERM_SERVER_CLOSED : TERM_CLIENT_CLOSED);
 			return -1;
 		}
 		if (rc == FLOW_EARLY_EOF) {
 			log_debug("%s: client closed during the request body", c->peer);
-			conn_free(c);
+			conn_abort(c, TERM_CLIENT_CLOSED);
 			return -1;
 		}
 		if (rc == FLOW_BAD_FRAMING) {
 			if (!c->resp_started)
 				return conn_fail_request(c, 400);
-			conn_free(c);
+			conn_abort(c, TERM_CLIENT_FRAMING);
 			return -1;
 		}
 	}
@@ -1917,7 +1965,7 @@ static int step_exchange(struct conn *c)
 			 * the body */
 			rc = flush_buf(c, &c->kc, &c->resp.out, &progress);
 			if (rc < 0 && rc != -EAGAIN) {
-				conn_free(c);
+				conn_abort(c, TERM_CLIENT_CLOSED);
 				return -1;
 			}
 			return progress;
@@ -1929,7 +1977,7 @@ static int step_exchange(struct conn *c)
 		rc = flow_run(c, &c->resp, &moved, &progress);
 		c->bytes_out += moved;
 		if (rc == FLOW_ERR_DST) {
-			conn_free(c);
+			conn_abort(c, TERM_CLIENT_CLOSED);
 			return -1;
 		}
 		if (rc == FLOW_ERR_SRC || rc == FLOW_EARLY_EOF || rc == FLOW_BAD_FRAMING) {
@@ -1937,8 +1985,7 @@ static int step_exchange(struct conn *c)
 				  c->pool->name, c->srv ? c->srv->name : "-");
 			c->status = 502;
 			stats_error(STATS_ERR_UPSTREAM_BROKEN);
-			request_done(c);
-			conn_free(c);
+			conn_abort(c, TERM_SERVER_CLOSED);
 			return -1;
 		}
 		if (rc == FLOW_DONE)
@@ -2192,7 +2239,7 @@ void conn_timer(struct conn *c)
 				conn_run(c);
 			return;
 		}
-		conn_free(c);
+		conn_abort(c, waiting_on_server(c) ? TERM_SERVER_TIMEOUT : TERM_CLIENT_TIMEOUT);
 		return;
 	case CS_TUNNEL: {
 		uint64_t k = tunnel_kern_bytes(c);
@@ -2531,6 +2578,8 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 	c->upgrade = rec->upgrade;
 	c->resp_started = rec->resp_started;
 	c->head_seen = rec->head_seen;
+	/* a request in flight was routed by the old process: logged here when it ends */
+	c->in_request = rec->st != CS_HEAD;
 	snprintf(c->host, sizeof(c->host), "%s", rec->host);
 	snprintf(c->path, sizeof(c->path), "%s", rec->path);
 	snprintf(c->method_s, sizeof(c->method_s), "%s", rec->method_s);

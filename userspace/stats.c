@@ -37,6 +37,7 @@ const char *stats_error_name(unsigned e)
 		[STATS_ERR_CONNECT_FAILED] = "connect_failed",
 		[STATS_ERR_UPSTREAM_BROKEN] = "upstream_broken",
 		[STATS_ERR_UPSTREAM_UNSOLICITED] = "upstream_unsolicited",
+		[STATS_ERR_CLIENT_ABORTED] = "client_aborted",
 		[STATS_ERR_TLS_HANDSHAKE] = "tls_handshake",
 		[STATS_ERR_OVER_CAPACITY_503] = "over_capacity_503",
 	};

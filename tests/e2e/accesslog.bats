@@ -131,3 +131,37 @@ pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
 	wait_until 3 grep -q '"GET /on-stderr HTTP/1.1" .*status=200' "$SPLICED_ERR" ||
 		fail "access_log stderr did not log to stderr"
 }
+
+@test "accesslog: requests that end early are logged and counted with a termination reason" {
+	start_origin o
+	start_spliced "global { timeout server 500ms; metrics 127.0.0.1:@PORT2@; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	# the client goes away mid-response
+	"${CURL[@]}" -o /dev/null --limit-rate 10M --max-time 1 "$(url /size/1g)" || true
+	wait_lines "$ACCESS_LOG" 1
+	# the request body ends early: 10 of 100000 announced bytes, then the client closes
+	printf 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 1 --half-close || true
+	wait_lines "$ACCESS_LOG" 2
+	# the server stops after the response head: timeout server
+	"${CURL[@]}" -o /dev/null "$(url '/size/1m?pause_ms=3000')" || true
+	wait_lines "$ACCESS_LOG" 3
+	cat "$ACCESS_LOG"
+	local l1 l2 l3
+	l1=$(grep ' "GET /size/1g ' "$ACCESS_LOG")
+	l2=$(grep ' "POST /upload ' "$ACCESS_LOG")
+	l3=$(grep ' "GET /size/1m' "$ACCESS_LOG")
+	assert_equal 200 "$(field "$l1" status)" "aborted download: the status the server sent"
+	assert_equal client_closed "$(field "$l1" term)" "aborted download"
+	assert_between 1000000 "$(field "$l1" bytes_out)" 1000000000 "bytes_out of the aborted download"
+	assert_equal client_closed "$(field "$l2" term)" "request body cut"
+	assert_equal p/o "$(field "$l2" backend)"
+	assert_equal server_timeout "$(field "$l3" term)" "server stalled mid-response"
+	local m
+	m=$("${CURL[@]}" "http://127.0.0.1:$SPLICED_PORT2/metrics")
+	[[ $(awk '$1 == "spliced_errors_total{reason=\"client_aborted\"}" { print $2 }' <<<"$m") -eq 2 ]] ||
+		fail "client_aborted: $(grep client_aborted <<<"$m")"
+	[[ $(awk '$1 ~ /^spliced_requests_total\{listener="web",pool="p",code="200"\}$/ { print $2 }' <<<"$m") -eq 2 ]] ||
+		fail "requests_total: $(grep requests_total <<<"$m")"
+}
