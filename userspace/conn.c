@@ -156,6 +156,8 @@ struct conn {
 	int resp_started;   /* response bytes were sent to the client */
 	int upstream_fresh; /* upstream connection was opened for this request */
 	int in_request;	    /* routed and not logged yet: conn_free logs it with term */
+	uint64_t
+		resp_mark; /* kc.written before the final response head: nothing sent while equal */
 	enum conn_term term;
 	int status;
 	char host[128];
@@ -1862,6 +1864,8 @@ static int response_head(struct conn *c, int *progress)
 				n = http_rewrite_head(b, m, 0, &rw, tmp, max_head + 1024);
 				if (n < 0 || buf_append(&c->resp.out, tmp, (uint32_t)n))
 					return conn_fail_request(c, 502);
+				if (!informational)
+					c->resp_mark = c->kc.written;
 				buf_consume(in, (uint32_t)r);
 				c->bytes_out += (uint64_t)n;
 				c->resp_started = 1;
@@ -1981,10 +1985,19 @@ static int step_exchange(struct conn *c)
 			return -1;
 		}
 		if (rc == FLOW_ERR_SRC || rc == FLOW_EARLY_EOF || rc == FLOW_BAD_FRAMING) {
-			log_warnx("%s: upstream %s/%s broke the response body", c->peer,
-				  c->pool->name, c->srv ? c->srv->name : "-");
-			c->status = 502;
+			log_warnx("%s: upstream %s/%s broke the response body (%s)", c->peer,
+				  c->pool->name, c->srv ? c->srv->name : "-",
+				  rc == FLOW_BAD_FRAMING ? "bad chunk framing"
+				  : rc == FLOW_EARLY_EOF ? "closed before its end"
+							 : "read error");
 			stats_error(STATS_ERR_UPSTREAM_BROKEN);
+			if (c->kc.written == c->resp_mark && !c->resp.kmoved) {
+				/* not a byte of it reached the client: it gets an honest answer */
+				c->resp_started = 0;
+				c->resp.out.start = c->resp.out.end = 0;
+				return conn_fail_request(c, 502);
+			}
+			c->status = 502;
 			conn_abort(c, TERM_SERVER_CLOSED);
 			return -1;
 		}

@@ -5,6 +5,8 @@
 # those bytes delivered to anyone: spliced closes that upstream connection, counts it
 # (spliced_errors_total{reason="upstream_unsolicited"}) and sends the next request on a fresh
 # one. With pool keepalive the danger crosses clients: a parked connection goes to another.
+# And a response whose framing breaks before any byte of it reached the client is answered with
+# spliced's own 502 instead of a silent close.
 
 load helpers
 
@@ -86,4 +88,50 @@ pool p { keepalive 4; server o 127.0.0.1:$ORIGIN_PORT; }"
 	h=$("${CURL[@]}" -o /dev/null -o /dev/null -o /dev/null -w '%{http_code} ' "$(url /1)" "$(url /2)" "$(url /3)")
 	assert_equal "200 200 200 " "$h" "statuses"
 	[[ $(unsolicited_count) -eq 0 ]] || fail "false alarm: $(unsolicited_count)"
+}
+
+# start_raw FILE: an origin that answers with FILE's bytes as they are, behind spliced
+start_raw() {
+	RAW_PORT=$(free_port)
+	"$PYTHON" "$E2E_ROOT/tests/origin/raw_origin.py" "$RAW_PORT" "$1" >"$BATS_TEST_TMPDIR/raw_origin.out" 2>&1 &
+	record_pid $! raw-origin
+	wait_until 5 _port_listening "$RAW_PORT"
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server raw 127.0.0.1:$RAW_PORT; }"
+}
+
+# broken_gets_502 NAME: the response in $BATS_TEST_TMPDIR/resp has broken chunk framing that
+# shows before any byte could go to the client: the client gets spliced's 502, and it is logged
+broken_gets_502() {
+	start_raw "$BATS_TEST_TMPDIR/resp"
+	local code
+	code=$("${CURL[@]}" -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' "$(url /x)") || true
+	echo "$1: status $code, body: $(head -c 100 "$BATS_TEST_TMPDIR/body")"
+	assert_equal 502 "$code" "$1"
+	wait_lines "$ACCESS_LOG" 1
+	grep -q 'status=502' "$ACCESS_LOG" || fail "access log: $(cat "$ACCESS_LOG")"
+	grep -q 'broke the response body' "$SPLICED_ERR" || fail "reason not logged"
+}
+
+@test "desync: a chunked response with a 40 KB trailer is answered with 502" {
+	{
+		printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: '
+		head -c 40000 /dev/zero | tr '\0' a
+		printf '\r\n\r\n'
+	} >"$BATS_TEST_TMPDIR/resp"
+	broken_gets_502 "40 KB trailer"
+}
+
+@test "desync: a chunked response with a 40 KB chunk extension is answered with 502" {
+	{
+		printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext='
+		head -c 40000 /dev/zero | tr '\0' a
+		printf '\r\nhello\r\n0\r\n\r\n'
+	} >"$BATS_TEST_TMPDIR/resp"
+	broken_gets_502 "40 KB chunk extension"
+}
+
+@test "desync: a chunk size that overflows is answered with 502" {
+	printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffffffff\r\nhello\r\n0\r\n\r\n' >"$BATS_TEST_TMPDIR/resp"
+	broken_gets_502 "overflowing chunk size"
 }
