@@ -22,7 +22,6 @@
 
 #include "conf.h"
 #include "conn.h"
-#include "daemon.h"
 #include "health.h"
 #include "http.h"
 #include "lb.h"

@@ -52,8 +52,4 @@ void daemon_unwatch(struct daemon *d, int fd);
  */
 int daemon_reload(struct daemon *d, FILE *errf);
 
-/* config references: a connection holds the configuration it was accepted under */
-void conf_ref(struct config *cf);
-void conf_unref(struct config *cf);
-
 #endif

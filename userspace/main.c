@@ -170,17 +170,6 @@ void daemon_unwatch(struct daemon *d, int fd)
 	}
 }
 
-void conf_ref(struct config *cf)
-{
-	atomic_fetch_add(&cf->refs, 1);
-}
-
-void conf_unref(struct config *cf)
-{
-	if (atomic_fetch_sub(&cf->refs, 1) == 1)
-		conf_free(cf);
-}
-
 enum { RUN, DRAIN, STOP };
 
 static int on_signal(struct daemon *d, int sfd)
