@@ -33,6 +33,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "health.h"
 #include "lb.h"
 #include "log.h"
@@ -82,20 +83,6 @@ static struct {
 	unsigned nheap;
 	uint64_t rng;
 } H = {.epfd = -1, .wakefd = -1};
-
-static uint64_t clock_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* same clock as worker_clock_ms() */
-static uint64_t clock_ms(void)
-{
-	return clock_us() / 1000;
-}
 
 const char *health_state_name(int state)
 {

@@ -41,7 +41,7 @@ int health_start(struct config *cf);
 void health_stop(void);
 
 /*
- * health_server_usable - 1 when s may take a NEW request at now_ms (worker_clock_ms() time):
+ * health_server_usable - 1 when s may take a NEW request at now_ms (clock_ms() time):
  * state up, configured weight > 0, not passively ejected, and not inside the short
  * failed_until_ms mark conn.c sets after a failed connect. 0 otherwise. Lock-free (atomics
  * only); requests already running on s are not affected by a 0.
@@ -98,7 +98,7 @@ struct health_view {
 	uint32_t last_latency_us; /* of the last active check */
 	uint64_t checks;	  /* active check results */
 	uint32_t transitions;
-	uint64_t last_change_ms; /* worker_clock_ms() time of the last transition; 0: none */
+	uint64_t last_change_ms; /* clock_ms() time of the last transition; 0: none */
 	char last_result[48];
 	char reason[64];
 };
@@ -117,7 +117,7 @@ int health_format_status(struct config *cf, char *buf, size_t len);
 
 /*
  * Pure pieces of the machinery, exported for the unit tests (no thread, no I/O apart from the
- * transition log line). Times are worker_clock_ms() milliseconds.
+ * transition log line). Times are clock_ms() milliseconds.
  */
 
 /* health_check_result - apply one active check result to s: ok, what ("status 200",

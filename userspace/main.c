@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "control.h"
 #include "daemon.h"
@@ -210,7 +211,7 @@ static int on_signal(struct daemon *d, int sfd)
 static void drain_start(struct daemon *d)
 {
 	d->stopping = 1;
-	d->drain_deadline_ms = worker_clock_ms() + d->cf->drain_timeout_ms;
+	d->drain_deadline_ms = clock_ms() + d->cf->drain_timeout_ms;
 	log_info("SIGTERM: stopping: no new connections, %u open finish their requests "
 		 "(up to %u ms)",
 		 atomic_load(&g_nconns), d->cf->drain_timeout_ms);
@@ -267,7 +268,7 @@ static void main_loop(struct daemon *d, int sfd, int tfd)
 				log_info("drained: every connection finished");
 				return;
 			}
-			if (worker_clock_ms() >= d->drain_deadline_ms) {
+			if (clock_ms() >= d->drain_deadline_ms) {
 				log_info("drain timeout: closing %u connection%s", left,
 					 left == 1 ? "" : "s");
 				return;
@@ -355,7 +356,7 @@ int main(int argc, char **argv)
 	d->argv = argv;
 	d->cf = cf;
 	d->generation = 1;
-	d->start_ms = worker_clock_ms();
+	d->start_ms = clock_ms();
 	d->start_wall = time(NULL);
 	conf_ref(cf);
 	{

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -260,7 +261,7 @@ void metrics_render(struct daemon *d, struct obuf *o)
 	ob_printf(o, "spliced_info{version=\"%s\"} 1\n", SPLICED_VERSION);
 	family(o, "spliced_uptime_seconds", "gauge", "Seconds since the daemon started.");
 	ob_printf(o, "spliced_uptime_seconds %llu\n",
-		  (unsigned long long)((worker_clock_ms() - d->start_ms) / 1000));
+		  (unsigned long long)((clock_ms() - d->start_ms) / 1000));
 	family(o, "spliced_config_generation", "gauge",
 	       "Configuration generation: 1 at start, +1 per successful reload.");
 	ob_printf(o, "spliced_config_generation %u\n", d->generation);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "control.h"
 #include "daemon.h"
@@ -38,7 +39,7 @@ static struct server *find_server(struct pool *p, const char *name)
 /* carry_over - run-time state of what stays (same names, same server address) */
 static void carry_over(struct config *old, struct config *ncf)
 {
-	uint64_t now = worker_clock_ms();
+	uint64_t now = clock_ms();
 
 	/* listener and pool counters (stats.h): one struct copy each, by name. Requests that
 	 * end on the old configuration after this copy are not counted in the new one. */

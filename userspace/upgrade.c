@@ -39,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "log.h"
 #include "splice.h"
@@ -379,7 +380,7 @@ static void on_new_process(struct daemon *d, int fd, uint32_t events, void *arg)
 			return;
 		case HO_READY:
 			O.ready = 1;
-			O.deadline = worker_clock_ms() + d->cf->upgrade_timeout_ms;
+			O.deadline = clock_ms() + d->cf->upgrade_timeout_ms;
 			log_info("upgrade: pid %d is serving; handing over %u connection%s "
 				 "(up to %u ms)",
 				 (int)O.new_pid, atomic_load(&g_nconns),
@@ -449,7 +450,7 @@ int upgrade_start(struct daemon *d, char **argv)
 	O.ready = O.done_sent = 0;
 	O.handed = 0;
 	O.new_pid = 0;
-	O.deadline = worker_clock_ms() + 30000; /* for the new process to become ready */
+	O.deadline = clock_ms() + 30000; /* for the new process to become ready */
 	if (daemon_watch(d, O.fd, EPOLLIN, on_new_process, NULL)) {
 		close(O.fd);
 		O.fd = -1;
@@ -462,7 +463,7 @@ int upgrade_start(struct daemon *d, char **argv)
 
 int upgrade_poll(struct daemon *d)
 {
-	uint64_t now = worker_clock_ms();
+	uint64_t now = clock_ms();
 	int status;
 
 	if (O.child > 0 && waitpid(O.child, &status, WNOHANG) == O.child) {

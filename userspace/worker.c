@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "stats.h"
@@ -29,14 +30,6 @@
 
 _Atomic uint32_t g_nconns;
 int g_access_fd = -1;
-
-uint64_t worker_clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* fork window of a live upgrade: closes hold the read side, the fork the write side, so no
  * close that skipped EPOLL_CTL_DEL can overlap the fork */
@@ -561,7 +554,7 @@ static void *worker_main(void *arg)
 							      : SWEEP_MS;
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 
-		w->now_ms = worker_clock_ms();
+		w->now_ms = clock_ms();
 		for (int i = 0; i < n; i++) {
 			struct ep_tag *t = evs[i].data.ptr;
 
@@ -653,7 +646,7 @@ int worker_start(struct worker *w)
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ltags[i].fd, &ev) == -1)
 			return -errno;
 	}
-	w->now_ms = worker_clock_ms();
+	w->now_ms = clock_ms();
 	w->last_sweep_ms = w->now_ms;
 	rc = pthread_create(&w->thread, NULL, worker_main, w);
 	return -rc;

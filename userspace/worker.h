@@ -99,8 +99,6 @@ int worker_start(struct worker *w);
 /* worker_stop - ask the loop to exit and join it; closes its connections and listeners. */
 void worker_stop(struct worker *w);
 
-uint64_t worker_clock_ms(void);
-
 /* worker_swap_prepare - build w's listening sockets for ncf, reusing the worker's current socket
  * for every address that stays (so no queued connection is lost). Main thread; 0 or -errno
  * (nothing changed). */
