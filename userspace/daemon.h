@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * daemon.h - the process: the current configuration, the workers, and the main thread's event
- * loop (signals, the 1 s tick, the control socket, the metrics endpoint). Everything that changes
- * the running configuration (reload, admin commands, upgrade) runs on the main thread, so those
- * operations never race each other.
+ * loop (daemon.c: the fds other modules watch - signals, the 1 s tick, the control socket, the
+ * metrics endpoint, a live upgrade's sockets). Everything that changes the running
+ * configuration (reload, admin commands, upgrade) runs on the main thread, so those operations
+ * never race each other.
  */
 #ifndef SPLICED_DAEMON_H
 #define SPLICED_DAEMON_H
@@ -40,10 +41,18 @@ struct daemon {
 
 extern struct daemon g_daemon;
 
+/* daemon_loop_init - create the main loop's epoll set (d->epfd); 0 or -errno. */
+int daemon_loop_init(struct daemon *d);
 /* daemon_watch - call cb on the main thread when fd has events (EPOLLIN...); 0 or -errno. */
 int daemon_watch(struct daemon *d, int fd, uint32_t events, daemon_fd_cb cb, void *arg);
-/* daemon_unwatch - stop watching fd (does not close it). */
+/* daemon_unwatch - stop watching fd (does not close it). Safe from inside a callback, also for
+ * a fd whose event is still pending in the current batch (it is then not called). */
 void daemon_unwatch(struct daemon *d, int fd);
+/* daemon_loop_once - wait up to timeout_ms (-1: no limit) for events and call the callbacks of
+ * the watched fds that have them. Returns the number of events, or -errno (EINTR included). */
+int daemon_loop_once(struct daemon *d, int timeout_ms);
+/* daemon_loop_close - forget every watch and close the epoll set (the fds stay open). */
+void daemon_loop_close(struct daemon *d);
 
 /*
  * daemon_reload - load the configuration file again, validate it, open what it needs (new

@@ -4,8 +4,9 @@
  *
  * Start-up: parse + validate config (all errors) -> open access log -> load BPF, pin maps ->
  * bind every listener (one SO_REUSEPORT socket per worker, so bind errors are fatal before any
- * thread starts) -> start workers -> start the health thread -> main loop (daemon.h): signals
- * through a signalfd, a 1 s tick that publishes stats, and the fds other modules watch.
+ * thread starts) -> start workers -> start the health thread -> the main thread's event loop
+ * (daemon.c), where this file watches a signalfd (reload, upgrade, drain, stop) and a 1 s tick
+ * that publishes stats, next to the fds other modules watch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,74 +123,31 @@ static int open_access_log(const struct config *cf)
 	return open(cf->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 }
 
-struct daemon g_daemon;
-
-struct watch {
-	int fd;
-	daemon_fd_cb cb;
-	void *arg;
-	struct watch *next;
-};
-
-static struct watch *watches;
-
-int daemon_watch(struct daemon *d, int fd, uint32_t events, daemon_fd_cb cb, void *arg)
-{
-	struct watch *wt = calloc(1, sizeof(*wt));
-	struct epoll_event ev = {.events = events};
-
-	if (!wt)
-		return -ENOMEM;
-	wt->fd = fd;
-	wt->cb = cb;
-	wt->arg = arg;
-	ev.data.ptr = wt;
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-		int err = -errno;
-
-		free(wt);
-		return err;
-	}
-	wt->next = watches;
-	watches = wt;
-	return 0;
-}
-
-void daemon_unwatch(struct daemon *d, int fd)
-{
-	for (struct watch **pp = &watches; *pp; pp = &(*pp)->next) {
-		if ((*pp)->fd == fd) {
-			struct watch *wt = *pp;
-
-			epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
-			*pp = wt->next;
-			/* an event of the current batch may still name it: main_loop() only calls
-			 * watches that are still on the list */
-			free(wt);
-			return;
-		}
-	}
-}
-
 enum { RUN, DRAIN, STOP };
 
-static int on_signal(struct daemon *d, int sfd)
+/* what the signals of the last batch of events asked for (on_signal) */
+static int signalled = RUN;
+
+static void on_signal(struct daemon *d, int sfd, uint32_t events, void *arg)
 {
 	struct signalfd_siginfo si;
-	int what = RUN;
 
+	(void)events;
+	(void)arg;
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGTERM:
 			if (d->stopping) {
 				log_info("SIGTERM again: stopping now");
-				return STOP;
+				signalled = STOP;
+				return;
 			}
-			what = DRAIN;
+			signalled = DRAIN;
 			break;
 		case SIGINT:
 			log_info("SIGINT: stopping now");
-			return STOP;
+			signalled = STOP;
+			return;
 		case SIGHUP:
 			if (d->stopping) {
 				log_warnx("SIGHUP while stopping: ignored");
@@ -203,7 +161,6 @@ static int on_signal(struct daemon *d, int sfd)
 			break;
 		}
 	}
-	return what;
 }
 
 /* drain_start - graceful stop: workers stop accepting and keep-alive; in-flight requests and
@@ -221,44 +178,26 @@ static void drain_start(struct daemon *d)
 	}
 }
 
-static void on_tick(struct daemon *d, int tfd)
+static void on_tick(struct daemon *d, int tfd, uint32_t events, void *arg)
 {
 	uint64_t n;
 
+	(void)events;
+	(void)arg;
 	(void)!read(tfd, &n, sizeof(n));
 	splice_publish_stats(d->cf);
 }
 
 /* main_loop - run until SIGINT, or SIGTERM and the drain */
-static void main_loop(struct daemon *d, int sfd, int tfd)
+static void main_loop(struct daemon *d)
 {
-	struct epoll_event evs[32];
-
 	for (;;) {
-		int n = epoll_wait(d->epfd, evs, 32, d->stopping || d->upgrading ? 50 : -1);
-
-		for (int i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-
-			if (p == &watches) { /* the signalfd */
-				int what = on_signal(d, sfd);
-
-				if (what == STOP)
-					return;
-				if (what == DRAIN)
-					drain_start(d);
-			} else if (p == &g_daemon) { /* the tick */
-				on_tick(d, tfd);
-			} else {
-				struct watch *wt;
-
-				/* the watch may have been removed by an earlier callback */
-				for (wt = watches; wt && wt != p; wt = wt->next)
-					;
-				if (wt && wt->cb)
-					wt->cb(d, wt->fd, evs[i].events, wt->arg);
-			}
-		}
+		signalled = RUN;
+		daemon_loop_once(d, d->stopping || d->upgrading ? 50 : -1);
+		if (signalled == STOP)
+			return;
+		if (signalled == DRAIN)
+			drain_start(d);
 		if (d->upgrading && upgrade_poll(d))
 			return; /* everything is in the new process */
 		if (d->stopping) {
@@ -364,8 +303,7 @@ int main(int argc, char **argv)
 
 		d->exe[len > 0 ? len : 0] = '\0';
 	}
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epfd == -1)
+	if (daemon_loop_init(d))
 		fatal("epoll_create1");
 
 	g_access_fd = open_access_log(cf);
@@ -405,14 +343,16 @@ int main(int argc, char **argv)
 		fatal("signalfd/timerfd");
 	{
 		struct itimerspec its = {.it_interval = {.tv_sec = 1}, .it_value = {.tv_sec = 1}};
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &watches};
+		int rc;
 
 		timerfd_settime(tfd, 0, &its, NULL);
-		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, sfd, &ev) == -1)
+		rc = daemon_watch(d, sfd, EPOLLIN, on_signal, NULL);
+		if (!rc)
+			rc = daemon_watch(d, tfd, EPOLLIN, on_tick, NULL);
+		if (rc) {
+			errno = -rc;
 			fatal("epoll_ctl");
-		ev.data.ptr = &g_daemon;
-		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, tfd, &ev) == -1)
-			fatal("epoll_ctl");
+		}
 	}
 
 	for (unsigned i = 0; i < nworkers; i++) {
@@ -475,7 +415,7 @@ int main(int argc, char **argv)
 		close(ready_fd);
 		ready_fd = -1;
 	}
-	main_loop(d, sfd, tfd);
+	main_loop(d);
 
 	d->stopping = 1;
 	if (g_tls_counters.handshakes)
@@ -496,8 +436,8 @@ int main(int argc, char **argv)
 	if (g_access_fd >= 0)
 		close(g_access_fd);
 	conf_unref(d->cf);
+	daemon_loop_close(d);
 	close(sfd);
 	close(tfd);
-	close(d->epfd);
 	return 0;
 }
