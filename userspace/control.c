@@ -1052,7 +1052,7 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 	return 0;
 }
 
-void control_close(struct daemon *d, int unlink_path)
+void control_close(struct daemon *d)
 {
 	admin_close_all(d, &C.srv);
 	if (C.srv.lfd >= 0) {
@@ -1060,10 +1060,18 @@ void control_close(struct daemon *d, int unlink_path)
 			daemon_unwatch(d, C.srv.lfd);
 		close(C.srv.lfd);
 		/* after a live upgrade the new process serves the same socket file */
-		if (unlink_path && !d->upgraded)
+		if (!d->upgraded)
 			unlink_ours();
 		C.srv.lfd = -1;
 		admin_publish_fd(&C.srv, -1);
 	}
 	admin_timer_stop(d, &C.srv);
 }
+
+const struct daemon_service control_service = {
+	.name = "control socket",
+	.addr_off = offsetof(struct config, control),
+	.reconfigure = control_reconfigure,
+	.takeover = control_takeover,
+	.close = control_close,
+};

@@ -9,6 +9,7 @@
 #ifndef SPLICED_DAEMON_H
 #define SPLICED_DAEMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -40,6 +41,30 @@ struct daemon {
 };
 
 extern struct daemon g_daemon;
+
+/*
+ * A service of the main thread (the control socket, the metrics endpoint): the hooks start-up,
+ * reload and exit call for each entry of daemon_services[], in that order, so that neither
+ * main.c nor reload.c names a service (nginx modules register their hooks the same way).
+ */
+struct daemon_service {
+	const char *name; /* in messages: "control socket" */
+	size_t addr_off;  /* offsetof(struct config, the service's address string) */
+	/*
+	 * reconfigure - follow new_cf (old_cf: the configuration the service runs on now, NULL
+	 * at start). Main thread. Returns 0, or -errno with every reason logged and written to
+	 * errf (when not NULL); the service then stays as it was.
+	 */
+	int (*reconfigure)(struct daemon *d, const struct config *old_cf,
+			   const struct config *new_cf, FILE *errf);
+	/* takeover - this process was started by a live upgrade (called before reconfigure) */
+	void (*takeover)(void);
+	/* close - exit: close the service's sockets and clients */
+	void (*close)(struct daemon *d);
+};
+
+/* every service, NULL-terminated (main.c) */
+extern const struct daemon_service *const daemon_services[];
 
 /* daemon_loop_init - create the main loop's epoll set (d->epfd); 0 or -errno. */
 int daemon_loop_init(struct daemon *d);

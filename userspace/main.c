@@ -36,6 +36,9 @@
 #include "version.h"
 #include "worker.h"
 
+/* the services of the main thread, in the order they start, reload and close */
+const struct daemon_service *const daemon_services[] = {&control_service, &metrics_service, NULL};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -372,14 +375,13 @@ int main(int argc, char **argv)
 	}
 	/* before any thread starts, like the listeners: an unusable socket is fatal; a live
 	 * upgrade takes over the old process's control socket and metrics address */
-	if (upfd >= 0) {
-		control_takeover();
-		metrics_takeover();
+	for (const struct daemon_service *const *sv = daemon_services; *sv; sv++) {
+		if (upfd >= 0)
+			(*sv)->takeover();
+		if ((*sv)->reconfigure(d, NULL, cf, NULL))
+			fatalx("cannot start: %s %s unusable", (*sv)->name,
+			       (const char *)cf + (*sv)->addr_off);
 	}
-	if (control_reconfigure(d, NULL, cf, NULL))
-		fatalx("cannot start: control socket %s unusable", cf->control);
-	if (metrics_reconfigure(d, NULL, cf, NULL))
-		fatalx("cannot start: metrics endpoint %s unusable", cf->metrics);
 	write_pid_file(cf);
 	/* everything that needs root is open: become `user` before any thread starts */
 	if (privdrop(cf, g_access_fd, cf->control))
@@ -423,8 +425,8 @@ int main(int argc, char **argv)
 			 "record kTLS could not follow",
 			 g_tls_counters.handshakes, g_tls_counters.ktls_tx, g_tls_counters.ktls_rx,
 			 g_tls_counters.ktls_closed);
-	control_close(d, 1);
-	metrics_close(d);
+	for (const struct daemon_service *const *sv = daemon_services; *sv; sv++)
+		(*sv)->close(d);
 	health_stop();
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);

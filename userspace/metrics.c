@@ -619,3 +619,11 @@ void metrics_close(struct daemon *d)
 	M.pending = 0;
 	admin_timer_stop(d, &M.srv);
 }
+
+const struct daemon_service metrics_service = {
+	.name = "metrics endpoint",
+	.addr_off = offsetof(struct config, metrics),
+	.reconfigure = metrics_reconfigure,
+	.takeover = metrics_takeover,
+	.close = metrics_close,
+};

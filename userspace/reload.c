@@ -21,11 +21,9 @@
 
 #include "clock.h"
 #include "conf.h"
-#include "control.h"
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
-#include "metrics.h"
 #include "worker.h"
 
 static struct server *find_server(struct pool *p, const char *name)
@@ -175,8 +173,8 @@ static int reload(struct daemon *d, FILE *errf)
 	d->cf = ncf;
 	d->generation++;
 	/* a socket that cannot move stays where it is (logged): the reload itself is done */
-	control_reconfigure(d, old, ncf, NULL);
-	metrics_reconfigure(d, old, ncf, NULL);
+	for (const struct daemon_service *const *sv = daemon_services; *sv; sv++)
+		(*sv)->reconfigure(d, old, ncf, NULL);
 	conf_unref(old);
 	return 0;
 fail:
