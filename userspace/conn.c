@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "conf.h"
 #include "conn.h"
 #include "health.h"

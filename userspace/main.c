@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "clock.h"
 #include "conf.h"
 #include "control.h"
@@ -115,15 +116,6 @@ static void write_pid_file(const struct config *cf)
 		log_warn("cannot write the pid file %s", cf->pid_file);
 	if (fd >= 0)
 		close(fd);
-}
-
-static int open_access_log(const struct config *cf)
-{
-	if (!strcmp(cf->access_log, "off"))
-		return -1;
-	if (!cf->access_log[0] || !strcmp(cf->access_log, "stderr"))
-		return dup(STDERR_FILENO);
-	return open(cf->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 }
 
 enum { RUN, DRAIN, STOP };
@@ -309,9 +301,14 @@ int main(int argc, char **argv)
 	if (daemon_loop_init(d))
 		fatal("epoll_create1");
 
-	g_access_fd = open_access_log(cf);
-	if (g_access_fd == -1 && strcmp(cf->access_log, "off"))
-		fatal("cannot open access log %s", cf->access_log);
+	{
+		int rc = accesslog_open(cf);
+
+		if (rc) {
+			errno = -rc;
+			fatal("cannot open access log %s", cf->access_log);
+		}
+	}
 
 	{
 		char why[128];
@@ -435,8 +432,7 @@ int main(int argc, char **argv)
 	/* after an upgrade the file names the new process */
 	if (d->cf->pid_file[0] && !d->upgraded)
 		unlink(d->cf->pid_file);
-	if (g_access_fd >= 0)
-		close(g_access_fd);
+	accesslog_close();
 	conf_unref(d->cf);
 	daemon_loop_close(d);
 	close(sfd);

@@ -29,7 +29,6 @@
 #define KPOLL_MS 1 /* kernel windows and drains give no event: look again this soon */
 
 _Atomic uint32_t g_nconns;
-int g_access_fd = -1;
 
 /* fork window of a live upgrade: closes hold the read side, the fork the write side, so no
  * close that skipped EPOLL_CTL_DEL can overlap the fork */

@@ -75,9 +75,9 @@ struct worker {
 	struct handover_item *adopt_q;
 };
 
-/* process-wide state shared by workers */
-extern _Atomic uint32_t g_nconns; /* client connections open, for max_connections */
-extern int g_access_fd;		  /* -1: no access log */
+/* client connections open in this process (max_connections; accepted and adopted ones count
+ * until conn.c frees or hands them over) */
+extern _Atomic uint32_t g_nconns;
 
 enum {
 	WORKER_HO_NONE = 0,
