@@ -21,7 +21,6 @@
 #include "conn.h"
 #include "log.h"
 #include "stats.h"
-#include "upgrade.h"
 #include "worker.h"
 
 #define MAX_EVENTS 256
@@ -487,6 +486,40 @@ static void ho_transition(struct worker *w, int ho)
 	w->ho_phase = ho;
 }
 
+void worker_handover(struct worker *w, int phase, int notify_fd)
+{
+	w->ho_notify = notify_fd;
+	atomic_store(&w->handover, phase);
+	worker_wake(w);
+}
+
+/* handed_push - queue a detached connection for the main thread to send */
+static void handed_push(struct worker *w, struct handover_item *it)
+{
+	uint64_t one = 1;
+
+	it->next = NULL;
+	pthread_mutex_lock(&w->ho_lock);
+	if (!w->ho_out_tail)
+		w->ho_out_tail = &w->ho_out;
+	*w->ho_out_tail = it;
+	w->ho_out_tail = &it->next;
+	pthread_mutex_unlock(&w->ho_lock);
+	(void)!write(w->ho_notify, &one, sizeof(one));
+}
+
+struct handover_item *worker_handed_take(struct worker *w)
+{
+	struct handover_item *q;
+
+	pthread_mutex_lock(&w->ho_lock);
+	q = w->ho_out;
+	w->ho_out = NULL;
+	w->ho_out_tail = &w->ho_out;
+	pthread_mutex_unlock(&w->ho_lock);
+	return q;
+}
+
 /* ho_sweep - hand over every connection at a hand-over point; TLS ones close when idle */
 static void ho_sweep(struct worker *w)
 {
@@ -503,7 +536,39 @@ static void ho_sweep(struct worker *w)
 		if (!it)
 			return;
 		conn_detach(c, &it->rec, &it->cfd, &it->ufd);
-		upgrade_push(it);
+		handed_push(w, it);
+	}
+}
+
+/* ---- live upgrade, new process ---- */
+
+void worker_adopt_push(struct worker *w, struct handover_item *it)
+{
+	pthread_mutex_lock(&w->ho_lock);
+	it->next = w->adopt_q;
+	w->adopt_q = it;
+	pthread_mutex_unlock(&w->ho_lock);
+	worker_wake(w);
+}
+
+/* adopt_queued - worker thread: adopt what the main thread queued */
+static void adopt_queued(struct worker *w)
+{
+	struct handover_item *q;
+
+	pthread_mutex_lock(&w->ho_lock);
+	q = w->adopt_q;
+	w->adopt_q = NULL;
+	pthread_mutex_unlock(&w->ho_lock);
+	while (q) {
+		struct handover_item *next = q->next;
+		int rc = conn_adopt(w, &q->rec, q->cfd, q->ufd);
+
+		if (rc)
+			log_warnx("upgrade: connection of %s not adopted (%s)", q->rec.peer,
+				  strerror(-rc));
+		free(q);
+		q = next;
 	}
 }
 
@@ -541,7 +606,7 @@ static void *worker_main(void *arg)
 			if (w->ho_phase == WORKER_HO_HAND)
 				ho_sweep(w);
 			if (w->adopt_q)
-				upgrade_adopt_queued(w);
+				adopt_queued(w);
 		}
 		if (!w->drain_started && atomic_load(&w->draining)) {
 			drain_begin(w);
@@ -625,7 +690,7 @@ int worker_start(struct worker *w)
 	if (!w->usable)
 		return -ENOMEM;
 
-	pthread_mutex_init(&w->adopt_lock, NULL);
+	pthread_mutex_init(&w->ho_lock, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epfd == -1)
 		return -errno;

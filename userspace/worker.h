@@ -66,12 +66,16 @@ struct worker {
 	_Atomic int swapped;
 	_Atomic int draining; /* graceful stop: no keep-alive, listeners closed */
 	int drain_started;    /* worker thread: drain_begin() ran */
-	/* live upgrade, old process: WORKER_HO_* set by the main thread; ho_phase is what the
-	 * worker did about it last */
+	/* live upgrade, old process: WORKER_HO_* set by the main thread (worker_handover);
+	 * ho_phase is what the worker did about it last */
 	_Atomic int handover;
 	int ho_phase;
-	/* live upgrade, new process: connections to adopt (upgrade.c) */
-	pthread_mutex_t adopt_lock;
+	/* live upgrade hand-over queues, filled and drained by the main thread (upgrade.c) under
+	 * ho_lock: old process, the connections this worker detached (ho_out, oldest first; each
+	 * one written to ho_notify); new process, the connections it is to adopt (adopt_q) */
+	pthread_mutex_t ho_lock;
+	struct handover_item *ho_out, **ho_out_tail;
+	int ho_notify;
 	struct handover_item *adopt_q;
 };
 
@@ -148,6 +152,19 @@ struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id, uint64_t *
 void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events);
 /* worker_idle_flush - close parked connections (all, or only expired ones). */
 void worker_idle_flush(struct worker *w, int all);
+
+/*
+ * Live upgrade: the worker side of the hand-over, driven by the main thread (upgrade.c).
+ * worker_handover - old process: move w to phase WORKER_HO_*; while it hands over, every
+ * connection it detaches is queued for worker_handed_take and notify_fd (an eventfd) written.
+ * worker_handed_take - old process: the connections w detached since the last call, oldest
+ * first, or NULL; the caller owns them (records and sockets).
+ * worker_adopt_push - new process: give w a connection received from the old process to adopt
+ * on its thread; w owns it from here (it logs and closes it when it cannot be adopted).
+ */
+void worker_handover(struct worker *w, int phase, int notify_fd);
+struct handover_item *worker_handed_take(struct worker *w);
+void worker_adopt_push(struct worker *w, struct handover_item *it);
 
 /* worker_wake - interrupt the worker's epoll_wait. */
 void worker_wake(struct worker *w);
