@@ -23,7 +23,7 @@
 #include "accesslog.h"
 #include "conf.h"
 #include "conn.h"
-#include "health.h"
+#include "health_state.h"
 #include "http.h"
 #include "lb.h"
 #include "log.h"

@@ -26,7 +26,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "control.h"
-#include "health.h"
+#include "health_state.h"
 #include "log.h"
 #include "obuf.h"
 #include "splice.h"

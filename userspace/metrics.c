@@ -16,7 +16,7 @@
 
 #include "admin.h"
 #include "clock.h"
-#include "health.h"
+#include "health_state.h"
 #include "log.h"
 #include "metrics.h"
 #include "obuf.h"
