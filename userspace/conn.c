@@ -31,6 +31,7 @@
 #include "splice.h"
 #include "stats.h"
 #include "tls.h"
+#include "upstream_idle.h"
 #include "worker.h"
 
 #define MAX_TRIES 101
@@ -354,9 +355,9 @@ static int upstream_park(struct conn *c)
 	    !health_server_reusable(s))
 		return 0;
 	/* the socket stays registered with epoll: parking only changes its tag's owner */
-	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
-			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
-			    c->ku.written))
+	if (upstream_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
+			      c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
+			      c->ku.written))
 		return 0; /* enough parked: upstream_close() closes it */
 	c->ut = NULL;
 	c->ufd = -1;
@@ -1245,9 +1246,9 @@ static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
 	/* a parked connection to s carries the request when a failure could be retried (the
 	 * server may close an idle connection just as the request goes out) */
 	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	    parked_ok && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
+	    parked_ok && (t = upstream_idle_take(c->w, s->id, &rd, &wr))) {
 		/* still registered with epoll; a server closing it meanwhile would have closed
-		 * it (worker_idle_event), and one closing it right now is a retryable failure */
+		 * it (upstream_idle_event), and one closing it right now is a retryable failure */
 		t->c = c;
 		c->ut = t;
 		c->ufd = t->fd;

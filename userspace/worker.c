@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "log.h"
 #include "stats.h"
+#include "upstream_idle.h"
 #include "worker.h"
 
 #define MAX_EVENTS 256
@@ -296,7 +297,7 @@ static void swap_apply(struct worker *w, struct config *ncf)
 	}
 	w->cf = ncf;
 	/* server ids belong to a configuration: parked connections go */
-	worker_idle_flush(w, 1);
+	upstream_idle_flush(w, 1);
 	/* an edge may have been consumed by the old registration: look for queued clients */
 	for (unsigned i = 0; i < w->nltags; i++)
 		accept_all(w, &w->ltags[i]);
@@ -316,7 +317,7 @@ static void drain_begin(struct worker *w)
 	w->drain_started = 1;
 }
 
-/* ---- idle upstream connections (pool keepalive) ---- */
+/* ---- upstream sockets' epoll tags ---- */
 
 struct ep_tag *worker_utag_new(int fd, struct conn *c)
 {
@@ -353,89 +354,6 @@ void worker_reap_tags(struct worker *w)
 
 		w->dead_tags = t->dead_next;
 		free(t);
-	}
-}
-
-int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsigned max,
-		    uint64_t until_ms, uint64_t read, uint64_t written)
-{
-	unsigned have = 0;
-
-	for (unsigned i = 0; i < w->nidle; i++)
-		have += w->idle[i].server_id == server_id;
-	if (have >= max)
-		return -1;
-	if (w->nidle == w->idle_cap) {
-		unsigned cap = w->idle_cap ? w->idle_cap * 2 : 64;
-		struct idle_upstream *n = realloc(w->idle, cap * sizeof(*n));
-
-		if (!n)
-			return -1;
-		w->idle = n;
-		w->idle_cap = cap;
-	}
-	t->c = NULL;
-	w->idle[w->nidle].tag = t;
-	w->idle[w->nidle].server_id = server_id;
-	w->idle[w->nidle].until_ms = until_ms;
-	w->idle[w->nidle].read = read;
-	w->idle[w->nidle].written = written;
-	w->nidle++;
-	return 0;
-}
-
-static void idle_remove(struct worker *w, unsigned i)
-{
-	memmove(&w->idle[i], &w->idle[i + 1], (w->nidle - i - 1) * sizeof(*w->idle));
-	w->nidle--;
-}
-
-struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id, uint64_t *read,
-				uint64_t *written)
-{
-	/* the most recently parked first: the least likely to be closed by the server soon */
-	for (unsigned i = w->nidle; i-- > 0;) {
-		struct ep_tag *t;
-
-		if (w->idle[i].server_id != server_id)
-			continue;
-		t = w->idle[i].tag;
-		*read = w->idle[i].read;
-		*written = w->idle[i].written;
-		idle_remove(w, i);
-		return t;
-	}
-	return NULL;
-}
-
-void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events)
-{
-	char b;
-
-	if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-		return; /* writable: nothing to say */
-	/* still silent after all? (an event computed before the last read of the response) */
-	if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-	    recv(t->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == -1 && errno == EAGAIN)
-		return;
-	for (unsigned i = 0; i < w->nidle; i++) {
-		if (w->idle[i].tag == t) {
-			idle_remove(w, i);
-			worker_utag_close(w, t);
-			return;
-		}
-	}
-}
-
-void worker_idle_flush(struct worker *w, int all)
-{
-	for (unsigned i = w->nidle; i-- > 0;) {
-		if (all || w->idle[i].until_ms <= w->now_ms) {
-			struct ep_tag *t = w->idle[i].tag;
-
-			idle_remove(w, i);
-			worker_utag_close(w, t);
-		}
 	}
 }
 
@@ -577,7 +495,7 @@ static void sweep(struct worker *w)
 	struct conn *c = w->conns, *next;
 
 	if (w->nidle)
-		worker_idle_flush(w, 0);
+		upstream_idle_flush(w, 0);
 	while (c) {
 		next = conn_next(c);
 		if (w->drain_started && conn_idle(c))
@@ -633,7 +551,7 @@ static void *worker_main(void *arg)
 				if (t->c)
 					conn_event(t->c, evs[i].events, 1);
 				else
-					worker_idle_event(w, t, evs[i].events);
+					upstream_idle_event(w, t, evs[i].events);
 				break;
 			case EP_DEAD:
 				break;
@@ -726,7 +644,7 @@ void worker_stop(struct worker *w)
 	while (w->conns)
 		conn_free(w->conns);
 	conn_reap(w);
-	worker_idle_flush(w, 1);
+	upstream_idle_flush(w, 1);
 	worker_reap_tags(w);
 	free(w->idle);
 	for (unsigned i = 0; i < w->nltags; i++)

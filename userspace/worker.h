@@ -12,6 +12,7 @@
 #include "types.h"
 
 struct conn;
+struct idle_upstream;
 
 enum ep_kind { EP_LISTEN = 1, EP_CLIENT, EP_UPSTREAM, EP_WAKE, EP_DEAD };
 
@@ -24,15 +25,6 @@ struct ep_tag {
 	uint16_t bind;	    /* EP_LISTEN: index in l->binds */
 	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM (NULL: a parked upstream connection) */
 	struct ep_tag *dead_next; /* EP_UPSTREAM: freed after the event batch */
-};
-
-/* an idle upstream connection kept for the next request to the same server (pool keepalive) */
-struct idle_upstream {
-	struct ep_tag *tag;	/* the socket stays registered with epoll while parked */
-	uint64_t read, written; /* bytes read from / written into it since connect: the kernel
-				 * path's offsets and drain checks compare them with tcp_info */
-	uint32_t server_id;
-	uint64_t until_ms;
 };
 
 struct worker {
@@ -53,8 +45,9 @@ struct worker {
 	struct conn *graveyard;	    /* freed during this batch, released after it */
 	struct conn *kpoll;	    /* waiting on the kernel data path: run again in 1 ms */
 	uint8_t *usable; /* pick_server() scratch: one byte per server of the largest pool */
-	struct idle_upstream *idle; /* parked upstream connections, oldest first */
-	struct ep_tag *dead_tags;   /* upstream tags to free after the event batch */
+	struct idle_upstream
+		*idle;		  /* parked upstream connections, oldest first (upstream_idle.c) */
+	struct ep_tag *dead_tags; /* upstream tags to free after the event batch */
 	unsigned nidle, idle_cap;
 	uint64_t last_sweep_ms;
 	volatile int stop;
@@ -138,20 +131,6 @@ void worker_utag_close(struct worker *w, struct ep_tag *t);
 void worker_utag_drop(struct worker *w, struct ep_tag *t);
 /* worker_reap_tags - free the tags dropped during the batch (after conn_reap) */
 void worker_reap_tags(struct worker *w);
-
-/* worker_idle_put - park an idle upstream connection (its tag now belongs to the worker, its
- * owner is cleared); 0, or -1 when the server already has max parked (the caller closes it) */
-int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsigned max,
-		    uint64_t until_ms, uint64_t read, uint64_t written);
-/* worker_idle_take - the most recently parked connection to the server, or NULL. A parked
- * socket that showed data or EOF was closed by worker_idle_event, so what is here is silent. */
-struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id, uint64_t *read,
-				uint64_t *written);
-/* worker_idle_event - an event on a parked socket: anything but writability means the server
- * closed it (or broke protocol): close it */
-void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events);
-/* worker_idle_flush - close parked connections (all, or only expired ones). */
-void worker_idle_flush(struct worker *w, int all);
 
 /*
  * Live upgrade: the worker side of the hand-over, driven by the main thread (upgrade.c).
