@@ -26,7 +26,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c daemon.c reload.c accesslog.c privdrop.c upgrade.c conf.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
+DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
 	       stats.c obuf.c admin.c control.c metrics.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o

@@ -63,7 +63,7 @@ struct daemon_service {
 	void (*close)(struct daemon *d);
 };
 
-/* every service, NULL-terminated (main.c) */
+/* every service, NULL-terminated (services.c) */
 extern const struct daemon_service *const daemon_services[];
 
 /* daemon_loop_init - create the main loop's epoll set (d->epfd); 0 or -errno. */

@@ -25,20 +25,15 @@
 #include "accesslog.h"
 #include "clock.h"
 #include "conf.h"
-#include "control.h"
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
-#include "metrics.h"
 #include "privdrop.h"
 #include "tls.h"
 #include "upgrade.h"
 #include "splice.h"
 #include "version.h"
 #include "worker.h"
-
-/* the services of the main thread, in the order they start, reload and close */
-const struct daemon_service *const daemon_services[] = {&control_service, &metrics_service, NULL};
 
 static void usage(FILE *f)
 {
