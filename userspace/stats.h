@@ -30,6 +30,7 @@ enum stats_error {
 	STATS_ERR_UPSTREAM_BROKEN,   /* the upstream broke a response body */
 	STATS_ERR_TLS_HANDSHAKE,     /* client TLS handshake failed or timed out */
 	STATS_ERR_OVER_CAPACITY_503, /* max_connections reached at accept */
+	STATS_ERR_ACCEPT_PAUSED,     /* accept ran out of descriptors or memory (per episode) */
 	STATS_ERR_MAX
 };
 

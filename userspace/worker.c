@@ -124,6 +124,39 @@ int worker_listen(struct worker *w)
 	return 0;
 }
 
+/*
+ * Out of descriptors (or memory), accept fails and the connections stay in the listen queue.
+ * The listener is edge-triggered: no new event comes for them until another connection
+ * arrives, so a starved socket is retried on the sweep (every SWEEP_MS), as nginx and HAProxy
+ * retry on a timer. An episode runs from the first socket of the process that starves until
+ * every starved socket has emptied its queue: one warning, one accept_paused count, one line at
+ * its end.
+ */
+static _Atomic unsigned accept_starved;
+
+static void starve_begin(struct ep_tag *t, int err)
+{
+	if (t->starved)
+		return;
+	t->starved = 1;
+	if (atomic_fetch_add(&accept_starved, 1) == 0) {
+		log_warnx("listener %s: accept: %s: new connections wait in the listen queue, "
+			  "accept is retried every %d ms",
+			  t->l->name, strerror(err), SWEEP_MS);
+		stats_error(STATS_ERR_ACCEPT_PAUSED);
+	}
+}
+
+/* starve_end - t accepts again (quiet: t is closed or replaced, which ends nothing) */
+static void starve_end(struct ep_tag *t, int quiet)
+{
+	if (!t->starved)
+		return;
+	t->starved = 0;
+	if (atomic_fetch_sub(&accept_starved, 1) == 1 && !quiet)
+		log_info("listener %s: accepting again", t->l->name);
+}
+
 static void accept_all(struct worker *w, struct ep_tag *t)
 {
 	for (;;) {
@@ -133,11 +166,15 @@ static void accept_all(struct worker *w, struct ep_tag *t)
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd == -1) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (errno == EAGAIN || errno == EINTR) {
+				/* the episode ends with the queue empty, not at the first accept
+				 * that works: descriptors come back a few at a time */
+				starve_end(t, 0);
 				return;
+			}
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
-				log_warn("accept on %s", t->l->name);
+				starve_begin(t, errno);
 				return;
 			}
 			continue; /* ECONNABORTED and friends: the next one may be fine */
@@ -264,6 +301,7 @@ static void swap_apply(struct worker *w, struct config *ncf)
 	for (unsigned o = 0; o < w->nltags; o++) {
 		int kept = 0;
 
+		starve_end(&w->ltags[o], 1); /* a kept socket is retried below */
 		for (unsigned i = 0; i < w->next_nltags && !kept; i++)
 			kept = w->next_ltags[i].fd == w->ltags[o].fd;
 		if (!kept && w->ltags[o].fd >= 0) {
@@ -310,6 +348,7 @@ static void drain_begin(struct worker *w)
 {
 	for (unsigned i = 0; i < w->nltags; i++) {
 		accept_all(w, &w->ltags[i]);
+		starve_end(&w->ltags[i], 1);
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
 		close(w->ltags[i].fd);
 		w->ltags[i].fd = -1;
@@ -368,6 +407,8 @@ static void listeners_pause(struct worker *w, int pause)
 			continue;
 		if (pause) {
 			accept_all(w, &w->ltags[i]);
+			/* the new process accepts what is left */
+			starve_end(&w->ltags[i], 1);
 			epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
 		} else {
 			ev.data.ptr = &w->ltags[i];
@@ -494,6 +535,10 @@ static void sweep(struct worker *w)
 {
 	struct conn *c = w->conns, *next;
 
+	/* starved listening sockets (paused ones are left to the new process) */
+	for (unsigned i = 0; i < w->nltags && w->ho_phase != WORKER_HO_HAND; i++)
+		if (w->ltags[i].starved && w->ltags[i].fd >= 0)
+			accept_all(w, &w->ltags[i]);
 	if (w->nidle)
 		upstream_idle_flush(w, 0);
 	while (c) {

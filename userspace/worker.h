@@ -22,6 +22,7 @@ struct ep_tag {
 	int fd;
 	struct listener *l; /* EP_LISTEN */
 	uint8_t reused;	    /* EP_LISTEN: socket carried over from the previous configuration */
+	uint8_t starved;    /* EP_LISTEN: accept ran out of descriptors or memory (retried) */
 	uint16_t bind;	    /* EP_LISTEN: index in l->binds */
 	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM (NULL: a parked upstream connection) */
 	struct ep_tag *dead_next; /* EP_UPSTREAM: freed after the event batch */
