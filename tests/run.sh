@@ -46,6 +46,8 @@ if [ "$tiers" = all ] || [ "$tiers" = unit ]; then
 		[ -x "$t" ] || continue
 		run_tap "unit: $(basename "$t")" "$t"
 	done
+	# dependencies point one way (docs/ARCHITECTURE.md, Layers)
+	run_tap "unit: layers" tests/layers.sh
 fi
 if [ "$tiers" = all ] || [ "$tiers" = kern ]; then
 	for t in "$OUT"/tests/kern_*; do

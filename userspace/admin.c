@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "log.h"
 #include "worker.h"
 
@@ -101,7 +102,7 @@ static void accept_event(struct daemon *d, int fd, uint32_t events, void *arg)
 		cl->srv = s;
 		cl->fd = cfd;
 		cl->out.max = s->out_max;
-		cl->since_ms = worker_clock_ms();
+		cl->since_ms = clock_ms();
 		if (daemon_watch(d, cfd, ADMIN_CLIENT_EVENTS, s->client_event, cl)) {
 			close(cfd);
 			free(cl);
@@ -121,7 +122,7 @@ int admin_watch(struct daemon *d, struct admin_srv *s, int fd)
 static void timer_event(struct daemon *d, int fd, uint32_t events, void *arg)
 {
 	struct admin_srv *s = arg;
-	uint64_t n, now = worker_clock_ms();
+	uint64_t n, now = clock_ms();
 	struct admin_client *cl, *next;
 
 	(void)events;

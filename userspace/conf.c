@@ -1375,3 +1375,14 @@ void conf_free(struct config *cf)
 	free(cf->servers);
 	free(cf);
 }
+
+void conf_ref(struct config *cf)
+{
+	atomic_fetch_add(&cf->refs, 1);
+}
+
+void conf_unref(struct config *cf)
+{
+	if (atomic_fetch_sub(&cf->refs, 1) == 1)
+		conf_free(cf);
+}

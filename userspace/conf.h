@@ -19,6 +19,14 @@ struct config *conf_load_string(const char *name, const char *text, FILE *errf);
 
 void conf_free(struct config *cf);
 
+/*
+ * conf_ref, conf_unref - references to a loaded configuration: the daemon holds one on the
+ * current configuration and every connection one on the configuration it runs under. Any
+ * thread. The last conf_unref frees cf (conf_free).
+ */
+void conf_ref(struct config *cf);
+void conf_unref(struct config *cf);
+
 /* conf_parse_duration - "250ms", "10s", "2m", "1h", bare number = seconds; 0 or -EINVAL. */
 int conf_parse_duration(const char *s, uint32_t *ms);
 /* conf_parse_size - "512", "16k", "1m", "1g" (binary units); 0 or -EINVAL. */

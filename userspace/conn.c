@@ -20,10 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "conf.h"
 #include "conn.h"
-#include "daemon.h"
-#include "health.h"
+#include "health_state.h"
 #include "http.h"
 #include "lb.h"
 #include "log.h"
@@ -31,6 +31,7 @@
 #include "splice.h"
 #include "stats.h"
 #include "tls.h"
+#include "upstream_idle.h"
 #include "worker.h"
 
 #define MAX_TRIES 101
@@ -475,9 +476,9 @@ static int upstream_park(struct conn *c)
 	    upstream_idle_state(c) != UPSTREAM_QUIET || !health_server_reusable(s))
 		return 0;
 	/* the socket stays registered with epoll: parking only changes its tag's owner */
-	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
-			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
-			    c->ku.written))
+	if (upstream_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
+			      c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
+			      c->ku.written))
 		return 0; /* enough parked: upstream_close() closes it */
 	c->ut = NULL;
 	c->ufd = -1;
@@ -1360,7 +1361,7 @@ static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
 	/* a parked connection to s carries the request when a failure could be retried (the
 	 * server may close an idle connection just as the request goes out) */
 	while (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	       parked_ok && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
+	       parked_ok && (t = upstream_idle_take(c->w, s->id, &rd, &wr))) {
 		/* its last event may still be in this epoll batch: a parked connection goes to
 		 * another client, so look at it once (the only system call of a reuse) */
 		enum upstream_idle st = sock_idle_state(t->fd);
@@ -1377,7 +1378,7 @@ static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
 			continue;
 		}
 		/* still registered with epoll; a server closing it meanwhile would have closed
-		 * it (worker_idle_event), and one closing it right now is a retryable failure */
+		 * it (upstream_idle_event), and one closing it right now is a retryable failure */
 		t->c = c;
 		c->ut = t;
 		c->ufd = t->fd;

@@ -123,6 +123,13 @@ struct conn_handover {
 	char host[128], path[256], method_s[16];
 };
 
+/* one connection on its way to the next process: the record and its sockets */
+struct handover_item {
+	struct conn_handover rec;
+	int cfd, ufd; /* ufd: -1 when none */
+	struct handover_item *next;
+};
+
 /* conn_handable - at a hand-over point now. */
 int conn_handable(const struct conn *c);
 /* conn_hold - 1: stop reading so the connection reaches a hand-over point (buffers drain);

@@ -23,9 +23,10 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "conn.h"
 #include "control.h"
-#include "health.h"
+#include "health_state.h"
 #include "log.h"
 #include "obuf.h"
 #include "splice.h"
@@ -133,7 +134,7 @@ static unsigned total_connections(void)
 static void show_info(struct daemon *d, int json, struct obuf *o)
 {
 	struct config *cf = d->cf;
-	uint64_t up_ms = worker_clock_ms() - d->start_ms;
+	uint64_t up_ms = clock_ms() - d->start_ms;
 	int kern = splice_kernel_available();
 	char started[32];
 	struct tm tm;
@@ -213,7 +214,7 @@ static void show_pools(struct daemon *d, int json, struct obuf *o)
 		for (unsigned s = 0; s < p->nservers; s++) {
 			int64_t a = atomic_load(&p->servers[s].conn_active);
 
-			up += health_server_usable(&p->servers[s], worker_clock_ms());
+			up += health_server_usable(&p->servers[s], clock_ms());
 			active += a > 0 ? a : 0;
 		}
 		if (json) {
@@ -755,7 +756,7 @@ static void client_event(struct daemon *d, int fd, uint32_t events, void *arg)
 	unsigned budget = 64; /* lines run or reads done before other fds get a turn */
 
 	(void)fd;
-	cl->a.since_ms = worker_clock_ms();
+	cl->a.since_ms = clock_ms();
 	if (events & EPOLLERR) {
 		admin_client_close(d, &cl->a);
 		return;
@@ -1051,7 +1052,7 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
 	return 0;
 }
 
-void control_close(struct daemon *d, int unlink_path)
+void control_close(struct daemon *d)
 {
 	admin_close_all(d, &C.srv);
 	if (C.srv.lfd >= 0) {
@@ -1059,10 +1060,18 @@ void control_close(struct daemon *d, int unlink_path)
 			daemon_unwatch(d, C.srv.lfd);
 		close(C.srv.lfd);
 		/* after a live upgrade the new process serves the same socket file */
-		if (unlink_path && !d->upgraded)
+		if (!d->upgraded)
 			unlink_ours();
 		C.srv.lfd = -1;
 		admin_publish_fd(&C.srv, -1);
 	}
 	admin_timer_stop(d, &C.srv);
 }
+
+const struct daemon_service control_service = {
+	.name = "control socket",
+	.addr_off = offsetof(struct config, control),
+	.reconfigure = control_reconfigure,
+	.takeover = control_takeover,
+	.close = control_close,
+};

@@ -42,9 +42,12 @@ int control_reconfigure(struct daemon *d, const struct config *old_cf, const str
  */
 void control_takeover(void);
 
-/* control_close - close the listening socket and every client; unlink_path: remove the
- * socket file too, unless it is no longer the one this process created (a live upgrade). */
-void control_close(struct daemon *d, int unlink_path);
+/* control_close - close the listening socket and every client, and remove the socket file
+ * unless it is no longer the one this process created (a live upgrade). */
+void control_close(struct daemon *d);
+
+/* the control socket as a service of the main thread (daemon_services[]) */
+extern const struct daemon_service control_service;
 
 /*
  * control_execute - run one request line (without the newline) and append the answer, last

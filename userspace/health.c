@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * health.c - the health machinery (see health.h for the states and the contracts).
+ * health.c - the active health checks (see health.h; the states and their contracts are in
+ * health_state.h).
  *
  * One thread, one epoll loop. HTTP checks run on the libcurl multi interface driven by
  * CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION and curl_multi_socket_action(), so curl's
@@ -11,11 +12,8 @@
  * little jitter) and later ones run at a fixed rate from there, so 1,000 servers never fire at
  * once.
  *
- * The state machine, slow start, ejection back-off and the ejection cap are plain functions
- * over struct server (health_check_result, health_tick, health_passive_result ...) that the
- * unit tests call without the thread. Their non-atomic fields are guarded by one process-wide
- * mutex: transitions are rare, and the workers' hot path (health_server_usable, a successful
- * health_passive_result) only touches atomics.
+ * The state machine those checks drive (health_state.c) is plain functions over struct server
+ * that the workers call too, and the unit tests without the thread.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +31,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "health.h"
 #include "lb.h"
 #include "log.h"
@@ -40,8 +39,6 @@
 
 #define MAX_EVENTS 128
 #define STATUS_LOG_MS 10000
-#define TICK_MAX_MS 1000
-#define RAMP_STEP_MS 100
 #define HTTP_GRACE_MS 1000 /* after the curl timeout, before the thread gives up on a check */
 
 /* epoll tags: kind in the high 32 bits, fd or check index in the low ones */
@@ -64,8 +61,6 @@ struct hcheck {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* the thread's state: there is one health thread per process */
 static struct {
 	struct config *cf;
@@ -73,7 +68,7 @@ static struct {
 	int started;
 	volatile int stop;
 	int epfd;
-	int wakefd; /* under health_lock: -1 when no thread listens */
+	int wakefd; /* the thread's eventfd (health_set_waker), -1 */
 	CURLM *multi;
 	uint64_t curl_due_ms; /* UINT64_MAX: curl wants no timeout */
 	struct hcheck *checks;
@@ -82,450 +77,6 @@ static struct {
 	unsigned nheap;
 	uint64_t rng;
 } H = {.epfd = -1, .wakefd = -1};
-
-static uint64_t clock_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* same clock as worker_clock_ms() */
-static uint64_t clock_ms(void)
-{
-	return clock_us() / 1000;
-}
-
-const char *health_state_name(int state)
-{
-	static const char *const names[] = {
-		[SRV_UP] = "up",
-		[SRV_DOWN] = "down",
-		[SRV_DRAINING] = "draining",
-		[SRV_MAINT] = "maintenance",
-	};
-
-	if (state < 0 || (unsigned)state >= sizeof(names) / sizeof(names[0]))
-		return "?";
-	return names[state];
-}
-
-/* ---- state machine (callers hold health_lock) ---- */
-
-/* caller holds health_lock: nudge the thread to recompute its timers (rechecks, ejections) */
-static void wake_locked(void)
-{
-	uint64_t one = 1;
-
-	if (H.wakefd >= 0)
-		(void)!write(H.wakefd, &one, sizeof(one));
-}
-
-static unsigned server_index(const struct server *s)
-{
-	return (unsigned)(s - s->pool->servers);
-}
-
-/* give the balancer the weight s should have now (no-op when unchanged) */
-static void apply_weight(struct server *s, uint64_t now_ms)
-{
-	uint32_t w = health_effective_weight(s, now_ms);
-
-	if (w == s->h.lb_weight)
-		return;
-	s->h.lb_weight = w;
-	if (s->pool->lb_ready)
-		lb_set_weight(&s->pool->lb, server_index(s), w);
-}
-
-void health_adopt(struct server *s, const struct server *old, uint64_t now_ms)
-{
-	uint32_t built = s->h.lb_weight; /* what the new balancer was built with */
-
-	pthread_mutex_lock(&health_lock);
-	/* a changed `maintenance` option in the file wins over the carried state */
-	if (old->maintenance == s->maintenance) {
-		memcpy(&s->h, &old->h, sizeof(s->h));
-		/* likewise a weight set at run time stays unless the file's weight changed */
-		if (s->weight_file == old->weight_file)
-			__atomic_store_n(&s->weight,
-					 __atomic_load_n(&old->weight, __ATOMIC_RELAXED),
-					 __ATOMIC_RELAXED);
-	}
-	s->h.lb_weight = built;
-	apply_weight(s, now_ms);
-	pthread_mutex_unlock(&health_lock);
-}
-
-static int derive_state(const struct server_health *h)
-{
-	if (h->admin & SRV_ADMIN_MAINT)
-		return SRV_MAINT;
-	if (h->check_down)
-		return SRV_DOWN;
-	if (h->admin & SRV_ADMIN_DRAIN)
-		return SRV_DRAINING;
-	return SRV_UP;
-}
-
-/*
- * Recompute the state from admin bits and check verdict; on a change count it, remember why,
- * start slow start when the server comes back (not from draining: it stayed warm), log it and
- * fix the balancer weight. nchecks > 0 adds ", N checks" to the log line. 1 when it changed.
- */
-static int update_state(struct server *s, const char *why, unsigned nchecks, uint64_t now_ms)
-{
-	struct server_health *h = &s->h;
-	int old = atomic_load(&h->state), st = derive_state(h);
-
-	if (old == st)
-		return 0;
-	atomic_store(&h->state, st);
-	atomic_fetch_add(&h->transitions, 1);
-	h->last_change_ms = now_ms;
-	snprintf(h->reason, sizeof(h->reason), "%s", why);
-	if (st == SRV_UP && old != SRV_DRAINING && s->pool->slow_start_ms)
-		atomic_store(&h->up_since_ms, now_ms ? now_ms : 1);
-	else if (st != SRV_UP)
-		atomic_store(&h->up_since_ms, 0);
-	if (nchecks)
-		log_info("pool %s server %s: %s -> %s (%s, %u check%s)", s->pool->name, s->name,
-			 health_state_name(old), health_state_name(st), why, nchecks,
-			 nchecks == 1 ? "" : "s");
-	else
-		log_info("pool %s server %s: %s -> %s (%s)", s->pool->name, s->name,
-			 health_state_name(old), health_state_name(st), why);
-	apply_weight(s, now_ms);
-	return 1;
-}
-
-int health_check_result(struct server *s, int ok, const char *what, uint32_t latency_us,
-			uint64_t now_ms)
-{
-	struct server_health *h = &s->h;
-	const struct health_conf *hc = &s->pool->health;
-	int changed = 0;
-	unsigned n;
-
-	pthread_mutex_lock(&health_lock);
-	h->checks++;
-	h->last_check_ms = now_ms;
-	h->last_latency_us = latency_us;
-	h->last_ok = ok ? 1 : 0;
-	snprintf(h->last_result, sizeof(h->last_result), "%s", what);
-	if (h->admin & SRV_ADMIN_MAINT)
-		goto out;
-	if (ok) {
-		h->fall_cnt = 0;
-		h->probation = 0;
-		if (h->check_down && ++h->rise_cnt >= hc->rise) {
-			n = h->rise_cnt;
-			h->rise_cnt = 0;
-			h->check_down = 0;
-			changed = update_state(s, what, n, now_ms);
-		}
-	} else {
-		h->rise_cnt = 0;
-		if (!h->check_down && (++h->fall_cnt >= hc->fall || h->probation)) {
-			h->probation = 0;
-			n = h->fall_cnt;
-			h->fall_cnt = 0;
-			h->check_down = 1;
-			changed = update_state(s, what, n, now_ms);
-		}
-	}
-out:
-	pthread_mutex_unlock(&health_lock);
-	return changed;
-}
-
-int health_set_admin(struct server *s, const char *what)
-{
-	struct server_health *h = &s->h;
-	uint64_t now = clock_ms();
-	uint8_t admin;
-
-	if (!strcmp(what, "drain"))
-		admin = SRV_ADMIN_DRAIN;
-	else if (!strcmp(what, "maint") || !strcmp(what, "maintenance"))
-		admin = SRV_ADMIN_MAINT;
-	else if (!strcmp(what, "ready"))
-		admin = 0;
-	else
-		return -EINVAL;
-	pthread_mutex_lock(&health_lock);
-	if ((h->admin & SRV_ADMIN_MAINT) && !(admin & SRV_ADMIN_MAINT)) {
-		/* back from maintenance: up at once, but the first failed check takes it down
-		 * (HAProxy), and that check runs now rather than an interval later */
-		h->check_down = 0;
-		h->rise_cnt = 0;
-		h->fall_cnt = 0;
-		if (s->pool->health.type != HEALTH_CHECK_NONE) {
-			h->probation = 1;
-			h->recheck = 1;
-			wake_locked();
-		}
-	}
-	h->admin = admin;
-	update_state(s, "admin", 0, now);
-	pthread_mutex_unlock(&health_lock);
-	return 0;
-}
-
-int health_set_weight(struct server *s, uint32_t weight)
-{
-	if (weight > 1000)
-		return -EINVAL;
-	pthread_mutex_lock(&health_lock);
-	/* workers read it without the lock (health_server_usable) */
-	__atomic_store_n(&s->weight, weight, __ATOMIC_RELAXED);
-	log_info("pool %s server %s: weight %u (admin)", s->pool->name, s->name, weight);
-	apply_weight(s, clock_ms());
-	pthread_mutex_unlock(&health_lock);
-	return 0;
-}
-
-void health_server_view(struct server *s, struct health_view *v)
-{
-	struct server_health *h = &s->h;
-
-	pthread_mutex_lock(&health_lock);
-	v->state = atomic_load(&h->state);
-	v->ejected = atomic_load(&h->ejected_until_ms) > clock_ms();
-	v->admin = h->admin;
-	v->lb_weight = h->lb_weight;
-	v->last_ok = h->last_ok;
-	v->last_latency_us = h->last_latency_us;
-	v->checks = h->checks;
-	v->transitions = atomic_load(&h->transitions);
-	v->last_change_ms = h->last_change_ms;
-	snprintf(v->last_result, sizeof(v->last_result), "%s", h->last_result);
-	snprintf(v->reason, sizeof(v->reason), "%s", h->reason);
-	pthread_mutex_unlock(&health_lock);
-}
-
-/* ---- passive ejection ---- */
-
-int health_eject_allowed(unsigned nservers, unsigned nejected, unsigned percent)
-{
-	return (uint64_t)(nejected + 1) * 100 <= (uint64_t)nservers * percent;
-}
-
-uint32_t health_ejection_ms(const struct pool *p, unsigned n)
-{
-	uint64_t ms = p->eject_base_ms;
-
-	for (unsigned i = 1; i < n && ms < p->eject_max_ms; i++)
-		ms *= 2;
-	return ms < p->eject_max_ms ? (uint32_t)ms : p->eject_max_ms;
-}
-
-int health_server_usable(struct server *s, uint64_t now_ms)
-{
-	if (!__atomic_load_n(&s->weight, __ATOMIC_RELAXED))
-		return 0;
-	if (atomic_load_explicit(&s->h.state, memory_order_relaxed) != SRV_UP)
-		return 0;
-	if (atomic_load_explicit(&s->h.ejected_until_ms, memory_order_relaxed) > now_ms)
-		return 0;
-	return atomic_load_explicit(&s->failed_until_ms, memory_order_relaxed) <= now_ms;
-}
-
-int health_server_reusable(struct server *s)
-{
-	int st = atomic_load_explicit(&s->h.state, memory_order_relaxed);
-
-	return st != SRV_DOWN && st != SRV_MAINT;
-}
-
-void health_passive_result(struct server *s, int ok, const char *why, uint64_t now_ms)
-{
-	struct server_health *h = &s->h;
-	struct pool *p = s->pool;
-	unsigned n, nejected = 0;
-	uint32_t ms;
-
-	if (ok) {
-		/* a load first: the common case writes nothing, so the line is not bounced */
-		if (atomic_load_explicit(&h->consec_fail, memory_order_relaxed))
-			atomic_store_explicit(&h->consec_fail, 0, memory_order_relaxed);
-		return;
-	}
-	if (!p->eject_failures)
-		return;
-	n = atomic_fetch_add(&h->consec_fail, 1) + 1;
-	if (n < p->eject_failures || atomic_load(&h->ejected_until_ms) > now_ms)
-		return;
-	pthread_mutex_lock(&health_lock);
-	/* another worker may have ejected it meanwhile; a server that is not up has no
-	 * traffic to protect */
-	if (atomic_load(&h->ejected_until_ms) > now_ms || atomic_load(&h->state) != SRV_UP)
-		goto out;
-	for (unsigned i = 0; i < p->nservers; i++)
-		nejected += atomic_load(&p->servers[i].h.ejected_until_ms) > now_ms;
-	if (!health_eject_allowed(p->nservers, nejected, p->max_ejection_percent)) {
-		if (n == p->eject_failures)
-			log_info("pool %s server %s: %u consecutive failures (last: %s), not "
-				 "ejected: %u of %u servers are already (max_ejection_percent %u)",
-				 p->name, s->name, n, why ? why : "-", nejected, p->nservers,
-				 p->max_ejection_percent);
-		goto out;
-	}
-	/* the back-off exponent forgets one doubling per base period spent without ejection */
-	if (h->nejections && p->eject_base_ms) {
-		uint64_t calm = now_ms > h->eject_end_ms ? now_ms - h->eject_end_ms : 0;
-		uint64_t steps = calm / p->eject_base_ms;
-
-		h->nejections = steps >= h->nejections ? 0 : h->nejections - (unsigned)steps;
-	}
-	h->nejections++;
-	ms = health_ejection_ms(p, h->nejections);
-	atomic_store(&h->ejected_until_ms, now_ms + ms);
-	atomic_store(&h->consec_fail, 0);
-	atomic_store(&h->up_since_ms, 0);
-	atomic_fetch_add(&h->transitions, 1);
-	h->ejected = 1;
-	h->last_change_ms = now_ms;
-	snprintf(h->reason, sizeof(h->reason), "passive: %u consecutive failures", n);
-	log_info("pool %s server %s: up -> ejected (passive: %u consecutive failures, last: %s) "
-		 "for %u ms",
-		 p->name, s->name, n, why ? why : "-", ms);
-	apply_weight(s, now_ms);
-	wake_locked();
-out:
-	pthread_mutex_unlock(&health_lock);
-}
-
-/* ---- weights ---- */
-
-uint32_t health_effective_weight(struct server *s, uint64_t now_ms)
-{
-	const struct pool *p = s->pool;
-	uint64_t w = (uint64_t)__atomic_load_n(&s->weight, __ATOMIC_RELAXED) *
-		     (p->weight_scale ? p->weight_scale : 1);
-	uint64_t since, el;
-
-	if (!w || atomic_load(&s->h.state) != SRV_UP ||
-	    atomic_load(&s->h.ejected_until_ms) > now_ms)
-		return 0;
-	since = atomic_load(&s->h.up_since_ms);
-	if (!since || !p->slow_start_ms || now_ms < since)
-		return (uint32_t)w;
-	el = now_ms - since;
-	if (el >= p->slow_start_ms)
-		return (uint32_t)w;
-	/* linear from w/10 at the start to w at slow_start_ms */
-	w = w * (p->slow_start_ms + 9 * el) / (10 * (uint64_t)p->slow_start_ms);
-	return w ? (uint32_t)w : 1;
-}
-
-uint32_t health_tick(struct config *cf, uint64_t now_ms)
-{
-	uint64_t next = TICK_MAX_MS;
-
-	pthread_mutex_lock(&health_lock);
-	for (unsigned i = 0; i < cf->nservers; i++) {
-		struct server *s = cf->servers[i];
-		struct server_health *h = &s->h;
-		uint64_t since;
-
-		if (h->ejected) {
-			uint64_t until = atomic_load(&h->ejected_until_ms);
-
-			if (until <= now_ms) {
-				int st = atomic_load(&h->state);
-
-				h->ejected = 0;
-				h->eject_end_ms = until;
-				h->last_change_ms = now_ms;
-				atomic_fetch_add(&h->transitions, 1);
-				snprintf(h->reason, sizeof(h->reason), "ejection ended");
-				if (st == SRV_UP && s->pool->slow_start_ms)
-					atomic_store(&h->up_since_ms, now_ms ? now_ms : 1);
-				log_info("pool %s server %s: ejected -> %s (ejection ended)",
-					 s->pool->name, s->name, health_state_name(st));
-			} else if (until - now_ms < next) {
-				next = until - now_ms;
-			}
-		}
-		since = atomic_load(&h->up_since_ms);
-		if (since) {
-			if (now_ms >= since + s->pool->slow_start_ms)
-				atomic_store(&h->up_since_ms, 0); /* ramp done */
-			else if (next > RAMP_STEP_MS)
-				next = RAMP_STEP_MS;
-		}
-		apply_weight(s, now_ms);
-	}
-	pthread_mutex_unlock(&health_lock);
-	return next ? (uint32_t)next : 1;
-}
-
-/* ---- status ---- */
-
-int health_format_status(struct config *cf, char *buf, size_t len)
-{
-	uint64_t now = clock_ms();
-	size_t off = 0;
-	int n;
-
-#define EMIT(...)                                                                     \
-	do {                                                                          \
-		n = snprintf(off < len ? buf + off : NULL, off < len ? len - off : 0, \
-			     __VA_ARGS__);                                            \
-		if (n > 0)                                                            \
-			off += (size_t)n;                                             \
-	} while (0)
-
-	if (len)
-		buf[0] = '\0';
-	EMIT("%-12s %-16s %-11s %9s %-16s %10s %8s %5s  %s\n", "POOL", "SERVER", "STATE", "WEIGHT",
-	     "LAST", "LATENCY_US", "CHECKS", "TRANS", "REASON (AGE)");
-	pthread_mutex_lock(&health_lock);
-	for (unsigned i = 0; i < cf->nservers; i++) {
-		struct server *s = cf->servers[i];
-		struct server_health *h = &s->h;
-		const struct pool *p = s->pool;
-		int st = atomic_load(&h->state);
-		uint64_t until = atomic_load(&h->ejected_until_ms);
-		const char *state = health_state_name(st);
-		char weight[32], last[64], lat[16], age[32];
-
-		if (st == SRV_UP && until > now)
-			state = "ejected";
-		else if (st == SRV_UP && !s->weight)
-			state = "draining"; /* configured weight 0 */
-		snprintf(weight, sizeof(weight), "%u/%u", h->lb_weight,
-			 s->weight * (p->weight_scale ? p->weight_scale : 1));
-		if (p->health.type == HEALTH_CHECK_NONE)
-			snprintf(last, sizeof(last), "-");
-		else if (h->last_ok < 0)
-			snprintf(last, sizeof(last), "pending");
-		else
-			snprintf(last, sizeof(last), "%s:%s", h->last_ok ? "ok" : "fail",
-				 h->last_result);
-		if (h->last_ok < 0)
-			snprintf(lat, sizeof(lat), "-");
-		else
-			snprintf(lat, sizeof(lat), "%u", h->last_latency_us);
-		if (h->last_change_ms)
-			snprintf(age, sizeof(age), "%llus ago",
-				 (unsigned long long)((now - h->last_change_ms) / 1000));
-		else
-			snprintf(age, sizeof(age), "since start");
-		EMIT("%-12s %-16s %-11s %9s %-16s %10s %8llu %5u  %s (%s)", p->name, s->name, state,
-		     weight, last, lat, (unsigned long long)h->checks, atomic_load(&h->transitions),
-		     h->reason[0] ? h->reason : "-", age);
-		if (st == SRV_UP && until > now)
-			EMIT(", ejected for %llus more",
-			     (unsigned long long)((until - now + 999) / 1000));
-		EMIT("\n");
-	}
-	pthread_mutex_unlock(&health_lock);
-#undef EMIT
-	return off > INT32_MAX ? INT32_MAX : (int)off;
-}
 
 static void log_status(struct config *cf)
 {
@@ -961,17 +512,12 @@ static void check_due(struct hcheck *c, uint64_t now_ms)
 /* rechecks asked by health_set_admin (back from maintenance) */
 static void take_rechecks(uint64_t now_ms)
 {
-	pthread_mutex_lock(&health_lock);
 	for (unsigned i = 0; i < H.nchecks; i++) {
 		struct hcheck *c = &H.checks[i];
 
-		if (!c->s->h.recheck)
-			continue;
-		c->s->h.recheck = 0;
-		if (!c->running)
+		if (health_take_recheck(c->s) && !c->running)
 			reschedule(c, now_ms);
 	}
-	pthread_mutex_unlock(&health_lock);
 }
 
 static void *health_main(void *arg)
@@ -993,7 +539,8 @@ static void *health_main(void *arg)
 		if (wake <= now)
 			timeout = 0;
 		else
-			timeout = (int)(wake - now < TICK_MAX_MS ? wake - now : TICK_MAX_MS);
+			timeout = (int)(wake - now < HEALTH_TICK_MAX_MS ? wake - now
+									: HEALTH_TICK_MAX_MS);
 		n = epoll_wait(H.epfd, evs, MAX_EVENTS, timeout);
 		if (n == -1 && errno != EINTR) {
 			log_warn("health: epoll_wait");
@@ -1069,13 +616,12 @@ static void release(void)
 		close(H.epfd);
 	free(H.checks);
 	free(H.heap);
-	/* workers may be ejecting right now and look at wakefd under the lock */
-	pthread_mutex_lock(&health_lock);
+	/* workers may be ejecting right now and write to the waker: unregister it first */
+	health_set_waker(-1);
 	if (H.wakefd >= 0)
 		close(H.wakefd);
 	memset(&H, 0, sizeof(H));
 	H.epfd = H.wakefd = -1;
-	pthread_mutex_unlock(&health_lock);
 }
 
 int health_start(struct config *cf)
@@ -1119,9 +665,8 @@ int health_start(struct config *cf)
 		rc = -errno;
 		goto err;
 	}
-	pthread_mutex_lock(&health_lock);
 	H.wakefd = wakefd;
-	pthread_mutex_unlock(&health_lock);
+	health_set_waker(wakefd);
 	if (epoll_ctl(H.epfd, EPOLL_CTL_ADD, wakefd, &ev) == -1) {
 		rc = -errno;
 		goto err;
@@ -1164,9 +709,7 @@ void health_stop(void)
 	if (!H.started)
 		return;
 	H.stop = 1;
-	pthread_mutex_lock(&health_lock);
-	wake_locked();
-	pthread_mutex_unlock(&health_lock);
+	health_wake();
 	pthread_join(H.thread, NULL);
 	release();
 }

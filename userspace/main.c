@@ -4,8 +4,9 @@
  *
  * Start-up: parse + validate config (all errors) -> open access log -> load BPF, pin maps ->
  * bind every listener (one SO_REUSEPORT socket per worker, so bind errors are fatal before any
- * thread starts) -> start workers -> start the health thread -> main loop (daemon.h): signals
- * through a signalfd, a 1 s tick that publishes stats, and the fds other modules watch.
+ * thread starts) -> start workers -> start the health thread -> the main thread's event loop
+ * (daemon.c), where this file watches a signalfd (reload, upgrade, drain, stop) and a 1 s tick
+ * that publishes stats, next to the fds other modules watch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,12 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
+#include "clock.h"
 #include "conf.h"
-#include "control.h"
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
-#include "metrics.h"
 #include "privdrop.h"
 #include "tls.h"
 #include "upgrade.h"
@@ -112,94 +113,31 @@ static void write_pid_file(const struct config *cf)
 		close(fd);
 }
 
-static int open_access_log(const struct config *cf)
-{
-	if (!strcmp(cf->access_log, "off"))
-		return -1;
-	if (!cf->access_log[0] || !strcmp(cf->access_log, "stderr"))
-		return dup(STDERR_FILENO);
-	return open(cf->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-}
-
-struct daemon g_daemon;
-
-struct watch {
-	int fd;
-	daemon_fd_cb cb;
-	void *arg;
-	struct watch *next;
-};
-
-static struct watch *watches;
-
-int daemon_watch(struct daemon *d, int fd, uint32_t events, daemon_fd_cb cb, void *arg)
-{
-	struct watch *wt = calloc(1, sizeof(*wt));
-	struct epoll_event ev = {.events = events};
-
-	if (!wt)
-		return -ENOMEM;
-	wt->fd = fd;
-	wt->cb = cb;
-	wt->arg = arg;
-	ev.data.ptr = wt;
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-		int err = -errno;
-
-		free(wt);
-		return err;
-	}
-	wt->next = watches;
-	watches = wt;
-	return 0;
-}
-
-void daemon_unwatch(struct daemon *d, int fd)
-{
-	for (struct watch **pp = &watches; *pp; pp = &(*pp)->next) {
-		if ((*pp)->fd == fd) {
-			struct watch *wt = *pp;
-
-			epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
-			*pp = wt->next;
-			/* an event of the current batch may still name it: main_loop() only calls
-			 * watches that are still on the list */
-			free(wt);
-			return;
-		}
-	}
-}
-
-void conf_ref(struct config *cf)
-{
-	atomic_fetch_add(&cf->refs, 1);
-}
-
-void conf_unref(struct config *cf)
-{
-	if (atomic_fetch_sub(&cf->refs, 1) == 1)
-		conf_free(cf);
-}
-
 enum { RUN, DRAIN, STOP };
 
-static int on_signal(struct daemon *d, int sfd)
+/* what the signals of the last batch of events asked for (on_signal) */
+static int signalled = RUN;
+
+static void on_signal(struct daemon *d, int sfd, uint32_t events, void *arg)
 {
 	struct signalfd_siginfo si;
-	int what = RUN;
 
+	(void)events;
+	(void)arg;
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGTERM:
 			if (d->stopping) {
 				log_info("SIGTERM again: stopping now");
-				return STOP;
+				signalled = STOP;
+				return;
 			}
-			what = DRAIN;
+			signalled = DRAIN;
 			break;
 		case SIGINT:
 			log_info("SIGINT: stopping now");
-			return STOP;
+			signalled = STOP;
+			return;
 		case SIGHUP:
 			if (d->stopping) {
 				log_warnx("SIGHUP while stopping: ignored");
@@ -213,7 +151,6 @@ static int on_signal(struct daemon *d, int sfd)
 			break;
 		}
 	}
-	return what;
 }
 
 /* drain_start - graceful stop: workers stop accepting and keep-alive; in-flight requests and
@@ -221,7 +158,7 @@ static int on_signal(struct daemon *d, int sfd)
 static void drain_start(struct daemon *d)
 {
 	d->stopping = 1;
-	d->drain_deadline_ms = worker_clock_ms() + d->cf->drain_timeout_ms;
+	d->drain_deadline_ms = clock_ms() + d->cf->drain_timeout_ms;
 	log_info("SIGTERM: stopping: no new connections, %u open finish their requests "
 		 "(up to %u ms)",
 		 atomic_load(&g_nconns), d->cf->drain_timeout_ms);
@@ -231,44 +168,26 @@ static void drain_start(struct daemon *d)
 	}
 }
 
-static void on_tick(struct daemon *d, int tfd)
+static void on_tick(struct daemon *d, int tfd, uint32_t events, void *arg)
 {
 	uint64_t n;
 
+	(void)events;
+	(void)arg;
 	(void)!read(tfd, &n, sizeof(n));
 	splice_publish_stats(d->cf);
 }
 
 /* main_loop - run until SIGINT, or SIGTERM and the drain */
-static void main_loop(struct daemon *d, int sfd, int tfd)
+static void main_loop(struct daemon *d)
 {
-	struct epoll_event evs[32];
-
 	for (;;) {
-		int n = epoll_wait(d->epfd, evs, 32, d->stopping || d->upgrading ? 50 : -1);
-
-		for (int i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-
-			if (p == &watches) { /* the signalfd */
-				int what = on_signal(d, sfd);
-
-				if (what == STOP)
-					return;
-				if (what == DRAIN)
-					drain_start(d);
-			} else if (p == &g_daemon) { /* the tick */
-				on_tick(d, tfd);
-			} else {
-				struct watch *wt;
-
-				/* the watch may have been removed by an earlier callback */
-				for (wt = watches; wt && wt != p; wt = wt->next)
-					;
-				if (wt && wt->cb)
-					wt->cb(d, wt->fd, evs[i].events, wt->arg);
-			}
-		}
+		signalled = RUN;
+		daemon_loop_once(d, d->stopping || d->upgrading ? 50 : -1);
+		if (signalled == STOP)
+			return;
+		if (signalled == DRAIN)
+			drain_start(d);
 		if (d->upgrading && upgrade_poll(d))
 			return; /* everything is in the new process */
 		if (d->stopping) {
@@ -278,7 +197,7 @@ static void main_loop(struct daemon *d, int sfd, int tfd)
 				log_info("drained: every connection finished");
 				return;
 			}
-			if (worker_clock_ms() >= d->drain_deadline_ms) {
+			if (clock_ms() >= d->drain_deadline_ms) {
 				log_info("drain timeout: closing %u connection%s", left,
 					 left == 1 ? "" : "s");
 				return;
@@ -366,7 +285,7 @@ int main(int argc, char **argv)
 	d->argv = argv;
 	d->cf = cf;
 	d->generation = 1;
-	d->start_ms = worker_clock_ms();
+	d->start_ms = clock_ms();
 	d->start_wall = time(NULL);
 	conf_ref(cf);
 	{
@@ -374,13 +293,17 @@ int main(int argc, char **argv)
 
 		d->exe[len > 0 ? len : 0] = '\0';
 	}
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epfd == -1)
+	if (daemon_loop_init(d))
 		fatal("epoll_create1");
 
-	g_access_fd = open_access_log(cf);
-	if (g_access_fd == -1 && strcmp(cf->access_log, "off"))
-		fatal("cannot open access log %s", cf->access_log);
+	{
+		int rc = accesslog_open(cf);
+
+		if (rc) {
+			errno = -rc;
+			fatal("cannot open access log %s", cf->access_log);
+		}
+	}
 
 	{
 		char why[128];
@@ -415,14 +338,16 @@ int main(int argc, char **argv)
 		fatal("signalfd/timerfd");
 	{
 		struct itimerspec its = {.it_interval = {.tv_sec = 1}, .it_value = {.tv_sec = 1}};
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &watches};
+		int rc;
 
 		timerfd_settime(tfd, 0, &its, NULL);
-		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, sfd, &ev) == -1)
+		rc = daemon_watch(d, sfd, EPOLLIN, on_signal, NULL);
+		if (!rc)
+			rc = daemon_watch(d, tfd, EPOLLIN, on_tick, NULL);
+		if (rc) {
+			errno = -rc;
 			fatal("epoll_ctl");
-		ev.data.ptr = &g_daemon;
-		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, tfd, &ev) == -1)
-			fatal("epoll_ctl");
+		}
 	}
 
 	for (unsigned i = 0; i < nworkers; i++) {
@@ -442,14 +367,13 @@ int main(int argc, char **argv)
 	}
 	/* before any thread starts, like the listeners: an unusable socket is fatal; a live
 	 * upgrade takes over the old process's control socket and metrics address */
-	if (upfd >= 0) {
-		control_takeover();
-		metrics_takeover();
+	for (const struct daemon_service *const *sv = daemon_services; *sv; sv++) {
+		if (upfd >= 0)
+			(*sv)->takeover();
+		if ((*sv)->reconfigure(d, NULL, cf, NULL))
+			fatalx("cannot start: %s %s unusable", (*sv)->name,
+			       (const char *)cf + (*sv)->addr_off);
 	}
-	if (control_reconfigure(d, NULL, cf, NULL))
-		fatalx("cannot start: control socket %s unusable", cf->control);
-	if (metrics_reconfigure(d, NULL, cf, NULL))
-		fatalx("cannot start: metrics endpoint %s unusable", cf->metrics);
 	write_pid_file(cf);
 	/* everything that needs root is open: become `user` before any thread starts */
 	if (privdrop(cf, g_access_fd, cf->control))
@@ -485,7 +409,7 @@ int main(int argc, char **argv)
 		close(ready_fd);
 		ready_fd = -1;
 	}
-	main_loop(d, sfd, tfd);
+	main_loop(d);
 
 	d->stopping = 1;
 	if (g_tls_counters.handshakes)
@@ -493,8 +417,8 @@ int main(int argc, char **argv)
 			 "record kTLS could not follow",
 			 g_tls_counters.handshakes, g_tls_counters.ktls_tx, g_tls_counters.ktls_rx,
 			 g_tls_counters.ktls_closed);
-	control_close(d, 1);
-	metrics_close(d);
+	for (const struct daemon_service *const *sv = daemon_services; *sv; sv++)
+		(*sv)->close(d);
 	health_stop();
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);
@@ -503,11 +427,10 @@ int main(int argc, char **argv)
 	/* after an upgrade the file names the new process */
 	if (d->cf->pid_file[0] && !d->upgraded)
 		unlink(d->cf->pid_file);
-	if (g_access_fd >= 0)
-		close(g_access_fd);
+	accesslog_close();
 	conf_unref(d->cf);
+	daemon_loop_close(d);
 	close(sfd);
 	close(tfd);
-	close(d->epfd);
 	return 0;
 }

@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #include "admin.h"
-#include "health.h"
+#include "clock.h"
+#include "health_state.h"
 #include "log.h"
 #include "metrics.h"
 #include "obuf.h"
@@ -262,7 +263,7 @@ void metrics_render(struct daemon *d, struct obuf *o)
 	ob_printf(o, "spliced_info{version=\"%s\"} 1\n", SPLICED_VERSION);
 	family(o, "spliced_uptime_seconds", "gauge", "Seconds since the daemon started.");
 	ob_printf(o, "spliced_uptime_seconds %llu\n",
-		  (unsigned long long)((worker_clock_ms() - d->start_ms) / 1000));
+		  (unsigned long long)((clock_ms() - d->start_ms) / 1000));
 	family(o, "spliced_config_generation", "gauge",
 	       "Configuration generation: 1 at start, +1 per successful reload.");
 	ob_printf(o, "spliced_config_generation %u\n", d->generation);
@@ -322,8 +323,8 @@ void metrics_render(struct daemon *d, struct obuf *o)
 		  (unsigned long long)stats_get(&g_stats.tls_failed));
 	family(o, "spliced_errors_total", "counter",
 	       "Errors by reason: responses spliced generated (parse_400, no_route_404, ...) and "
-	       "events (connect_failed per attempt, upstream_broken, upstream_unsolicited, client_aborted, tls_handshake, "
-	       "over_capacity_503).");
+	       "events (connect_failed per attempt, upstream_broken, upstream_unsolicited, "
+	       "client_aborted, tls_handshake, over_capacity_503, accept_paused).");
 	for (unsigned e = 0; e < STATS_ERR_MAX; e++)
 		ob_printf(o, "spliced_errors_total{reason=\"%s\"} %llu\n", stats_error_name(e),
 			  (unsigned long long)stats_get(&g_stats.errors[e]));
@@ -629,3 +630,11 @@ void metrics_close(struct daemon *d)
 	M.pending = 0;
 	admin_timer_stop(d, &M.srv);
 }
+
+const struct daemon_service metrics_service = {
+	.name = "metrics endpoint",
+	.addr_off = offsetof(struct config, metrics),
+	.reconfigure = metrics_reconfigure,
+	.takeover = metrics_takeover,
+	.close = metrics_close,
+};

@@ -38,6 +38,9 @@ void metrics_takeover(void);
 /* metrics_close - close the listening socket and every scrape connection. */
 void metrics_close(struct daemon *d);
 
+/* the metrics endpoint as a service of the main thread (daemon_services[]) */
+extern const struct daemon_service metrics_service;
+
 /* metrics_render - append the whole exposition text for d to out. */
 void metrics_render(struct daemon *d, struct obuf *out);
 

@@ -19,12 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "accesslog.h"
+#include "clock.h"
 #include "conf.h"
-#include "control.h"
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
-#include "metrics.h"
 #include "worker.h"
 
 static struct server *find_server(struct pool *p, const char *name)
@@ -38,7 +38,7 @@ static struct server *find_server(struct pool *p, const char *name)
 /* carry_over - run-time state of what stays (same names, same server address) */
 static void carry_over(struct config *old, struct config *ncf)
 {
-	uint64_t now = worker_clock_ms();
+	uint64_t now = clock_ms();
 
 	/* listener and pool counters (stats.h): one struct copy each, by name. Requests that
 	 * end on the old configuration after this copy are not counted in the new one. */
@@ -99,38 +99,6 @@ static int unchangeable(const struct config *old, const struct config *ncf, FILE
 	return bad ? -1 : 0;
 }
 
-/* reopen_access_log - the same fd number keeps serving the workers (dup2 is atomic) */
-static int reopen_access_log(const struct config *ncf, FILE *errf)
-{
-	int fd;
-
-	if (!strcmp(ncf->access_log, "off")) {
-		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	} else if (!ncf->access_log[0] || !strcmp(ncf->access_log, "stderr")) {
-		fd = dup(STDERR_FILENO);
-	} else {
-		fd = open(ncf->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (fd == -1) {
-			fprintf(errf, "%s: cannot open access log %s: %s\n", ncf->file,
-				ncf->access_log, strerror(errno));
-			return -1;
-		}
-	}
-	if (fd == -1)
-		return 0;
-	if (g_access_fd >= 0) {
-		dup2(fd, g_access_fd);
-		close(fd);
-		if (!strcmp(ncf->access_log, "off"))
-			g_access_fd = -1; /* the old number stays open on /dev/null */
-	} else if (strcmp(ncf->access_log, "off")) {
-		g_access_fd = fd;
-	} else {
-		close(fd);
-	}
-	return 0;
-}
-
 static int reload(struct daemon *d, FILE *errf)
 {
 	struct config *old = d->cf, *ncf;
@@ -155,7 +123,7 @@ static int reload(struct daemon *d, FILE *errf)
 		if (rc)
 			goto fail;
 	}
-	if (reopen_access_log(ncf, errf))
+	if (accesslog_reopen(ncf, errf))
 		goto fail;
 	health_stop();
 	carry_over(old, ncf);
@@ -174,8 +142,8 @@ static int reload(struct daemon *d, FILE *errf)
 	d->cf = ncf;
 	d->generation++;
 	/* a socket that cannot move stays where it is (logged): the reload itself is done */
-	control_reconfigure(d, old, ncf, NULL);
-	metrics_reconfigure(d, old, ncf, NULL);
+	for (const struct daemon_service *const *sv = daemon_services; *sv; sv++)
+		(*sv)->reconfigure(d, old, ncf, NULL);
 	conf_unref(old);
 	return 0;
 fail:

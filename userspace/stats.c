@@ -40,6 +40,7 @@ const char *stats_error_name(unsigned e)
 		[STATS_ERR_CLIENT_ABORTED] = "client_aborted",
 		[STATS_ERR_TLS_HANDSHAKE] = "tls_handshake",
 		[STATS_ERR_OVER_CAPACITY_503] = "over_capacity_503",
+		[STATS_ERR_ACCEPT_PAUSED] = "accept_paused",
 	};
 
 	return e < STATS_ERR_MAX ? names[e] : "?";

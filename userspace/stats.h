@@ -32,6 +32,7 @@ enum stats_error {
 	STATS_ERR_OVER_CAPACITY_503,	/* max_connections reached at accept */
 	STATS_ERR_UPSTREAM_UNSOLICITED, /* bytes from a server with no request outstanding */
 	STATS_ERR_CLIENT_ABORTED, /* the client closed or timed out before its response was done */
+	STATS_ERR_ACCEPT_PAUSED,  /* accept ran out of descriptors or memory (per episode) */
 	STATS_ERR_MAX
 };
 

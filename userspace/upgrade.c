@@ -28,7 +28,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "log.h"
 #include "splice.h"
@@ -207,45 +207,17 @@ static struct {
 	uint64_t deadline;
 	unsigned handed;
 	int efd; /* eventfd: workers queued connections */
-	pthread_mutex_t lock;
-	struct handover_item *q, **qtail;
-} O = {.fd = -1, .efd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
-
-void upgrade_push(struct handover_item *it)
-{
-	uint64_t one = 1;
-
-	it->next = NULL;
-	pthread_mutex_lock(&O.lock);
-	if (!O.qtail)
-		O.qtail = &O.q;
-	*O.qtail = it;
-	O.qtail = &it->next;
-	pthread_mutex_unlock(&O.lock);
-	(void)!write(O.efd, &one, sizeof(one));
-}
+} O = {.fd = -1, .efd = -1};
 
 static void set_workers(struct daemon *d, int ho)
 {
-	for (unsigned i = 0; i < d->nworkers; i++) {
-		atomic_store(&d->workers[i].handover, ho);
-		worker_wake(&d->workers[i]);
-	}
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_handover(&d->workers[i], ho, O.efd);
 }
 
-/* send what the workers queued */
-static void send_queued(struct daemon *d)
+/* send_handed - send the connections of q to the new process, close them here, free q */
+static void send_handed(struct handover_item *q)
 {
-	struct handover_item *q;
-	uint64_t n;
-
-	(void)d;
-	(void)!read(O.efd, &n, sizeof(n));
-	pthread_mutex_lock(&O.lock);
-	q = O.q;
-	O.q = NULL;
-	O.qtail = &O.q;
-	pthread_mutex_unlock(&O.lock);
 	while (q) {
 		struct handover_item *next = q->next;
 		int fds[2] = {q->cfd, q->ufd};
@@ -263,6 +235,16 @@ static void send_queued(struct daemon *d)
 		free(q);
 		q = next;
 	}
+}
+
+/* send what the workers queued */
+static void send_queued(struct daemon *d)
+{
+	uint64_t n;
+
+	(void)!read(O.efd, &n, sizeof(n));
+	for (unsigned i = 0; i < d->nworkers; i++)
+		send_handed(worker_handed_take(&d->workers[i]));
 }
 
 static void on_efd(struct daemon *d, int fd, uint32_t events, void *arg)
@@ -379,7 +361,7 @@ static void on_new_process(struct daemon *d, int fd, uint32_t events, void *arg)
 			return;
 		case HO_READY:
 			O.ready = 1;
-			O.deadline = worker_clock_ms() + d->cf->upgrade_timeout_ms;
+			O.deadline = clock_ms() + d->cf->upgrade_timeout_ms;
 			log_info("upgrade: pid %d is serving; handing over %u connection%s "
 				 "(up to %u ms)",
 				 (int)O.new_pid, atomic_load(&g_nconns),
@@ -449,7 +431,7 @@ int upgrade_start(struct daemon *d, char **argv)
 	O.ready = O.done_sent = 0;
 	O.handed = 0;
 	O.new_pid = 0;
-	O.deadline = worker_clock_ms() + 30000; /* for the new process to become ready */
+	O.deadline = clock_ms() + 30000; /* for the new process to become ready */
 	if (daemon_watch(d, O.fd, EPOLLIN, on_new_process, NULL)) {
 		close(O.fd);
 		O.fd = -1;
@@ -462,7 +444,7 @@ int upgrade_start(struct daemon *d, char **argv)
 
 int upgrade_poll(struct daemon *d)
 {
-	uint64_t now = worker_clock_ms();
+	uint64_t now = clock_ms();
 	int status;
 
 	if (O.child > 0 && waitpid(O.child, &status, WNOHANG) == O.child) {
@@ -686,37 +668,6 @@ out:
 	return rc;
 }
 
-static void adopt_push(struct daemon *d, struct handover_item *it)
-{
-	struct worker *w = &d->workers[N.next_worker++ % d->nworkers];
-
-	pthread_mutex_lock(&w->adopt_lock);
-	it->next = w->adopt_q;
-	w->adopt_q = it;
-	pthread_mutex_unlock(&w->adopt_lock);
-	worker_wake(w);
-}
-
-void upgrade_adopt_queued(struct worker *w)
-{
-	struct handover_item *q;
-
-	pthread_mutex_lock(&w->adopt_lock);
-	q = w->adopt_q;
-	w->adopt_q = NULL;
-	pthread_mutex_unlock(&w->adopt_lock);
-	while (q) {
-		struct handover_item *next = q->next;
-		int rc = conn_adopt(w, &q->rec, q->cfd, q->ufd);
-
-		if (rc)
-			log_warnx("upgrade: connection of %s not adopted (%s)", q->rec.peer,
-				  strerror(-rc));
-		free(q);
-		q = next;
-	}
-}
-
 static void on_old_process(struct daemon *d, int fd, uint32_t events, void *arg)
 {
 	(void)events;
@@ -752,7 +703,7 @@ static void on_old_process(struct daemon *d, int fd, uint32_t events, void *arg)
 			it->ufd = nfds > 1 ? fds[1] : -1;
 			close_fds(fds + 2, nfds > 2 ? nfds - 2 : 0);
 			N.adopted++;
-			adopt_push(d, it);
+			worker_adopt_push(&d->workers[N.next_worker++ % d->nworkers], it);
 		} else if (m.h.type == HO_DONE) {
 			log_info("upgrade: the old process handed over %u connection%s, %u finish "
 				 "there",

@@ -12,17 +12,8 @@
 struct daemon;
 struct worker;
 
-/* one connection on its way to the next process */
-struct handover_item {
-	struct conn_handover rec;
-	int cfd, ufd;
-	struct handover_item *next;
-};
-
 /* old process: start an upgrade (main thread); logs and returns -1 when one cannot start */
 int upgrade_start(struct daemon *d, char **argv);
-/* old process, worker threads: queue a detached connection for the main thread to send */
-void upgrade_push(struct handover_item *it);
 /* old process: main loop hook; returns 1 when the process should exit now (all handed) */
 int upgrade_poll(struct daemon *d);
 
@@ -33,7 +24,5 @@ int upgrade_inherited_fd(void);
 int upgrade_receive(struct daemon *d, int fd);
 /* new process, once workers run: tell the old one, then take connections (main loop) */
 int upgrade_ready(struct daemon *d, int fd);
-/* new process, worker threads: adopt the queued connections */
-void upgrade_adopt_queued(struct worker *w);
 
 #endif

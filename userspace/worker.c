@@ -17,10 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "stats.h"
-#include "upgrade.h"
+#include "upstream_idle.h"
 #include "worker.h"
 
 #define MAX_EVENTS 256
@@ -28,15 +29,6 @@
 #define KPOLL_MS 1 /* kernel windows and drains give no event: look again this soon */
 
 _Atomic uint32_t g_nconns;
-int g_access_fd = -1;
-
-uint64_t worker_clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* fork window of a live upgrade: closes hold the read side, the fork the write side, so no
  * close that skipped EPOLL_CTL_DEL can overlap the fork */
@@ -132,6 +124,39 @@ int worker_listen(struct worker *w)
 	return 0;
 }
 
+/*
+ * Out of descriptors (or memory), accept fails and the connections stay in the listen queue.
+ * The listener is edge-triggered: no new event comes for them until another connection
+ * arrives, so a starved socket is retried on the sweep (every SWEEP_MS), as nginx and HAProxy
+ * retry on a timer. An episode runs from the first socket of the process that starves until
+ * every starved socket has emptied its queue: one warning, one accept_paused count, one line at
+ * its end.
+ */
+static _Atomic unsigned accept_starved;
+
+static void starve_begin(struct ep_tag *t, int err)
+{
+	if (t->starved)
+		return;
+	t->starved = 1;
+	if (atomic_fetch_add(&accept_starved, 1) == 0) {
+		log_warnx("listener %s: accept: %s: new connections wait in the listen queue, "
+			  "accept is retried every %d ms",
+			  t->l->name, strerror(err), SWEEP_MS);
+		stats_error(STATS_ERR_ACCEPT_PAUSED);
+	}
+}
+
+/* starve_end - t accepts again (quiet: t is closed or replaced, which ends nothing) */
+static void starve_end(struct ep_tag *t, int quiet)
+{
+	if (!t->starved)
+		return;
+	t->starved = 0;
+	if (atomic_fetch_sub(&accept_starved, 1) == 1 && !quiet)
+		log_info("listener %s: accepting again", t->l->name);
+}
+
 static void accept_all(struct worker *w, struct ep_tag *t)
 {
 	for (;;) {
@@ -141,11 +166,15 @@ static void accept_all(struct worker *w, struct ep_tag *t)
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd == -1) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (errno == EAGAIN || errno == EINTR) {
+				/* the episode ends with the queue empty, not at the first accept
+				 * that works: descriptors come back a few at a time */
+				starve_end(t, 0);
 				return;
+			}
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
-				log_warn("accept on %s", t->l->name);
+				starve_begin(t, errno);
 				return;
 			}
 			continue; /* ECONNABORTED and friends: the next one may be fine */
@@ -272,6 +301,7 @@ static void swap_apply(struct worker *w, struct config *ncf)
 	for (unsigned o = 0; o < w->nltags; o++) {
 		int kept = 0;
 
+		starve_end(&w->ltags[o], 1); /* a kept socket is retried below */
 		for (unsigned i = 0; i < w->next_nltags && !kept; i++)
 			kept = w->next_ltags[i].fd == w->ltags[o].fd;
 		if (!kept && w->ltags[o].fd >= 0) {
@@ -305,7 +335,7 @@ static void swap_apply(struct worker *w, struct config *ncf)
 	}
 	w->cf = ncf;
 	/* server ids belong to a configuration: parked connections go */
-	worker_idle_flush(w, 1);
+	upstream_idle_flush(w, 1);
 	/* an edge may have been consumed by the old registration: look for queued clients */
 	for (unsigned i = 0; i < w->nltags; i++)
 		accept_all(w, &w->ltags[i]);
@@ -318,6 +348,7 @@ static void drain_begin(struct worker *w)
 {
 	for (unsigned i = 0; i < w->nltags; i++) {
 		accept_all(w, &w->ltags[i]);
+		starve_end(&w->ltags[i], 1);
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
 		close(w->ltags[i].fd);
 		w->ltags[i].fd = -1;
@@ -325,7 +356,7 @@ static void drain_begin(struct worker *w)
 	w->drain_started = 1;
 }
 
-/* ---- idle upstream connections (pool keepalive) ---- */
+/* ---- upstream sockets' epoll tags ---- */
 
 struct ep_tag *worker_utag_new(int fd, struct conn *c)
 {
@@ -365,98 +396,6 @@ void worker_reap_tags(struct worker *w)
 	}
 }
 
-int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsigned max,
-		    uint64_t until_ms, uint64_t read, uint64_t written)
-{
-	unsigned have = 0;
-
-	for (unsigned i = 0; i < w->nidle; i++)
-		have += w->idle[i].server_id == server_id;
-	if (have >= max)
-		return -1;
-	if (w->nidle == w->idle_cap) {
-		unsigned cap = w->idle_cap ? w->idle_cap * 2 : 64;
-		struct idle_upstream *n = realloc(w->idle, cap * sizeof(*n));
-
-		if (!n)
-			return -1;
-		w->idle = n;
-		w->idle_cap = cap;
-	}
-	t->c = NULL;
-	w->idle[w->nidle].tag = t;
-	w->idle[w->nidle].server_id = server_id;
-	w->idle[w->nidle].until_ms = until_ms;
-	w->idle[w->nidle].read = read;
-	w->idle[w->nidle].written = written;
-	w->nidle++;
-	return 0;
-}
-
-static void idle_remove(struct worker *w, unsigned i)
-{
-	memmove(&w->idle[i], &w->idle[i + 1], (w->nidle - i - 1) * sizeof(*w->idle));
-	w->nidle--;
-}
-
-struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id, uint64_t *read,
-				uint64_t *written)
-{
-	/* the most recently parked first: the least likely to be closed by the server soon */
-	for (unsigned i = w->nidle; i-- > 0;) {
-		struct ep_tag *t;
-
-		if (w->idle[i].server_id != server_id)
-			continue;
-		t = w->idle[i].tag;
-		*read = w->idle[i].read;
-		*written = w->idle[i].written;
-		idle_remove(w, i);
-		return t;
-	}
-	return NULL;
-}
-
-void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events)
-{
-	char b;
-	ssize_t r;
-
-	if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-		return; /* writable: nothing to say */
-	/* still silent after all? (an event computed before the last read of the response) */
-	r = recv(t->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (r == -1 && errno == EAGAIN && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-		return;
-	for (unsigned i = 0; i < w->nidle; i++) {
-		if (w->idle[i].tag == t) {
-			/* a server may only speak when asked: what it says now would be taken
-			 * for the answer to the next request, another client's */
-			if (r > 0) {
-				log_warnx(
-					"parked upstream connection received bytes with no request "
-					"outstanding: closed");
-				stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
-			}
-			idle_remove(w, i);
-			worker_utag_close(w, t);
-			return;
-		}
-	}
-}
-
-void worker_idle_flush(struct worker *w, int all)
-{
-	for (unsigned i = w->nidle; i-- > 0;) {
-		if (all || w->idle[i].until_ms <= w->now_ms) {
-			struct ep_tag *t = w->idle[i].tag;
-
-			idle_remove(w, i);
-			worker_utag_close(w, t);
-		}
-	}
-}
-
 /* ---- live upgrade, old process ---- */
 
 static void listeners_pause(struct worker *w, int pause)
@@ -468,6 +407,8 @@ static void listeners_pause(struct worker *w, int pause)
 			continue;
 		if (pause) {
 			accept_all(w, &w->ltags[i]);
+			/* the new process accepts what is left */
+			starve_end(&w->ltags[i], 1);
 			epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
 		} else {
 			ev.data.ptr = &w->ltags[i];
@@ -504,6 +445,40 @@ static void ho_transition(struct worker *w, int ho)
 	w->ho_phase = ho;
 }
 
+void worker_handover(struct worker *w, int phase, int notify_fd)
+{
+	w->ho_notify = notify_fd;
+	atomic_store(&w->handover, phase);
+	worker_wake(w);
+}
+
+/* handed_push - queue a detached connection for the main thread to send */
+static void handed_push(struct worker *w, struct handover_item *it)
+{
+	uint64_t one = 1;
+
+	it->next = NULL;
+	pthread_mutex_lock(&w->ho_lock);
+	if (!w->ho_out_tail)
+		w->ho_out_tail = &w->ho_out;
+	*w->ho_out_tail = it;
+	w->ho_out_tail = &it->next;
+	pthread_mutex_unlock(&w->ho_lock);
+	(void)!write(w->ho_notify, &one, sizeof(one));
+}
+
+struct handover_item *worker_handed_take(struct worker *w)
+{
+	struct handover_item *q;
+
+	pthread_mutex_lock(&w->ho_lock);
+	q = w->ho_out;
+	w->ho_out = NULL;
+	w->ho_out_tail = &w->ho_out;
+	pthread_mutex_unlock(&w->ho_lock);
+	return q;
+}
+
 /* ho_sweep - hand over every connection at a hand-over point; TLS ones close when idle */
 static void ho_sweep(struct worker *w)
 {
@@ -520,7 +495,39 @@ static void ho_sweep(struct worker *w)
 		if (!it)
 			return;
 		conn_detach(c, &it->rec, &it->cfd, &it->ufd);
-		upgrade_push(it);
+		handed_push(w, it);
+	}
+}
+
+/* ---- live upgrade, new process ---- */
+
+void worker_adopt_push(struct worker *w, struct handover_item *it)
+{
+	pthread_mutex_lock(&w->ho_lock);
+	it->next = w->adopt_q;
+	w->adopt_q = it;
+	pthread_mutex_unlock(&w->ho_lock);
+	worker_wake(w);
+}
+
+/* adopt_queued - worker thread: adopt what the main thread queued */
+static void adopt_queued(struct worker *w)
+{
+	struct handover_item *q;
+
+	pthread_mutex_lock(&w->ho_lock);
+	q = w->adopt_q;
+	w->adopt_q = NULL;
+	pthread_mutex_unlock(&w->ho_lock);
+	while (q) {
+		struct handover_item *next = q->next;
+		int rc = conn_adopt(w, &q->rec, q->cfd, q->ufd);
+
+		if (rc)
+			log_warnx("upgrade: connection of %s not adopted (%s)", q->rec.peer,
+				  strerror(-rc));
+		free(q);
+		q = next;
 	}
 }
 
@@ -528,8 +535,12 @@ static void sweep(struct worker *w)
 {
 	struct conn *c = w->conns, *next;
 
+	/* starved listening sockets (paused ones are left to the new process) */
+	for (unsigned i = 0; i < w->nltags && w->ho_phase != WORKER_HO_HAND; i++)
+		if (w->ltags[i].starved && w->ltags[i].fd >= 0)
+			accept_all(w, &w->ltags[i]);
 	if (w->nidle)
-		worker_idle_flush(w, 0);
+		upstream_idle_flush(w, 0);
 	while (c) {
 		next = conn_next(c);
 		if (w->drain_started && conn_idle(c))
@@ -558,7 +569,7 @@ static void *worker_main(void *arg)
 			if (w->ho_phase == WORKER_HO_HAND)
 				ho_sweep(w);
 			if (w->adopt_q)
-				upgrade_adopt_queued(w);
+				adopt_queued(w);
 		}
 		if (!w->drain_started && atomic_load(&w->draining)) {
 			drain_begin(w);
@@ -570,7 +581,7 @@ static void *worker_main(void *arg)
 							      : SWEEP_MS;
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 
-		w->now_ms = worker_clock_ms();
+		w->now_ms = clock_ms();
 		for (int i = 0; i < n; i++) {
 			struct ep_tag *t = evs[i].data.ptr;
 
@@ -585,7 +596,7 @@ static void *worker_main(void *arg)
 				if (t->c)
 					conn_event(t->c, evs[i].events, 1);
 				else
-					worker_idle_event(w, t, evs[i].events);
+					upstream_idle_event(w, t, evs[i].events);
 				break;
 			case EP_DEAD:
 				break;
@@ -642,7 +653,7 @@ int worker_start(struct worker *w)
 	if (!w->usable)
 		return -ENOMEM;
 
-	pthread_mutex_init(&w->adopt_lock, NULL);
+	pthread_mutex_init(&w->ho_lock, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epfd == -1)
 		return -errno;
@@ -662,7 +673,7 @@ int worker_start(struct worker *w)
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ltags[i].fd, &ev) == -1)
 			return -errno;
 	}
-	w->now_ms = worker_clock_ms();
+	w->now_ms = clock_ms();
 	w->last_sweep_ms = w->now_ms;
 	rc = pthread_create(&w->thread, NULL, worker_main, w);
 	return -rc;
@@ -678,7 +689,7 @@ void worker_stop(struct worker *w)
 	while (w->conns)
 		conn_free(w->conns);
 	conn_reap(w);
-	worker_idle_flush(w, 1);
+	upstream_idle_flush(w, 1);
 	worker_reap_tags(w);
 	free(w->idle);
 	for (unsigned i = 0; i < w->nltags; i++)

@@ -12,6 +12,7 @@
 #include "types.h"
 
 struct conn;
+struct idle_upstream;
 
 enum ep_kind { EP_LISTEN = 1, EP_CLIENT, EP_UPSTREAM, EP_WAKE, EP_DEAD };
 
@@ -21,18 +22,10 @@ struct ep_tag {
 	int fd;
 	struct listener *l; /* EP_LISTEN */
 	uint8_t reused;	    /* EP_LISTEN: socket carried over from the previous configuration */
+	uint8_t starved;    /* EP_LISTEN: accept ran out of descriptors or memory (retried) */
 	uint16_t bind;	    /* EP_LISTEN: index in l->binds */
 	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM (NULL: a parked upstream connection) */
 	struct ep_tag *dead_next; /* EP_UPSTREAM: freed after the event batch */
-};
-
-/* an idle upstream connection kept for the next request to the same server (pool keepalive) */
-struct idle_upstream {
-	struct ep_tag *tag;	/* the socket stays registered with epoll while parked */
-	uint64_t read, written; /* bytes read from / written into it since connect: the kernel
-				 * path's offsets and drain checks compare them with tcp_info */
-	uint32_t server_id;
-	uint64_t until_ms;
 };
 
 struct worker {
@@ -53,8 +46,9 @@ struct worker {
 	struct conn *graveyard;	    /* freed during this batch, released after it */
 	struct conn *kpoll;	    /* waiting on the kernel data path: run again in 1 ms */
 	uint8_t *usable; /* pick_server() scratch: one byte per server of the largest pool */
-	struct idle_upstream *idle; /* parked upstream connections, oldest first */
-	struct ep_tag *dead_tags;   /* upstream tags to free after the event batch */
+	struct idle_upstream
+		*idle;		  /* parked upstream connections, oldest first (upstream_idle.c) */
+	struct ep_tag *dead_tags; /* upstream tags to free after the event batch */
 	unsigned nidle, idle_cap;
 	uint64_t last_sweep_ms;
 	volatile int stop;
@@ -66,18 +60,22 @@ struct worker {
 	_Atomic int swapped;
 	_Atomic int draining; /* graceful stop: no keep-alive, listeners closed */
 	int drain_started;    /* worker thread: drain_begin() ran */
-	/* live upgrade, old process: WORKER_HO_* set by the main thread; ho_phase is what the
-	 * worker did about it last */
+	/* live upgrade, old process: WORKER_HO_* set by the main thread (worker_handover);
+	 * ho_phase is what the worker did about it last */
 	_Atomic int handover;
 	int ho_phase;
-	/* live upgrade, new process: connections to adopt (upgrade.c) */
-	pthread_mutex_t adopt_lock;
+	/* live upgrade hand-over queues, filled and drained by the main thread (upgrade.c) under
+	 * ho_lock: old process, the connections this worker detached (ho_out, oldest first; each
+	 * one written to ho_notify); new process, the connections it is to adopt (adopt_q) */
+	pthread_mutex_t ho_lock;
+	struct handover_item *ho_out, **ho_out_tail;
+	int ho_notify;
 	struct handover_item *adopt_q;
 };
 
-/* process-wide state shared by workers */
-extern _Atomic uint32_t g_nconns; /* client connections open, for max_connections */
-extern int g_access_fd;		  /* -1: no access log */
+/* client connections open in this process (max_connections; accepted and adopted ones count
+ * until conn.c frees or hands them over) */
+extern _Atomic uint32_t g_nconns;
 
 enum {
 	WORKER_HO_NONE = 0,
@@ -98,8 +96,6 @@ int worker_start(struct worker *w);
 
 /* worker_stop - ask the loop to exit and join it; closes its connections and listeners. */
 void worker_stop(struct worker *w);
-
-uint64_t worker_clock_ms(void);
 
 /* worker_swap_prepare - build w's listening sockets for ncf, reusing the worker's current socket
  * for every address that stays (so no queued connection is lost). Main thread; 0 or -errno
@@ -137,19 +133,18 @@ void worker_utag_drop(struct worker *w, struct ep_tag *t);
 /* worker_reap_tags - free the tags dropped during the batch (after conn_reap) */
 void worker_reap_tags(struct worker *w);
 
-/* worker_idle_put - park an idle upstream connection (its tag now belongs to the worker, its
- * owner is cleared); 0, or -1 when the server already has max parked (the caller closes it) */
-int worker_idle_put(struct worker *w, struct ep_tag *t, uint32_t server_id, unsigned max,
-		    uint64_t until_ms, uint64_t read, uint64_t written);
-/* worker_idle_take - the most recently parked connection to the server, or NULL. A parked
- * socket that showed data or EOF was closed by worker_idle_event, so what is here is silent. */
-struct ep_tag *worker_idle_take(struct worker *w, uint32_t server_id, uint64_t *read,
-				uint64_t *written);
-/* worker_idle_event - an event on a parked socket: anything but writability means the server
- * closed it (or broke protocol): close it */
-void worker_idle_event(struct worker *w, struct ep_tag *t, uint32_t events);
-/* worker_idle_flush - close parked connections (all, or only expired ones). */
-void worker_idle_flush(struct worker *w, int all);
+/*
+ * Live upgrade: the worker side of the hand-over, driven by the main thread (upgrade.c).
+ * worker_handover - old process: move w to phase WORKER_HO_*; while it hands over, every
+ * connection it detaches is queued for worker_handed_take and notify_fd (an eventfd) written.
+ * worker_handed_take - old process: the connections w detached since the last call, oldest
+ * first, or NULL; the caller owns them (records and sockets).
+ * worker_adopt_push - new process: give w a connection received from the old process to adopt
+ * on its thread; w owns it from here (it logs and closes it when it cannot be adopted).
+ */
+void worker_handover(struct worker *w, int phase, int notify_fd);
+struct handover_item *worker_handed_take(struct worker *w);
+void worker_adopt_push(struct worker *w, struct handover_item *it);
 
 /* worker_wake - interrupt the worker's epoll_wait. */
 void worker_wake(struct worker *w);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# limits.bats - max_connections and max_header_size.
+# limits.bats - max_connections, max_header_size, running out of descriptors.
 
 load helpers
 
@@ -101,4 +101,56 @@ pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
 	echo "rc=$RAW_RC $(head -n 1 "$RAW_OUT")"
 	assert_equal "HTTP/1.1 431 Request Header Fields Too Large" "$(head -n 1 "$RAW_OUT" | tr -d '\r')"
 	[ "$RAW_RC" -eq 0 ]
+}
+
+@test "limits: out of descriptors, queued connections are answered once descriptors are free, with no new connection" {
+	start_origin o
+	start_spliced "global { workers 1; timeout header 60s; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	# a descriptor limit a little above what the daemon holds now: a few dozen idle clients
+	# take the rest, the others wait in the listen queue
+	local used
+	used=$(ls /proc/"$SPLICED_PID"/fd | wc -l)
+	prlimit --pid "$SPLICED_PID" --nofile=$((used + 40)):$((used + 40))
+	run timeout 60 "$PYTHON" - "$SPLICED_PORT" "$SPLICED_ERR" <<'PY'
+import socket, sys, threading, time
+port, errlog = int(sys.argv[1]), sys.argv[2]
+held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(300)]
+deadline = time.time() + 20
+while "Too many open files" not in open(errlog, errors="replace").read():
+    if time.time() > deadline:
+        print("no EMFILE in the log")
+        sys.exit(1)
+    time.sleep(0.05)
+# these queue behind the held ones with their request sent; then the held ones go away and
+# no connection arrives any more
+waiting = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(5)]
+for i, s in enumerate(waiting):
+    s.sendall(b"GET /w%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % i)
+time.sleep(0.3)
+for s in held:
+    s.close()
+deadline = time.time() + 10
+for s in waiting:
+    data = b""
+    s.settimeout(max(0.1, deadline - time.time()))
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except OSError as e:
+        data += b"(%s)" % str(e).encode()
+    print(data.split(b"\r\n")[0].decode(errors="replace") if data else "closed")
+PY
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for i in 0 1 2 3 4; do
+		assert_equal "HTTP/1.1 200 OK" "${lines[$i]}" "waiting connection $i"
+	done
+	# one warning for the episode, however many connections arrived during it
+	assert_equal 1 "$(grep -c 'accept.*Too many open files' "$SPLICED_ERR")" "EMFILE log lines"
+	grep -q 'accepting again' "$SPLICED_ERR" || fail "no end of the episode in the log"
 }

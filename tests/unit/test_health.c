@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_health.c - unit tests for userspace/health.c without its thread: the health, eject,
- * slow_start and maintenance configuration (values and FILE:LINE errors), the state machine
+ * test_health.c - unit tests for userspace/health_state.c, the health state without the
+ * health thread: the health, eject, slow_start and maintenance configuration (values and
+ * FILE:LINE errors), the state machine
  * (rise/fall counting, reasons, transitions, admin drain/maintenance/ready), slow start ramp
  * values, the ejection back-off and its decay, the max_ejection_percent cap, and what reaches
  * the balancer. Times are synthetic milliseconds unless a test says otherwise.
@@ -11,7 +12,7 @@
 #include <time.h>
 
 #include "conf.h"
-#include "health.h"
+#include "health_state.h"
 #include "test.h"
 
 #define CONF_NAME "test.conf"
