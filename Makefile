@@ -108,16 +108,16 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
+# the configuration loads without OpenSSL: its tests link no tls.o (tls_prepare is apart)
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
-			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
+			   $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
-			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o \
-			    $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
+			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 # the health state machine is driven without its thread; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health.o \

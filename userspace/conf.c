@@ -20,7 +20,6 @@
 
 #include "conf.h"
 #include "lb.h"
-#include "tls.h"
 
 #define MAX_ARGS 16
 
@@ -655,6 +654,23 @@ static void do_route(struct parser *ps, struct listener *l, struct node *rn)
 		perr(ps, rn->line, "route has no 'pool'");
 }
 
+static const struct {
+	const char *name;
+	int version;
+} tls_versions[] = {
+	{"TLSv1.2", CONF_TLS1_2},
+	{"TLSv1.3", CONF_TLS1_3},
+};
+
+/* "TLSv1.2" / "TLSv1.3" -> CONF_TLS1_x, or 0 */
+static int parse_tls_version(const char *s)
+{
+	for (size_t i = 0; i < sizeof(tls_versions) / sizeof(tls_versions[0]); i++)
+		if (!strcmp(s, tls_versions[i].name))
+			return tls_versions[i].version;
+	return 0;
+}
+
 /* tls certificate FILE key FILE; | tls protocols V...; | tls ciphers LIST; |
  * tls ticket_rotate DURATION; */
 static void do_listener_tls(struct parser *ps, struct listener *l, struct node *n)
@@ -690,7 +706,7 @@ static void do_listener_tls(struct parser *ps, struct listener *l, struct node *
 	} else if (!strcmp(n->args[0], "protocols")) {
 		l->tls_min = l->tls_max = 0;
 		for (int i = 1; i < n->nargs; i++) {
-			int v = tls_parse_protocol(n->args[i]);
+			int v = parse_tls_version(n->args[i]);
 
 			if (!v) {
 				perr(ps, n->line, "unknown TLS protocol '%s' (TLSv1.2, TLSv1.3)",
@@ -1201,11 +1217,6 @@ static void conf_link(struct parser *ps, struct config *cf)
 	}
 	if (!cf->nlisteners)
 		perr(ps, 1, "no 'listener' defined");
-	/* certificates are checked at load, so -n reports them */
-	for (unsigned i = 0; i < cf->nlisteners; i++)
-		ps->errors += tls_listener_load(&cf->listeners[i], ps->file, ps->errf);
-	for (unsigned i = 0; i < cf->npools; i++)
-		ps->errors += tls_pool_load(&cf->pools[i], ps->file, ps->errf);
 	if (ps->errors)
 		return;
 	cf->servers = calloc(total ? total : 1, sizeof(*cf->servers));
@@ -1359,14 +1370,14 @@ void conf_free(struct config *cf)
 {
 	if (!cf)
 		return;
+	if (cf->release)
+		cf->release(cf);
 	for (unsigned i = 0; i < cf->nlisteners; i++) {
 		free(cf->listeners[i].routes);
-		tls_listener_free(&cf->listeners[i]);
 		free(cf->listeners[i].certs);
 	}
 	free(cf->listeners);
 	for (unsigned i = 0; i < cf->npools; i++) {
-		tls_pool_free(&cf->pools[i]);
 		if (cf->pools[i].lb_ready)
 			lb_free(&cf->pools[i].lb);
 		free(cf->pools[i].servers);

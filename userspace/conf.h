@@ -8,15 +8,19 @@
 #include "types.h"
 
 /*
- * conf_load - parse and validate the file at path into a new config.
- * Every error is written to errf as "FILE:LINE: message" (all of them, not just the first).
- * Returns the config (owned by the caller, free with conf_free) or NULL when any error was found.
+ * conf_load - parse and validate the file at path into a new config (text -> struct config).
+ * Loading reads no other file and opens no socket or TLS context: the daemon prepares a loaded
+ * config before it uses it (tls_prepare; listening sockets: worker.c), so the parser links
+ * without OpenSSL. Every error is written to errf as "FILE:LINE: message" (all of them, not
+ * just the first). Returns the config (owned by the caller, free with conf_free) or NULL when
+ * any error was found.
  */
 struct config *conf_load(const char *path, FILE *errf);
 
 /* conf_load_string - same, from a string (unit tests); name is used in messages. */
 struct config *conf_load_string(const char *name, const char *text, FILE *errf);
 
+/* conf_free - free cf and whatever its preparing step built (cf->release); NULL is fine. */
 void conf_free(struct config *cf);
 
 /* conf_parse_duration - "250ms", "10s", "2m", "1h", bare number = seconds; 0 or -EINVAL. */

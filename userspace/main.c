@@ -2,10 +2,11 @@
 /*
  * main.c - command line, start-up order, signals.
  *
- * Start-up: parse + validate config (all errors) -> open access log -> load BPF, pin maps ->
- * bind every listener (one SO_REUSEPORT socket per worker, so bind errors are fatal before any
- * thread starts) -> start workers -> start the health thread -> main loop (daemon.h): signals
- * through a signalfd, a 1 s tick that publishes stats, and the fds other modules watch.
+ * Start-up: parse + validate config (all errors) -> prepare it (TLS contexts) -> open access
+ * log -> load BPF, pin maps -> bind every listener (one SO_REUSEPORT socket per worker, so bind
+ * errors are fatal before any thread starts) -> start workers -> start the health thread -> main
+ * loop (daemon.h): signals through a signalfd, a 1 s tick that publishes stats, and the fds other
+ * modules watch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -349,6 +350,11 @@ int main(int argc, char **argv)
 	cf = conf_load(opt.config_file, stderr);
 	if (!cf)
 		return 1;
+	/* certificates are checked here, so -n reports them too */
+	if (tls_prepare(cf, stderr)) {
+		conf_free(cf);
+		return 1;
+	}
 	if (opt.pid_file)
 		snprintf(cf->pid_file, sizeof(cf->pid_file), "%s", opt.pid_file);
 	if (opt.check_only) {

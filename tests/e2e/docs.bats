@@ -26,7 +26,7 @@ has_word() {
 
 # conf_keywords: every word userspace/conf.c compares a statement name or argument with
 # (strcmp/strcasecmp against a literal, the timeout kind table), the balancer names of lb.c and
-# the protocol names of tls.c; one per line, sorted, unique
+# the protocol names of conf.c; one per line, sorted, unique
 conf_keywords() {
 	{
 		grep -ohE 'str(case)?cmp\([^,()]+(\[[^]]*\])?, "[^"]+"\)' "$E2E_ROOT/userspace/conf.c" |
@@ -35,8 +35,8 @@ conf_keywords() {
 			sed -E 's/.*\{"([^"]+)".*/\1/'
 		sed -n '/algo_names\[\] = {/,/};/p' "$E2E_ROOT/userspace/lb.c" |
 			grep -oE '"[a-z_]+"' | tr -d '"'
-		sed -n '/^int tls_parse_protocol/,/^}/p' "$E2E_ROOT/userspace/tls.c" |
-			grep -oE '"[^"]+"' | tr -d '"'
+		grep -ohE '^[[:space:]]*\{"TLSv[0-9.]+", CONF_TLS' "$E2E_ROOT/userspace/conf.c" |
+			grep -oE 'TLSv[0-9.]+'
 	} | grep -E "^[A-Za-z]" | sort -u
 }
 

@@ -1010,6 +1010,36 @@ static void test_err_null_errf(void)
 	conf_free(cf);
 }
 
+/* loading parses the tls lines but reads no certificate: that is the preparing step's job */
+static void test_tls_lines_parsed_not_prepared(void)
+{
+	struct config *cf =
+		expect_ok("listener t {\n"
+			  "\tbind 127.0.0.1:3;\n"
+			  "\ttls certificate /nonexistent/a.pem key /nonexistent/a.key;\n"
+			  "\ttls protocols TLSv1.3 TLSv1.2;\n"
+			  "\troute { pool base; }\n"
+			  "}\n" BASE);
+
+	if (cf && ASSERT_EQ(cf->nlisteners, 2, "nlisteners")) {
+		struct listener *l = &cf->listeners[0];
+
+		ASSERT_EQ(l->ncerts, 1, "certificate kept");
+		ASSERT_STREQ(l->certs[0].cert, "/nonexistent/a.pem", "certificate path");
+		ASSERT_TRUE(l->tls == NULL, "no TLS context at load");
+		ASSERT_EQ(l->tls_min, CONF_TLS1_2, "min protocol");
+		ASSERT_EQ(l->tls_max, CONF_TLS1_3, "max protocol");
+		ASSERT_TRUE(cf->release == NULL, "nothing to release");
+	}
+	conf_free(cf);
+	expect_error("listener t {\n"
+		     "\tbind 127.0.0.1:3;\n"
+		     "\ttls protocols SSLv3;\n"
+		     "\troute { pool base; }\n"
+		     "}\n" BASE,
+		     3, "unknown TLS protocol 'SSLv3'", 1);
+}
+
 /* ---------------------------------------------------------------- conf_load */
 
 static void test_load_missing_file(void)
@@ -1406,6 +1436,7 @@ int main(void)
 	RUN_TEST(test_err_several_reported);
 	RUN_TEST(test_err_link_errors_with_others);
 	RUN_TEST(test_err_null_errf);
+	RUN_TEST(test_tls_lines_parsed_not_prepared);
 	RUN_TEST(test_load_missing_file);
 	RUN_TEST(test_load_file);
 	RUN_TEST(test_load_world_writable);
