@@ -31,6 +31,13 @@ int conf_parse_size(const char *s, uint64_t *out);
 int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len, int passive,
 		    char *why, size_t whylen);
 
+/*
+ * conf_dump_keywords - every keyword of the configuration tables (conf_keywords.c), one
+ * "BLOCK WORD" line each ("global workers", "pool.server weight"), for `spliced
+ * --dump-keywords` and the documentation checks.
+ */
+void conf_dump_keywords(FILE *f);
+
 /* conf_find_pool - pool by name or NULL. */
 struct pool *conf_find_pool(struct config *cf, const char *name);
 

@@ -291,11 +291,17 @@ static void main_loop(struct daemon *d, int sfd, int tfd)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'f'},   {"foreground", no_argument, NULL, 'd'},
-		{"pid-file", required_argument, NULL, 'P'}, {"check", no_argument, NULL, 'n'},
-		{"verbose", no_argument, NULL, 'v'},	    {"no-splice", no_argument, NULL, 'S'},
-		{"no-ktls", no_argument, NULL, 'K'},	    {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'f'},
+		{"foreground", no_argument, NULL, 'd'},
+		{"pid-file", required_argument, NULL, 'P'},
+		{"check", no_argument, NULL, 'n'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"no-splice", no_argument, NULL, 'S'},
+		{"no-ktls", no_argument, NULL, 'K'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{"dump-keywords", no_argument, NULL, 'D'},
+		{NULL, 0, NULL, 0},
 	};
 	static struct options opt;
 	struct daemon *d = &g_daemon;
@@ -332,6 +338,9 @@ int main(int argc, char **argv)
 		case 'K':
 			opt.no_ktls = 1;
 			break;
+		case 'D': /* hidden: the configuration keywords, for tests/e2e/docs.bats */
+			conf_dump_keywords(stdout);
+			return 0;
 		case 'V':
 			printf("spliced %s\n", SPLICED_VERSION);
 			return 0;

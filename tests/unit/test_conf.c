@@ -636,7 +636,7 @@ static void test_err_bad_duration(void)
 		     "\n"
 		     "\ttimeout header 0;\n"
 		     "}\n" BASE,
-		     3, "timeout header must be greater than 0", 1);
+		     3, "invalid duration '0' for 'timeout header' (greater than 0)", 1);
 	expect_error("global { fail_timeout -1s; }\n" BASE, 1, "invalid duration '-1s'", 1);
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
@@ -687,17 +687,17 @@ static void test_err_weight(void)
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81 weight 1001;\n"
 		     "}\n" BASE,
-		     2, "invalid weight '1001'", 2);
+		     2, "invalid number \'1001\' for \'server weight\'", 2);
 	expect_error("pool q {\n"
 		     "\tserver y 127.0.0.1:82;\n"
 		     "\tserver x 127.0.0.1:81 weight -1;\n"
 		     "}\n" BASE,
-		     3, "invalid weight '-1'", 1);
+		     3, "invalid number \'-1\' for \'server weight\'", 1);
 	expect_error("pool q {\n"
 		     "\tserver y 127.0.0.1:82;\n"
 		     "\tserver x 127.0.0.1:81 weight heavy;\n"
 		     "}\n" BASE,
-		     3, "invalid weight 'heavy'", 1);
+		     3, "invalid number \'heavy\' for \'server weight\'", 1);
 	/* the bounds themselves are valid: 0 drains, 1000 is the maximum */
 	cf = expect_ok("pool q { server x 127.0.0.1:81 weight 0; server y 127.0.0.1:82 weight "
 		       "1000; }\n" BASE);
@@ -710,16 +710,17 @@ static void test_err_weight(void)
 
 static void test_err_balance(void)
 {
-	expect_error("pool q {\n"
-		     "\tbalance fastest;\n"
-		     "\tserver x 127.0.0.1:81;\n"
-		     "}\n" BASE,
-		     2, "unknown balance algorithm 'fastest'", 1);
+	expect_error(
+		"pool q {\n"
+		"\tbalance fastest;\n"
+		"\tserver x 127.0.0.1:81;\n"
+		"}\n" BASE,
+		2, "unknown balance 'fastest' (expected round_robin, least_conn, random, hash)", 1);
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
 		     "\tbalance round_robin source;\n"
 		     "}\n" BASE,
-		     3, "balance round_robin takes no options", 1);
+		     3, "usage: balance round_robin;", 1);
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
 		     "\tbalance hash header;\n"
@@ -956,8 +957,8 @@ static void test_err_several_reported(void)
 		{4, "unknown global setting 'colour'"},
 		{6, "listener 'web' has no 'bind'"},
 		{7, "invalid port in '127.0.0.1:99999'"},
-		{11, "unknown balance algorithm 'fastest'"},
-		{12, "invalid weight '5000'"},
+		{11, "unknown balance 'fastest' (expected round_robin, least_conn, random, hash)"},
+		{12, "invalid number \'5000\' for \'server weight\'"},
 		{14, "duplicate server 'b'"},
 		{16, "unknown top-level section 'backend'"},
 	};
