@@ -40,15 +40,40 @@ static void node_free(struct node *n)
 
 enum tok { T_EOF, T_WORD, T_SEMI, T_OPEN, T_CLOSE, T_ERR };
 
+/* the line that ends at p (a newline or the end of the text) is done: check its length */
+static void line_done(struct parser *ps, const char *p)
+{
+	if (p - ps->line_start > CONF_MAX_LINE)
+		perr(ps, ps->line, "line longer than %d bytes", CONF_MAX_LINE);
+	ps->line_start = p + 1;
+}
+
+/* a word of len bytes starting at s: *word (malloc'd) and T_WORD, or T_ERR when reported */
+static enum tok word(struct parser *ps, const char *s, size_t len, char **word)
+{
+	if (len >= CONF_MAX_TOKEN) {
+		perr(ps, ps->line, "word longer than %d bytes", CONF_MAX_TOKEN - 1);
+		return T_ERR;
+	}
+	*word = strndup(s, len);
+	if (!*word) {
+		perr(ps, ps->line, "out of memory");
+		return T_ERR;
+	}
+	return T_WORD;
+}
+
 /* next token; *word is malloc'd for T_WORD */
-static enum tok lex(struct parser *ps, char **word)
+static enum tok lex(struct parser *ps, char **w)
 {
 	const char *p = ps->p;
 
 	for (;;) {
 		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
-			if (*p == '\n')
+			if (*p == '\n') {
+				line_done(ps, p);
 				ps->line++;
+			}
 			p++;
 		}
 		if (*p == '#') {
@@ -59,8 +84,10 @@ static enum tok lex(struct parser *ps, char **word)
 		break;
 	}
 	ps->p = p;
-	if (!*p)
+	if (!*p) {
+		line_done(ps, p);
 		return T_EOF;
+	}
 	if (*p == ';' || *p == '{' || *p == '}') {
 		ps->p = p + 1;
 		return *p == ';' ? T_SEMI : *p == '{' ? T_OPEN : T_CLOSE;
@@ -75,9 +102,8 @@ static enum tok lex(struct parser *ps, char **word)
 			ps->p = p;
 			return T_ERR;
 		}
-		*word = strndup(s, (size_t)(p - s));
 		ps->p = p + 1;
-		return T_WORD;
+		return word(ps, s, (size_t)(p - s), w);
 	}
 	{
 		const char *s = p;
@@ -90,16 +116,68 @@ static enum tok lex(struct parser *ps, char **word)
 			}
 			p++;
 		}
-		*word = strndup(s, (size_t)(p - s));
 		ps->p = p;
-		return T_WORD;
+		return word(ps, s, (size_t)(p - s), w);
 	}
 }
 
-/* parse statements until '}' (depth > 0) or EOF (depth 0) */
+/*
+ * A block opened at open_line nests deeper than CONF_MAX_DEPTH: read past its closing '}'
+ * without building anything (a loop, so no file can exhaust the stack).
+ */
+static void skip_block(struct parser *ps, int open_line)
+{
+	unsigned depth = 1;
+	char *w = NULL;
+
+	perr(ps, open_line, "blocks nested deeper than %d", CONF_MAX_DEPTH);
+	while (depth) {
+		enum tok t = lex(ps, &w);
+
+		if (t == T_WORD) {
+			free(w);
+		} else if (t == T_OPEN) {
+			depth++;
+		} else if (t == T_CLOSE) {
+			depth--;
+		} else if (t == T_EOF) {
+			perr(ps, open_line, "missing '}' for block opened here");
+			return;
+		}
+	}
+}
+
+/* the statements of one block as they are read */
+struct block {
+	struct node *head, **tail;
+	unsigned n;
+};
+
+/* append a complete statement, within CONF_MAX_BLOCK and CONF_MAX_STATEMENTS (else drop it) */
+static void append(struct parser *ps, struct block *b, struct node *n)
+{
+	if (b->n >= CONF_MAX_BLOCK || ps->statements >= CONF_MAX_STATEMENTS) {
+		if (b->n == CONF_MAX_BLOCK)
+			perr(ps, n->line, "more than %d statements in one block", CONF_MAX_BLOCK);
+		else if (ps->statements == CONF_MAX_STATEMENTS)
+			perr(ps, n->line, "more than %d statements", CONF_MAX_STATEMENTS);
+		/* counted on, so each limit is reported once */
+		b->n++;
+		ps->statements++;
+		node_free(n);
+		return;
+	}
+	b->n++;
+	ps->statements++;
+	*b->tail = n;
+	b->tail = &n->next;
+}
+
+/* parse statements until '}' (depth > 0) or EOF (depth 0); depth <= CONF_MAX_DEPTH */
 static struct node *parse_block(struct parser *ps, int depth, int open_line)
 {
-	struct node *head = NULL, **tail = &head, *cur = NULL;
+	struct block b = {.tail = &b.head};
+	struct node *cur = NULL;
 	char *w = NULL;
 
 	for (;;) {
@@ -110,12 +188,12 @@ static struct node *parse_block(struct parser *ps, int depth, int open_line)
 		if (t == T_EOF) {
 			if (cur) {
 				perr(ps, cur->line, "missing ';' after '%s'", cur->name);
-				*tail = cur;
+				append(ps, &b, cur);
 				cur = NULL;
 			}
 			if (depth > 0)
 				perr(ps, open_line, "missing '}' for block opened here");
-			return head;
+			return b.head;
 		}
 		if (t == T_WORD) {
 			if (!cur) {
@@ -123,7 +201,7 @@ static struct node *parse_block(struct parser *ps, int depth, int open_line)
 				if (!cur) {
 					free(w);
 					perr(ps, ps->line, "out of memory");
-					return head;
+					return b.head;
 				}
 				cur->name = w;
 				cur->line = ps->line;
@@ -140,41 +218,45 @@ static struct node *parse_block(struct parser *ps, int depth, int open_line)
 				perr(ps, ps->line, "unexpected ';'");
 				continue;
 			}
-			*tail = cur;
-			tail = &cur->next;
+			append(ps, &b, cur);
 			cur = NULL;
 			continue;
 		}
 		if (t == T_OPEN) {
 			int line = ps->line;
 
+			if (depth >= CONF_MAX_DEPTH) {
+				skip_block(ps, line);
+				node_free(cur);
+				cur = NULL;
+				continue;
+			}
 			if (!cur) {
 				perr(ps, line, "block without a name");
 				cur = calloc(1, sizeof(*cur));
-				if (!cur)
-					return head;
-				cur->name = strdup("?");
+				if (!cur || !(cur->name = strdup("?"))) {
+					free(cur);
+					return b.head;
+				}
 				cur->line = line;
 			}
 			cur->has_block = 1;
 			cur->child = parse_block(ps, depth + 1, line);
-			*tail = cur;
-			tail = &cur->next;
+			append(ps, &b, cur);
 			cur = NULL;
 			continue;
 		}
 		/* T_CLOSE */
 		if (cur) {
 			perr(ps, cur->line, "missing ';' after '%s'", cur->name);
-			*tail = cur;
-			tail = &cur->next;
+			append(ps, &b, cur);
 			cur = NULL;
 		}
 		if (depth == 0) {
 			perr(ps, ps->line, "unexpected '}'");
 			continue;
 		}
-		return head;
+		return b.head;
 	}
 }
 
@@ -659,10 +741,12 @@ int conf_set_listener(struct conf_ctx *c, const struct conf_keyword *kw, char **
 	(void)av;
 	(void)ac;
 	/* every bind is compared with every other one (conf_link) */
-	if (c->cf->nlisteners >= CONF_MAX_LISTENERS) {
-		perr(c->ps, c->n->line, "more than %d listeners", CONF_MAX_LISTENERS);
+	if (c->ps->listeners >= CONF_MAX_LISTENERS) {
+		if (c->ps->listeners++ == CONF_MAX_LISTENERS) /* reported once */
+			perr(c->ps, c->n->line, "more than %d listeners", CONF_MAX_LISTENERS);
 		return -1;
 	}
+	c->ps->listeners++;
 	do_listener(c->ps, c->cf, c->n);
 	return 0;
 }
@@ -681,6 +765,11 @@ struct config *conf_load_string(const char *name, const char *text, FILE *errf)
 	}
 	conf_defaults(cf);
 	snprintf(cf->file, sizeof(cf->file), "%s", name);
+	if (strnlen(text, CONF_MAX_FILE + 1) > CONF_MAX_FILE) {
+		perr(&ps, 1, "larger than %d MiB", CONF_MAX_FILE >> 20);
+		conf_free(cf);
+		return NULL;
+	}
 	root = parse_block(&ps, 0, 0);
 	conf_block(&c, conf_sections, root, "top-level section");
 	node_free(root);
@@ -721,10 +810,15 @@ struct config *conf_load(const char *path, FILE *errf)
 			return NULL;
 		}
 	}
-	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
-	    len > (16 << 20)) {
+	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
 		if (errf)
-			fprintf(errf, "%s: cannot read (or larger than 16 MiB)\n", path);
+			fprintf(errf, "%s: cannot read: %s\n", path, strerror(errno));
+		fclose(f);
+		return NULL;
+	}
+	if (len > CONF_MAX_FILE) {
+		if (errf)
+			fprintf(errf, "%s:1: larger than %d MiB\n", path, CONF_MAX_FILE >> 20);
 		fclose(f);
 		return NULL;
 	}

@@ -506,7 +506,8 @@ static int set_server(struct conf_ctx *c, const struct conf_keyword *kw, char **
 	char why[256];
 
 	if (c->ps->servers >= CONF_MAX_SERVERS) {
-		perr(c->ps, c->n->line, "more than %d servers", CONF_MAX_SERVERS);
+		if (c->ps->servers++ == CONF_MAX_SERVERS) /* reported once */
+			perr(c->ps, c->n->line, "more than %d servers", CONF_MAX_SERVERS);
 		return -1;
 	}
 	ns = realloc(p->servers, sizeof(*p->servers) * (p->nservers + 1));

@@ -53,6 +53,7 @@ struct parser {
 	int errors;
 	unsigned statements; /* in the tree so far (CONF_MAX_STATEMENTS) */
 	unsigned servers;    /* in every pool so far (CONF_MAX_SERVERS) */
+	unsigned listeners;  /* so far (CONF_MAX_LISTENERS) */
 	int globals;	     /* `global` blocks seen */
 };
 
