@@ -26,7 +26,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
+DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
 	       stats.c obuf.c admin.c control.c metrics.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
@@ -108,26 +108,29 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
+# the configuration loads without OpenSSL: its tests link no tls.o (tls_prepare is apart)
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
-			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
+			   $(OUTPUT)/userspace/conf_keywords.o \
+			   $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
-			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o \
-			    $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
+			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
+			    $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 # the health state machine is driven without its thread; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health_state.o \
-			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o \
+			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/lb.o \
 			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lbpf -lssl -lcrypto -lpthread
 
 $(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
-			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
+			  $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
 

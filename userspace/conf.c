@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * conf.c - the configuration language (DESIGN.md section 3).
+ * conf.c - the configuration language (docs/CONFIG.md, docs/spliced.conf.5).
  *
  * Two passes: the text becomes a tree of statements (name, arguments, optional block), then the
- * tree is interpreted into struct config. Both passes report every error they find as
- * FILE:LINE: message and keep going, so `spliced -n` lists all problems at once.
+ * tree is interpreted into struct config: through the keyword tables of conf_keywords.c, except
+ * the listener and route blocks, which are parsed here. Both passes report every error they
+ * find as FILE:LINE: message and keep going, so `spliced -n` lists all problems at once.
+ * Loading reads only the file: TLS contexts are built by the preparing step (tls_prepare).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -19,45 +21,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conf_keywords.h"
 #include "lb.h"
-#include "tls.h"
-
-#define MAX_ARGS 16
-
-struct node {
-	char *name;
-	char *args[MAX_ARGS];
-	int nargs;
-	int line;
-	int has_block;
-	struct node *child; /* first statement of the block */
-	struct node *next;
-};
-
-struct parser {
-	const char *file;
-	const char *p;
-	int line;
-	FILE *errf;
-	int errors;
-};
-
-static void perr(struct parser *ps, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void perr(struct parser *ps, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	ps->errors++;
-	if (!ps->errf)
-		return;
-	fprintf(ps->errf, "%s:%d: ", ps->file, line);
-	va_start(ap, fmt);
-	vfprintf(ps->errf, fmt, ap);
-	va_end(ap);
-	fputc('\n', ps->errf);
-}
 
 static void node_free(struct node *n)
 {
@@ -75,15 +40,40 @@ static void node_free(struct node *n)
 
 enum tok { T_EOF, T_WORD, T_SEMI, T_OPEN, T_CLOSE, T_ERR };
 
+/* the line that ends at p (a newline or the end of the text) is done: check its length */
+static void line_done(struct parser *ps, const char *p)
+{
+	if (p - ps->line_start > CONF_MAX_LINE)
+		perr(ps, ps->line, "line longer than %d bytes", CONF_MAX_LINE);
+	ps->line_start = p + 1;
+}
+
+/* a word of len bytes starting at s: *word (malloc'd) and T_WORD, or T_ERR when reported */
+static enum tok word(struct parser *ps, const char *s, size_t len, char **word)
+{
+	if (len >= CONF_MAX_TOKEN) {
+		perr(ps, ps->line, "word longer than %d bytes", CONF_MAX_TOKEN - 1);
+		return T_ERR;
+	}
+	*word = strndup(s, len);
+	if (!*word) {
+		perr(ps, ps->line, "out of memory");
+		return T_ERR;
+	}
+	return T_WORD;
+}
+
 /* next token; *word is malloc'd for T_WORD */
-static enum tok lex(struct parser *ps, char **word)
+static enum tok lex(struct parser *ps, char **w)
 {
 	const char *p = ps->p;
 
 	for (;;) {
 		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
-			if (*p == '\n')
+			if (*p == '\n') {
+				line_done(ps, p);
 				ps->line++;
+			}
 			p++;
 		}
 		if (*p == '#') {
@@ -94,8 +84,10 @@ static enum tok lex(struct parser *ps, char **word)
 		break;
 	}
 	ps->p = p;
-	if (!*p)
+	if (!*p) {
+		line_done(ps, p);
 		return T_EOF;
+	}
 	if (*p == ';' || *p == '{' || *p == '}') {
 		ps->p = p + 1;
 		return *p == ';' ? T_SEMI : *p == '{' ? T_OPEN : T_CLOSE;
@@ -110,9 +102,8 @@ static enum tok lex(struct parser *ps, char **word)
 			ps->p = p;
 			return T_ERR;
 		}
-		*word = strndup(s, (size_t)(p - s));
 		ps->p = p + 1;
-		return T_WORD;
+		return word(ps, s, (size_t)(p - s), w);
 	}
 	{
 		const char *s = p;
@@ -125,16 +116,68 @@ static enum tok lex(struct parser *ps, char **word)
 			}
 			p++;
 		}
-		*word = strndup(s, (size_t)(p - s));
 		ps->p = p;
-		return T_WORD;
+		return word(ps, s, (size_t)(p - s), w);
 	}
 }
 
-/* parse statements until '}' (depth > 0) or EOF (depth 0) */
+/*
+ * A block opened at open_line nests deeper than CONF_MAX_DEPTH: read past its closing '}'
+ * without building anything (a loop, so no file can exhaust the stack).
+ */
+static void skip_block(struct parser *ps, int open_line)
+{
+	unsigned depth = 1;
+	char *w = NULL;
+
+	perr(ps, open_line, "blocks nested deeper than %d", CONF_MAX_DEPTH);
+	while (depth) {
+		enum tok t = lex(ps, &w);
+
+		if (t == T_WORD) {
+			free(w);
+		} else if (t == T_OPEN) {
+			depth++;
+		} else if (t == T_CLOSE) {
+			depth--;
+		} else if (t == T_EOF) {
+			perr(ps, open_line, "missing '}' for block opened here");
+			return;
+		}
+	}
+}
+
+/* the statements of one block as they are read */
+struct block {
+	struct node *head, **tail;
+	unsigned n;
+};
+
+/* append a complete statement, within CONF_MAX_BLOCK and CONF_MAX_STATEMENTS (else drop it) */
+static void append(struct parser *ps, struct block *b, struct node *n)
+{
+	if (b->n >= CONF_MAX_BLOCK || ps->statements >= CONF_MAX_STATEMENTS) {
+		if (b->n == CONF_MAX_BLOCK)
+			perr(ps, n->line, "more than %d statements in one block", CONF_MAX_BLOCK);
+		else if (ps->statements == CONF_MAX_STATEMENTS)
+			perr(ps, n->line, "more than %d statements", CONF_MAX_STATEMENTS);
+		/* counted on, so each limit is reported once */
+		b->n++;
+		ps->statements++;
+		node_free(n);
+		return;
+	}
+	b->n++;
+	ps->statements++;
+	*b->tail = n;
+	b->tail = &n->next;
+}
+
+/* parse statements until '}' (depth > 0) or EOF (depth 0); depth <= CONF_MAX_DEPTH */
 static struct node *parse_block(struct parser *ps, int depth, int open_line)
 {
-	struct node *head = NULL, **tail = &head, *cur = NULL;
+	struct block b = {.tail = &b.head};
+	struct node *cur = NULL;
 	char *w = NULL;
 
 	for (;;) {
@@ -145,12 +188,12 @@ static struct node *parse_block(struct parser *ps, int depth, int open_line)
 		if (t == T_EOF) {
 			if (cur) {
 				perr(ps, cur->line, "missing ';' after '%s'", cur->name);
-				*tail = cur;
+				append(ps, &b, cur);
 				cur = NULL;
 			}
 			if (depth > 0)
 				perr(ps, open_line, "missing '}' for block opened here");
-			return head;
+			return b.head;
 		}
 		if (t == T_WORD) {
 			if (!cur) {
@@ -158,11 +201,11 @@ static struct node *parse_block(struct parser *ps, int depth, int open_line)
 				if (!cur) {
 					free(w);
 					perr(ps, ps->line, "out of memory");
-					return head;
+					return b.head;
 				}
 				cur->name = w;
 				cur->line = ps->line;
-			} else if (cur->nargs < MAX_ARGS) {
+			} else if (cur->nargs < CONF_MAX_ARGS) {
 				cur->args[cur->nargs++] = w;
 			} else {
 				perr(ps, ps->line, "too many arguments to '%s'", cur->name);
@@ -175,41 +218,45 @@ static struct node *parse_block(struct parser *ps, int depth, int open_line)
 				perr(ps, ps->line, "unexpected ';'");
 				continue;
 			}
-			*tail = cur;
-			tail = &cur->next;
+			append(ps, &b, cur);
 			cur = NULL;
 			continue;
 		}
 		if (t == T_OPEN) {
 			int line = ps->line;
 
+			if (depth >= CONF_MAX_DEPTH) {
+				skip_block(ps, line);
+				node_free(cur);
+				cur = NULL;
+				continue;
+			}
 			if (!cur) {
 				perr(ps, line, "block without a name");
 				cur = calloc(1, sizeof(*cur));
-				if (!cur)
-					return head;
-				cur->name = strdup("?");
+				if (!cur || !(cur->name = strdup("?"))) {
+					free(cur);
+					return b.head;
+				}
 				cur->line = line;
 			}
 			cur->has_block = 1;
 			cur->child = parse_block(ps, depth + 1, line);
-			*tail = cur;
-			tail = &cur->next;
+			append(ps, &b, cur);
 			cur = NULL;
 			continue;
 		}
 		/* T_CLOSE */
 		if (cur) {
 			perr(ps, cur->line, "missing ';' after '%s'", cur->name);
-			*tail = cur;
-			tail = &cur->next;
+			append(ps, &b, cur);
 			cur = NULL;
 		}
 		if (depth == 0) {
 			perr(ps, ps->line, "unexpected '}'");
 			continue;
 		}
-		return head;
+		return b.head;
 	}
 }
 
@@ -269,7 +316,7 @@ int conf_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+int conf_parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
 	unsigned long v;
@@ -315,7 +362,7 @@ int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len, 
 		host[colon - s] = '\0';
 		port = colon + 1;
 	}
-	if (parse_uint(port, 65535, &portnum) || (!passive && portnum == 0)) {
+	if (conf_parse_uint(port, 65535, &portnum) || (!passive && portnum == 0)) {
 		snprintf(why, whylen, "invalid port in '%s'", s);
 		return -EINVAL;
 	}
@@ -364,231 +411,6 @@ static void conf_defaults(struct config *cf)
 	cf->retries = 2;
 	cf->drain_timeout_ms = 30000;
 	cf->upgrade_timeout_ms = 30000;
-}
-
-static int want_args(struct parser *ps, struct node *n, int lo, int hi)
-{
-	if (n->nargs < lo || n->nargs > hi) {
-		if (lo == hi)
-			perr(ps, n->line, "'%s' takes %d argument%s", n->name, lo,
-			     lo == 1 ? "" : "s");
-		else
-			perr(ps, n->line, "'%s' takes %d to %d arguments", n->name, lo, hi);
-		return -1;
-	}
-	if (n->has_block) {
-		perr(ps, n->line, "'%s' does not take a block", n->name);
-		return -1;
-	}
-	return 0;
-}
-
-static void set_duration(struct parser *ps, struct node *n, const char *v, uint32_t *out)
-{
-	if (conf_parse_duration(v, out))
-		perr(ps, n->line, "invalid duration '%s' (examples: 500ms, 10s, 2m, 1h)", v);
-}
-
-static void set_size(struct parser *ps, struct node *n, const char *v, uint64_t lo, uint64_t hi,
-		     uint32_t *out)
-{
-	uint64_t s;
-
-	if (conf_parse_size(v, &s) || s < lo || s > hi) {
-		perr(ps, n->line, "invalid size '%s' for '%s' (%llu to %llu; k, m, g allowed)", v,
-		     n->name, (unsigned long long)lo, (unsigned long long)hi);
-		return;
-	}
-	*out = (uint32_t)s;
-}
-
-static void set_uint(struct parser *ps, struct node *n, const char *v, unsigned long lo,
-		     unsigned long hi, unsigned *out)
-{
-	unsigned long x;
-
-	if (parse_uint(v, hi, &x) || x < lo) {
-		perr(ps, n->line, "invalid number '%s' for '%s' (%lu to %lu)", v, n->name, lo, hi);
-		return;
-	}
-	*out = (unsigned)x;
-}
-
-static int copy_name(struct parser *ps, struct node *n, const char *v, char *dst, size_t cap)
-{
-	size_t len = strlen(v);
-
-	if (!len || len >= cap) {
-		perr(ps, n->line, "name '%s' is empty or longer than %zu characters", v, cap - 1);
-		return -1;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (!isalnum((unsigned char)v[i]) && !strchr("-_.", v[i])) {
-			perr(ps, n->line, "invalid character '%c' in name '%s'", v[i], v);
-			return -1;
-		}
-	}
-	memcpy(dst, v, len + 1);
-	return 0;
-}
-
-/* timeout KIND DURATION (global) */
-static void do_timeout(struct parser *ps, struct config *cf, struct node *n)
-{
-	static const struct {
-		const char *kind;
-		size_t off;
-	} kinds[] = {
-		{"header", offsetof(struct config, timeout_header_ms)},
-		{"idle", offsetof(struct config, timeout_idle_ms)},
-		{"connect", offsetof(struct config, timeout_connect_ms)},
-		{"server", offsetof(struct config, timeout_server_ms)},
-		{"client", offsetof(struct config, timeout_client_ms)},
-		{"tunnel", offsetof(struct config, timeout_tunnel_ms)},
-	};
-
-	if (want_args(ps, n, 2, 2))
-		return;
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		if (!strcmp(n->args[0], kinds[i].kind)) {
-			uint32_t *p = (uint32_t *)((char *)cf + kinds[i].off);
-
-			set_duration(ps, n, n->args[1], p);
-			if (*p == 0)
-				perr(ps, n->line, "timeout %s must be greater than 0",
-				     kinds[i].kind);
-			return;
-		}
-	}
-	perr(ps, n->line,
-	     "unknown timeout '%s' (expected header, idle, connect, server, client or tunnel)",
-	     n->args[0]);
-}
-
-static void do_global(struct parser *ps, struct config *cf, struct node *blk)
-{
-	for (struct node *n = blk; n; n = n->next) {
-		uint64_t sz;
-
-		if (!strcmp(n->name, "pin_path")) {
-			if (want_args(ps, n, 1, 1))
-				continue;
-			if (n->args[0][0] != '/' || strlen(n->args[0]) >= sizeof(cf->pin_path) - 64)
-				perr(ps, n->line, "pin_path must be an absolute path");
-			else
-				snprintf(cf->pin_path, sizeof(cf->pin_path), "%s", n->args[0]);
-		} else if (!strcmp(n->name, "access_log")) {
-			if (want_args(ps, n, 1, 1))
-				continue;
-			snprintf(cf->access_log, sizeof(cf->access_log), "%s", n->args[0]);
-		} else if (!strcmp(n->name, "workers")) {
-			if (!want_args(ps, n, 1, 1)) {
-				if (!strcmp(n->args[0], "auto"))
-					cf->workers = 0;
-				else
-					set_uint(ps, n, n->args[0], 1, 256, &cf->workers);
-			}
-		} else if (!strcmp(n->name, "timeout")) {
-			do_timeout(ps, cf, n);
-		} else if (!strcmp(n->name, "max_header_size")) {
-			if (!want_args(ps, n, 1, 1))
-				set_size(ps, n, n->args[0], 1024, 1 << 20, &cf->max_header_size);
-		} else if (!strcmp(n->name, "max_connections")) {
-			if (!want_args(ps, n, 1, 1))
-				set_uint(ps, n, n->args[0], 1, 10000000, &cf->max_connections);
-		} else if (!strcmp(n->name, "buffer_size")) {
-			if (!want_args(ps, n, 1, 1))
-				set_size(ps, n, n->args[0], 4096, 16 << 20, &cf->buffer_size);
-		} else if (!strcmp(n->name, "pipe_size")) {
-			if (!want_args(ps, n, 1, 1))
-				set_size(ps, n, n->args[0], 4096, 1 << 20, &cf->pipe_size);
-		} else if (!strcmp(n->name, "splice_cap")) {
-			uint64_t v;
-
-			if (want_args(ps, n, 1, 1))
-				continue;
-			if (conf_parse_size(n->args[0], &v) || v < 65536 || v > (1ULL << 40))
-				perr(ps, n->line,
-				     "invalid size '%s' for 'splice_cap' (64k to 1024g)",
-				     n->args[0]);
-			else
-				cf->splice_cap = v;
-		} else if (!strcmp(n->name, "splice_min_body")) {
-			uint64_t v;
-
-			if (want_args(ps, n, 1, 1))
-				continue;
-			if (!strcmp(n->args[0], "off"))
-				cf->splice_min_body = SPLICE_MIN_BODY_OFF;
-			else if (conf_parse_size(n->args[0], &v) || v > (1ULL << 40))
-				perr(ps, n->line,
-				     "invalid size '%s' for 'splice_min_body' (0 to 1024g, or off)",
-				     n->args[0]);
-			else
-				cf->splice_min_body = v;
-		} else if (!strcmp(n->name, "retries")) {
-			if (!want_args(ps, n, 1, 1))
-				set_uint(ps, n, n->args[0], 0, 100, &cf->retries);
-		} else if (!strcmp(n->name, "fail_timeout")) {
-			if (!want_args(ps, n, 1, 1))
-				set_duration(ps, n, n->args[0], &cf->fail_timeout_ms);
-		} else if (!strcmp(n->name, "control")) {
-			if (want_args(ps, n, 1, 1))
-				continue;
-			if (n->args[0][0] != '/' || strlen(n->args[0]) >= 108)
-				perr(ps, n->line,
-				     "control must be an absolute path shorter than 108 bytes");
-			else
-				snprintf(cf->control, sizeof(cf->control), "%s", n->args[0]);
-		} else if (!strcmp(n->name, "metrics")) {
-			char why[128];
-
-			if (want_args(ps, n, 1, 1))
-				continue;
-			if (strlen(n->args[0]) >= sizeof(cf->metrics) ||
-			    conf_parse_addr(n->args[0], &cf->metrics_addr, &cf->metrics_addrlen, 1,
-					    why, sizeof(why)))
-				perr(ps, n->line, "invalid metrics address '%s' (ADDR:PORT)",
-				     n->args[0]);
-			else
-				snprintf(cf->metrics, sizeof(cf->metrics), "%s", n->args[0]);
-		} else if (!strcmp(n->name, "user") || !strcmp(n->name, "group")) {
-			char *dst = n->name[0] == 'u' ? cf->user : cf->group;
-
-			if (!want_args(ps, n, 1, 1))
-				copy_name(ps, n, n->args[0], dst, NAME_MAX_LEN);
-		} else if (!strcmp(n->name, "pid_file")) {
-			if (want_args(ps, n, 1, 1))
-				continue;
-			if (n->args[0][0] != '/' || strlen(n->args[0]) >= sizeof(cf->pid_file))
-				perr(ps, n->line, "pid_file must be an absolute path");
-			else
-				snprintf(cf->pid_file, sizeof(cf->pid_file), "%s", n->args[0]);
-		} else if (!strcmp(n->name, "drain_timeout")) {
-			if (!want_args(ps, n, 1, 1))
-				set_duration(ps, n, n->args[0], &cf->drain_timeout_ms);
-		} else if (!strcmp(n->name, "upgrade_timeout")) {
-			if (!want_args(ps, n, 1, 1))
-				set_duration(ps, n, n->args[0], &cf->upgrade_timeout_ms);
-		} else {
-			perr(ps, n->line, "unknown global setting '%s'", n->name);
-		}
-		(void)sz;
-	}
-}
-
-static int valid_host_pattern(const char *h)
-{
-	const char *p = h;
-
-	if (!strncmp(p, "*.", 2))
-		p += 2;
-	if (!*p)
-		return 0;
-	for (; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("-.[]:_", *p))
-			return 0;
-	return 1;
 }
 
 static void do_route(struct parser *ps, struct listener *l, struct node *rn)
@@ -690,7 +512,7 @@ static void do_listener_tls(struct parser *ps, struct listener *l, struct node *
 	} else if (!strcmp(n->args[0], "protocols")) {
 		l->tls_min = l->tls_max = 0;
 		for (int i = 1; i < n->nargs; i++) {
-			int v = tls_parse_protocol(n->args[i]);
+			int v = conf_parse_tls_version(n->args[i]);
 
 			if (!v) {
 				perr(ps, n->line, "unknown TLS protocol '%s' (TLSv1.2, TLSv1.3)",
@@ -797,343 +619,6 @@ static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 		perr(ps, ln->line, "listener '%s' has no 'route'", l->name);
 }
 
-static void do_server(struct parser *ps, struct pool *p, struct node *n)
-{
-	struct server *s, *ns;
-	char why[256];
-
-	if (n->nargs < 2 || n->has_block) {
-		perr(ps, n->line, "usage: server NAME HOST:PORT [weight N] [backup] [maintenance]");
-		return;
-	}
-	ns = realloc(p->servers, sizeof(*p->servers) * (p->nservers + 1));
-	if (!ns) {
-		perr(ps, n->line, "out of memory");
-		return;
-	}
-	p->servers = ns;
-	s = &p->servers[p->nservers];
-	memset(s, 0, sizeof(*s));
-	s->weight = s->weight_file = 1;
-	s->line = n->line;
-	if (copy_name(ps, n, n->args[0], s->name, sizeof(s->name)))
-		return;
-	for (unsigned i = 0; i < p->nservers; i++)
-		if (!strcmp(p->servers[i].name, s->name)) {
-			perr(ps, n->line, "duplicate server '%s' in pool '%s'", s->name, p->name);
-			return;
-		}
-	if (conf_parse_addr(n->args[1], &s->addr, &s->addrlen, 0, why, sizeof(why))) {
-		perr(ps, n->line, "%s", why);
-		return;
-	}
-	snprintf(s->spec, sizeof(s->spec), "%s", n->args[1]);
-	for (int i = 2; i < n->nargs; i++) {
-		if (!strcmp(n->args[i], "weight") && i + 1 < n->nargs) {
-			unsigned w = 1;
-			unsigned long x;
-
-			if (parse_uint(n->args[++i], 1000, &x)) {
-				perr(ps, n->line, "invalid weight '%s' (0 to 1000)", n->args[i]);
-				return;
-			}
-			w = (unsigned)x;
-			s->weight = s->weight_file = w;
-		} else if (!strcmp(n->args[i], "backup")) {
-			s->backup = 1;
-		} else if (!strcmp(n->args[i], "maintenance")) {
-			s->maintenance = 1;
-		} else {
-			perr(ps, n->line,
-			     "unknown server option '%s' (expected weight N, backup, maintenance)",
-			     n->args[i]);
-			return;
-		}
-	}
-	p->nservers++;
-}
-
-/* "200-399" or "204" -> [lo, hi] within 100..599 */
-static int parse_status_range(const char *v, unsigned *lo, unsigned *hi)
-{
-	const char *dash = strchr(v, '-');
-	char a[8];
-	unsigned long x, y;
-
-	if (!dash) {
-		if (parse_uint(v, 599, &x) || x < 100)
-			return -EINVAL;
-		*lo = *hi = (unsigned)x;
-		return 0;
-	}
-	if ((size_t)(dash - v) >= sizeof(a))
-		return -EINVAL;
-	memcpy(a, v, (size_t)(dash - v));
-	a[dash - v] = '\0';
-	if (parse_uint(a, 599, &x) || parse_uint(dash + 1, 599, &y) || x < 100 || y < x)
-		return -EINVAL;
-	*lo = (unsigned)x;
-	*hi = (unsigned)y;
-	return 0;
-}
-
-/* health http PATH [host H] [interval D] [timeout D] [rise N] [fall N] [status LO-HI];
- * health tcp [interval D] [timeout D] [rise N] [fall N]; */
-static void do_health(struct parser *ps, struct pool *p, struct node *n, int *seen)
-{
-	struct health_conf *h = &p->health;
-	int i = 1;
-
-	if (n->nargs < 1 || n->has_block ||
-	    (strcmp(n->args[0], "http") && strcmp(n->args[0], "tcp"))) {
-		perr(ps, n->line,
-		     "usage: health http PATH [host H] [interval D] [timeout D] [rise N] [fall N] "
-		     "[status LO-HI]; or health tcp [interval D] [timeout D] [rise N] [fall N]");
-		return;
-	}
-	if ((*seen)++) {
-		perr(ps, n->line, "more than one 'health' in pool '%s'", p->name);
-		return;
-	}
-	if (!strcmp(n->args[0], "http")) {
-		const char *path = n->nargs > 1 ? n->args[1] : "";
-		int bad = path[0] != '/' || strlen(path) >= sizeof(h->path);
-
-		for (const char *c = path; *c && !bad; c++)
-			bad = (unsigned char)*c <= 0x20 || *c == 0x7f;
-		if (bad) {
-			perr(ps, n->line, "health http needs a PATH starting with '/' (got '%s')",
-			     path);
-			return;
-		}
-		h->type = HEALTH_CHECK_HTTP;
-		snprintf(h->path, sizeof(h->path), "%s", path);
-		i = 2;
-	} else {
-		h->type = HEALTH_CHECK_TCP;
-	}
-	for (; i < n->nargs; i++) {
-		const char *k = n->args[i], *v = i + 1 < n->nargs ? n->args[i + 1] : NULL;
-
-		if (!v) {
-			perr(ps, n->line, "health option '%s' needs a value", k);
-			return;
-		}
-		i++;
-		if (!strcmp(k, "interval")) {
-			if (conf_parse_duration(v, &h->interval_ms) || h->interval_ms < 10)
-				perr(ps, n->line, "invalid health interval '%s' (at least 10ms)",
-				     v);
-		} else if (!strcmp(k, "timeout")) {
-			if (conf_parse_duration(v, &h->timeout_ms) || h->timeout_ms == 0)
-				perr(ps, n->line, "invalid health timeout '%s' (greater than 0)",
-				     v);
-		} else if (!strcmp(k, "rise")) {
-			set_uint(ps, n, v, 1, 1000, &h->rise);
-		} else if (!strcmp(k, "fall")) {
-			set_uint(ps, n, v, 1, 1000, &h->fall);
-		} else if (!strcmp(k, "status") && h->type == HEALTH_CHECK_HTTP) {
-			if (parse_status_range(v, &h->status_lo, &h->status_hi))
-				perr(ps, n->line,
-				     "invalid status range '%s' (LO-HI within 100-599)", v);
-		} else if (!strcmp(k, "host") && h->type == HEALTH_CHECK_HTTP) {
-			if (strlen(v) >= sizeof(h->host) || !valid_host_pattern(v) || v[0] == '*')
-				perr(ps, n->line, "invalid health host '%s'", v);
-			else
-				snprintf(h->host, sizeof(h->host), "%s", v);
-		} else {
-			perr(ps, n->line, "unknown health %s option '%s' (expected %s)", n->args[0],
-			     k,
-			     h->type == HEALTH_CHECK_HTTP
-				     ? "host, interval, timeout, rise, fall, status"
-				     : "interval, timeout, rise, fall");
-		}
-	}
-}
-
-/* eject consecutive_failures N [base D] [max D];  or  eject off; */
-static void do_eject(struct parser *ps, struct pool *p, struct node *n)
-{
-	if (n->nargs == 1 && !n->has_block && !strcmp(n->args[0], "off")) {
-		p->eject_failures = 0;
-		return;
-	}
-	if (n->nargs < 2 || n->has_block || strcmp(n->args[0], "consecutive_failures")) {
-		perr(ps, n->line,
-		     "usage: eject consecutive_failures N [base D] [max D]; or eject off;");
-		return;
-	}
-	set_uint(ps, n, n->args[1], 1, 1000, &p->eject_failures);
-	for (int i = 2; i < n->nargs; i += 2) {
-		const char *k = n->args[i], *v = i + 1 < n->nargs ? n->args[i + 1] : NULL;
-		uint32_t ms = 0;
-
-		if (!v || (strcmp(k, "base") && strcmp(k, "max"))) {
-			perr(ps, n->line, "unknown eject option '%s' (expected base D, max D)", k);
-			return;
-		}
-		if (conf_parse_duration(v, &ms) || ms == 0) {
-			perr(ps, n->line, "invalid duration '%s' for eject %s (greater than 0)", v,
-			     k);
-			continue;
-		}
-		if (!strcmp(k, "base"))
-			p->eject_base_ms = ms;
-		else
-			p->eject_max_ms = ms;
-	}
-	if (p->eject_max_ms < p->eject_base_ms)
-		perr(ps, n->line, "eject max (%u ms) is shorter than base (%u ms)", p->eject_max_ms,
-		     p->eject_base_ms);
-}
-
-/* tls [verify on|off] [ca FILE] [sni NAME]; (upstream TLS, verification on by default) */
-static void do_pool_tls(struct parser *ps, struct pool *p, struct node *n)
-{
-	if (n->has_block) {
-		perr(ps, n->line, "usage: tls [verify on|off] [ca FILE] [sni NAME];");
-		return;
-	}
-	p->tls_on = 1;
-	p->tls_verify = 1;
-	p->tls_line = n->line;
-	for (int i = 0; i < n->nargs; i++) {
-		const char *k = n->args[i], *v = i + 1 < n->nargs ? n->args[i + 1] : NULL;
-
-		if (!v) {
-			perr(ps, n->line, "tls option '%s' needs a value", k);
-			return;
-		}
-		i++;
-		if (!strcmp(k, "verify") && (!strcmp(v, "on") || !strcmp(v, "off")))
-			p->tls_verify = !strcmp(v, "on");
-		else if (!strcmp(k, "ca") && strlen(v) < sizeof(p->tls_ca))
-			snprintf(p->tls_ca, sizeof(p->tls_ca), "%s", v);
-		else if (!strcmp(k, "sni") && strlen(v) < sizeof(p->tls_sni))
-			snprintf(p->tls_sni, sizeof(p->tls_sni), "%s", v);
-		else
-			perr(ps, n->line,
-			     "invalid tls option '%s %s' (verify on|off, ca FILE, sni NAME)", k, v);
-	}
-}
-
-static void do_pool(struct parser *ps, struct config *cf, struct node *pn)
-{
-	struct pool *p, *np;
-	int seen_health = 0;
-
-	if (!pn->has_block || pn->nargs != 1) {
-		perr(ps, pn->line, "'pool' takes a name and a block: pool NAME { ... }");
-		return;
-	}
-	np = realloc(cf->pools, sizeof(*cf->pools) * (cf->npools + 1));
-	if (!np) {
-		perr(ps, pn->line, "out of memory");
-		return;
-	}
-	cf->pools = np;
-	p = &cf->pools[cf->npools++];
-	memset(p, 0, sizeof(*p));
-	p->line = pn->line;
-	p->connect_timeout_ms = 0; /* 0: inherit global */
-	p->retries = (unsigned)-1;
-	p->fail_timeout_ms = 0;
-	p->keepalive = 0;
-	p->keepalive_timeout_ms = 30000;
-	p->health.interval_ms = 2000;
-	p->health.timeout_ms = 1000;
-	p->health.rise = 2;
-	p->health.fall = 3;
-	p->health.status_lo = 200;
-	p->health.status_hi = 399;
-	p->eject_failures = 5;
-	p->eject_base_ms = 10000;
-	p->eject_max_ms = 300000;
-	p->max_ejection_percent = 50;
-	copy_name(ps, pn, pn->args[0], p->name, sizeof(p->name));
-	for (unsigned i = 0; i + 1 < cf->npools; i++)
-		if (!strcmp(cf->pools[i].name, p->name))
-			perr(ps, pn->line, "duplicate pool '%s' (first defined at line %d)",
-			     p->name, cf->pools[i].line);
-	for (struct node *n = pn->child; n; n = n->next) {
-		if (!strcmp(n->name, "server")) {
-			do_server(ps, p, n);
-		} else if (!strcmp(n->name, "balance")) {
-			if (n->nargs < 1 || n->has_block) {
-				perr(ps, n->line,
-				     "usage: balance round_robin|least_conn|random|"
-				     "hash [source|header NAME]");
-				continue;
-			}
-			if (lb_algo_parse(n->args[0], &p->algo)) {
-				perr(ps, n->line,
-				     "unknown balance algorithm '%s' (expected round_robin, "
-				     "least_conn, random, hash)",
-				     n->args[0]);
-				continue;
-			}
-			if (p->algo != LB_HASH) {
-				if (n->nargs > 1)
-					perr(ps, n->line, "balance %s takes no options",
-					     n->args[0]);
-				continue;
-			}
-			if (n->nargs == 1 || (n->nargs == 2 && !strcmp(n->args[1], "source"))) {
-				p->hash_key = HASH_SOURCE;
-			} else if (n->nargs == 3 && !strcmp(n->args[1], "header")) {
-				p->hash_key = HASH_HEADER;
-				copy_name(ps, n, n->args[2], p->hash_header,
-					  sizeof(p->hash_header));
-			} else {
-				perr(ps, n->line, "usage: balance hash [source|header NAME]");
-			}
-		} else if (!strcmp(n->name, "tls")) {
-			do_pool_tls(ps, p, n);
-		} else if (!strcmp(n->name, "connect_timeout")) {
-			uint32_t ms = 0;
-
-			if (want_args(ps, n, 1, 1))
-				continue;
-			set_duration(ps, n, n->args[0], &ms);
-			if (!conf_parse_duration(n->args[0], &ms) && ms == 0)
-				perr(ps, n->line, "connect_timeout must be greater than 0");
-			p->connect_timeout_ms = ms;
-		} else if (!strcmp(n->name, "fail_timeout")) {
-			if (!want_args(ps, n, 1, 1))
-				set_duration(ps, n, n->args[0], &p->fail_timeout_ms);
-		} else if (!strcmp(n->name, "retries")) {
-			if (!want_args(ps, n, 1, 1))
-				set_uint(ps, n, n->args[0], 0, 100, &p->retries);
-		} else if (!strcmp(n->name, "health")) {
-			do_health(ps, p, n, &seen_health);
-		} else if (!strcmp(n->name, "slow_start")) {
-			if (!want_args(ps, n, 1, 1))
-				set_duration(ps, n, n->args[0], &p->slow_start_ms);
-		} else if (!strcmp(n->name, "eject")) {
-			do_eject(ps, p, n);
-		} else if (!strcmp(n->name, "max_ejection_percent")) {
-			if (!want_args(ps, n, 1, 1))
-				set_uint(ps, n, n->args[0], 0, 100, &p->max_ejection_percent);
-		} else if (!strcmp(n->name, "keepalive")) {
-			if (!want_args(ps, n, 1, 1))
-				set_uint(ps, n, n->args[0], 0, 1024, &p->keepalive);
-		} else if (!strcmp(n->name, "keepalive_timeout")) {
-			if (!want_args(ps, n, 1, 1))
-				set_duration(ps, n, n->args[0], &p->keepalive_timeout_ms);
-			if (!p->keepalive_timeout_ms)
-				perr(ps, n->line, "keepalive_timeout must be greater than 0");
-		} else {
-			perr(ps, n->line,
-			     "unknown pool setting '%s' (expected server, balance, "
-			     "connect_timeout, retries, fail_timeout, health, slow_start, eject, "
-			     "max_ejection_percent, keepalive, keepalive_timeout)",
-			     n->name);
-		}
-	}
-	if (!p->nservers)
-		perr(ps, pn->line, "pool '%s' has no servers", p->name);
-}
-
 /*
  * Balancer units per unit of configured weight. Slow start ramps from a tenth of the weight, so
  * a pool with slow_start gets 10 units per weight unit (weight 1 could not ramp otherwise;
@@ -1201,11 +686,6 @@ static void conf_link(struct parser *ps, struct config *cf)
 	}
 	if (!cf->nlisteners)
 		perr(ps, 1, "no 'listener' defined");
-	/* certificates are checked at load, so -n reports them */
-	for (unsigned i = 0; i < cf->nlisteners; i++)
-		ps->errors += tls_listener_load(&cf->listeners[i], ps->file, ps->errf);
-	for (unsigned i = 0; i < cf->npools; i++)
-		ps->errors += tls_pool_load(&cf->pools[i], ps->file, ps->errf);
 	if (ps->errors)
 		return;
 	cf->servers = calloc(total ? total : 1, sizeof(*cf->servers));
@@ -1254,12 +734,29 @@ static void conf_link(struct parser *ps, struct config *cf)
 	}
 }
 
+/* listener NAME { ... }: the `listener` row of conf_sections */
+int conf_set_listener(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	(void)kw;
+	(void)av;
+	(void)ac;
+	/* every bind is compared with every other one (conf_link) */
+	if (c->ps->listeners >= CONF_MAX_LISTENERS) {
+		if (c->ps->listeners++ == CONF_MAX_LISTENERS) /* reported once */
+			perr(c->ps, c->n->line, "more than %d listeners", CONF_MAX_LISTENERS);
+		return -1;
+	}
+	c->ps->listeners++;
+	do_listener(c->ps, c->cf, c->n);
+	return 0;
+}
+
 struct config *conf_load_string(const char *name, const char *text, FILE *errf)
 {
-	struct parser ps = {.file = name, .p = text, .line = 1, .errf = errf};
+	struct parser ps = {.file = name, .p = text, .line_start = text, .line = 1, .errf = errf};
 	struct config *cf = calloc(1, sizeof(*cf));
-	struct node *root, *n;
-	int seen_global = 0;
+	struct conf_ctx c = {.ps = &ps, .cf = cf, .obj = cf};
+	struct node *root;
 
 	if (!cf) {
 		if (errf)
@@ -1268,27 +765,13 @@ struct config *conf_load_string(const char *name, const char *text, FILE *errf)
 	}
 	conf_defaults(cf);
 	snprintf(cf->file, sizeof(cf->file), "%s", name);
-	root = parse_block(&ps, 0, 0);
-	for (n = root; n; n = n->next) {
-		if (!strcmp(n->name, "global")) {
-			if (!n->has_block || n->nargs) {
-				perr(&ps, n->line, "'global' takes a block: global { ... }");
-				continue;
-			}
-			if (seen_global++)
-				perr(&ps, n->line, "more than one 'global' block");
-			do_global(&ps, cf, n->child);
-		} else if (!strcmp(n->name, "listener")) {
-			do_listener(&ps, cf, n);
-		} else if (!strcmp(n->name, "pool")) {
-			do_pool(&ps, cf, n);
-		} else {
-			perr(&ps, n->line,
-			     "unknown top-level section '%s' (expected global, "
-			     "listener, pool)",
-			     n->name);
-		}
+	if (strnlen(text, CONF_MAX_FILE + 1) > CONF_MAX_FILE) {
+		perr(&ps, 1, "larger than %d MiB", CONF_MAX_FILE >> 20);
+		conf_free(cf);
+		return NULL;
 	}
+	root = parse_block(&ps, 0, 0);
+	conf_block(&c, conf_sections, root, "top-level section");
 	node_free(root);
 	/* link even after errors: unknown pools and duplicate binds are reported too */
 	conf_link(&ps, cf);
@@ -1327,10 +810,15 @@ struct config *conf_load(const char *path, FILE *errf)
 			return NULL;
 		}
 	}
-	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
-	    len > (16 << 20)) {
+	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
 		if (errf)
-			fprintf(errf, "%s: cannot read (or larger than 16 MiB)\n", path);
+			fprintf(errf, "%s: cannot read: %s\n", path, strerror(errno));
+		fclose(f);
+		return NULL;
+	}
+	if (len > CONF_MAX_FILE) {
+		if (errf)
+			fprintf(errf, "%s:1: larger than %d MiB\n", path, CONF_MAX_FILE >> 20);
 		fclose(f);
 		return NULL;
 	}
@@ -1359,14 +847,14 @@ void conf_free(struct config *cf)
 {
 	if (!cf)
 		return;
+	if (cf->release)
+		cf->release(cf);
 	for (unsigned i = 0; i < cf->nlisteners; i++) {
 		free(cf->listeners[i].routes);
-		tls_listener_free(&cf->listeners[i]);
 		free(cf->listeners[i].certs);
 	}
 	free(cf->listeners);
 	for (unsigned i = 0; i < cf->npools; i++) {
-		tls_pool_free(&cf->pools[i]);
 		if (cf->pools[i].lb_ready)
 			lb_free(&cf->pools[i].lb);
 		free(cf->pools[i].servers);

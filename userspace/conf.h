@@ -8,15 +8,19 @@
 #include "types.h"
 
 /*
- * conf_load - parse and validate the file at path into a new config.
- * Every error is written to errf as "FILE:LINE: message" (all of them, not just the first).
- * Returns the config (owned by the caller, free with conf_free) or NULL when any error was found.
+ * conf_load - parse and validate the file at path into a new config (text -> struct config).
+ * Loading reads no other file and opens no socket or TLS context: the daemon prepares a loaded
+ * config before it uses it (tls_prepare; listening sockets: worker.c), so the parser links
+ * without OpenSSL. Every error is written to errf as "FILE:LINE: message" (all of them, not
+ * just the first). Returns the config (owned by the caller, free with conf_free) or NULL when
+ * any error was found.
  */
 struct config *conf_load(const char *path, FILE *errf);
 
 /* conf_load_string - same, from a string (unit tests); name is used in messages. */
 struct config *conf_load_string(const char *name, const char *text, FILE *errf);
 
+/* conf_free - free cf and whatever its preparing step built (cf->release); NULL is fine. */
 void conf_free(struct config *cf);
 
 /*
@@ -34,6 +38,13 @@ int conf_parse_size(const char *s, uint64_t *out);
 /* conf_parse_addr - "1.2.3.4:80", "[::1]:80", "host:80" (resolved now); 0 or -errno/EAI. */
 int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len, int passive,
 		    char *why, size_t whylen);
+
+/*
+ * conf_dump_keywords - every keyword of the configuration tables (conf_keywords.c), one
+ * "BLOCK WORD" line each ("global workers", "pool.server weight"), for `spliced
+ * --dump-keywords` and the documentation checks.
+ */
+void conf_dump_keywords(FILE *f);
 
 /* conf_find_pool - pool by name or NULL. */
 struct pool *conf_find_pool(struct config *cf, const char *name);

@@ -131,7 +131,7 @@ static unsigned total_connections(void)
 	return atomic_load(&g_nconns);
 }
 
-static void show_info(struct daemon *d, int json, struct obuf *o)
+static int show_info(struct daemon *d, int json, struct obuf *o)
 {
 	struct config *cf = d->cf;
 	uint64_t up_ms = clock_ms() - d->start_ms;
@@ -169,7 +169,7 @@ static void show_info(struct daemon *d, int json, struct obuf *o)
 			ob_printf(o, "]}");
 		}
 		ob_printf(o, "],\"pools\":%u,\"servers\":%u}\n", cf->npools, cf->nservers);
-		return;
+		return 0;
 	}
 	ob_printf(o, "version      %s\n", SPLICED_VERSION);
 	ob_printf(o, "pid          %d\n", (int)getpid());
@@ -193,9 +193,10 @@ static void show_info(struct daemon *d, int json, struct obuf *o)
 		ob_printf(o, " (%s, splice %s)\n", l->tls ? "tls" : "http",
 			  splice_mode_name(l->splice));
 	}
+	return 0;
 }
 
-static void show_pools(struct daemon *d, int json, struct obuf *o)
+static int show_pools(struct daemon *d, int json, struct obuf *o)
 {
 	struct config *cf = d->cf;
 
@@ -249,9 +250,10 @@ static void show_pools(struct daemon *d, int json, struct obuf *o)
 	}
 	if (json)
 		ob_printf(o, "]\n");
+	return 0;
 }
 
-static void show_servers(struct daemon *d, int json, struct obuf *o)
+static int show_servers(struct daemon *d, int json, struct obuf *o)
 {
 	struct config *cf = d->cf;
 
@@ -332,6 +334,7 @@ static void show_servers(struct daemon *d, int json, struct obuf *o)
 	}
 	if (json)
 		ob_printf(o, "]\n");
+	return 0;
 }
 
 /* 0, or -ENOMEM (the answer is an ERR) */
@@ -416,7 +419,7 @@ static uint64_t *class_counts(struct config *cf, uint64_t out[6])
 	return out;
 }
 
-static void show_stats(struct daemon *d, int json, struct obuf *o)
+static int show_stats(struct daemon *d, int json, struct obuf *o)
 {
 	struct spliced_kern_counters k;
 	int have_kern = splice_read_kern_counters(&k) == 0;
@@ -490,6 +493,7 @@ static void show_stats(struct daemon *d, int json, struct obuf *o)
 		ob_printf(o, "%-28s %llu\n", "kernel.drop_skbs", (unsigned long long)k.drop_skbs);
 		ob_printf(o, "%-28s %llu\n", "kernel.no_peer", (unsigned long long)k.no_peer);
 	}
+	return 0;
 }
 
 static struct server *find_server(struct config *cf, const char *pool, const char *name)
@@ -524,15 +528,20 @@ static int parse_uint(const char *s, unsigned max, uint32_t *out)
 	return 0;
 }
 
+static void verb_usage(struct obuf *o, const char *verb);
+static int do_help(struct daemon *d, int json, char **av, int ac, struct obuf *o);
+
 /* `server set POOL SERVER weight N|drain|maintenance|ready`; returns 0 or 1 (ERR written) */
 static int server_set(struct daemon *d, int json, char **av, int ac, struct obuf *o)
 {
 	struct server *s;
 	uint32_t w;
 
-	if (ac < 5 || strcmp(av[1], "set") || (strcmp(av[4], "weight") ? ac != 5 : ac != 6)) {
-		ob_printf(o,
-			  "ERR usage: server set POOL SERVER weight N|drain|maintenance|ready\n");
+	/* the table let through `server set` with 5 or 6 words; the setting says which */
+	if (strcmp(av[4], "weight") ? ac != 5 : ac != 6) {
+		ob_printf(o, "ERR usage: ");
+		verb_usage(o, "server");
+		ob_printf(o, "\n");
 		return 1;
 	}
 	s = find_server(d->cf, av[2], av[3]);
@@ -580,13 +589,15 @@ static int server_set(struct daemon *d, int json, char **av, int ac, struct obuf
 	return 0;
 }
 
-static int do_reload(struct daemon *d, int json, struct obuf *o)
+static int do_reload(struct daemon *d, int json, char **av, int ac, struct obuf *o)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *errf = open_memstream(&buf, &len);
 	int rc;
 
+	(void)av;
+	(void)ac;
 	if (!errf) {
 		ob_printf(o, "ERR out of memory\n");
 		return 1;
@@ -624,20 +635,114 @@ static int do_reload(struct daemon *d, int json, struct obuf *o)
 	return 0;
 }
 
-static void help(struct obuf *o)
+/*
+ * The commands: `[json] VERB [OBJECT] ARGS...`. A request runs the row whose verb and object
+ * (NULL: none) it names, when it has min_words..max_words words ("json" not counted). A `show`
+ * row builds a document (0, or -ENOMEM); control_execute() ends it with OK. A `run` row
+ * answers the whole request, OK or ERR, and returns 0 or 1 (ERR written).
+ */
+static const struct ctl_cmd {
+	const char *verb;
+	const char *object;
+	int min_words, max_words;
+	const char *args; /* after the verb and object, for usage and help */
+	int (*show)(struct daemon *d, int json, struct obuf *o);
+	int (*run)(struct daemon *d, int json, char **av, int ac, struct obuf *o);
+} cmds[] = {
+	{"show", "info", 2, 2, .show = show_info},
+	{"show", "pools", 2, 2, .show = show_pools},
+	{"show", "servers", 2, 2, .show = show_servers},
+	{"show", "connections", 2, 2, .show = show_connections},
+	{"show", "stats", 2, 2, .show = show_stats},
+	{"server", "set", 5, 6, .args = "POOL SERVER weight N|drain|maintenance|ready",
+	 .run = server_set},
+	{"reload", NULL, 1, 1, .run = do_reload},
+	{"help", NULL, 1, 1, .run = do_help},
+};
+
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+/* "show info|pools|servers|connections|stats", "server set POOL SERVER ...", "reload" */
+static void verb_usage(struct obuf *o, const char *verb)
 {
-	ob_printf(o, "commands ([json ] before any of them answers in JSON):\n"
-		     "  show info|pools|servers|connections|stats\n"
-		     "  server set POOL SERVER weight N|drain|maintenance|ready\n"
-		     "  reload\n"
-		     "  help\n");
+	const struct ctl_cmd *last = NULL;
+
+	for (const struct ctl_cmd *c = cmds; c < cmds + NCMDS; c++) {
+		if (strcmp(c->verb, verb))
+			continue;
+		if (!last)
+			ob_printf(o, "%s", verb);
+		if (c->object)
+			ob_printf(o, "%s%s", last ? "|" : " ", c->object);
+		last = c;
+	}
+	if (last && last->args)
+		ob_printf(o, " %s", last->args);
+}
+
+/* the objects of a verb: "info, pools, servers, connections, stats" */
+static void verb_objects(struct obuf *o, const char *verb)
+{
+	int n = 0;
+
+	for (const struct ctl_cmd *c = cmds; c < cmds + NCMDS; c++)
+		if (!strcmp(c->verb, verb) && c->object)
+			ob_printf(o, "%s%s", n++ ? ", " : "", c->object);
+}
+
+static int do_help(struct daemon *d, int json, char **av, int ac, struct obuf *o)
+{
+	(void)d;
+	(void)json;
+	(void)av;
+	(void)ac;
+	ob_printf(o, "commands ([json ] before any of them answers in JSON):\n");
+	for (const struct ctl_cmd *c = cmds; c < cmds + NCMDS; c++) {
+		if (c > cmds && !strcmp(c[-1].verb, c->verb))
+			continue; /* a verb's rows are together: one line for them */
+		ob_printf(o, "  ");
+		verb_usage(o, c->verb);
+		ob_printf(o, "\n");
+	}
+	ob_printf(o, "OK\n");
+	return 0;
+}
+
+/*
+ * No row fits the request av[0..ac) whose verb has rows: say why. A verb without objects takes
+ * no other form (its words are an unknown command); one with a choice of objects names them
+ * when the object is the only thing wrong; anything else gets the verb's usage.
+ */
+static int no_fit(struct obuf *o, char **av, int ac)
+{
+	int objects = 0, fits = 0;
+
+	for (const struct ctl_cmd *c = cmds; c < cmds + NCMDS; c++) {
+		if (strcmp(c->verb, av[0]))
+			continue;
+		objects += c->object != NULL;
+		fits |= ac >= c->min_words && ac <= c->max_words;
+	}
+	if (!objects) {
+		ob_printf(o, "ERR unknown command '%.32s' (try 'help')\n", av[0]);
+	} else if (objects > 1 && fits) {
+		ob_printf(o, "ERR unknown object '%.32s' (", av[1]);
+		verb_objects(o, av[0]);
+		ob_printf(o, ")\n");
+	} else {
+		ob_printf(o, "ERR usage: ");
+		verb_usage(o, av[0]);
+		ob_printf(o, "\n");
+	}
+	return 1;
 }
 
 int control_execute(struct daemon *d, const char *line, struct obuf *o)
 {
 	char copy[CONTROL_LINE_MAX];
 	char *av[MAX_ARGS], *save = NULL, *tok;
-	int ac = 0, json = 0;
+	const struct ctl_cmd *cmd = NULL;
+	int ac = 0, json = 0, known = 0;
 
 	for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
 		if ((*p < 0x20 && *p != '\t') || *p >= 0x7f) {
@@ -665,47 +770,30 @@ int control_execute(struct daemon *d, const char *line, struct obuf *o)
 		ob_printf(o, "ERR empty request (try 'help')\n");
 		return 1;
 	}
-	if (!strcmp(av[0], "show") && ac == 2) {
-		if (!strcmp(av[1], "info")) {
-			show_info(d, json, o);
-		} else if (!strcmp(av[1], "pools")) {
-			show_pools(d, json, o);
-		} else if (!strcmp(av[1], "servers")) {
-			show_servers(d, json, o);
-		} else if (!strcmp(av[1], "connections")) {
-			if (show_connections(d, json, o)) {
-				ob_printf(o, "ERR out of memory\n");
-				return 1;
-			}
-		} else if (!strcmp(av[1], "stats")) {
-			show_stats(d, json, o);
-		} else {
-			ob_printf(o,
-				  "ERR unknown object '%.32s' (info, pools, servers, connections, "
-				  "stats)\n",
-				  av[1]);
-			return 1;
-		}
-		if (o->failed)
-			return 1; /* the caller answers ERR: the document was cut */
-		ob_printf(o, "OK\n");
-		return 0;
+	for (const struct ctl_cmd *c = cmds; c < cmds + NCMDS && !cmd; c++) {
+		if (strcmp(c->verb, av[0]))
+			continue;
+		known = 1;
+		if ((!c->object || (ac > 1 && !strcmp(c->object, av[1]))) && ac >= c->min_words &&
+		    ac <= c->max_words)
+			cmd = c;
 	}
-	if (!strcmp(av[0], "show")) {
-		ob_printf(o, "ERR usage: show info|pools|servers|connections|stats\n");
+	if (!known) {
+		ob_printf(o, "ERR unknown command '%.32s' (try 'help')\n", av[0]);
 		return 1;
 	}
-	if (!strcmp(av[0], "server"))
-		return server_set(d, json, av, ac, o);
-	if (!strcmp(av[0], "reload") && ac == 1)
-		return do_reload(d, json, o);
-	if (!strcmp(av[0], "help") && ac == 1) {
-		help(o);
-		ob_printf(o, "OK\n");
-		return 0;
+	if (!cmd)
+		return no_fit(o, av, ac);
+	if (cmd->run)
+		return cmd->run(d, json, av, ac, o);
+	if (cmd->show(d, json, o)) {
+		ob_printf(o, "ERR out of memory\n");
+		return 1;
 	}
-	ob_printf(o, "ERR unknown command '%.32s' (try 'help')\n", av[0]);
-	return 1;
+	if (o->failed)
+		return 1; /* the caller answers ERR: the document was cut */
+	ob_printf(o, "OK\n");
+	return 0;
 }
 
 /* ---- clients ---- */

@@ -2,7 +2,8 @@
 /*
  * main.c - command line, start-up order, signals.
  *
- * Start-up: parse + validate config (all errors) -> open access log -> load BPF, pin maps ->
+ * Start-up: parse + validate config (all errors) -> prepare it (TLS
+ * contexts) -> open access log -> load BPF, pin maps ->
  * bind every listener (one SO_REUSEPORT socket per worker, so bind errors are fatal before any
  * thread starts) -> start workers -> start the health thread -> the main thread's event loop
  * (daemon.c), where this file watches a signalfd (reload, upgrade, drain, stop) and a 1 s tick
@@ -209,11 +210,17 @@ static void main_loop(struct daemon *d)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'f'},   {"foreground", no_argument, NULL, 'd'},
-		{"pid-file", required_argument, NULL, 'P'}, {"check", no_argument, NULL, 'n'},
-		{"verbose", no_argument, NULL, 'v'},	    {"no-splice", no_argument, NULL, 'S'},
-		{"no-ktls", no_argument, NULL, 'K'},	    {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'f'},
+		{"foreground", no_argument, NULL, 'd'},
+		{"pid-file", required_argument, NULL, 'P'},
+		{"check", no_argument, NULL, 'n'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"no-splice", no_argument, NULL, 'S'},
+		{"no-ktls", no_argument, NULL, 'K'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{"dump-keywords", no_argument, NULL, 'D'},
+		{NULL, 0, NULL, 0},
 	};
 	static struct options opt;
 	struct daemon *d = &g_daemon;
@@ -250,6 +257,9 @@ int main(int argc, char **argv)
 		case 'K':
 			opt.no_ktls = 1;
 			break;
+		case 'D': /* hidden: the configuration keywords, for tests/e2e/docs.bats */
+			conf_dump_keywords(stdout);
+			return 0;
 		case 'V':
 			printf("spliced %s\n", SPLICED_VERSION);
 			return 0;
@@ -268,6 +278,11 @@ int main(int argc, char **argv)
 	cf = conf_load(opt.config_file, stderr);
 	if (!cf)
 		return 1;
+	/* certificates are checked here, so -n reports them too */
+	if (tls_prepare(cf, stderr)) {
+		conf_free(cf);
+		return 1;
+	}
 	if (opt.pid_file)
 		snprintf(cf->pid_file, sizeof(cf->pid_file), "%s", opt.pid_file);
 	if (opt.check_only) {

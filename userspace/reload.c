@@ -2,12 +2,13 @@
 /*
  * reload.c - configuration reload (SIGHUP, `splicectl reload`).
  *
- * Order: load and validate the whole file (every error reported) -> check what a reload cannot
- * change -> open the new listening sockets on every worker, reusing each socket whose address
- * stays (a reused socket keeps its accept queue, so nothing queued is lost) -> reopen the access
- * log -> restart the health thread with the state of every server that stays -> post the new
- * configuration to every worker and wait until each runs on it. Any failure before the post
- * leaves the running configuration untouched.
+ * Order: load and validate the whole file (every error reported) -> prepare it (TLS contexts:
+ * certificates and keys are read and checked) -> check what a reload cannot change -> open the
+ * new listening sockets on every worker, reusing each socket whose address stays (a reused
+ * socket keeps its accept queue, so nothing queued is lost) -> reopen the access log -> restart
+ * the health thread with the state of every server that stays -> post the new configuration to
+ * every worker and wait until each runs on it. Any failure before the post leaves the running
+ * configuration untouched.
  *
  * Connections keep the configuration they were accepted under (a reference) until their next
  * request boundary, where conn.c moves them to the new one (config_follow()); the old
@@ -25,6 +26,7 @@
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
 static struct server *find_server(struct pool *p, const char *name)
@@ -113,6 +115,10 @@ static int reload(struct daemon *d, FILE *errf)
 	ncf = conf_load(d->opt->config_file, errf);
 	if (!ncf)
 		return -1;
+	if (tls_prepare(ncf, errf)) {
+		conf_free(ncf);
+		return -1;
+	}
 	if (d->opt->pid_file)
 		snprintf(ncf->pid_file, sizeof(ncf->pid_file), "%s", d->opt->pid_file);
 	conf_ref(ncf);

@@ -2,7 +2,8 @@
 /*
  * tls.c - OpenSSL server contexts for TLS listeners: one SSL_CTX per certificate, the first is
  * the default; the SNI callback moves a handshake to the context whose SAN names match.
- * Everything is validated at load so `spliced -n` catches broken certificates before a reload.
+ * Everything is validated when a loaded configuration is prepared (tls_prepare), which
+ * `spliced -n` and a reload do, so broken certificates are caught before a reload swaps.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -228,14 +229,9 @@ static const char *ssl_reason(char *buf, size_t len)
 	return buf;
 }
 
-int tls_parse_protocol(const char *s)
-{
-	if (!strcmp(s, "TLSv1.2"))
-		return TLS1_2_VERSION;
-	if (!strcmp(s, "TLSv1.3"))
-		return TLS1_3_VERSION;
-	return 0;
-}
+/* conf.c stores `tls protocols` as the versions on the wire, which OpenSSL uses as well */
+_Static_assert(TLS1_2_VERSION == CONF_TLS1_2 && TLS1_3_VERSION == CONF_TLS1_3,
+	       "TLS protocol version numbers");
 
 int tls_name_match(const char *pattern, const char *host)
 {
@@ -414,7 +410,8 @@ static int load_cert(struct listener *l, const struct tls_cert_conf *cc, struct 
 	return errors;
 }
 
-int tls_listener_load(struct listener *l, const char *file, FILE *errf)
+/* build the contexts of a listener that has `tls certificate` lines; the number of errors */
+static int listener_prepare(struct listener *l, const char *file, FILE *errf)
 {
 	struct tls_server *ts;
 	int errors = 0;
@@ -443,7 +440,7 @@ int tls_listener_load(struct listener *l, const char *file, FILE *errf)
 	return errors;
 }
 
-void tls_listener_free(struct listener *l)
+static void listener_release(struct listener *l)
 {
 	struct tls_server *ts = l->tls;
 
@@ -689,7 +686,8 @@ struct tls_client {
 	SSL_CTX *ctx;
 };
 
-int tls_pool_load(struct pool *p, const char *file, FILE *errf)
+/* the client context of a pool with `tls`; the number of errors */
+static int pool_prepare(struct pool *p, const char *file, FILE *errf)
 {
 	char why[256];
 	int errors = 0;
@@ -718,13 +716,33 @@ int tls_pool_load(struct pool *p, const char *file, FILE *errf)
 	return errors;
 }
 
-void tls_pool_free(struct pool *p)
+static void pool_release(struct pool *p)
 {
 	if (!p->tlsc)
 		return;
 	SSL_CTX_free(p->tlsc->ctx);
 	free(p->tlsc);
 	p->tlsc = NULL;
+}
+
+static void release(struct config *cf)
+{
+	for (unsigned i = 0; i < cf->nlisteners; i++)
+		listener_release(&cf->listeners[i]);
+	for (unsigned i = 0; i < cf->npools; i++)
+		pool_release(&cf->pools[i]);
+}
+
+int tls_prepare(struct config *cf, FILE *errf)
+{
+	int errors = 0;
+
+	cf->release = release;
+	for (unsigned i = 0; i < cf->nlisteners; i++)
+		errors += listener_prepare(&cf->listeners[i], cf->file, errf);
+	for (unsigned i = 0; i < cf->npools; i++)
+		errors += pool_prepare(&cf->pools[i], cf->file, errf);
+	return errors;
 }
 
 /* the host part of a "HOST:PORT" / "[V6]:PORT" server spec, for SNI and verification */

@@ -2,8 +2,8 @@
 /*
  * tls.h - TLS termination: per-listener OpenSSL contexts, certificates chosen by SNI (exact and
  * wildcard SAN names, the first certificate is the default), protocol range, ciphers, ALPN.
- * Certificates and keys are validated when the configuration is loaded, so `spliced -n` reports
- * a missing file, a key that does not match, or an expired certificate.
+ * Certificates and keys are validated when a loaded configuration is prepared (tls_prepare), so
+ * `spliced -n` reports a missing file, a key that does not match, or an expired certificate.
  */
 #ifndef SPLICED_TLS_H
 #define SPLICED_TLS_H
@@ -16,21 +16,20 @@
 #include "types.h"
 
 /*
- * tls_listener_load - build the contexts of a listener that has `tls certificate` lines.
- * Every problem is written to errf as "FILE:LINE: message" (file = the config file).
- * Returns the number of errors (0: l->tls is ready; free with tls_listener_free).
+ * tls_prepare - the preparing step of a configuration conf_load() parsed: build the OpenSSL
+ * contexts of every listener with `tls certificate` lines and of every pool with `tls`, which
+ * reads and checks the certificate, key and CA files (as HAProxy prepares its bind lines after
+ * parsing). Every problem is written to errf as "FILE:LINE: message" (FILE = cf->file).
+ * Returns the number of errors: 0 when every context is ready. Whatever it built, after errors
+ * too, belongs to cf: conf_free() releases it (cf->release).
  */
-int tls_listener_load(struct listener *l, const char *file, FILE *errf);
-void tls_listener_free(struct listener *l);
+int tls_prepare(struct config *cf, FILE *errf);
 
 /*
  * tls_name_match - does a certificate name (exact, or "*.example.com" covering exactly one
  * leftmost label) match the SNI host name? Case-insensitive. 1 or 0.
  */
 int tls_name_match(const char *pattern, const char *host);
-
-/* tls_parse_protocol - "TLSv1.2" / "TLSv1.3" -> OpenSSL version constant, or 0. */
-int tls_parse_protocol(const char *s);
 
 /* tls_cert_names - how many names the listener's certificate idx answers for (tests). */
 unsigned tls_cert_count(const struct listener *l);
@@ -40,13 +39,6 @@ unsigned tls_cert_count(const struct listener *l);
  * 0, the default). Exact names win over wildcards; among equals the first listed wins.
  */
 unsigned tls_select_cert(const struct listener *l, const char *sni);
-
-/*
- * tls_pool_load - the client context of a pool with `tls` (certificate verification on by
- * default against `ca FILE` or the system store). Errors as for listeners; 0 when ready.
- */
-int tls_pool_load(struct pool *p, const char *file, FILE *errf);
-void tls_pool_free(struct pool *p);
 
 /*
  * tls_tickets_find - which session ticket key of the listener has this name at now_ms

@@ -193,6 +193,10 @@ struct tls_cert_conf {
 	int line;
 };
 
+/* `tls protocols` as TLS numbers them on the wire (and OpenSSL's TLS1_x_VERSION) */
+#define CONF_TLS1_2 0x0303
+#define CONF_TLS1_3 0x0304
+
 struct tls_server; /* OpenSSL contexts of a listener, see tls.c */
 struct tls_client; /* OpenSSL context of a pool's upstream TLS, see tls.c */
 
@@ -207,7 +211,7 @@ struct listener {
 	/* TLS termination (tls.c); no certificate: plain HTTP */
 	struct tls_cert_conf *certs;
 	unsigned ncerts;
-	int tls_min, tls_max; /* OpenSSL protocol versions; 0: library default */
+	int tls_min, tls_max; /* CONF_TLS1_x (the version on the wire); 0: library default */
 	int tls_line;
 	char tls_ciphers[256];	       /* TLS 1.2 cipher list; "" = default */
 	uint32_t tls_ticket_rotate_ms; /* session ticket key lifetime; 0: default (1 h) */
@@ -246,6 +250,8 @@ struct config {
 	uint32_t upgrade_timeout_ms; /* SIGUSR2: wait for connections to reach a hand-over point */
 	char pid_file[PATH_MAX];     /* "" = none */
 	_Atomic int refs;	     /* holders: the daemon (current) + every connection */
+	/* frees what the preparing step (tls_prepare) built; NULL: nothing was prepared */
+	void (*release)(struct config *cf);
 	struct listener *listeners;
 	unsigned nlisteners;
 	struct pool *pools;

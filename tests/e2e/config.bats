@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # config.bats - the configuration language as a user meets it: `spliced -n`, error reports with
-# FILE:LINE, and address forms (host names, IPv6) that must work end to end.
+# FILE:LINE, bounds that keep a hostile file from crashing -n or a reload, and address forms
+# (host names, IPv6) that must work end to end.
 
 load helpers
 
@@ -181,4 +182,43 @@ pool one { server s 127.0.0.1:${ORIGIN_PORTS[one]}; }
 pool two { server s 127.0.0.1:${ORIGIN_PORTS[two]}; }"
 	assert_equal one "$("${CURL[@]}" "$(url /)")"
 	assert_equal two "$("${CURL[@]}" "$(url / "$SPLICED_PORT2")")"
+}
+
+# the deep nesting of the hardening report: `x{` 100000 times on one line
+deep_text() { "$PYTHON" -c "import sys; sys.stdout.write('x{' * 100000)"; }
+
+@test "config: a deeply nested file is refused by -n with FILE:LINE, not a crash" {
+	CONF="$BATS_TEST_TMPDIR/deep.conf"
+	deep_text >"$CONF"
+	run timeout 20 "$SPLICED_BIN" -n -f "$CONF"
+	echo "${output:0:2000}"
+	# 1: errors reported; a crash (139) or a timeout (124) fails here
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "$CONF:1: blocks nested deeper than 8"
+	assert_not_contains "$output" "configuration OK"
+	# every line is a FILE:LINE: message, and there are few of them
+	local n=0 line
+	while IFS= read -r line; do
+		[[ $line =~ ^"$CONF":[0-9]+:\  ]] || fail "not FILE:LINE: message: $line"
+		n=$((n + 1))
+	done <<<"$output"
+	((n <= 101)) || fail "$n messages"
+}
+
+@test "config: SIGHUP with a deeply nested file fails the reload; the daemon keeps serving" {
+	start_origin a
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server a 127.0.0.1:$ORIGIN_PORT; }"
+	assert_equal a "$("${CURL[@]}" "$(url /before)")"
+	# appended to the running configuration, as in the report
+	deep_text >>"$SPLICED_CONF"
+	kill -HUP "$SPLICED_PID"
+	wait_until 10 grep -q 'reload of .* failed: still running generation 1' "$SPLICED_ERR" ||
+		fail "no failed reload in the log: $(tail -c 2000 "$SPLICED_ERR")"
+	grep -qE "reload: .*spliced.conf:[0-9]+: blocks nested deeper than 8" "$SPLICED_ERR" ||
+		fail "no FILE:LINE message: $(grep reload "$SPLICED_ERR" | head -5)"
+	kill -0 "$SPLICED_PID" || fail "the daemon died"
+	for i in 1 2 3; do
+		assert_equal a "$("${CURL[@]}" "$(url /after$i)")"
+	done
 }

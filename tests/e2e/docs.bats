@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # docs.bats - what an operator installs and reads: the man pages render without a groff warning,
-# spliced.conf(5) names every keyword the parser accepts, spliced(8) every option of
-# `spliced -h`, the configuration examples pass `spliced -n`, `make install` lays out the
-# expected files, and the systemd unit passes `systemd-analyze verify`. Needs no root.
+# spliced.conf(5) names every keyword the parser accepts, the messages that list keywords list
+# those of the configuration tables, the markdown tables of docs/ are whole, spliced(8) every
+# option of `spliced -h`, the configuration examples pass `spliced -n`, `make install` lays out
+# the expected files, and the systemd unit passes `systemd-analyze verify`. Needs no root.
 # (tests/run.sh runs this file under both SPLICED_ARGS settings; it does not start a daemon.)
 
 load helpers
@@ -24,19 +25,21 @@ has_word() {
 	grep -qE "(^|[^-_[:alnum:]])$(sed 's/[.]/[.]/g' <<<"$2")([^-_[:alnum:]]|$)" <<<"$1"
 }
 
-# conf_keywords: every word userspace/conf.c compares a statement name or argument with
-# (strcmp/strcasecmp against a literal, the timeout kind table), the balancer names of lb.c and
-# the protocol names of tls.c; one per line, sorted, unique
+# dump_keywords: `spliced --dump-keywords`, the keyword tables of userspace/conf_keywords.c as
+# "BLOCK WORD" lines ("global workers", "pool.server weight")
+dump_keywords() {
+	"$SPLICED_BIN" --dump-keywords
+}
+
+# conf_keywords: every keyword the parser accepts, one per line, sorted, unique: the words of
+# the keyword tables, and the words the listener and route blocks (parsed in conf.c without a
+# table) and the table setters compare an argument with (strcmp/strcasecmp against a literal)
 conf_keywords() {
 	{
-		grep -ohE 'str(case)?cmp\([^,()]+(\[[^]]*\])?, "[^"]+"\)' "$E2E_ROOT/userspace/conf.c" |
+		dump_keywords | cut -d' ' -f2
+		grep -ohE 'str(case)?cmp\([^,()]+(\[[^]]*\])?, "[^"]+"\)' \
+			"$E2E_ROOT"/userspace/conf.c "$E2E_ROOT"/userspace/conf_keywords.c |
 			sed -E 's/.*"([^"]+)"\)$/\1/'
-		grep -ohE '^[[:space:]]*\{"[a-z_]+", offsetof' "$E2E_ROOT/userspace/conf.c" |
-			sed -E 's/.*\{"([^"]+)".*/\1/'
-		sed -n '/algo_names\[\] = {/,/};/p' "$E2E_ROOT/userspace/lb.c" |
-			grep -oE '"[a-z_]+"' | tr -d '"'
-		sed -n '/^int tls_parse_protocol/,/^}/p' "$E2E_ROOT/userspace/tls.c" |
-			grep -oE '"[^"]+"' | tr -d '"'
 	} | grep -E "^[A-Za-z]" | sort -u
 }
 
@@ -75,14 +78,14 @@ install_to() {
 	done
 }
 
-@test "docs: spliced.conf.5 names every keyword userspace/conf.c accepts" {
+@test "docs: spliced.conf.5 names every keyword the configuration parser accepts" {
 	local text kw missing=() n=0
 	text=$(render docs/spliced.conf.5)
 	# the extraction itself must still work: known keywords of every block
-	for kw in pin_path workers bind route server health eject tls certificate \
-		round_robin TLSv1.3 consecutive_failures; do
+	for kw in pin_path workers header bind route server weight health interval eject tls \
+		certificate round_robin TLSv1.3 consecutive_failures verify off source; do
 		conf_keywords | grep -qxF -- "$kw" ||
-			{ echo "keyword extraction from conf.c lost '$kw'"; return 1; }
+			{ echo "keyword extraction lost '$kw'"; return 1; }
 	done
 	while read -r kw; do
 		n=$((n + 1))
@@ -92,6 +95,129 @@ install_to() {
 	[ "$n" -ge 60 ]
 	if ((${#missing[@]})); then
 		echo "missing from docs/spliced.conf.5: ${missing[*]}"
+		return 1
+	fi
+}
+
+# a configuration with one mistake (BOGUS) in each block of the keyword tables, keyed by the
+# block's name in `spliced --dump-keywords`; the rest of the file is valid
+declare -gA BOGUS_IN=(
+	[config]='BOGUS { }'
+	[global]='global { BOGUS 1; }'
+	[global.timeout]='global { timeout BOGUS 1s; }'
+	[pool]='pool q { server a 127.0.0.1:1; BOGUS 1; }'
+	[pool.server]='pool q { server a 127.0.0.1:1 BOGUS; }'
+	[pool.balance]='pool q { server a 127.0.0.1:1; balance BOGUS; }'
+	[pool.tls]='pool q { server a 127.0.0.1:1; tls BOGUS x; }'
+	[pool.tls.verify]='pool q { server a 127.0.0.1:1; tls verify BOGUS; }'
+	[pool.health]='pool q { server a 127.0.0.1:1; health BOGUS; }'
+	[pool.health.http]='pool q { server a 127.0.0.1:1; health http / BOGUS 1; }'
+	[pool.health.tcp]='pool q { server a 127.0.0.1:1; health tcp BOGUS 1; }'
+	[pool.eject]='pool q { server a 127.0.0.1:1; eject BOGUS; }'
+	[pool.eject.consecutive_failures]='pool q { server a 127.0.0.1:1; eject consecutive_failures 3 BOGUS 1s; }'
+	[listener.tls.protocols]='listener t { bind 127.0.0.1:2; tls protocols BOGUS; route { pool base; } }'
+)
+
+@test "docs: every message that lists keywords lists those of the configuration tables" {
+	local blocks block conf="$BATS_TEST_TMPDIR/bogus.conf" line listed want n=0
+	blocks=$(dump_keywords | cut -d' ' -f1 | sort -u)
+	[ "$(wc -l <<<"$blocks")" -ge 12 ]
+	for block in $blocks; do
+		[[ -n ${BOGUS_IN[$block]:-} ]] ||
+			{ echo "no configuration with a mistake in '$block' here: add one"; return 1; }
+		printf '%s\n%s\n%s\n' "${BOGUS_IN[$block]}" \
+			'listener base { bind 127.0.0.1:1; route { pool base; } }' \
+			'pool base { server b 127.0.0.1:80; }' >"$conf"
+		run "$SPLICED_BIN" -n -f "$conf"
+		[ "$status" -eq 1 ]
+		line=$(grep -F "'BOGUS'" <<<"$output" | head -1)
+		[[ $line =~ \((expected )?([^()]*)\)$ ]] ||
+			{ echo "$block: no list in the message: ${line:-$output}"; return 1; }
+		# "weight N, backup" -> weight backup
+		listed=$(sed 's/, /\n/g' <<<"${BASH_REMATCH[2]}" | cut -d' ' -f1 | sort)
+		want=$(dump_keywords | awk -v b="$block" '$1 == b { print $2 }' | sort)
+		if [[ $listed != "$want" ]]; then
+			echo "$block: the message lists"
+			echo "$listed"
+			echo "the table has"
+			echo "$want"
+			return 1
+		fi
+		n=$((n + 1))
+	done
+	echo "$n lists checked"
+}
+
+# check_tables FILE: every markdown table is whole: its rows follow each other (a blank line
+# ends the table, so rows after one lose their header) and have as many cells as the header
+check_tables() {
+	awk -v f="$1" '
+		function headless() {
+			printf "%s:%d: a table row without a header (does a blank line break the table above?)\n", f, start
+			bad = 1
+		}
+		/^```/ { code = !code; next }
+		code { next }
+		/^\|/ {
+			row = $0
+			gsub(/\\\|/, "", row) # an escaped pipe is text, not a cell border
+			cells = gsub(/\|/, "|", row) - 1
+			if (!intable) { # a table starts with a header row, then a |---| line
+				intable = 1
+				want = cells
+				start = NR
+				sep = 1
+				next
+			}
+			if (sep) {
+				sep = 0
+				if ($0 !~ /^\|( *:?-+:? *\|)+ *$/)
+					headless()
+			}
+			if (cells != want) {
+				printf "%s:%d: %d cells, the header has %d\n", f, NR, cells, want
+				bad = 1
+			}
+			next
+		}
+		{
+			if (intable && sep)
+				headless()
+			intable = 0
+		}
+		END {
+			if (intable && sep)
+				headless()
+			exit bad
+		}
+	' "$1"
+}
+
+@test "docs: every markdown table in docs/*.md is whole" {
+	local f n=0 broken="$BATS_TEST_TMPDIR/broken.md"
+	for f in "$E2E_ROOT"/docs/*.md "$E2E_ROOT"/README.md; do
+		check_tables "$f"
+		n=$((n + 1))
+	done
+	[ "$n" -ge 5 ]
+	# the check finds the mistakes it is for
+	printf '| a | b |\n|---|---|\n| 1 | 2 |\n\n| 3 | 4 |\n' >"$broken"
+	run check_tables "$broken"
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "broken.md:5: a table row without a header"
+	printf '| a | b |\n|---|---|\n| 1 \\| x | 2 |\n| 3 | 4 | 5 |\n' >"$broken"
+	run check_tables "$broken"
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "broken.md:4: 3 cells, the header has 2"
+}
+
+@test "docs: CONFIG.md's tables name every global and pool keyword" {
+	local kw missing=()
+	while read -r kw; do
+		grep -qE "^\|.*\`$kw[ ;\`]" "$E2E_ROOT/docs/CONFIG.md" || missing+=("$kw")
+	done < <(dump_keywords | awk '$1 == "global" || $1 == "pool" { print $2 }')
+	if ((${#missing[@]})); then
+		echo "missing from the tables of docs/CONFIG.md: ${missing[*]}"
 		return 1
 	fi
 }

@@ -636,7 +636,7 @@ static void test_err_bad_duration(void)
 		     "\n"
 		     "\ttimeout header 0;\n"
 		     "}\n" BASE,
-		     3, "timeout header must be greater than 0", 1);
+		     3, "invalid duration '0' for 'timeout header' (greater than 0)", 1);
 	expect_error("global { fail_timeout -1s; }\n" BASE, 1, "invalid duration '-1s'", 1);
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
@@ -687,17 +687,17 @@ static void test_err_weight(void)
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81 weight 1001;\n"
 		     "}\n" BASE,
-		     2, "invalid weight '1001'", 2);
+		     2, "invalid number \'1001\' for \'server weight\'", 2);
 	expect_error("pool q {\n"
 		     "\tserver y 127.0.0.1:82;\n"
 		     "\tserver x 127.0.0.1:81 weight -1;\n"
 		     "}\n" BASE,
-		     3, "invalid weight '-1'", 1);
+		     3, "invalid number \'-1\' for \'server weight\'", 1);
 	expect_error("pool q {\n"
 		     "\tserver y 127.0.0.1:82;\n"
 		     "\tserver x 127.0.0.1:81 weight heavy;\n"
 		     "}\n" BASE,
-		     3, "invalid weight 'heavy'", 1);
+		     3, "invalid number \'heavy\' for \'server weight\'", 1);
 	/* the bounds themselves are valid: 0 drains, 1000 is the maximum */
 	cf = expect_ok("pool q { server x 127.0.0.1:81 weight 0; server y 127.0.0.1:82 weight "
 		       "1000; }\n" BASE);
@@ -710,16 +710,17 @@ static void test_err_weight(void)
 
 static void test_err_balance(void)
 {
-	expect_error("pool q {\n"
-		     "\tbalance fastest;\n"
-		     "\tserver x 127.0.0.1:81;\n"
-		     "}\n" BASE,
-		     2, "unknown balance algorithm 'fastest'", 1);
+	expect_error(
+		"pool q {\n"
+		"\tbalance fastest;\n"
+		"\tserver x 127.0.0.1:81;\n"
+		"}\n" BASE,
+		2, "unknown balance 'fastest' (expected round_robin, least_conn, random, hash)", 1);
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
 		     "\tbalance round_robin source;\n"
 		     "}\n" BASE,
-		     3, "balance round_robin takes no options", 1);
+		     3, "usage: balance round_robin;", 1);
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
 		     "\tbalance hash header;\n"
@@ -956,8 +957,8 @@ static void test_err_several_reported(void)
 		{4, "unknown global setting 'colour'"},
 		{6, "listener 'web' has no 'bind'"},
 		{7, "invalid port in '127.0.0.1:99999'"},
-		{11, "unknown balance algorithm 'fastest'"},
-		{12, "invalid weight '5000'"},
+		{11, "unknown balance 'fastest' (expected round_robin, least_conn, random, hash)"},
+		{12, "invalid number \'5000\' for \'server weight\'"},
 		{14, "duplicate server 'b'"},
 		{16, "unknown top-level section 'backend'"},
 	};
@@ -1008,6 +1009,226 @@ static void test_err_null_errf(void)
 	cf = conf_load_string(CONF_NAME, BASE, NULL);
 	ASSERT_TRUE(cf != NULL, "valid config rejected");
 	conf_free(cf);
+}
+
+/* loading parses the tls lines but reads no certificate: that is the preparing step's job */
+static void test_tls_lines_parsed_not_prepared(void)
+{
+	struct config *cf =
+		expect_ok("listener t {\n"
+			  "\tbind 127.0.0.1:3;\n"
+			  "\ttls certificate /nonexistent/a.pem key /nonexistent/a.key;\n"
+			  "\ttls protocols TLSv1.3 TLSv1.2;\n"
+			  "\troute { pool base; }\n"
+			  "}\n" BASE);
+
+	if (cf && ASSERT_EQ(cf->nlisteners, 2, "nlisteners")) {
+		struct listener *l = &cf->listeners[0];
+
+		ASSERT_EQ(l->ncerts, 1, "certificate kept");
+		ASSERT_STREQ(l->certs[0].cert, "/nonexistent/a.pem", "certificate path");
+		ASSERT_TRUE(l->tls == NULL, "no TLS context at load");
+		ASSERT_EQ(l->tls_min, CONF_TLS1_2, "min protocol");
+		ASSERT_EQ(l->tls_max, CONF_TLS1_3, "max protocol");
+		ASSERT_TRUE(cf->release == NULL, "nothing to release");
+	}
+	conf_free(cf);
+	expect_error("listener t {\n"
+		     "\tbind 127.0.0.1:3;\n"
+		     "\ttls protocols SSLv3;\n"
+		     "\troute { pool base; }\n"
+		     "}\n" BASE,
+		     3, "unknown TLS protocol 'SSLv3'", 1);
+}
+
+/* ---------------------------------------------------------------- bounds */
+
+/* a growable string for the generated configurations below */
+struct text {
+	char *p;
+	size_t len;
+	FILE *f;
+};
+
+static FILE *text_open(struct text *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->f = open_memstream(&t->p, &t->len);
+	if (!t->f) {
+		perror("open_memstream");
+		exit(2);
+	}
+	return t->f;
+}
+
+/* close the stream and load what was written; the text is freed */
+static struct config *text_load(struct text *t)
+{
+	struct config *cf;
+
+	fclose(t->f);
+	cf = load(t->p);
+	free(t->p);
+	return cf;
+}
+
+/* the crash: `x{` 100000 times recursed once per '{' and overflowed the stack */
+static void test_bound_nesting(void)
+{
+	struct text t;
+	FILE *f = text_open(&t);
+	struct config *cf;
+
+	for (int i = 0; i < 100000; i++)
+		fputs("x{", f);
+	cf = text_load(&t);
+	ASSERT_TRUE(cf == NULL, "loaded");
+	conf_free(cf);
+	ASSERT_TRUE(has_error(1, "blocks nested deeper than 8"), "got:\n%s", msgs ? msgs : "");
+	ASSERT_TRUE(all_well_formed(), "malformed message in:\n%s", msgs ? msgs : "");
+	/* 8 levels are read (and only complained about as unknown), 9 are not */
+	expect_error(
+		"pool q { server x 127.0.0.1:81; a { b { c { d { e { f { g { } } } } } } } }\n" BASE,
+		1, "unknown pool setting 'a'", 1);
+	expect_error(
+		"pool q { server x 127.0.0.1:81; a { b { c { d { e { f { g { h { } } } } } } } }"
+		" }\n" BASE,
+		1, "blocks nested deeper than 8", 2);
+	/* the rest of the file is still read */
+	expect_error("pool q { a { b { c { d { e { f { g { h { i { } } } } } } } } } }\n"
+		     "global { workers 0; }\n" BASE,
+		     2, "invalid number '0' for 'workers'", -1);
+}
+
+static void test_bound_words_and_lines(void)
+{
+	char *text = malloc(70000);
+	struct config *cf;
+	int n;
+
+	if (!ASSERT_TRUE(text != NULL, "malloc"))
+		return;
+	/* a word of 4095 bytes is taken, 4096 is not */
+	snprintf(text, 70000, "global { access_log /%04094d; }\n" BASE, 0);
+	cf = expect_ok(text);
+	if (cf)
+		ASSERT_EQ(strlen(cf->access_log), 4095, "access_log length");
+	conf_free(cf);
+	snprintf(text, 70000, "global { access_log \"/%04095d\"; }\n" BASE, 0);
+	expect_error(text, 1, "word longer than 4095 bytes", -1);
+	/* a line of 65536 bytes is taken, a longer one is not (a comment, so nothing else fails) */
+	n = snprintf(text, 70000, "%s", BASE);
+	memset(text + n, ' ', 65535);
+	strcpy(text + n + 65535, "#\n");
+	cf = expect_ok(text);
+	conf_free(cf);
+	memset(text + n, ' ', 65536);
+	strcpy(text + n + 65536, "#\n");
+	expect_error(text, 3, "line longer than 65536 bytes", 1);
+	free(text);
+}
+
+static void test_bound_statements(void)
+{
+	struct text t;
+	FILE *f = text_open(&t);
+	struct config *cf;
+
+	fputs("global {\n", f);
+	for (int i = 0; i < 4097; i++)
+		fputs("retries 1;\n", f);
+	fputs("}\n" BASE, f);
+	cf = text_load(&t);
+	ASSERT_TRUE(cf == NULL, "loaded");
+	conf_free(cf);
+	ASSERT_TRUE(has_error(4098, "more than 4096 statements in one block"), "got:\n%s",
+		    msgs ? msgs : "");
+	ASSERT_EQ(count_lines(msgs), 1, "reported once");
+	/* 17 pools of 4000 statements: more than the file may hold */
+	f = text_open(&t);
+	fputs(BASE, f);
+	for (int p = 0; p < 17; p++) {
+		fprintf(f, "pool p%d {\n", p);
+		for (int i = 0; i < 3999; i++)
+			fputs("retries 1;\n", f);
+		fputs("server s 127.0.0.1:80;\n}\n", f);
+	}
+	cf = text_load(&t);
+	ASSERT_TRUE(cf == NULL, "loaded");
+	conf_free(cf);
+	ASSERT_TRUE(msgs && strstr(msgs, "more than 65536 statements"), "got:\n%.300s",
+		    msgs ? msgs : "");
+	ASSERT_TRUE(all_well_formed(), "malformed message");
+}
+
+static void test_bound_servers_listeners(void)
+{
+	struct text t;
+	FILE *f = text_open(&t);
+	struct config *cf;
+
+	/* 4096 servers are fine, in several pools */
+	fputs(BASE, f);
+	for (int p = 0; p < 4; p++) {
+		fprintf(f, "pool p%d {\n", p);
+		for (int i = 0; i < 1024 - !p; i++)
+			fprintf(f, "server s%d 127.0.0.%d:%d;\n", i, p + 1, i + 1);
+		fputs("}\n", f);
+	}
+	cf = text_load(&t);
+	ASSERT_TRUE(cf != NULL, "4096 servers: %.300s", msgs ? msgs : "");
+	if (cf)
+		ASSERT_EQ(cf->nservers, 4096, "nservers");
+	conf_free(cf);
+	f = text_open(&t);
+	/* BASE has one server: the 4096th of this pool (line 4 + 4095) is one too many */
+	fputs(BASE "pool more {\n", f);
+	for (int i = 0; i < 4096; i++)
+		fprintf(f, "server s%d 127.0.0.2:%d;\n", i, i + 1);
+	fputs("}\n", f);
+	cf = text_load(&t);
+	ASSERT_TRUE(cf == NULL, "loaded");
+	conf_free(cf);
+	ASSERT_TRUE(has_error(4099, "more than 4096 servers"), "got:\n%.300s", msgs ? msgs : "");
+	ASSERT_EQ(count_lines(msgs), 1, "reported once");
+	/* 256 listeners, then one more */
+	f = text_open(&t);
+	fputs("pool base { server b 127.0.0.1:80; }\n", f);
+	for (int i = 0; i < 257; i++)
+		fprintf(f, "listener l%d { bind 127.0.0.1:%d; route { pool base; } }\n", i, i + 1);
+	cf = text_load(&t);
+	ASSERT_TRUE(cf == NULL, "loaded");
+	conf_free(cf);
+	ASSERT_TRUE(has_error(258, "more than 256 listeners"), "got:\n%.300s", msgs ? msgs : "");
+	ASSERT_EQ(count_lines(msgs), 1, "reported once");
+}
+
+static void test_bound_errors_and_size(void)
+{
+	struct text t;
+	FILE *f = text_open(&t);
+	struct config *cf;
+	char *big;
+
+	/* 300 mistakes: 100 messages and a last line that says the rest is not shown */
+	for (int i = 0; i < 300; i++)
+		fputs(";\n", f);
+	fputs(BASE, f);
+	cf = text_load(&t);
+	ASSERT_TRUE(cf == NULL, "loaded");
+	conf_free(cf);
+	ASSERT_EQ(count_lines(msgs), 101, "messages");
+	ASSERT_TRUE(has_error(101, "too many errors, the rest are not shown"), "got: %s",
+		    msgs ? strrchr(msgs, ':') : "");
+	ASSERT_TRUE(all_well_formed(), "malformed message");
+	/* more than 16 MiB of text */
+	big = malloc((16 << 20) + 2);
+	if (!ASSERT_TRUE(big != NULL, "malloc"))
+		return;
+	memset(big, '#', (16 << 20) + 1);
+	big[(16 << 20) + 1] = '\0';
+	expect_error(big, 1, "larger than 16 MiB", 1);
+	free(big);
 }
 
 /* ---------------------------------------------------------------- conf_load */
@@ -1406,6 +1627,12 @@ int main(void)
 	RUN_TEST(test_err_several_reported);
 	RUN_TEST(test_err_link_errors_with_others);
 	RUN_TEST(test_err_null_errf);
+	RUN_TEST(test_tls_lines_parsed_not_prepared);
+	RUN_TEST(test_bound_nesting);
+	RUN_TEST(test_bound_words_and_lines);
+	RUN_TEST(test_bound_statements);
+	RUN_TEST(test_bound_servers_listeners);
+	RUN_TEST(test_bound_errors_and_size);
 	RUN_TEST(test_load_missing_file);
 	RUN_TEST(test_load_file);
 	RUN_TEST(test_load_world_writable);

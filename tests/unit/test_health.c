@@ -192,20 +192,20 @@ static void test_conf_errors(void)
 	expect_error(LISTENER "pool p {\n health http healthz;\n server a 127.0.0.1:80; }\n", 3,
 		     "PATH starting with '/'");
 	expect_error(LISTENER "pool p {\n server a 127.0.0.1:80;\n health udp;\n}\n", 4,
-		     "usage: health http PATH");
+		     "unknown health 'udp' (expected http, tcp)");
 	expect_error(LISTENER
 		     "pool p {\n health http / status 500-200;\n server a 127.0.0.1:80; }\n",
 		     3, "invalid status range '500-200'");
 	expect_error(LISTENER "pool p {\n health http / status 99;\n server a 127.0.0.1:80; }\n", 3,
 		     "invalid status range '99'");
 	expect_error(LISTENER "pool p {\n health http / interval 5ms;\n server a 127.0.0.1:80; }\n",
-		     3, "invalid health interval '5ms'");
+		     3, "invalid duration '5ms' for 'health interval' (at least 10ms)");
 	expect_error(LISTENER "pool p {\n health tcp timeout 0;\n server a 127.0.0.1:80; }\n", 3,
-		     "invalid health timeout '0'");
+		     "invalid duration '0' for 'health timeout' (greater than 0)");
 	expect_error(LISTENER "pool p {\n health tcp rise 0;\n server a 127.0.0.1:80; }\n", 3,
-		     "invalid number '0' for 'health'");
+		     "invalid number '0' for 'health rise'");
 	expect_error(LISTENER "pool p {\n health tcp fall;\n server a 127.0.0.1:80; }\n", 3,
-		     "health option 'fall' needs a value");
+		     "health tcp option 'fall' needs a value");
 	expect_error(LISTENER "pool p {\n health tcp status 200;\n server a 127.0.0.1:80; }\n", 3,
 		     "unknown health tcp option 'status'");
 	expect_error(LISTENER "pool p {\n health http / host \"a b\";\n server a 127.0.0.1:80; }\n",
@@ -215,10 +215,10 @@ static void test_conf_errors(void)
 	expect_error(LISTENER "pool p {\n slow_start soon;\n server a 127.0.0.1:80; }\n", 3,
 		     "invalid duration 'soon'");
 	expect_error(LISTENER "pool p {\n eject 5;\n server a 127.0.0.1:80; }\n", 3,
-		     "usage: eject consecutive_failures N");
+		     "unknown eject '5' (expected consecutive_failures, off)");
 	expect_error(LISTENER
 		     "pool p {\n eject consecutive_failures 0;\n server a 127.0.0.1:80; }\n",
-		     3, "invalid number '0' for 'eject'");
+		     3, "invalid number '0' for 'eject consecutive_failures'");
 	expect_error(LISTENER "pool p {\n eject consecutive_failures 3 base 1m max 10s;\n"
 			      " server a 127.0.0.1:80; }\n",
 		     3, "eject max (10000 ms) is shorter than base (60000 ms)");
