@@ -109,25 +109,28 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
-			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
+			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/tls.o \
+			   $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o \
-			    $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
+			    $(OUTPUT)/userspace/tls.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
 
 # the health state machine is driven without its thread; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health.o \
 			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o \
-			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
+			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o \
+			     $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lcurl -lbpf -lssl -lcrypto -lpthread
 
 $(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
-			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/lb.o \
+			  $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
 
