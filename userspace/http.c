@@ -352,6 +352,14 @@ static int path_char(const char *p, size_t *i, size_t e, unsigned char *c)
 	*i += 3;
 	if (*c == '/' || *c == '\\' || *c < 0x20 || *c == 0x7f)
 		return -400;
+	if (*c == '%' && e - *i >= 2 && hex_val((unsigned char)p[*i]) >= 0 &&
+	    hex_val((unsigned char)p[*i + 1]) >= 0) {
+		/* "%252e": a backend that decodes twice would see a dot segment or separator */
+		int v = hex_val((unsigned char)p[*i]) << 4 | hex_val((unsigned char)p[*i + 1]);
+
+		if (v == '.' || v == '/' || v == '\\')
+			return -400;
+	}
 	return is_unreserved(*c) ? PC_DECODED : PC_ENCODED;
 }
 

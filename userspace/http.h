@@ -152,9 +152,10 @@ void http_chunked_skip(struct http_chunked *c, uint64_t n);
  * Refused (-400) because a backend could read the path differently from the route that was
  * matched: ".." above the root, a "." or ".." segment carrying parameters (";", "%3B": Tomcat
  * and others strip them and then resolve the dots), '\' (a separator on Windows servers),
- * '%2F', '%5C' (an encoded separator a backend may decode), encoded control characters
- * ('%00'-'%1F', '%7F'), a '%' not followed by two hex digits, and anywhere (query included) a
- * '#' or a byte that is not visible ASCII.
+ * '%2F', '%5C' (an encoded separator a backend may decode), the same and '.' encoded twice
+ * ('%252e', '%252F', '%255C'), encoded control characters ('%00'-'%1F', '%7F'), a '%' not
+ * followed by two hex digits, and anywhere (query included) a '#' or a byte that is not visible
+ * ASCII.
  * The result is never longer than n + 1 bytes; out is NUL-terminated.
  * Returns its length, -400 as above, or -ENOSPC when cap < n + 2 (checked first: the work
  * space is the input's size whatever the result's). With out NULL only the checks are made:

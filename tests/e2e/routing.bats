@@ -216,13 +216,14 @@ status_for() {
 	# shapes a backend could resolve differently from the route are refused outright
 	for t in '/public/..;/admin' /public/..%3b/admin /public/..%2fadmin /public/..%2Fadmin \
 		'/public/..\admin' /public/..%5cadmin /public/%00/../admin /public/%0d%0a \
-		/../public/x /public/../../admin /%2e%2e/public/x /public/%zz '/public#/../admin'; do
+		/../public/x /public/../../admin /%2e%2e/public/x /public/%zz '/public#/../admin' \
+		/public/%252e%252e/admin; do
 		assert_equal 400 "$(status_for "$t")" "$t"
 	done
 	# none of it reached the backend
 	[ ! -s "$(origin_log web)" ] || { cat "$(origin_log web)"; fail "the origin saw a request"; }
-	wait_lines "$ACCESS_LOG" 23
-	[ "$(grep -c 'status=400 ' "$ACCESS_LOG")" -eq 13 ] || fail "13 refusals in the access log"
+	wait_lines "$ACCESS_LOG" 24
+	[ "$(grep -c 'status=400 ' "$ACCESS_LOG")" -eq 14 ] || fail "14 refusals in the access log"
 }
 
 @test "routing: the normalized path is what the backend receives, the query as sent" {

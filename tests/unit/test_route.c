@@ -452,6 +452,7 @@ static void test_dot_segment_bypass(void)
 		{"/public/..%2fadmin", -400},
 		{"/public/..\\admin", -400},
 		{"/public/..%5cadmin", -400},
+		{"/public/%252e%252e/admin", -400},
 		{"/public/%00/../admin", -400},
 		{"/../public/x", -400},
 		{"/public/../../admin", -400},
