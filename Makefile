@@ -111,26 +111,26 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 # the configuration loads without OpenSSL: its tests link no tls.o (tls_prepare is apart)
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
 			   $(OUTPUT)/userspace/conf_keywords.o \
-			   $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			    $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
 
 # the health state machine is driven without its thread; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health_state.o \
 			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/lb.o \
-			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o | $(OUTPUT)/tests
+			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lbpf -lssl -lcrypto -lpthread
 
 $(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
 			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			  $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
+			  $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
 

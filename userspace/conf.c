@@ -22,6 +22,7 @@
 
 #include "conf.h"
 #include "conf_keywords.h"
+#include "http.h"
 #include "lb.h"
 
 static void node_free(struct node *n)
@@ -413,6 +414,77 @@ static void conf_defaults(struct config *cf)
 	cf->upgrade_timeout_ms = 30000;
 }
 
+/*
+ * upgrade_protocols NAME...; | upgrade_protocols none; (listener and route): the protocols a
+ * request may Upgrade to, stored lower case and space-separated for http_upgrade_filter().
+ */
+static void do_upgrade_protocols(struct parser *ps, struct node *n, char *dst, int *line)
+{
+	size_t len = 0;
+
+	if (n->nargs < 1 || n->has_block) {
+		perr(ps, n->line, "usage: upgrade_protocols NAME...; or upgrade_protocols none;");
+		return;
+	}
+	dst[0] = '\0';
+	*line = n->line;
+	if (!strcmp(n->args[0], "none")) {
+		if (n->nargs > 1)
+			perr(ps, n->line, "'upgrade_protocols none' takes no other name");
+		return;
+	}
+	for (int i = 0; i < n->nargs; i++) {
+		const char *v = n->args[i];
+		size_t vl = strlen(v);
+
+		for (size_t k = 0; k < vl; k++) {
+			if (!isalnum((unsigned char)v[k]) && !strchr("!#$%&'*+-.^_`|~", v[k])) {
+				perr(ps, n->line,
+				     "invalid protocol name '%s' (a token, without a /version)", v);
+				return;
+			}
+		}
+		if (len + (len ? 1 : 0) + vl >= UPGRADE_LIST_MAX) {
+			perr(ps, n->line,
+			     "upgrade_protocols: names longer than %d characters in all",
+			     UPGRADE_LIST_MAX - 1);
+			return;
+		}
+		if (len)
+			dst[len++] = ' ';
+		for (size_t k = 0; k < vl; k++)
+			dst[len++] = (char)tolower((unsigned char)v[k]);
+		dst[len] = '\0';
+	}
+}
+
+/* path PREFIX (route): must be in the normalized form requests are matched in */
+static void do_route_path(struct parser *ps, struct route *r, struct node *n)
+{
+	const char *v = n->args[0];
+	char norm[HOST_MAX_LEN + 2];
+	int len;
+
+	if (v[0] != '/' || strlen(v) >= HOST_MAX_LEN) {
+		perr(ps, n->line, "path prefix must start with '/'");
+		return;
+	}
+	len = http_path_normalize(v, strlen(v), norm, sizeof(norm));
+	if (len < 0) {
+		perr(ps, n->line,
+		     "path prefix '%s' never matches: requests with such a path are refused", v);
+		return;
+	}
+	if (strcmp(norm, v)) {
+		perr(ps, n->line,
+		     "path prefix '%s' never matches: request paths are matched normalized, "
+		     "write '%s'",
+		     v, norm);
+		return;
+	}
+	snprintf(r->path, sizeof(r->path), "%s", v);
+}
+
 static void do_route(struct parser *ps, struct listener *l, struct node *rn)
 {
 	struct route *r, *nr;
@@ -460,16 +532,17 @@ static void do_route(struct parser *ps, struct listener *l, struct node *rn)
 		} else if (!strcmp(n->name, "path")) {
 			if (want_args(ps, n, 1, 1))
 				continue;
-			if (n->args[0][0] != '/' || strlen(n->args[0]) >= HOST_MAX_LEN)
-				perr(ps, n->line, "path prefix must start with '/'");
-			else
-				snprintf(r->path, sizeof(r->path), "%s", n->args[0]);
+			do_route_path(ps, r, n);
 		} else if (!strcmp(n->name, "pool")) {
 			if (want_args(ps, n, 1, 1))
 				continue;
 			copy_name(ps, n, n->args[0], r->pool_name, sizeof(r->pool_name));
+		} else if (!strcmp(n->name, "upgrade_protocols")) {
+			do_upgrade_protocols(ps, n, r->upgrade_protocols, &r->upgrade_line);
 		} else {
-			perr(ps, n->line, "unknown route setting '%s' (expected host, path, pool)",
+			perr(ps, n->line,
+			     "unknown route setting '%s' (expected host, path, pool, "
+			     "upgrade_protocols)",
 			     n->name);
 		}
 	}
@@ -607,12 +680,20 @@ static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 				l->splice = SPLICE_OFF;
 			else
 				perr(ps, n->line, "splice takes auto, on or off");
+		} else if (!strcmp(n->name, "upgrade_protocols")) {
+			do_upgrade_protocols(ps, n, l->upgrade_protocols, &l->upgrade_line);
 		} else {
 			perr(ps, n->line,
-			     "unknown listener setting '%s' (expected bind, route, splice, tls)",
+			     "unknown listener setting '%s' (expected bind, route, splice, tls, "
+			     "upgrade_protocols)",
 			     n->name);
 		}
 	}
+	/* a route without its own list takes the listener's, wherever that statement stands */
+	for (unsigned i = 0; i < l->nroutes; i++)
+		if (!l->routes[i].upgrade_line)
+			snprintf(l->routes[i].upgrade_protocols, UPGRADE_LIST_MAX, "%s",
+				 l->upgrade_line ? l->upgrade_protocols : "websocket");
 	if (!l->nbinds)
 		perr(ps, ln->line, "listener '%s' has no 'bind'", l->name);
 	if (!l->nroutes)

@@ -152,7 +152,7 @@ struct conn {
 	enum http_method method;
 	int req_keepalive;  /* client connection may carry another request */
 	int resp_keepalive; /* upstream connection may carry another request */
-	int upgrade;	    /* request asked for Upgrade; CONNECT counts too */
+	int upgrade;	    /* request upgrades (to upgrade_proto); CONNECT counts too */
 	int head_seen;	    /* some bytes of the current request head arrived */
 	int resp_started;   /* response bytes were sent to the client */
 	int upstream_fresh; /* upstream connection was opened for this request */
@@ -163,6 +163,8 @@ struct conn {
 	int status;
 	char host[128];
 	char path[256];
+	char upgrade_proto[UPGRADE_LIST_MAX]; /* the Upgrade value forwarded; a 101 must pick
+					       * from it */
 	char method_s[16];
 	int version_minor;
 	struct pool *pool;
@@ -646,6 +648,8 @@ static const char *status_text(int status)
 		return "Request Timeout";
 	case 413:
 		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
 	case 431:
 		return "Request Header Fields Too Large";
 	case 500:
@@ -1450,6 +1454,7 @@ static int handle_request(struct conn *c, int head_len)
 	struct http_rewrite rw;
 	const char *connhdr = NULL;
 	struct server *pick;
+	char path[HTTP_MAX_TARGET + 2]; /* normalized: routed on and forwarded */
 	int n;
 
 	c->t_start = c->w->now_ms;
@@ -1475,7 +1480,12 @@ static int handle_request(struct conn *c, int head_len)
 	 * is gone is served on the old ones and closed after this request) */
 	if (c->cf != c->w->cf)
 		(void)config_follow(c);
-	r = route_match(c->l, b + m->host.off, m->host.len, b + m->path.off, m->path.len);
+	n = http_target_normalize(b, m, path, sizeof(path));
+	if (n < 0) {
+		buf_consume(&c->req.in, (uint32_t)head_len);
+		return conn_fail_request(c, 400);
+	}
+	r = route_match(c->l, b + m->host.off, m->host.len, path, (size_t)n);
 	if (!r) {
 		c->pool = NULL;
 		c->srv = NULL;
@@ -1492,6 +1502,15 @@ static int handle_request(struct conn *c, int head_len)
 		c->hash_key = lb_hash(c->peer, strlen(c->peer));
 	}
 
+	/* only the protocols the route allows go on; without one this is no upgrade */
+	c->upgrade_proto[0] = '\0';
+	if (c->upgrade && m->method != HTTP_M_CONNECT &&
+	    http_upgrade_filter(b, m, r->upgrade_protocols, c->upgrade_proto,
+				sizeof(c->upgrade_proto), NULL) <= 0) {
+		log_debug("%s: Upgrade to a protocol not allowed, forwarded without it", c->peer);
+		c->upgrade = 0;
+		c->upgrade_proto[0] = '\0';
+	}
 	if (c->upgrade)
 		connhdr = m->method == HTTP_M_CONNECT ? NULL : "upgrade";
 	memset(&rw, 0, sizeof(rw));
@@ -1499,7 +1518,8 @@ static int handle_request(struct conn *c, int head_len)
 	rw.proto = c->kc.ssl ? "https" : "http";
 	rw.via = "1.1 spliced";
 	rw.connection = connhdr;
-	rw.keep_upgrade = c->upgrade;
+	rw.upgrade = c->upgrade_proto;
+	rw.path = path;
 	n = http_rewrite_head(b, m, 1, &rw, c->req_head, c->cf->max_header_size + 1024);
 	if (n < 0) {
 		buf_consume(&c->req.in, (uint32_t)head_len);
@@ -1828,10 +1848,21 @@ static int response_head(struct conn *c, int *progress)
 					      c->method != HTTP_M_CONNECT) ||
 					     (c->method == HTTP_M_CONNECT && m->status >= 200 &&
 					      m->status < 300);
+				char proto[UPGRADE_LIST_MAX];
+				unsigned other = 0;
 				int n;
 
-				if (m->status == 101 && !tunnel)
+				/* a 101 switches to what the request asked for, or is refused */
+				if (m->status == 101 &&
+				    (!tunnel ||
+				     http_upgrade_filter(b, m, c->upgrade_proto, proto,
+							 sizeof(proto), &other) <= 0 ||
+				     other)) {
+					log_warnx(
+						"%s: upstream %s: 101 to a protocol not asked for",
+						c->peer, c->srv ? c->srv->name : "-");
 					return conn_fail_request(c, 502);
+				}
 				c->status = m->status;
 				if (!informational && c->srv) {
 					char why[16];
@@ -1842,7 +1873,7 @@ static int response_head(struct conn *c, int *progress)
 				}
 				memset(&rw, 0, sizeof(rw));
 				rw.via = "1.1 spliced";
-				rw.keep_upgrade = tunnel;
+				rw.upgrade = m->status == 101 ? proto : NULL;
 				/* stopping: this response is the connection's last */
 				if (atomic_load_explicit(&c->w->draining, memory_order_relaxed))
 					c->req_keepalive = 0;

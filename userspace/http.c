@@ -311,6 +311,202 @@ static int parse_request_line(const char *buf, size_t p, size_t eol, struct http
 	return parse_version(buf + i, eol - i, &m->version_minor);
 }
 
+/* unreserved characters of RFC 3986 2.3: percent-encoding them changes nothing */
+static int is_unreserved(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* how path_char() read a character */
+enum path_char_kind {
+	PC_LITERAL = 0, /* a byte that stands for itself */
+	PC_DECODED,	/* a percent-encoded unreserved character: written decoded */
+	PC_ENCODED,	/* any other percent-encoding: stays encoded (upper-case hex) */
+};
+
+/*
+ * Read one character of a path segment at p[*i] (*i < e) into *c (the decoded byte) and advance
+ * *i past it. Returns an enum path_char_kind, or -400 for the bytes and encodings
+ * http_path_normalize() refuses.
+ */
+static int path_char(const char *p, size_t *i, size_t e, unsigned char *c)
+{
+	unsigned char b = (unsigned char)p[*i];
+	int hi, lo;
+
+	if (b == '\\' || b == '#' || b <= 0x20 || b >= 0x7f)
+		return -400;
+	if (b != '%') {
+		*c = b;
+		(*i)++;
+		return PC_LITERAL;
+	}
+	if (e - *i < 3)
+		return -400;
+	hi = hex_val((unsigned char)p[*i + 1]);
+	lo = hex_val((unsigned char)p[*i + 2]);
+	if (hi < 0 || lo < 0)
+		return -400;
+	*c = (unsigned char)(hi << 4 | lo);
+	*i += 3;
+	if (*c == '/' || *c == '\\' || *c < 0x20 || *c == 0x7f)
+		return -400;
+	if (*c == '%' && e - *i >= 2 && hex_val((unsigned char)p[*i]) >= 0 &&
+	    hex_val((unsigned char)p[*i + 1]) >= 0) {
+		/* "%252e": a backend that decodes twice would see a dot segment or separator */
+		int v = hex_val((unsigned char)p[*i]) << 4 | hex_val((unsigned char)p[*i + 1]);
+
+		if (v == '.' || v == '/' || v == '\\')
+			return -400;
+	}
+	return is_unreserved(*c) ? PC_DECODED : PC_ENCODED;
+}
+
+enum seg_kind { SEG_NAME, SEG_DOT, SEG_DOTDOT };
+
+/*
+ * Classify the segment p[s..e) on its decoded form: "." or "..", or a name; -400 when it holds
+ * a refused character, or when it is a dot segment with parameters ("..;x", ".%3B"), which
+ * some servers drop before they resolve the dots.
+ */
+static int segment_kind(const char *p, size_t s, size_t e)
+{
+	unsigned n = 0, dots = 0; /* decoded characters, leading dots among them */
+	size_t i = s;
+	unsigned char c;
+
+	while (i < e) {
+		int r = path_char(p, &i, e, &c);
+
+		if (r < 0)
+			return r;
+		if (c == ';' && dots == n && (dots == 1 || dots == 2))
+			return -400;
+		if (c == '.' && dots == n)
+			dots++;
+		n++;
+	}
+	if (dots == n && n == 1)
+		return SEG_DOT;
+	if (dots == n && n == 2)
+		return SEG_DOTDOT;
+	return SEG_NAME;
+}
+
+/* output cursor of the path normalizer (room checked up front); with p NULL nothing is
+ * written */
+struct path_out {
+	char *p;
+	size_t len;
+};
+
+static void path_put(struct path_out *o, char c)
+{
+	if (o->p)
+		o->p[o->len] = c;
+	o->len++;
+}
+
+static void path_put_hex(struct path_out *o, unsigned char v)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	path_put(o, '%');
+	path_put(o, hex[v >> 4]);
+	path_put(o, hex[v & 15]);
+}
+
+int http_path_normalize(const char *p, size_t n, char *out, size_t cap)
+{
+	struct path_out o = {.p = out};
+	const char *qm;
+	size_t i = 0, q;
+	unsigned depth = 0;
+	int trail = 0;
+
+	/* what is written before a ".." takes it back can be as long as the input */
+	if (out && (n > INT32_MAX || cap < n + 2))
+		return -ENOSPC;
+	if (n && p[0] != '/' && p[0] != '?')
+		return -400;
+	qm = memchr(p, '?', n);
+	q = qm ? (size_t)(qm - p) : n;
+	while (i < q) {
+		size_t e;
+		int kind;
+
+		if (p[i] == '/') {
+			i++;
+			trail = 1;
+			continue;
+		}
+		for (e = i; e < q && p[e] != '/'; e++)
+			;
+		kind = segment_kind(p, i, e);
+		if (kind < 0)
+			return kind;
+		if (kind == SEG_DOTDOT) {
+			if (!depth)
+				return -400; /* above the root */
+			depth--;
+			if (o.p) {
+				/* drop the last "/segment" written */
+				while (o.len && o.p[o.len - 1] != '/')
+					o.len--;
+				if (o.len)
+					o.len--;
+			}
+			trail = 1;
+		} else if (kind == SEG_DOT) {
+			trail = 1;
+		} else {
+			path_put(&o, '/');
+			while (i < e) {
+				unsigned char c;
+
+				/* segment_kind() has accepted every character */
+				if (path_char(p, &i, e, &c) == PC_ENCODED)
+					path_put_hex(&o, c);
+				else
+					path_put(&o, (char)c);
+			}
+			depth++;
+			trail = 0;
+		}
+		i = e;
+	}
+	if (trail || !o.len)
+		path_put(&o, '/');
+	for (; i < n; i++) {
+		/* the parser has checked a request's; a caller's own string is checked here */
+		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f || p[i] == '#')
+			return -400;
+		path_put(&o, p[i]);
+	}
+	if (!out)
+		return 0;
+	out[o.len] = '\0';
+	return (int)o.len;
+}
+
+int http_target_normalize(const char *buf, const struct http_msg *m, char *out, size_t cap)
+{
+	if (!cap)
+		return -ENOSPC;
+	if (m->method == HTTP_M_CONNECT || !m->target.len) {
+		out[0] = '\0';
+		return 0;
+	}
+	if (m->target.len == 1 && buf[m->target.off] == '*') {
+		if (cap < 2)
+			return -ENOSPC;
+		memcpy(out, "*", 2);
+		return 1;
+	}
+	return http_path_normalize(buf + m->path.off, m->path.len, out, cap);
+}
+
 /*
  * Classify the request-target (RFC 9112 3.2). CONNECT takes only authority-form with a port;
  * "*" only OPTIONS; otherwise origin-form or an http(s) absolute-form, whose authority replaces
@@ -321,15 +517,21 @@ static int parse_target(const char *buf, struct http_msg *m)
 	const char *t = buf + m->target.off;
 	size_t n = m->target.len, sl, a;
 
+	if (n > HTTP_MAX_TARGET)
+		return -414;
+	/* a fragment is never sent (RFC 9112 3.2); a backend might cut the path at it */
+	if (memchr(t, '#', n))
+		return -400;
 	if (m->method == HTTP_M_CONNECT) {
 		if (!valid_authority(t, n, 1))
 			return -400;
 		m->path = mk_span(m->target.off + n, 0);
+		m->host = m->target; /* the tunnel goes there, whatever Host says */
 		return 0;
 	}
 	if (t[0] == '/') {
 		m->path = m->target;
-		return 0;
+		return http_path_normalize(t, n, NULL, 0);
 	}
 	if (n == 1 && t[0] == '*') {
 		if (m->method != HTTP_M_OPTIONS)
@@ -350,7 +552,7 @@ static int parse_target(const char *buf, struct http_msg *m)
 	m->host = mk_span(m->target.off + sl, a - sl);
 	m->path = mk_span(m->target.off + a, n - a);
 	m->flags |= HTTP_F_ABSOLUTE_FORM;
-	return 0;
+	return http_path_normalize(t + a, n - a, NULL, 0);
 }
 
 /* header facts gathered across all field lines, decided on once the head is complete */
@@ -565,7 +767,8 @@ int http_parse_request(const char *buf, size_t len, size_t max_head, struct http
 
 	if (m->version_minor == 1 && st.nhost == 0)
 		return -400;
-	if (!(m->flags & HTTP_F_ABSOLUTE_FORM) && st.nhost)
+	/* RFC 9112 3.2.2: the authority of the target, when there is one, wins over Host */
+	if (!(m->flags & HTTP_F_ABSOLUTE_FORM) && m->method != HTTP_M_CONNECT && st.nhost)
 		m->host = m->hdrs[st.host_idx].value;
 	if (m->version_minor == 0) {
 		if (!(m->flags & HTTP_F_CONN_KEEPALIVE))
@@ -948,14 +1151,86 @@ static int conn_lists(const char *buf, const struct http_msg *m, struct http_spa
 	return 0;
 }
 
+/* length of the protocol-name of an Upgrade element: the part before any "/version" */
+static size_t protocol_name_len(const char *p, size_t n)
+{
+	const char *sl = memchr(p, '/', n);
+
+	return sl ? (size_t)(sl - p) : n;
+}
+
+/* protocol = protocol-name ["/" protocol-version], both tokens (RFC 9110 7.8) */
+static int valid_protocol(const char *buf, struct http_span el)
+{
+	size_t nl = protocol_name_len(buf + el.off, el.len);
+	struct http_span name = mk_span(el.off, nl), ver = mk_span(el.off + nl + 1, 0);
+
+	if (nl == el.len)
+		return span_is_token(buf, name);
+	ver.len = (uint32_t)(el.len - nl - 1);
+	return span_is_token(buf, name) && span_is_token(buf, ver);
+}
+
+/* Is the protocol-name name[0..n) among those of list (separated by spaces or commas)? */
+static int protocol_listed(const char *list, const char *name, size_t n)
+{
+	const char *a = list;
+
+	while (*a) {
+		const char *e;
+
+		while (*a == ' ' || *a == '\t' || *a == ',')
+			a++;
+		for (e = a; *e && *e != ' ' && *e != '\t' && *e != ','; e++)
+			;
+		if (e > a && protocol_name_len(a, (size_t)(e - a)) == n && mem_ieq(a, name, n))
+			return 1;
+		a = e;
+	}
+	return 0;
+}
+
+int http_upgrade_filter(const char *buf, const struct http_msg *m, const char *allow, char *out,
+			size_t cap, unsigned *dropped)
+{
+	struct out_buf o = {.p = out, .cap = cap};
+	unsigned i, kept = 0, drop = 0;
+
+	for (i = 0; i < m->nhdrs; i++) {
+		size_t pos = m->hdrs[i].value.off, end = pos + m->hdrs[i].value.len;
+		struct http_span el;
+
+		if (!span_ieq(buf, m->hdrs[i].name, "upgrade"))
+			continue;
+		while (list_next(buf, &pos, end, &el)) {
+			if (!valid_protocol(buf, el) ||
+			    !protocol_listed(allow, buf + el.off,
+					     protocol_name_len(buf + el.off, el.len))) {
+				drop++;
+				continue;
+			}
+			if (kept++)
+				out_put(&o, ", ", 2);
+			out_put(&o, buf + el.off, el.len);
+		}
+	}
+	out_put(&o, "", 1);
+	if (dropped)
+		*dropped = drop;
+	if (o.full)
+		return -ENOSPC;
+	return (int)o.len - 1;
+}
+
+/* headers never forwarded as received (the Host, Transfer-Encoding and HTTP2-Settings of a
+ * request are written by http_rewrite_head() itself) */
 static int is_hop_by_hop(const char *buf, const struct http_msg *m, struct http_span name,
-			 int is_request, int keep_upgrade)
+			 int is_request)
 {
 	if (span_ieq(buf, name, "connection") || span_ieq(buf, name, "keep-alive") ||
-	    span_ieq(buf, name, "proxy-connection") || span_ieq(buf, name, "te"))
+	    span_ieq(buf, name, "proxy-connection") || span_ieq(buf, name, "te") ||
+	    span_ieq(buf, name, "upgrade") || span_ieq(buf, name, "http2-settings"))
 		return 1;
-	if (span_ieq(buf, name, "upgrade"))
-		return !keep_upgrade;
 	if (is_request && span_ieq(buf, name, "x-forwarded-proto"))
 		return 1;
 	/* "Connection: content-length" must not strip framing or routing from the forwarded
@@ -971,7 +1246,7 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 {
 	struct out_buf o = {.p = out, .cap = cap};
 	size_t start = is_request ? m->method_s.off : 0;
-	int last_xff = -1, last_via = -1;
+	int last_xff = -1, last_via = -1, host_seen = 0, te_seen = 0, h2s = 0;
 	const char *nl;
 	unsigned i;
 
@@ -981,34 +1256,64 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 	nl = memchr(buf + start, '\n', m->head_len - start);
 	if (!nl)
 		return -EINVAL;
+	/* HTTP2-Settings belongs to an h2c upgrade and goes only where one goes */
+	if (is_request && rw->upgrade && protocol_listed(rw->upgrade, "h2c", 3))
+		h2s = http_find_header(buf, m, "http2-settings") >= 0;
 	for (i = 0; i < m->nhdrs; i++) {
 		struct http_span n = m->hdrs[i].name;
 
-		if (is_hop_by_hop(buf, m, n, is_request, rw->keep_upgrade))
+		if (is_hop_by_hop(buf, m, n, is_request))
 			continue;
 		if (is_request && rw->client_ip && span_ieq(buf, n, "x-forwarded-for"))
 			last_xff = (int)i;
 		else if (rw->via && span_ieq(buf, n, "via"))
 			last_via = (int)i;
+		else if (is_request && span_ieq(buf, n, "host"))
+			host_seen = 1;
 	}
 
-	out_put(&o, buf + start, (size_t)(nl - buf) + 1 - start);
+	if (is_request && rw->path && rw->path[0]) {
+		const char *after = buf + m->target.off + m->target.len; /* " HTTP/1.x\r\n" */
+
+		out_put(&o, buf + start, m->method_s.len + 1);
+		out_str(&o, rw->path);
+		out_put(&o, after, (size_t)(nl - after) + 1);
+	} else {
+		out_put(&o, buf + start, (size_t)(nl - buf) + 1 - start);
+	}
+	if (is_request && !host_seen && m->host.len) {
+		/* HTTP/1.0 in absolute-form: the backend learns the authority from Host */
+		out_str(&o, "Host: ");
+		out_put(&o, buf + m->host.off, m->host.len);
+		out_put(&o, "\r\n", 2);
+	}
 	for (i = 0; i < m->nhdrs; i++) {
 		const struct http_hdr *h = &m->hdrs[i];
+		struct http_span v = h->value;
 		const char *add = NULL;
 
-		if (is_hop_by_hop(buf, m, h->name, is_request, rw->keep_upgrade))
+		if (h2s && span_ieq(buf, h->name, "http2-settings")) {
+			/* forwarded as received */
+		} else if (is_hop_by_hop(buf, m, h->name, is_request)) {
 			continue;
+		} else if (is_request && span_ieq(buf, h->name, "host")) {
+			v = m->host; /* the authority the request was routed on */
+		} else if (is_request && span_ieq(buf, h->name, "transfer-encoding")) {
+			if (te_seen++)
+				continue;
+			out_str(&o, "Transfer-Encoding: chunked\r\n");
+			continue;
+		}
 		if ((int)i == last_xff)
 			add = rw->client_ip;
 		else if ((int)i == last_via)
 			add = rw->via;
 		out_put(&o, buf + h->name.off, h->name.len);
 		out_put(&o, ": ", 2);
-		out_put(&o, buf + h->value.off, h->value.len);
+		out_put(&o, buf + v.off, v.len);
 		if (add) {
 			/* append to the last line: equivalent to a new list member */
-			if (h->value.len)
+			if (v.len)
 				out_put(&o, ", ", 2);
 			out_str(&o, add);
 		}
@@ -1029,9 +1334,19 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 		out_str(&o, rw->via);
 		out_put(&o, "\r\n", 2);
 	}
-	if (rw->connection) {
+	if (rw->upgrade && rw->upgrade[0]) {
+		out_str(&o, "Upgrade: ");
+		out_str(&o, rw->upgrade);
+		out_put(&o, "\r\n", 2);
+	}
+	if (rw->connection || h2s) {
 		out_str(&o, "Connection: ");
-		out_str(&o, rw->connection);
+		if (rw->connection)
+			out_str(&o, rw->connection);
+		if (rw->connection && h2s)
+			out_put(&o, ", ", 2);
+		if (h2s)
+			out_str(&o, "HTTP2-Settings");
 		out_put(&o, "\r\n", 2);
 	}
 	out_put(&o, "\r\n", 2);

@@ -13,6 +13,9 @@
 #include <sys/types.h>
 
 #define HTTP_MAX_HEADERS 128
+/* longest request-target accepted (-414 beyond), as nginx's and Apache's default 8 KB request
+ * line; it also bounds what http_path_normalize() writes */
+#define HTTP_MAX_TARGET 8192
 
 enum http_method {
 	HTTP_M_OTHER = 0, /* any valid token method we do not special-case */
@@ -65,8 +68,10 @@ struct http_msg {
 	struct http_span target; /* request-target as sent */
 	struct http_span path;	 /* path+query part of target (origin-form, or after authority:
 				  * then possibly empty or starting with '?'); empty for CONNECT */
-	struct http_span host;	 /* Host header value (possibly empty), or authority of an
-				  * absolute-form target; empty for HTTP/1.0 without Host */
+	struct http_span host;	 /* the authority the request is for: that of an absolute-form
+				  * or CONNECT target (RFC 9112 3.2.2, 3.2.3), else the Host
+				  * header value (possibly empty); empty for HTTP/1.0 without
+				  * either */
 	/* response */
 	int status;
 	/* framing */
@@ -83,12 +88,14 @@ struct http_msg {
  * needed (m->scan records progress; call again with the same buffer grown), or a negative HTTP
  * status when the request must be refused and the connection closed:
  *   -400 malformed / smuggling shape, -431 head larger than max_head (or too many headers),
- *   -505 HTTP version other than 1.0/1.1, -501 Transfer-Encoding other than chunked.
+ *   -414 request-target longer than HTTP_MAX_TARGET, -505 HTTP version other than 1.0/1.1,
+ *   -501 Transfer-Encoding other than chunked.
  * Rejected shapes include: CL together with TE; duplicate or malformed Content-Length (even
  * when the values agree); TE whose last coding is not chunked; obs-fold; whitespace between a
  * field name and the colon; bare CR or bare LF; control characters in the request line or in
  * field values; empty or invalid field names; missing Host (HTTP/1.1) or more than one Host;
- * invalid request-target; leading empty lines are tolerated (RFC 9112 2.2) only as CRLF.
+ * invalid request-target; a target whose path http_path_normalize() refuses, or with a '#'
+ * anywhere; leading empty lines are tolerated (RFC 9112 2.2) only as CRLF.
  */
 int http_parse_request(const char *buf, size_t len, size_t max_head, struct http_msg *m);
 
@@ -132,23 +139,78 @@ int http_chunked_in_data(const struct http_chunked *c);
 /* http_chunked_skip - account for n (<= c->left) chunk-data bytes moved without feeding them. */
 void http_chunked_skip(struct http_chunked *c, uint64_t n);
 
+/*
+ * http_path_normalize - the form of a path (and query) that spliced routes on and forwards.
+ * p[0..n) is empty or starts with '/' or '?' (the path span of an origin-form or absolute-form
+ * target). The path part (up to the first '?') is normalized as RFC 3986 6.2.2 and 5.2.4 say,
+ * the query is copied unchanged:
+ *   - percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) are decoded, other
+ *     percent-encodings are kept with upper-case hex digits;
+ *   - runs of '/' become one '/';
+ *   - "." segments are removed and ".." segments remove the segment before them, on the
+ *     decoded form ("%2e%2E" is ".."); an empty path becomes "/".
+ * Refused (-400) because a backend could read the path differently from the route that was
+ * matched: ".." above the root, a "." or ".." segment carrying parameters (";", "%3B": Tomcat
+ * and others strip them and then resolve the dots), '\' (a separator on Windows servers),
+ * '%2F', '%5C' (an encoded separator a backend may decode), the same and '.' encoded twice
+ * ('%252e', '%252F', '%255C'), encoded control characters ('%00'-'%1F', '%7F'), a '%' not
+ * followed by two hex digits, and anywhere (query included) a '#' or a byte that is not visible
+ * ASCII.
+ * The result is never longer than n + 1 bytes; out is NUL-terminated.
+ * Returns its length, -400 as above, or -ENOSPC when cap < n + 2 (checked first: the work
+ * space is the input's size whatever the result's). With out NULL only the checks are made:
+ * 0 or -400.
+ */
+int http_path_normalize(const char *p, size_t n, char *out, size_t cap);
+
+/*
+ * http_target_normalize - what spliced routes a parsed request on and forwards as its path:
+ * http_path_normalize() of m->path for origin-form and absolute-form targets (then never
+ * -400: the parser checked it), "*" for asterisk-form, "" for CONNECT (authority-form has no
+ * path). Returns the length written to out (NUL-terminated; m->path.len + 2 bytes, at most
+ * HTTP_MAX_TARGET + 2, always suffice), or -ENOSPC.
+ */
+int http_target_normalize(const char *buf, const struct http_msg *m, char *out, size_t cap);
+
+/*
+ * http_upgrade_filter - the elements of m's Upgrade header lines whose protocol-name (before
+ * any "/version", RFC 9110 7.8) is listed in @allow, any case, joined by ", " into out as the
+ * value of the Upgrade header to forward (NUL-terminated).
+ * @allow: protocol names separated by spaces or commas, e.g. "websocket h2c"; "" allows none.
+ * *dropped (when not NULL) is set to the number of elements left out.
+ * Returns the length written (0: nothing allowed, or no Upgrade header), or -ENOSPC.
+ */
+int http_upgrade_filter(const char *buf, const struct http_msg *m, const char *allow, char *out,
+			size_t cap, unsigned *dropped);
+
 /* What the proxy adds/replaces when it forwards a head. */
 struct http_rewrite {
 	const char *client_ip;	/* appended to X-Forwarded-For (requests) */
 	const char *proto;	/* X-Forwarded-Proto value, "http" or "https" (requests) */
 	const char *via;	/* Via value, e.g. "1.1 spliced" */
 	const char *connection; /* value of the Connection header to send, or NULL for none */
-	int keep_upgrade;	/* 1: keep the Upgrade header (the proxy will tunnel) */
+	const char *upgrade;	/* value of the Upgrade header to send (http_upgrade_filter()),
+				 * or NULL or "" for none */
+	const char *path;	/* requests: the path to send (http_target_normalize()); NULL or
+				 * "": the request-target as received */
 };
 
 /*
  * http_rewrite_head - write the forwarded form of a parsed request or response head into out.
- * Copies the start line unchanged, then every header except hop-by-hop ones (Connection and every
- * header it names, Keep-Alive, Proxy-Connection, TE, Upgrade unless rw->keep_upgrade; for
- * requests also any existing X-Forwarded-Proto), appends rw->client_ip to an existing
- * X-Forwarded-For (or adds it), adds X-Forwarded-Proto (requests, when rw->proto) and Via
- * (appended to an existing Via), then "Connection: <rw->connection>" when set, and the final CRLF.
- * Transfer-Encoding and Content-Length are kept: bodies are relayed with their own framing.
+ * The start line: a request's with rw->path as its target when set (an absolute-form target
+ * is thereby sent in origin-form), a response's unchanged. Then every header except hop-by-hop
+ * ones (Connection and every header it names, Keep-Alive, Proxy-Connection, TE, Upgrade,
+ * HTTP2-Settings; for requests also any existing X-Forwarded-Proto), in their order; a request's
+ * Host line carries m->host (the authority of an absolute-form or CONNECT target replaces the
+ * Host received, and is added after the start line when there was no Host line); a request's
+ * Transfer-Encoding lines become one "Transfer-Encoding: chunked" (the parser accepted nothing
+ * else, and "chunked," or "Chunked" might be read differently by the backend). Then
+ * rw->client_ip appended to an existing X-Forwarded-For (or added), X-Forwarded-Proto
+ * (requests, when rw->proto), Via (appended to an existing Via), "Upgrade: <rw->upgrade>" when
+ * set, "Connection: <rw->connection>" when set, and the final CRLF. HTTP2-Settings goes along
+ * only with a request whose rw->upgrade lists h2c, and is then named in the Connection line too
+ * (RFC 7540 3.2.1). Content-Length and a response's Transfer-Encoding are copied unchanged:
+ * bodies are relayed with their own framing.
  * @is_request selects the request or response rules.
  * Returns the number of bytes written, or -ENOSPC when out is too small.
  */

@@ -19,6 +19,7 @@
 #define HOST_MAX_LEN 256
 #define MAX_BINDS 16
 #define MAX_ROUTE_HOSTS 8
+#define UPGRADE_LIST_MAX 128 /* `upgrade_protocols` names, space-separated, NUL included */
 
 enum splice_mode { SPLICE_AUTO = 0, SPLICE_ON, SPLICE_OFF };
 #define SPLICE_MIN_BODY_OFF UINT64_MAX
@@ -174,8 +175,12 @@ struct pool {
 struct route {
 	char hosts[MAX_ROUTE_HOSTS][HOST_MAX_LEN]; /* lower case; "*.x" matches subdomains of x */
 	unsigned nhosts;
-	char path[HOST_MAX_LEN]; /* path prefix; "" matches all */
+	char path[HOST_MAX_LEN]; /* path prefix (in normalized form); "" matches all */
 	char pool_name[NAME_MAX_LEN];
+	/* protocols a request may Upgrade to, lower case, space-separated ("": none): the
+	 * route's `upgrade_protocols`, else its listener's, else "websocket" */
+	char upgrade_protocols[UPGRADE_LIST_MAX];
+	int upgrade_line; /* of the route's own `upgrade_protocols`; 0: inherited */
 	struct pool *pool;
 	int line;
 };
@@ -208,6 +213,8 @@ struct listener {
 	struct route *routes;
 	unsigned nroutes;
 	enum splice_mode splice;
+	char upgrade_protocols[UPGRADE_LIST_MAX]; /* `upgrade_protocols`, see struct route */
+	int upgrade_line;			  /* 0: not set, routes get "websocket" */
 	/* TLS termination (tls.c); no certificate: plain HTTP */
 	struct tls_cert_conf *certs;
 	unsigned ncerts;

@@ -183,3 +183,137 @@ status=200 backend=app connreq=1 len=4 body=b'app\\n'"
 	# and the response to the client says close
 	assert_contains "$(head -c 2000 "$RAW_OUT" | tr -d '\r')" "Connection: close"
 }
+
+# the allowlist of issue 19: one path route, no default route
+public_only_setup() {
+	start_origin web
+	start_spliced "listener web {
+	bind 127.0.0.1:@PORT@;
+	route { host www.example; path /public; pool web; }
+}
+pool web { server s 127.0.0.1:$ORIGIN_PORT; }"
+}
+
+# status_for TARGET: the status spliced answers "GET TARGET" for www.example with (one
+# request, Connection: close, sent byte for byte)
+status_for() {
+	printf 'GET %s HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n' "$1" \
+		>"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 10 --expect-close
+	head -n 1 "$RAW_OUT" | tr -d '\r' | cut -d' ' -f2
+}
+
+@test "routing: dot segments and encodings cannot reach past a path route" {
+	public_only_setup
+	local t
+	assert_equal 404 "$(status_for /admin)"
+	# the bypass of issue 19: these resolve to /admin, which no route allows
+	for t in /public/../admin /public/%2e%2e/admin /public/%2E%2e/admin /public/.%2E/admin \
+		/public/./../admin /public//../admin /public/x/../../admin \
+		'/public/../admin?x=/public' /PUBLIC/../public/../admin; do
+		assert_equal 404 "$(status_for "$t")" "$t"
+	done
+	# shapes a backend could resolve differently from the route are refused outright
+	for t in '/public/..;/admin' /public/..%3b/admin /public/..%2fadmin /public/..%2Fadmin \
+		'/public/..\admin' /public/..%5cadmin /public/%00/../admin /public/%0d%0a \
+		/../public/x /public/../../admin /%2e%2e/public/x /public/%zz '/public#/../admin' \
+		/public/%252e%252e/admin; do
+		assert_equal 400 "$(status_for "$t")" "$t"
+	done
+	# none of it reached the backend
+	[ ! -s "$(origin_log web)" ] || { cat "$(origin_log web)"; fail "the origin saw a request"; }
+	wait_lines "$ACCESS_LOG" 24
+	[ "$(grep -c 'status=400 ' "$ACCESS_LOG")" -eq 14 ] || fail "14 refusals in the access log"
+}
+
+@test "routing: the normalized path is what the backend receives, the query as sent" {
+	public_only_setup
+	local t
+	for t in /public/x/../y /public/./y '//public///y' /%70ublic/y /public/%7e/../y \
+		'/public/a/%2e%2E/y'; do
+		assert_equal 200 "$(status_for "$t")" "$t"
+	done
+	assert_equal 200 "$(status_for '/public/q/./..?a=/../b&c=%2e%2e%2F')"
+	assert_equal 200 "$(status_for '/public/caf%c3%a9')"
+	run cat "$(origin_log web)"
+	echo "$output"
+	assert_equal "GET /public/y
+GET /public/y
+GET /public/y
+GET /public/y
+GET /public/y
+GET /public/y
+GET /public/?a=/../b&c=%2e%2e%2F
+GET /public/caf%C3%A9" "$output" "targets the origin received"
+}
+
+@test "routing: a long path is normalized whole; a target over 8 KiB is 414" {
+	public_only_setup
+	local seg long
+	# 1600 segments that cancel out, then the file: 8005 bytes resolve to /public/end
+	seg=$(printf '/a/..%.0s' $(seq 1 1598))
+	long="/public${seg}/end"
+	assert_between 7900 "${#long}" 8192
+	assert_equal 200 "$(status_for "$long")"
+	assert_equal "GET /public/end" "$(cat "$(origin_log web)")"
+	# the same with one more ".." than there are segments: above the root
+	assert_equal 400 "$(status_for "/public${seg}/../../x")"
+	# exactly 8192 bytes of target pass, 8193 do not
+	long="/public/$(head -c $((8192 - 8)) /dev/zero | tr '\0' a)"
+	assert_equal 8192 "${#long}"
+	assert_equal 200 "$(status_for "$long")"
+	assert_equal 414 "$(status_for "${long}a")"
+	[ "$(file_lines "$(origin_log web)")" -eq 2 ] || fail "the origin saw the 414 request"
+	# a raw control byte or space in the target never parses
+	printf 'GET /public/\x01 HTTP/1.1\r\nHost: www.example\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 10 --expect-close
+	assert_equal "HTTP/1.1 400 Bad Request" "$(head -n 1 "$RAW_OUT" | tr -d '\r')"
+}
+
+# issue 19 item 2: two sites, the request names one in its target and the other in Host
+authority_setup() {
+	start_origin www
+	start_origin intra
+	start_spliced "listener web {
+	bind 127.0.0.1:@PORT@;
+	route { host www.example; pool www; }
+	route { host intranet.corp; pool intra; }
+}
+pool www { server s 127.0.0.1:${ORIGIN_PORTS[www]}; }
+pool intra { server s 127.0.0.1:${ORIGIN_PORTS[intra]}; }"
+}
+
+@test "routing: an absolute-form target is routed on its authority and forwarded with Host = it" {
+	authority_setup
+	local out
+	printf 'GET http://www.example/echo?x=1 HTTP/1.1\r\nHost: intranet.corp\r\nConnection: close\r\n\r\n' \
+		>"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 10 --expect-close
+	out=$(tr -d '\r' <"$RAW_OUT")
+	echo "$out"
+	assert_contains "$out" $'\nX-Backend: www\n'
+	# the echoed head www received: origin-form, and the routed authority as Host
+	assert_contains "$out" $'\n\nGET /echo?x=1 HTTP/1.1\nHost: www.example\n'
+	assert_not_contains "$out" "intranet.corp"
+	assert_equal "GET /echo?x=1" "$(cat "$(origin_log www)")"
+	[ ! -s "$(origin_log intra)" ] || fail "intra received the request"
+	# origin-form is routed on Host as before
+	assert_equal intra "$(backend_of "$(url /echo)" -H 'Host: intranet.corp')"
+	# HTTP/1.0 without Host: the authority becomes the Host
+	printf 'GET http://www.example:80/echo HTTP/1.0\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	raw_send "$BATS_TEST_TMPDIR/req" --timeout 10 --expect-close
+	out=$(tr -d '\r' <"$RAW_OUT")
+	assert_contains "$out" $'GET /echo HTTP/1.0\nHost: www.example:80\n'
+}
+
+@test "routing: CONNECT is routed on its authority-form target, not on Host" {
+	authority_setup
+	printf 'CONNECT www.example:443 HTTP/1.1\r\nHost: intranet.corp\r\n\r\n' \
+		>"$BATS_TEST_TMPDIR/req"
+	# the client's FIN ends the tunnel: the origin closes on it
+	raw_send "$BATS_TEST_TMPDIR/req" --half-close --timeout 10
+	head -c 300 "$RAW_OUT"
+	grep -q '^X-Backend: www' <(tr -d '\r' <"$RAW_OUT") || fail "CONNECT not routed to www"
+	assert_equal "CONNECT www.example:443" "$(cat "$(origin_log www)")"
+	[ ! -s "$(origin_log intra)" ] || fail "intra received the CONNECT"
+}

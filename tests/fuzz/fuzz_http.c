@@ -8,8 +8,12 @@
  *     its own exact-size allocation so ASan sees any over-read), and, for short inputs, fed byte
  *     by byte;
  *   - an accepted head's spans all lie inside the head and obey the grammar;
- *   - the rewritten form of an accepted request parses again with the same framing, and
- *     -ENOSPC is returned for a buffer one byte short;
+ *   - the rewritten form of an accepted request parses again with the same framing, Host and
+ *     normalized target (normalizing is idempotent), and -ENOSPC is returned for a buffer one
+ *     byte short;
+ *   - the path normalizer agrees with its check-only mode, never grows a path by more than one
+ *     byte, leaves no empty, "." or ".." segment, '\\' or encoded unreserved character in the
+ *     path, and gives the same result for its own output;
  *   - the chunked walker gives the same result whole, in pieces, and with data skipped.
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace tests/fuzz/fuzz_http.c \
  *        userspace/http.c -o /tmp/fuzz_http
@@ -117,7 +121,8 @@ static int fuzz_head(int is_request, const char *buf, size_t len, size_t split, 
 	memset(&m1, 0, sizeof(m1));
 	r1 = parse(is_request, buf, len, max_head, meth, &m1);
 	if (is_request)
-		CHECK(r1 >= 0 || r1 == -400 || r1 == -431 || r1 == -505 || r1 == -501);
+		CHECK(r1 >= 0 || r1 == -400 || r1 == -431 || r1 == -505 || r1 == -501 ||
+		      r1 == -414);
 	else
 		CHECK(r1 >= 0 || r1 == -502);
 	if (r1 > 0)
@@ -155,19 +160,33 @@ static int fuzz_head(int is_request, const char *buf, size_t len, size_t split, 
 
 static void fuzz_rewrite(const char *buf, int is_request, enum http_method meth)
 {
-	static char out[65536 * 2 + 1024];
+	static char out[65536 * 2 + 1024], path[HTTP_MAX_TARGET + 2], path3[HTTP_MAX_TARGET + 2];
+	static char upgrade[256];
 	static struct http_msg m3;
 	struct http_rewrite rw = {
 		.client_ip = "192.0.2.1",
 		.proto = "http",
 		.via = "1.1 spliced",
 		.connection = (m1.flags & HTTP_F_CONN_CLOSE) ? "close" : "keep-alive",
-		.keep_upgrade = (m1.flags & HTTP_F_UPGRADE) != 0,
 	};
 	size_t cap = m1.head_len * 2 + 1024;
-	int n, r;
+	int n, r, plen = 0;
 
 	CHECK(cap <= sizeof(out));
+	if (is_request) {
+		plen = http_target_normalize(buf, &m1, path, sizeof(path));
+		CHECK(plen >= 0 && (size_t)plen <= m1.path.len + 1 && strlen(path) == (size_t)plen);
+		rw.path = path;
+	}
+	if (m1.flags & HTTP_F_UPGRADE) {
+		unsigned dropped;
+
+		r = http_upgrade_filter(buf, &m1, "websocket h2c", upgrade, sizeof(upgrade),
+					&dropped);
+		CHECK(r == -ENOSPC || (r >= 0 && strlen(upgrade) == (size_t)r));
+		if (r > 0)
+			rw.upgrade = upgrade;
+	}
 	n = http_rewrite_head(buf, &m1, is_request, &rw, out, cap);
 	CHECK(n > 0 && (size_t)n <= cap);
 	CHECK(http_rewrite_head(buf, &m1, is_request, &rw, out, (size_t)n - 1) == -ENOSPC);
@@ -179,14 +198,29 @@ static void fuzz_rewrite(const char *buf, int is_request, enum http_method meth)
 	r = parse(is_request, out, (size_t)n, sizeof(out), meth, &m3);
 	if (r == -431 || r == -502) {
 		/* only the headers we add can push it over the header count */
-		CHECK(m1.nhdrs + 4 > HTTP_MAX_HEADERS);
+		CHECK(m1.nhdrs + 6 > HTTP_MAX_HEADERS);
 		return;
 	}
 	CHECK(r == n);
 	CHECK(m3.framing == m1.framing && m3.content_length == m1.content_length);
 	CHECK(m3.version_minor == m1.version_minor);
 	if (is_request) {
-		CHECK(m3.method == m1.method && m3.target.len == m1.target.len);
+		CHECK(m3.method == m1.method);
+		CHECK(!(m3.flags & HTTP_F_ABSOLUTE_FORM));
+		if (plen) {
+			CHECK(m3.target.len == (uint32_t)plen);
+			CHECK(memcmp(out + m3.target.off, path, (size_t)plen) == 0);
+		} else {
+			CHECK(m3.target.len == m1.target.len);
+		}
+		CHECK(http_target_normalize(out, &m3, path3, sizeof(path3)) == plen);
+		CHECK(strcmp(path, path3) == 0);
+		if (m1.framing == HTTP_BODY_CHUNKED) {
+			int te = http_find_header(out, &m3, "transfer-encoding");
+
+			CHECK(te >= 0 && m3.hdrs[te].value.len == 7);
+			CHECK(memcmp(out + m3.hdrs[te].value.off, "chunked", 7) == 0);
+		}
 		CHECK(m3.host.len == m1.host.len);
 		CHECK(memcmp(out + m3.host.off, buf + m1.host.off, m1.host.len) == 0);
 		CHECK(http_find_header(out, &m3, "keep-alive") < 0);
@@ -195,6 +229,53 @@ static void fuzz_rewrite(const char *buf, int is_request, enum http_method meth)
 	} else {
 		CHECK(m3.status == m1.status);
 	}
+}
+
+static int seg_is(const char *s, size_t n, const char *lit)
+{
+	return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+static void fuzz_path(const char *buf, size_t len)
+{
+	static char out[HTTP_MAX_TARGET + 2], again[HTTP_MAX_TARGET + 2];
+	size_t n = len < HTTP_MAX_TARGET ? len : HTTP_MAX_TARGET, q, i, s;
+	const char *qm;
+	int r, r0, r2;
+
+	r = http_path_normalize(buf, n, out, n + 2);
+	r0 = http_path_normalize(buf, n, NULL, 0);
+	CHECK(r == -400 || r >= 0);
+	CHECK(r0 == (r < 0 ? r : 0));
+	if (r < 0)
+		return;
+	CHECK((size_t)r <= n + 1 && strlen(out) == (size_t)r && out[0] == '/');
+	/* one byte short of n + 2 is refused, never truncated */
+	CHECK(http_path_normalize(buf, n, again, n + 1) == -ENOSPC);
+	qm = memchr(out, '?', (size_t)r);
+	q = qm ? (size_t)(qm - out) : (size_t)r;
+	CHECK(!memchr(out, '\\', q));
+	for (i = 1, s = 1; i <= q; i++) {
+		if (i < q && out[i] != '/')
+			continue;
+		/* segment out[s..i): never empty (but the last), never a dot segment */
+		CHECK(i - s > 0 || i == q);
+		CHECK(!seg_is(out + s, i - s, ".") && !seg_is(out + s, i - s, ".."));
+		s = i + 1;
+	}
+	for (i = 0; i + 2 < q; i++) {
+		if (out[i] == '%') {
+			static const char unres[] =
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				"0123456789-._~";
+			char hex[3] = {out[i + 1], out[i + 2], 0};
+			char c = (char)strtol(hex, NULL, 16);
+
+			CHECK(c && !strchr(unres, c));
+		}
+	}
+	r2 = http_path_normalize(out, (size_t)r, again, sizeof(again));
+	CHECK(r2 == r && strcmp(out, again) == 0);
 }
 
 static void fuzz_chunked(const char *buf, size_t len, size_t split, uint64_t max_chunk)
@@ -260,5 +341,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fuzz_head(0, buf, len, split, max_head, meth) > 0)
 		fuzz_rewrite(buf, 0, meth);
 	fuzz_chunked(buf, len, split, (data[0] & 0x10) ? 0x1000 : 0);
+	if (len && (buf[0] == '/' || buf[0] == '?'))
+		fuzz_path(buf, len);
 	return 0;
 }

@@ -99,7 +99,9 @@ static void usage(FILE *f)
 		"  -l, --log FILE       append \"METHOD TARGET\" per request\n"
 		"  -P, --pidfile FILE   write the PID once listening\n"
 		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M]  /upload  /echo  /status/NNN\n"
-		"           /slow?ms=N  /hold  any request with Upgrade: websocket  anything else\n");
+		"           /slow?ms=N  /hold  any request with Upgrade: websocket\n"
+		"           .../switch/PROTO (101 to PROTO whatever was asked, then echo)\n"
+		"           anything else\n");
 }
 
 static void pattern_init(void)
@@ -857,7 +859,8 @@ static int handle_hold(struct conn *c, struct request *rq)
 	return 1;
 }
 
-static int handle_websocket(struct conn *c, struct request *rq)
+/* 101 to proto (with Sec-WebSocket-Accept when the request has a key), then a raw echo */
+static int handle_websocket(struct conn *c, struct request *rq, const char *proto)
 {
 	char head[1024], extra[256], keybuf[256], accept[64];
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -865,7 +868,9 @@ static int handle_websocket(struct conn *c, struct request *rq)
 	int hl, err;
 	ssize_t r;
 
-	strcpy(extra, "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+	if (strlen(proto) > 64)
+		return send_text(c, rq, 400, "protocol name too long\n") ?: 1;
+	snprintf(extra, sizeof(extra), "Upgrade: %s\r\nConnection: Upgrade\r\n", proto);
 	if (rq->ws_key && strlen(rq->ws_key) < 128) {
 		snprintf(keybuf, sizeof(keybuf), "%s" WS_GUID, rq->ws_key);
 		if (EVP_Digest(keybuf, strlen(keybuf), md, &mdlen, EVP_sha1(), NULL)) {
@@ -912,8 +917,10 @@ static int dispatch(struct conn *c, struct request *rq)
 	long ms;
 	int err, status;
 
+	if (strstr(rq->path, "/switch/"))
+		return handle_websocket(c, rq, strstr(rq->path, "/switch/") + 8);
 	if (rq->upgrade_ws)
-		return handle_websocket(c, rq);
+		return handle_websocket(c, rq, "websocket");
 	if (!strcmp(rq->path, "/hold"))
 		return handle_hold(c, rq);
 	if (rq->expect_continue && !rq->http10 && (rq->chunked || (rq->has_cl && rq->cl))) {

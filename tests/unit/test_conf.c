@@ -542,6 +542,95 @@ static void test_err_unknown_route(void)
 		     5, "unknown route setting 'method'", 1);
 }
 
+/* upgrade_protocols: "websocket" by default, a listener's list for its routes, a route's own
+ * list over it (wherever the listener's statement stands), "none" */
+static void test_upgrade_protocols(void)
+{
+	struct config *cf;
+
+	cf = expect_ok("listener a {\n"
+		       "\tbind 127.0.0.1:2;\n"
+		       "\troute { path /x; pool base; }\n"
+		       "\troute { upgrade_protocols H2C websocket; pool base; }\n"
+		       "\troute { upgrade_protocols none; pool base; }\n"
+		       "\tupgrade_protocols websocket Foo;\n"
+		       "}\n" BASE);
+	if (!cf)
+		return;
+	if (ASSERT_EQ(cf->nlisteners, 2, "nlisteners") &&
+	    ASSERT_EQ(cf->listeners[0].nroutes, 3, "nroutes")) {
+		const struct listener *l = &cf->listeners[0];
+
+		ASSERT_STREQ(l->upgrade_protocols, "websocket foo", "listener, lower case");
+		ASSERT_EQ(l->upgrade_line, 6, "listener line");
+		ASSERT_STREQ(l->routes[0].upgrade_protocols, "websocket foo", "inherited");
+		ASSERT_EQ(l->routes[0].upgrade_line, 0, "inherited: no line");
+		ASSERT_STREQ(l->routes[1].upgrade_protocols, "h2c websocket", "route's own");
+		ASSERT_EQ(l->routes[1].upgrade_line, 4, "route line");
+		ASSERT_STREQ(l->routes[2].upgrade_protocols, "", "none");
+		ASSERT_STREQ(cf->listeners[1].routes[0].upgrade_protocols, "websocket", "default");
+	}
+	conf_free(cf);
+	expect_error("listener l {\n"
+		     "\tbind 127.0.0.1:2;\n"
+		     "\troute { pool base; upgrade_protocols; }\n"
+		     "}\n" BASE,
+		     3, "usage: upgrade_protocols NAME...;", 1);
+	expect_error("listener l {\n"
+		     "\tbind 127.0.0.1:2;\n"
+		     "\troute { pool base; }\n"
+		     "\tupgrade_protocols websocket/13;\n"
+		     "}\n" BASE,
+		     4, "invalid protocol name 'websocket/13'", 1);
+	expect_error("listener l {\n"
+		     "\tbind 127.0.0.1:2;\n"
+		     "\troute { pool base; upgrade_protocols none websocket; }\n"
+		     "}\n" BASE,
+		     3, "'upgrade_protocols none' takes no other name", 1);
+	expect_error(
+		"listener l {\n"
+		"\tbind 127.0.0.1:2;\n"
+		"\troute { pool base; }\n"
+		"\tupgrade_protocols "
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb;\n"
+		"}\n" BASE,
+		4, "upgrade_protocols: names longer than 127 characters in all", 1);
+}
+
+/* a path prefix is matched against normalized request paths: one that is not itself in that
+ * form could never match, and is an error that shows the form to write */
+static void test_err_route_path_not_normalized(void)
+{
+	static const struct {
+		const char *path, *what;
+	} tab[] = {
+		{"/a//b", "path prefix '/a//b' never matches: request paths are matched "
+			  "normalized, write '/a/b'"},
+		{"/public/../admin", "write '/admin'"},
+		{"/a/./", "write '/a/'"},
+		{"/%7euser", "write '/~user'"},
+		{"/caf%c3%a9", "write '/caf%C3%A9'"},
+		{"/..", "path prefix '/..' never matches: requests with such a path are refused"},
+		{"/a%2fb", "requests with such a path are refused"},
+		{"/a\\\\b", "requests with such a path are refused"},
+	};
+	char text[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "listener l {\n\tbind 127.0.0.1:2;\n\troute { path \"%s\"; pool base; }\n"
+			 "}\n" BASE,
+			 tab[i].path);
+		expect_error(text, 3, tab[i].what, 1);
+	}
+	conf_free(expect_ok("listener l {\n\tbind 127.0.0.1:2;\n"
+			    "\troute { path /static/; pool base; }\n"
+			    "\troute { path /caf%C3%A9/x.y; pool base; }\n"
+			    "\troute { path /; pool base; }\n}\n" BASE));
+}
+
 static void test_err_unknown_pool(void)
 {
 	expect_error("pool q {\n"
@@ -1603,6 +1692,8 @@ int main(void)
 	RUN_TEST(test_err_unknown_listener);
 	RUN_TEST(test_splice_min_body);
 	RUN_TEST(test_err_unknown_route);
+	RUN_TEST(test_upgrade_protocols);
+	RUN_TEST(test_err_route_path_not_normalized);
 	RUN_TEST(test_err_unknown_pool);
 	RUN_TEST(test_err_missing_semicolon);
 	RUN_TEST(test_err_unterminated_quote);

@@ -186,7 +186,10 @@ static void test_req_connect(void)
 	ASSERT_TRUE(span_is(s, msg.target, "example.com:443"), "target");
 	ASSERT_EQ(msg.path.len, 0, "no path");
 	ASSERT_TRUE(span_is(s, msg.host, "example.com:443"), "host");
-	ASSERT_EQ(parse_req("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n") > 0, 1, "v6");
+	/* RFC 9112 3.2.3: the target is where the tunnel goes; a different Host does not count */
+	s = "CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n";
+	ASSERT_EQ(parse_req(s) > 0, 1, "v6");
+	ASSERT_TRUE(span_is(s, msg.host, "[2001:db8::1]:443"), "host is the target");
 	ASSERT_EQ(parse_req("CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n"), -400, "origin-form");
 	ASSERT_EQ(parse_req("CONNECT example.com HTTP/1.1\r\nHost: a\r\n\r\n"), -400, "no port");
 	ASSERT_EQ(parse_req("CONNECT http://a:1/ HTTP/1.1\r\nHost: a\r\n\r\n"), -400, "absolute");
@@ -210,6 +213,220 @@ static void test_req_bad_target(void)
 	ASSERT_EQ(parse_req("GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n"), -400, "DEL");
 	ASSERT_EQ(parse_req("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n"), -400, "HTAB");
 	ASSERT_EQ(parse_req("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"), -400, "SP in target");
+}
+
+/* RFC 3986 5.2.4 on the decoded form of unreserved characters, and the shapes refused */
+static void test_path_normalize(void)
+{
+	static const struct {
+		const char *in, *want; /* want NULL: -400 */
+	} tab[] = {
+		{"/", "/"},
+		{"", "/"},
+		{"?q", "/?q"},
+		{"/a/b", "/a/b"},
+		{"/a/b/", "/a/b/"},
+		{"/a//b///c", "/a/b/c"},
+		{"//a", "/a"},
+		{"/a/./b", "/a/b"},
+		{"/./a", "/a"},
+		{"/.", "/"},
+		{"/a/.", "/a/"},
+		{"/a/..", "/"},
+		{"/a/b/..", "/a/"},
+		{"/a/b/c/./../../g", "/a/g"},
+		{"/public/../admin", "/admin"},
+		{"/public/%2e%2e/admin", "/admin"},
+		{"/public/%2E%2e/admin", "/admin"},
+		{"/public/.%2E/admin", "/admin"},
+		{"/public/%2e./admin", "/admin"},
+		{"/public/%2e/admin", "/public/admin"},
+		{"/public/./../admin/", "/admin/"},
+		{"/a/%2e%2e", "/"},
+		{"/%7Euser/%41%62%2D%5F", "/~user/Ab-_"},
+		{"/caf%c3%a9/%3b", "/caf%C3%A9/%3B"},
+		{"/a%20b%25", "/a%20b%25"},
+		{"/a/..?x=/../y&z=%2f%zz\\", "/?x=/../y&z=%2f%zz\\"},
+		{"/a/b/..?", "/a/?"},
+		{"/...", "/..."},
+		{"/a/.../b", "/a/.../b"},
+		{"/a/..b/.c", "/a/..b/.c"},
+		{"/a%2e/b", "/a./b"},
+		{"/a;b=1/c;d", "/a;b=1/c;d"},
+		{"/.a;b/c", "/.a;b/c"},
+		{"/..", NULL},
+		{"/../a", NULL},
+		{"/%2e%2e/a", NULL},
+		{"/a/../..", NULL},
+		{"/a/../../b", NULL},
+		{"//..//a", NULL},
+		{"/a/..;/b", NULL},
+		{"/a/.;x/b", NULL},
+		{"/a/..%3b/b", NULL},
+		{"/a/%2E%2E%3B/b", NULL},
+		{"/a\\b", NULL},
+		{"/a/..\\b", NULL},
+		{"/a%5cb", NULL},
+		{"/a%5C..%5Cb", NULL},
+		{"/a%2fb", NULL},
+		{"/public/%252e%252e/admin", NULL},
+		{"/a/..%252Fadmin", NULL},
+		{"/a%255cb", NULL},
+		{"/a%2525/%25/%2541", "/a%2525/%25/%2541"},
+		{"/public/..%2Fadmin", NULL},
+		{"/a%00", NULL},
+		{"/a%0d%0aX:%20y", NULL},
+		{"/a%1F", NULL},
+		{"/a%7f", NULL},
+		{"/a%", NULL},
+		{"/a%4", NULL},
+		{"/a%4g", NULL},
+		{"/a%%41", NULL},
+		{"/%u002e%u002e/a", NULL},
+		{"/a#b", NULL},
+		{"a/b", NULL},
+		{"*", NULL},
+	};
+	char out[256], again[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		const char *in = tab[i].in;
+		int n = http_path_normalize(in, strlen(in), out, sizeof(out));
+
+		if (!tab[i].want) {
+			ASSERT_EQ(n, -400, in);
+			ASSERT_EQ(http_path_normalize(in, strlen(in), NULL, 0), -400, in);
+			continue;
+		}
+		if (!ASSERT_EQ(n, strlen(tab[i].want), in))
+			continue;
+		ASSERT_STREQ(out, tab[i].want, in);
+		ASSERT_EQ(http_path_normalize(in, strlen(in), NULL, 0), 0, in);
+		/* normalizing twice changes nothing */
+		ASSERT_EQ(http_path_normalize(out, (size_t)n, again, sizeof(again)), n, in);
+		ASSERT_STREQ(again, out, in);
+	}
+}
+
+static void test_path_normalize_bounds(void)
+{
+	static char in[HTTP_MAX_TARGET + 1], out[HTTP_MAX_TARGET + 2];
+	const char *s = "/a/b/../c";
+	char small[8];
+	size_t i, n = 0;
+
+	char big[16];
+
+	/* the output never outgrows the input by more than one byte: "" -> "/", "?q" -> "/?q";
+	 * the room asked for is the input's length + 2 whatever the result */
+	ASSERT_EQ(http_path_normalize("", 0, small, 2), 1, "\"\" in 2 bytes");
+	ASSERT_STREQ(small, "/", "/");
+	ASSERT_EQ(http_path_normalize("", 0, small, 1), -ENOSPC, "no room for the NUL");
+	ASSERT_EQ(http_path_normalize(s, strlen(s), big, 11), 4, "/a/c in 11 bytes");
+	ASSERT_STREQ(big, "/a/c", "/a/c");
+	ASSERT_EQ(http_path_normalize(s, strlen(s), big, 10), -ENOSPC, "short by one");
+	ASSERT_EQ(http_path_normalize(s, strlen(s), big, 0), -ENOSPC, "nothing");
+	ASSERT_EQ(http_path_normalize("/..", 3, big, 3), -ENOSPC, "room checked first");
+	/* a long path of segments that cancel out: linear, exact */
+	while (n + 5 <= HTTP_MAX_TARGET - 2) {
+		memcpy(in + n, "/a/..", 5);
+		n += 5;
+	}
+	memcpy(in + n, "/z", 2);
+	n += 2;
+	ASSERT_EQ(http_path_normalize(in, n, out, sizeof(out)), 2, "collapses");
+	ASSERT_STREQ(out, "/z", "to the last segment");
+	/* deep nesting then as many ".." plus one: above the root */
+	for (i = 0, n = 0; i < 1000; i++, n += 2)
+		memcpy(in + n, "/d", 2);
+	for (i = 0; i < 1001; i++, n += 3)
+		memcpy(in + n, "/..", 3);
+	ASSERT_EQ(http_path_normalize(in, n, out, sizeof(out)), -400, "1001 up from 1000 down");
+	ASSERT_EQ(http_path_normalize(in, n - 3, out, sizeof(out)), 1, "1000 up: the root");
+}
+
+/* what the parser refuses in a target, and the -414 bound */
+static void test_req_target_checks(void)
+{
+	static const char *const bad[] = {
+		"/public/../../admin",
+		"/../admin",
+		"/%2e%2e/admin",
+		"/a/..;/admin",
+		"/a\\..\\admin",
+		"/a%2fb",
+		"/a%5c..%5cadmin",
+		"/a%00b",
+		"/a%0a",
+		"/a%zz",
+		"/a#frag",
+		"/a?b#frag",
+	};
+	static char buf[HTTP_MAX_TARGET + 64];
+	char s[128];
+	size_t i;
+	int n;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(s, sizeof(s), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", bad[i]);
+		ASSERT_EQ(parse_req(s), -400, bad[i]);
+		snprintf(s, sizeof(s), "GET http://a%s HTTP/1.1\r\nHost: a\r\n\r\n", bad[i]);
+		ASSERT_EQ(parse_req(s), -400, bad[i]);
+	}
+	ASSERT_EQ(parse_req("GET /a?x=1#no HTTP/1.1\r\nHost: a\r\n\r\n"), -400,
+		  "'#' in the query too");
+	/* dot segments are accepted (and resolved when routed); the query is not judged */
+	ASSERT_TRUE(parse_req("GET /public/../admin?x=%zz\\ HTTP/1.1\r\nHost: a\r\n\r\n") > 0,
+		    "dots in the path, anything in the query");
+	ASSERT_TRUE(parse_req("CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n") > 0, "CONNECT");
+
+	/* exactly HTTP_MAX_TARGET bytes of target pass, one more is 414 */
+	n = snprintf(buf, sizeof(buf), "GET /");
+	memset(buf + n, 'a', HTTP_MAX_TARGET - 1);
+	n += HTTP_MAX_TARGET - 1;
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n, " HTTP/1.1\r\nHost: a\r\n\r\n");
+	ASSERT_EQ(parse_req_max(buf, sizeof(buf)), n, "HTTP_MAX_TARGET");
+	ASSERT_EQ(msg.target.len, HTTP_MAX_TARGET, "target length");
+	n = snprintf(buf, sizeof(buf), "GET /");
+	memset(buf + n, 'a', HTTP_MAX_TARGET);
+	n += HTTP_MAX_TARGET;
+	snprintf(buf + n, sizeof(buf) - (size_t)n, " HTTP/1.1\r\nHost: a\r\n\r\n");
+	ASSERT_EQ(parse_req_max(buf, sizeof(buf)), -414, "one more");
+	/* a head that does not fit max_head stays a 431 */
+	ASSERT_EQ(parse_req_max(buf, 4096), -431, "431 first");
+}
+
+static void test_target_normalize_forms(void)
+{
+	char out[HTTP_MAX_TARGET + 2];
+	const char *s;
+
+	s = "GET http://h.test HTTP/1.1\r\nHost: x\r\n\r\n";
+	ASSERT_TRUE(parse_req(s) > 0, "absolute");
+	ASSERT_EQ(http_target_normalize(s, &msg, out, sizeof(out)), 1, "empty path");
+	ASSERT_STREQ(out, "/", "becomes /");
+	s = "GET https://h.test?a=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+	ASSERT_TRUE(parse_req(s) > 0, "absolute with query");
+	ASSERT_EQ(http_target_normalize(s, &msg, out, sizeof(out)), 5, "query only");
+	ASSERT_STREQ(out, "/?a=1", "slash added");
+	s = "GET http://h.test/a/./b/../c HTTP/1.1\r\nHost: x\r\n\r\n";
+	ASSERT_TRUE(parse_req(s) > 0, "absolute with dots");
+	ASSERT_TRUE(http_target_normalize(s, &msg, out, sizeof(out)) > 0, "dots");
+	ASSERT_STREQ(out, "/a/c", "resolved");
+	s = "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n";
+	ASSERT_TRUE(parse_req(s) > 0, "asterisk");
+	ASSERT_EQ(http_target_normalize(s, &msg, out, sizeof(out)), 1, "*");
+	ASSERT_STREQ(out, "*", "asterisk kept");
+	ASSERT_EQ(http_target_normalize(s, &msg, out, 1), -ENOSPC, "short");
+	s = "GET /a/../b HTTP/1.1\r\nHost: x\r\n\r\n";
+	ASSERT_TRUE(parse_req(s) > 0, "origin-form");
+	ASSERT_EQ(http_target_normalize(s, &msg, out, 8), -ENOSPC, "needs path.len + 2");
+	ASSERT_EQ(http_target_normalize(s, &msg, out, 9), 2, "path.len + 2");
+	s = "CONNECT h.test:443 HTTP/1.1\r\nHost: x\r\n\r\n";
+	ASSERT_TRUE(parse_req(s) > 0, "connect");
+	ASSERT_EQ(http_target_normalize(s, &msg, out, sizeof(out)), 0, "no path");
+	ASSERT_STREQ(out, "", "empty");
 }
 
 static void test_req_request_line_spacing(void)
@@ -1028,12 +1245,171 @@ static void test_rewrite_upgrade(void)
 
 	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "drop");
 	ASSERT_STREQ(out, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", "dropped");
-	rw.keep_upgrade = 1;
+	rw.upgrade = "";
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "empty");
+	ASSERT_STREQ(out, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", "none");
+	rw.upgrade = "websocket";
 	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "keep");
 	ASSERT_STREQ(out,
 		     "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
 		     "Connection: upgrade\r\n\r\n",
-		     "kept although Connection names it");
+		     "written from rw->upgrade");
+}
+
+/* HTTP2-Settings only travels with an h2c upgrade, named in Connection as RFC 7540 3.2.1 asks */
+static void test_rewrite_http2_settings(void)
+{
+	const char *s = "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+			"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+	const char *t = "GET / HTTP/1.1\r\nHost: a\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+	struct http_rewrite rw = {0};
+	char out[512];
+
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "no upgrade");
+	ASSERT_STREQ(out, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "stripped");
+	ASSERT_TRUE(rewrite(t, 1, &rw, out, sizeof(out)) > 0, "not named in Connection");
+	ASSERT_STREQ(out, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "stripped all the same");
+	rw.upgrade = "websocket";
+	rw.connection = "upgrade";
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "websocket");
+	ASSERT_STREQ(out,
+		     "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+		     "Connection: upgrade\r\n\r\n",
+		     "not along another protocol");
+	rw.upgrade = "h2c";
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "h2c");
+	ASSERT_STREQ(out,
+		     "GET / HTTP/1.1\r\nHost: a\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+		     "Upgrade: h2c\r\nConnection: upgrade, HTTP2-Settings\r\n\r\n",
+		     "kept with h2c");
+	/* a response never carries it on */
+	ASSERT_TRUE(rewrite("HTTP/1.1 200 OK\r\nHTTP2-Settings: x\r\nContent-Length: 0\r\n\r\n", 0,
+			    &rw, out, sizeof(out)) > 0,
+		    "response");
+	ASSERT_TRUE(strstr(out, "HTTP2-Settings") == NULL, "response: %s", out);
+}
+
+static void test_upgrade_filter(void)
+{
+	const char *s = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c, WebSocket/13,, foo\r\n"
+			"Connection: upgrade\r\nupgrade: websocket\r\n\r\n";
+	char out[128];
+	unsigned dropped = 99;
+
+	ASSERT_TRUE(parse_req(s) > 0, "parse");
+	ASSERT_EQ(http_upgrade_filter(s, &msg, "websocket", out, sizeof(out), &dropped),
+		  strlen("WebSocket/13, websocket"), "websocket");
+	ASSERT_STREQ(out, "WebSocket/13, websocket", "every line, versions kept, any case");
+	ASSERT_EQ(dropped, 2, "h2c and foo dropped");
+	ASSERT_TRUE(http_upgrade_filter(s, &msg, "foo, H2C", out, sizeof(out), &dropped) > 0,
+		    "two");
+	ASSERT_STREQ(out, "h2c, foo", "comma list, any case");
+	ASSERT_EQ(dropped, 2, "websocket twice");
+	ASSERT_EQ(http_upgrade_filter(s, &msg, "", out, sizeof(out), &dropped), 0, "none allowed");
+	ASSERT_STREQ(out, "", "empty");
+	ASSERT_EQ(dropped, 4, "all dropped");
+	ASSERT_EQ(http_upgrade_filter(s, &msg, "websock web websocket/2", out, sizeof(out), NULL),
+		  strlen("WebSocket/13, websocket"), "names compared whole, versions ignored");
+	ASSERT_EQ(http_upgrade_filter(s, &msg, "websocket", out, 23, NULL), -ENOSPC, "short");
+	ASSERT_EQ(http_upgrade_filter(s, &msg, "websocket", out, 24, NULL), 23, "exact");
+	/* an element that is not protocol-name ["/" version] is never kept */
+	s = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket/, /1, web socket, a/b/c\r\n\r\n";
+	ASSERT_TRUE(parse_req(s) > 0, "parse");
+	ASSERT_EQ(http_upgrade_filter(s, &msg, "websocket web a", out, sizeof(out), &dropped), 0,
+		  "malformed");
+	ASSERT_EQ(dropped, 4, "all four");
+	s = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	ASSERT_TRUE(parse_req(s) > 0, "parse");
+	ASSERT_EQ(http_upgrade_filter(s, &msg, "websocket", out, sizeof(out), &dropped), 0, "none");
+	ASSERT_EQ(dropped, 0, "nothing dropped");
+}
+
+/* RFC 9112 3.2.2: an absolute-form target is routed on its authority; the backend gets the same
+ * authority as Host and the target in origin-form */
+static void test_rewrite_absolute_form(void)
+{
+	const char *s = "GET http://www.example/public/x?q=1 HTTP/1.1\r\nHost: intranet.corp\r\n"
+			"Accept: */*\r\n\r\n";
+	struct http_rewrite rw = {.path = "/public/x?q=1"};
+	char out[512];
+
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "ok");
+	ASSERT_STREQ(out, "GET /public/x?q=1 HTTP/1.1\r\nHost: www.example\r\nAccept: */*\r\n\r\n",
+		     "origin-form, Host from the authority");
+	/* an empty Host line gets the authority too */
+	s = "GET http://a.test:8080 HTTP/1.1\r\nHost:\r\n\r\n";
+	rw.path = "/";
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "empty Host");
+	ASSERT_STREQ(out, "GET / HTTP/1.1\r\nHost: a.test:8080\r\n\r\n", "filled");
+	/* HTTP/1.0 may omit Host: it is added right after the start line */
+	s = "GET http://a.test/x HTTP/1.0\r\nX: 1\r\n\r\n";
+	rw.path = "/x";
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "HTTP/1.0");
+	ASSERT_STREQ(out, "GET /x HTTP/1.0\r\nHost: a.test\r\nX: 1\r\n\r\n", "added");
+	/* without rw->path the request line goes as received */
+	s = "GET http://a.test/x HTTP/1.1\r\nHost: b.test\r\n\r\n";
+	rw.path = NULL;
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "no path");
+	ASSERT_STREQ(out, "GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n", "as received");
+}
+
+static void test_rewrite_connect_host(void)
+{
+	const char *s = "CONNECT db.internal:5432 HTTP/1.1\r\nHost: www.example\r\n\r\n";
+	struct http_rewrite rw = {.path = ""};
+	char out[512];
+
+	ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "ok");
+	ASSERT_STREQ(out, "CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n",
+		     "authority-form kept, Host from it");
+}
+
+static void test_rewrite_normalized_path(void)
+{
+	const char *s = "GET /public/%2e%2E/admin//x?a=/../b HTTP/1.1\r\nHost: a\r\n\r\n";
+	struct http_rewrite rw = {0};
+	char path[HTTP_MAX_TARGET + 2], out[512];
+
+	ASSERT_TRUE(parse_req(s) > 0, "parse");
+	ASSERT_EQ(http_target_normalize(s, &msg, path, sizeof(path)), strlen("/admin/x?a=/../b"),
+		  "normalize");
+	rw.path = path;
+	ASSERT_EQ(http_rewrite_head(s, &msg, 1, &rw, out, sizeof(out)),
+		  strlen("GET /admin/x?a=/../b HTTP/1.1\r\nHost: a\r\n\r\n"), "rewrite");
+	ASSERT_TRUE(!strncmp(out, "GET /admin/x?a=/../b HTTP/1.1\r\nHost: a\r\n\r\n", 40),
+		    "the query is untouched: %s", out);
+}
+
+/* a request's Transfer-Encoding is sent as exactly "chunked", the one coding it can have */
+static void test_rewrite_te_canonical(void)
+{
+	static const char *const tes[] = {
+		"Transfer-Encoding: chunked,\r\n",
+		"Transfer-Encoding: , chunked\r\n",
+		"Transfer-Encoding: Chunked\r\n",
+		"Transfer-Encoding:  chunked ,, \r\n",
+		"Transfer-Encoding:\r\nTransfer-Encoding: chunked\r\n",
+		"Transfer-Encoding: chunked\r\nTransfer-Encoding: ,\r\n",
+	};
+	struct http_rewrite rw = {0};
+	char s[256], out[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(tes) / sizeof(tes[0]); i++) {
+		snprintf(s, sizeof(s), "POST / HTTP/1.1\r\nHost: a\r\n%sX: 1\r\n\r\n", tes[i]);
+		ASSERT_TRUE(rewrite(s, 1, &rw, out, sizeof(out)) > 0, "%s", tes[i]);
+		ASSERT_EQ(msg.framing, HTTP_BODY_CHUNKED, tes[i]);
+		ASSERT_STREQ(out,
+			     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+			     "X: 1\r\n\r\n",
+			     tes[i]);
+	}
+	/* a response's is relayed as the backend sent it */
+	ASSERT_TRUE(rewrite("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 0, &rw,
+			    out, sizeof(out)) > 0,
+		    "response");
+	ASSERT_STREQ(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+		     "response unchanged");
 }
 
 static void test_rewrite_via_append(void)
@@ -1130,6 +1506,10 @@ int main(void)
 	RUN_TEST(test_req_connect);
 	RUN_TEST(test_req_asterisk);
 	RUN_TEST(test_req_bad_target);
+	RUN_TEST(test_path_normalize);
+	RUN_TEST(test_path_normalize_bounds);
+	RUN_TEST(test_req_target_checks);
+	RUN_TEST(test_target_normalize_forms);
 	RUN_TEST(test_req_request_line_spacing);
 	RUN_TEST(test_req_bad_method);
 	RUN_TEST(test_req_version);
@@ -1187,6 +1567,12 @@ int main(void)
 	RUN_TEST(test_rewrite_hop_by_hop);
 	RUN_TEST(test_rewrite_connection_cannot_strip_framing);
 	RUN_TEST(test_rewrite_upgrade);
+	RUN_TEST(test_rewrite_http2_settings);
+	RUN_TEST(test_upgrade_filter);
+	RUN_TEST(test_rewrite_absolute_form);
+	RUN_TEST(test_rewrite_connect_host);
+	RUN_TEST(test_rewrite_normalized_path);
+	RUN_TEST(test_rewrite_te_canonical);
 	RUN_TEST(test_rewrite_via_append);
 	RUN_TEST(test_rewrite_response_close);
 	RUN_TEST(test_rewrite_skips_leading_crlf);

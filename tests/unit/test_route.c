@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_route.c - unit tests for userspace/route.c: listeners built by conf_load_string, then
- * route_match (exact and *.suffix hosts, path prefixes, first match wins, IPv6 literals) and
- * route_host_normalize on its own.
+ * route_match (exact and *.suffix hosts, path prefixes, first match wins, IPv6 literals),
+ * route_host_normalize on its own, and requests routed as the daemon does it (parsed, target
+ * normalized, then matched): no dot segment or encoding gets past a path route.
  */
 #include <stdint.h>
 
 #include "conf.h"
+#include "http.h"
 #include "route.h"
 #include "test.h"
 
@@ -397,6 +399,105 @@ static void test_host_too_long(void)
 	done();
 }
 
+/* ---------------------------------------------------------------- whole requests */
+
+/*
+ * route_request - route a raw request head as conn.c does: parse, normalize the target, match
+ * on the authority and the normalized path. Returns the route index, -1 for none (404), or the
+ * parser's negative status (-400, -414) when the request is refused before routing.
+ */
+static int route_request(const struct listener *l, const char *req)
+{
+	static struct http_msg m;
+	static char path[HTTP_MAX_TARGET + 2];
+	const struct route *r;
+	int n;
+
+	memset(&m, 0, sizeof(m));
+	n = http_parse_request(req, strlen(req), 65536, &m);
+	if (n <= 0)
+		return n < 0 ? n : -1000;
+	n = http_target_normalize(req, &m, path, sizeof(path));
+	if (!ASSERT_TRUE(n >= 0, "normalize: %d", n))
+		return -1000;
+	r = route_match(l, req + m.host.off, m.host.len, path, (size_t)n);
+	return r ? (int)(r - l->routes) : -1;
+}
+
+/* issue 19 item 1: a path route is an allowlist and must not be bypassed */
+static void test_dot_segment_bypass(void)
+{
+	static const struct {
+		const char *target;
+		int want; /* route, -1 none (404), or the refusal */
+	} tab[] = {
+		{"/public/x", 0},
+		{"/public", 0},
+		{"/admin", -1},
+		{"/public/../admin", -1},
+		{"/public/%2e%2e/admin", -1},
+		{"/public/%2E%2e/admin", -1},
+		{"/public/.%2e/admin", -1},
+		{"/public/./../admin", -1},
+		{"/public//../admin", -1},
+		{"/public/x/../../admin", -1},
+		{"/public/x/../y", 0},
+		{"/public/./x", 0},
+		{"//public/x", 0},
+		{"/%70ublic/x", 0},
+		{"/public/../admin?x=/public", -1},
+		{"/x/../public/y", 0},
+		{"/public/..;/admin", -400},
+		{"/public/..%3b/admin", -400},
+		{"/public/..%2fadmin", -400},
+		{"/public/..\\admin", -400},
+		{"/public/..%5cadmin", -400},
+		{"/public/%252e%252e/admin", -400},
+		{"/public/%00/../admin", -400},
+		{"/../public/x", -400},
+		{"/public/../../admin", -400},
+	};
+	const struct listener *l =
+		load_routes("\troute { host www.example; path /public; pool p0; }\n");
+	char req[512];
+	size_t i;
+
+	if (!l)
+		return;
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: www.example\r\n\r\n",
+			 tab[i].target);
+		ASSERT_EQ(route_request(l, req), tab[i].want, tab[i].target);
+		/* the same in absolute-form */
+		snprintf(req, sizeof(req), "GET http://www.example%s HTTP/1.1\r\nHost: x\r\n\r\n",
+			 tab[i].target);
+		ASSERT_EQ(route_request(l, req), tab[i].want, tab[i].target);
+	}
+	done();
+}
+
+/* issue 19 item 2: the authority of an absolute-form or CONNECT target is what is routed on */
+static void test_route_on_target_authority(void)
+{
+	const struct listener *l = load_routes("\troute { host www.example; pool p0; }\n"
+					       "\troute { host intranet.corp; pool p1; }\n");
+
+	if (!l)
+		return;
+	ASSERT_EQ(route_request(l, "GET http://www.example/x HTTP/1.1\r\nHost: intranet.corp\r\n"
+				   "\r\n"),
+		  0, "absolute-form: the authority, not Host");
+	ASSERT_EQ(route_request(l, "GET /x HTTP/1.1\r\nHost: intranet.corp\r\n\r\n"), 1,
+		  "origin-form: Host");
+	ASSERT_EQ(route_request(l, "CONNECT www.example:443 HTTP/1.1\r\nHost: intranet.corp\r\n"
+				   "\r\n"),
+		  0, "CONNECT: the target, not Host");
+	ASSERT_EQ(route_request(l, "CONNECT other.test:443 HTTP/1.1\r\nHost: www.example\r\n"
+				   "\r\n"),
+		  -1, "CONNECT elsewhere: no route");
+	done();
+}
+
 /* ---------------------------------------------------------------- route_host_normalize */
 
 static void expect_norm(const char *in, const char *want)
@@ -485,6 +586,8 @@ int main(void)
 	RUN_TEST(test_no_host);
 	RUN_TEST(test_ipv6_literal);
 	RUN_TEST(test_host_too_long);
+	RUN_TEST(test_dot_segment_bypass);
+	RUN_TEST(test_route_on_target_authority);
 	RUN_TEST(test_normalize);
 	RUN_TEST(test_normalize_len);
 	RUN_TEST(test_normalize_capacity);
