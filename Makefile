@@ -14,7 +14,7 @@ WARNINGS  := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wf
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARNINGS) $(WERROR) -D_GNU_SOURCE -MMD -MP \
 	      -Iinclude -Iuserspace -I$(OUTPUT)
-LDLIBS    := -lbpf -lelf -lz -lcurl -lssl -lcrypto -lpthread
+LDLIBS    := -lbpf -lelf -lz -lcurl -lssl -lcrypto -lpcre2-8 -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
 	      -Wall -Wno-unused-function
 
@@ -26,14 +26,14 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
+DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
 	       stats.c obuf.c admin.c control.c metrics.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h
 UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
 	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls \
-	       $(OUTPUT)/tests/test_stats
+	       $(OUTPUT)/tests/test_stats $(OUTPUT)/tests/test_rules
 KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
 TLSCLIENT   := $(OUTPUT)/tests/tlsclient
@@ -110,29 +110,41 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 
 # the configuration loads without OpenSSL: its tests link no tls.o (tls_prepare is apart)
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
-			   $(OUTPUT)/userspace/conf_keywords.o \
+			   $(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/conf_rules.o \
+			   $(OUTPUT)/userspace/rules.o \
 			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
+
+# the rule engine through the configuration, as routes select requests
+$(OUTPUT)/tests/test_rules: tests/unit/test_rules.c $(OUTPUT)/userspace/route.o \
+			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
+			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
+			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
+			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
 			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
 
 # the health state machine is driven without its thread; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health_state.o \
-			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/lb.o \
+			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
+			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/lb.o \
 			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lbpf -lssl -lcrypto -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lbpf -lssl -lcrypto -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
 			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
+			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
 			  $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpcre2-8 -lpthread
 
 # kernel tier: the sockmap data path on real loopback sockets (splice.o needs the skeleton)
 $(OUTPUT)/tests/kern_sockmap: tests/kern/kern_sockmap.c $(OUTPUT)/userspace/splice.o \

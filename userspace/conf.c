@@ -485,69 +485,106 @@ static void do_route_path(struct parser *ps, struct route *r, struct node *n)
 	snprintf(r->path, sizeof(r->path), "%s", v);
 }
 
-static void do_route(struct parser *ps, struct listener *l, struct node *rn)
+/* host NAME...; (exact, *.suffix) or host ~REGEX; */
+static int set_route_host(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
 {
-	struct route *r, *nr;
+	struct route *r = c->obj;
 
-	if (!rn->has_block || rn->nargs) {
-		perr(ps, rn->line, "'route' takes a block: route { host H; path P; pool NAME; }");
-		return;
+	(void)kw;
+	if (av[0][0] == '~')
+		return conf_route_regex(c, r, 0, av, ac);
+	for (int i = 0; i < ac; i++) {
+		char *h = av[i];
+
+		if (r->nhosts >= MAX_ROUTE_HOSTS) {
+			perr(c->ps, c->n->line, "too many hosts in one route (max %d)",
+			     MAX_ROUTE_HOSTS);
+			return -1;
+		}
+		if (strlen(h) >= HOST_MAX_LEN || !valid_host_pattern(h) ||
+		    (h[0] != '[' && strchr(h, ':'))) {
+			perr(c->ps, c->n->line, "invalid host '%s' (name, *.suffix or ~REGEX)", h);
+			continue;
+		}
+		/* requests are matched without their port and trailing dot */
+		for (char *p = h; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if (strlen(h) > 1 && h[strlen(h) - 1] == '.')
+			h[strlen(h) - 1] = '\0';
+		snprintf(r->hosts[r->nhosts++], HOST_MAX_LEN, "%s", h);
 	}
+	return 0;
+}
+
+/* path PREFIX; or path ~REGEX; */
+static int set_route_path(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	(void)kw;
+	if (av[0][0] == '~')
+		return conf_route_regex(c, c->obj, 1, av, ac);
+	if (ac != 1) {
+		perr(c->ps, c->n->line, "usage: path PREFIX; or path ~REGEX;");
+		return -1;
+	}
+	do_route_path(c->ps, c->obj, c->n);
+	return 0;
+}
+
+static int set_route_upgrade(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct route *r = c->obj;
+
+	(void)kw;
+	(void)av;
+	(void)ac;
+	do_upgrade_protocols(c->ps, c->n, r->upgrade_protocols, &r->upgrade_line);
+	return 0;
+}
+
+static const struct conf_range name_range = {.hi = NAME_MAX_LEN};
+
+static const struct conf_keyword route_keywords[] = {
+	{"host", 1, CONF_MAX_ARGS, .args = "NAME...|~REGEX", .set = set_route_host},
+	{"path", 1, 2, .args = "PREFIX|~REGEX", .set = set_route_path},
+	{"pool", 1, 1, .args = "NAME", .set = conf_set_name,
+	 .off = offsetof(struct route, pool_name), .range = &name_range},
+	{"upgrade_protocols", 1, CONF_MAX_ARGS, .args = "NAME...|none", .set = set_route_upgrade},
+	{.sub = conf_route_rules},
+};
+
+/* route [NAME] { ... } */
+static int set_route(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct listener *l = c->obj;
+	struct conf_ctx rc = *c;
+	struct route *r, *nr;
+	struct node *rn = c->n;
+
+	(void)kw;
 	nr = realloc(l->routes, sizeof(*l->routes) * (l->nroutes + 1));
 	if (!nr) {
-		perr(ps, rn->line, "out of memory");
-		return;
+		perr(c->ps, rn->line, "out of memory");
+		return -1;
 	}
 	l->routes = nr;
 	r = &l->routes[l->nroutes++];
 	memset(r, 0, sizeof(*r));
+	rule_actions_init(&r->act);
 	r->line = rn->line;
-	for (struct node *n = rn->child; n; n = n->next) {
-		if (!strcmp(n->name, "host")) {
-			if (n->nargs < 1 || n->has_block) {
-				perr(ps, n->line, "'host' takes one or more host names");
-				continue;
-			}
-			for (int i = 0; i < n->nargs; i++) {
-				char *h = n->args[i];
-
-				if (r->nhosts >= MAX_ROUTE_HOSTS) {
-					perr(ps, n->line, "too many hosts in one route (max %d)",
-					     MAX_ROUTE_HOSTS);
-					break;
-				}
-				if (strlen(h) >= HOST_MAX_LEN || !valid_host_pattern(h) ||
-				    (h[0] != '[' && strchr(h, ':'))) {
-					perr(ps, n->line, "invalid host '%s' (name or *.suffix)",
-					     h);
-					continue;
-				}
-				/* requests are matched without their port and trailing dot */
-				for (char *c = h; *c; c++)
-					*c = (char)tolower((unsigned char)*c);
-				if (strlen(h) > 1 && h[strlen(h) - 1] == '.')
-					h[strlen(h) - 1] = '\0';
-				snprintf(r->hosts[r->nhosts++], HOST_MAX_LEN, "%s", h);
-			}
-		} else if (!strcmp(n->name, "path")) {
-			if (want_args(ps, n, 1, 1))
-				continue;
-			do_route_path(ps, r, n);
-		} else if (!strcmp(n->name, "pool")) {
-			if (want_args(ps, n, 1, 1))
-				continue;
-			copy_name(ps, n, n->args[0], r->pool_name, sizeof(r->pool_name));
-		} else if (!strcmp(n->name, "upgrade_protocols")) {
-			do_upgrade_protocols(ps, n, r->upgrade_protocols, &r->upgrade_line);
-		} else {
-			perr(ps, n->line,
-			     "unknown route setting '%s' (expected host, path, pool, "
-			     "upgrade_protocols)",
-			     n->name);
-		}
-	}
-	if (!r->pool_name[0])
-		perr(ps, rn->line, "route has no 'pool'");
+	if (ac == 1)
+		copy_name(c->ps, rn, av[0], r->name, sizeof(r->name));
+	else
+		snprintf(r->name, sizeof(r->name), "#%u", l->nroutes);
+	for (unsigned i = 0; ac == 1 && i + 1 < l->nroutes; i++)
+		if (!strcmp(l->routes[i].name, r->name))
+			perr(c->ps, rn->line, "duplicate route '%s' in listener '%s'", r->name,
+			     l->name);
+	rc.obj = r;
+	rc.acts = &r->act;
+	conf_block(&rc, route_keywords, rn->child, "route setting");
+	if (!r->pool_name[0] && !r->act.ret_code)
+		perr(c->ps, rn->line, "route has no 'pool' (nor a 'return')");
+	return 0;
 }
 
 /* tls certificate FILE key FILE; | tls protocols V...; | tls ciphers LIST; |
@@ -623,8 +660,72 @@ static void do_listener_tls(struct parser *ps, struct listener *l, struct node *
 	}
 }
 
+static int set_bind(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct listener *l = c->obj;
+	struct bind_addr *b;
+	char why[256];
+
+	(void)kw;
+	(void)ac;
+	if (l->nbinds >= MAX_BINDS) {
+		perr(c->ps, c->n->line, "too many bind addresses (max %d)", MAX_BINDS);
+		return -1;
+	}
+	b = &l->binds[l->nbinds];
+	if (conf_parse_addr(av[0], &b->addr, &b->addrlen, 1, why, sizeof(why))) {
+		perr(c->ps, c->n->line, "%s", why);
+		return -1;
+	}
+	snprintf(b->str, sizeof(b->str), "%s", av[0]);
+	b->line = c->n->line;
+	l->nbinds++;
+	return 0;
+}
+
+static int set_listener_tls(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	(void)kw;
+	(void)av;
+	(void)ac;
+	do_listener_tls(c->ps, c->obj, c->n);
+	return 0;
+}
+
+static int set_listener_upgrade(struct conf_ctx *c, const struct conf_keyword *kw, char **av,
+				int ac)
+{
+	struct listener *l = c->obj;
+
+	(void)kw;
+	(void)av;
+	(void)ac;
+	do_upgrade_protocols(c->ps, c->n, l->upgrade_protocols, &l->upgrade_line);
+	return 0;
+}
+
+static const struct conf_word splice_modes[] = {
+	{"auto", SPLICE_AUTO},
+	{"on", SPLICE_ON},
+	{"off", SPLICE_OFF},
+	{NULL, 0},
+};
+
+const struct conf_keyword conf_listener_keywords[] = {
+	{"bind", 1, 1, .args = "ADDR:PORT", .set = set_bind},
+	{"route", 0, 1, .block = 1, .args = "[NAME]", .set = set_route, .sub = route_keywords},
+	{"tls", 2, 4, .args = "certificate|protocols|ciphers|ticket_rotate ...",
+	 .set = set_listener_tls},
+	{"splice", 1, 1, .set = conf_set_enum, .off = offsetof(struct listener, splice),
+	 .words = splice_modes},
+	{"upgrade_protocols", 1, CONF_MAX_ARGS, .args = "NAME...|none",
+	 .set = set_listener_upgrade},
+	{.sub = conf_listener_rules},
+};
+
 static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 {
+	struct conf_ctx c = {.ps = ps, .cf = cf};
 	struct listener *l, *nl;
 
 	if (!ln->has_block || ln->nargs != 1) {
@@ -639,56 +740,16 @@ static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 	cf->listeners = nl;
 	l = &cf->listeners[cf->nlisteners++];
 	memset(l, 0, sizeof(*l));
+	rule_actions_init(&l->act);
 	l->line = ln->line;
 	copy_name(ps, ln, ln->args[0], l->name, sizeof(l->name));
 	for (unsigned i = 0; i + 1 < cf->nlisteners; i++)
 		if (!strcmp(cf->listeners[i].name, l->name))
 			perr(ps, ln->line, "duplicate listener '%s' (first defined at line %d)",
 			     l->name, cf->listeners[i].line);
-	for (struct node *n = ln->child; n; n = n->next) {
-		if (!strcmp(n->name, "bind")) {
-			struct bind_addr *b;
-			char why[256];
-
-			if (want_args(ps, n, 1, 1))
-				continue;
-			if (l->nbinds >= MAX_BINDS) {
-				perr(ps, n->line, "too many bind addresses (max %d)", MAX_BINDS);
-				continue;
-			}
-			b = &l->binds[l->nbinds];
-			if (conf_parse_addr(n->args[0], &b->addr, &b->addrlen, 1, why,
-					    sizeof(why))) {
-				perr(ps, n->line, "%s", why);
-				continue;
-			}
-			snprintf(b->str, sizeof(b->str), "%s", n->args[0]);
-			b->line = n->line;
-			l->nbinds++;
-		} else if (!strcmp(n->name, "route")) {
-			do_route(ps, l, n);
-		} else if (!strcmp(n->name, "tls")) {
-			do_listener_tls(ps, l, n);
-		} else if (!strcmp(n->name, "splice")) {
-			if (want_args(ps, n, 1, 1))
-				continue;
-			if (!strcmp(n->args[0], "auto"))
-				l->splice = SPLICE_AUTO;
-			else if (!strcmp(n->args[0], "on"))
-				l->splice = SPLICE_ON;
-			else if (!strcmp(n->args[0], "off"))
-				l->splice = SPLICE_OFF;
-			else
-				perr(ps, n->line, "splice takes auto, on or off");
-		} else if (!strcmp(n->name, "upgrade_protocols")) {
-			do_upgrade_protocols(ps, n, l->upgrade_protocols, &l->upgrade_line);
-		} else {
-			perr(ps, n->line,
-			     "unknown listener setting '%s' (expected bind, route, splice, tls, "
-			     "upgrade_protocols)",
-			     n->name);
-		}
-	}
+	c.obj = l;
+	c.acts = &l->act;
+	conf_block(&c, conf_listener_keywords, ln->child, "listener setting");
 	/* a route without its own list takes the listener's, wherever that statement stands */
 	for (unsigned i = 0; i < l->nroutes; i++)
 		if (!l->routes[i].upgrade_line)
@@ -931,8 +992,13 @@ void conf_free(struct config *cf)
 	if (cf->release)
 		cf->release(cf);
 	for (unsigned i = 0; i < cf->nlisteners; i++) {
-		free(cf->listeners[i].routes);
-		free(cf->listeners[i].certs);
+		struct listener *l = &cf->listeners[i];
+
+		for (unsigned k = 0; k < l->nroutes; k++)
+			route_rules_free(&l->routes[k]);
+		rule_actions_free(&l->act);
+		free(l->routes);
+		free(l->certs);
 	}
 	free(cf->listeners);
 	for (unsigned i = 0; i < cf->npools; i++) {

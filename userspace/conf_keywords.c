@@ -21,9 +21,25 @@ _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "count setters store unsign
 
 /* ---- the walkers ---- */
 
+/* the row after kw, following a table's terminating row into the next table (see sub) */
+static const struct conf_keyword *next_row(const struct conf_keyword *kw)
+{
+	kw++;
+	while (kw && !kw->name)
+		kw = kw->sub;
+	return kw;
+}
+
+static const struct conf_keyword *first_row(const struct conf_keyword *tab)
+{
+	while (tab && !tab->name)
+		tab = tab->sub;
+	return tab;
+}
+
 static const struct conf_keyword *find(const struct conf_keyword *tab, const char *name)
 {
-	for (; tab && tab->name; tab++)
+	for (tab = first_row(tab); tab; tab = next_row(tab))
 		if (!strcmp(tab->name, name))
 			return tab;
 	return NULL;
@@ -52,7 +68,7 @@ static const char *names(const struct conf_keyword *tab, int with_args, char *bu
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (; tab->name; tab++) {
+	for (tab = first_row(tab); tab; tab = next_row(tab)) {
 		off = add(buf, len, off, "%s%s", off ? ", " : "", tab->name);
 		if (with_args && tab->args)
 			off = add(buf, len, off, " %s", tab->args);
@@ -841,7 +857,8 @@ static int set_pool(struct conf_ctx *c, const struct conf_keyword *kw, char **av
 
 const struct conf_keyword conf_sections[] = {
 	{"global", 0, 0, .block = 1, .set = set_global, .sub = global_keywords},
-	{"listener", 1, 1, .block = 1, .args = "NAME", .set = conf_set_listener},
+	{"listener", 1, 1, .block = 1, .args = "NAME", .set = conf_set_listener,
+	 .sub = conf_listener_keywords},
 	{"pool", 1, 1, .block = 1, .args = "NAME", .set = set_pool, .sub = pool_keywords},
 	{NULL},
 };
@@ -866,7 +883,7 @@ static void dump(FILE *f, const struct conf_keyword *tab, const char *path)
 {
 	char sub[128];
 
-	for (; tab->name; tab++) {
+	for (tab = first_row(tab); tab; tab = next_row(tab)) {
 		fprintf(f, "%s %s\n", path ? path : "config", tab->name);
 		snprintf(sub, sizeof(sub), "%s%s%s", path ? path : "", path ? "." : "", tab->name);
 		for (const struct conf_word *w = tab->words; w && w->name; w++)

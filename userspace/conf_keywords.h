@@ -139,6 +139,8 @@ struct conf_ctx {
 	struct node *n;	   /* the statement: its line, its block */
 	void *obj;	   /* the block's object: struct config, pool, server, health_conf ... */
 	const char *what;  /* the keyword as messages name it: "retries", "timeout header" */
+	int kw_negate;	   /* conditions: under `not` */
+	struct rule_actions *acts; /* actions: the route's or the listener's */
 };
 
 struct conf_keyword;
@@ -212,6 +214,21 @@ int conf_block(struct conf_ctx *c, const struct conf_keyword *tab, struct node *
  */
 int conf_options(struct conf_ctx *c, const struct conf_keyword *tab, char **av, int ac,
 		 const char *what);
+
+/*
+ * A table may go on in another: its terminating row (name NULL) names the next table in sub.
+ * The listener and route tables of conf.c go on in these (conf_rules.c): the rule engine's
+ * conditions and actions.
+ */
+extern const struct conf_keyword conf_listener_keywords[]; /* conf.c */
+extern const struct conf_keyword conf_route_rules[];
+extern const struct conf_keyword conf_listener_rules[];
+
+/* route_rules_free - what conf_rules.c built for route r (conditions, actions) */
+void route_rules_free(struct route *r);
+
+/* conf_route_regex - `host ~REGEX;` / `path ~REGEX;` (is_path) as a condition of route r */
+int conf_route_regex(struct conf_ctx *c, struct route *r, int is_path, char **av, int ac);
 
 /* conf_sections - the top-level table: global, listener, pool */
 extern const struct conf_keyword conf_sections[];

@@ -44,24 +44,19 @@ static int host_matches(const char *pat, const char *host, size_t hlen)
 	return plen == hlen && !memcmp(pat, host, hlen);
 }
 
-const struct route *route_match(const struct listener *l, const char *host, size_t host_len,
-				const char *path, size_t path_len)
+const struct route *route_select(const struct listener *l, const struct rule_req *rq,
+				 struct rule_caps *caps)
 {
-	char h[HOST_MAX_LEN];
-	int hl = -1;
-
-	if (host && host_len)
-		hl = route_host_normalize(host, host_len, h, sizeof(h));
 	for (unsigned i = 0; i < l->nroutes; i++) {
 		const struct route *r = &l->routes[i];
 
 		if (r->nhosts) {
 			unsigned k;
 
-			if (hl < 0)
+			if (!rq->host_len)
 				continue;
 			for (k = 0; k < r->nhosts; k++)
-				if (host_matches(r->hosts[k], h, (size_t)hl))
+				if (host_matches(r->hosts[k], rq->host, rq->host_len))
 					break;
 			if (k == r->nhosts)
 				continue;
@@ -69,10 +64,31 @@ const struct route *route_match(const struct listener *l, const char *host, size
 		if (r->path[0]) {
 			size_t pl = strlen(r->path);
 
-			if (path_len < pl || memcmp(path, r->path, pl))
+			if (rq->path_len < pl || memcmp(rq->path, r->path, pl))
 				continue;
+		}
+		if (r->nconds && !rule_conds_match(r->conds, r->nconds, rq, caps))
+			continue;
+		if (!r->nconds) {
+			caps->base = NULL;
+			caps->n = 0;
 		}
 		return r;
 	}
 	return NULL;
+}
+
+const struct route *route_match(const struct listener *l, const char *host, size_t host_len,
+				const char *path, size_t path_len)
+{
+	static const struct http_msg empty;
+	struct rule_req rq;
+	struct rule_caps caps;
+	char h[HOST_MAX_LEN];
+	int hl = -1;
+
+	if (host && host_len)
+		hl = route_host_normalize(host, host_len, h, sizeof(h));
+	rule_req_fill(&rq, "", &empty, path, path_len, hl < 0 ? NULL : h, NULL);
+	return route_select(l, &rq, &caps);
 }

@@ -8,7 +8,16 @@
 #include "types.h"
 
 /*
- * route_match - the first route of l that matches host (any case, port ignored) and path.
+ * route_select - the first route of l whose hosts, path prefix and conditions (rules.h) all
+ * hold for rq (its host normalized, its path without the query); caps receives the captures
+ * for the route's actions. Returns the route, or NULL when none matches (404).
+ */
+const struct route *route_select(const struct listener *l, const struct rule_req *rq,
+				 struct rule_caps *caps);
+
+/*
+ * route_match - route_select for a bare host and path (no head: header conditions never hold);
+ * the first route of l that matches host (any case, port ignored) and path.
  * host may be NULL or empty (matches only routes without host conditions).
  * Returns the route, or NULL when none matches (the daemon answers 404).
  */

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "lb.h"
+#include "rules.h"
 
 #define NAME_MAX_LEN 64
 #define HOST_MAX_LEN 256
@@ -180,8 +181,13 @@ struct route {
 	/* protocols a request may Upgrade to, lower case, space-separated ("": none): the
 	 * route's `upgrade_protocols`, else its listener's, else "websocket" */
 	char upgrade_protocols[UPGRADE_LIST_MAX];
-	int upgrade_line; /* of the route's own `upgrade_protocols`; 0: inherited */
-	struct pool *pool;
+	int upgrade_line;	 /* of the route's own `upgrade_protocols`; 0: inherited */
+	char name[NAME_MAX_LEN]; /* `route NAME { }`, else "#N" (1-based, in its listener) */
+	struct rule_cond *conds; /* rules.h: all must hold, after hosts and path */
+	unsigned nconds;
+	struct rule_actions act;  /* rules.h: applied after the listener's */
+	_Atomic uint64_t matches; /* requests routed here (carried over by a reload) */
+	struct pool *pool;	  /* NULL: the route answers itself (`return`) */
 	int line;
 };
 
@@ -215,6 +221,7 @@ struct listener {
 	enum splice_mode splice;
 	char upgrade_protocols[UPGRADE_LIST_MAX]; /* `upgrade_protocols`, see struct route */
 	int upgrade_line;			  /* 0: not set, routes get "websocket" */
+	struct rule_actions act; /* rules.h: defaults every route of it applies first */
 	/* TLS termination (tls.c); no certificate: plain HTTP */
 	struct tls_cert_conf *certs;
 	unsigned ncerts;

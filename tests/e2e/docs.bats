@@ -116,6 +116,10 @@ declare -gA BOGUS_IN=(
 	[pool.eject]='pool q { server a 127.0.0.1:1; eject BOGUS; }'
 	[pool.eject.consecutive_failures]='pool q { server a 127.0.0.1:1; eject consecutive_failures 3 BOGUS 1s; }'
 	[listener.tls.protocols]='listener t { bind 127.0.0.1:2; tls protocols BOGUS; route { pool base; } }'
+	[listener]='listener t { bind 127.0.0.1:2; BOGUS 1; route { pool base; } }'
+	[listener.route]='listener t { bind 127.0.0.1:2; route { pool base; BOGUS 1; } }'
+	[listener.route.not]='listener t { bind 127.0.0.1:2; route { pool base; not BOGUS 1; } }'
+	[listener.splice]='listener t { bind 127.0.0.1:2; splice BOGUS; route { pool base; } }'
 )
 
 @test "docs: every message that lists keywords lists those of the configuration tables" {

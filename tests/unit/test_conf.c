@@ -504,7 +504,7 @@ static void test_err_unknown_listener(void)
 		     "\tsplice maybe;\n"
 		     "\troute { pool base; }\n"
 		     "}\n" BASE,
-		     3, "splice takes auto, on or off", 1);
+		     3, "invalid value 'maybe' for 'splice' (expected auto, on, off)", 1);
 }
 
 /* splice_min_body: a size, 0 (every body) or off */
@@ -536,10 +536,10 @@ static void test_err_unknown_route(void)
 		     "\tbind 127.0.0.1:2;\n"
 		     "\troute {\n"
 		     "\t\tpool base;\n"
-		     "\t\tmethod GET;\n"
+		     "\t\tbogus GET;\n"
 		     "\t}\n"
 		     "}\n" BASE,
-		     5, "unknown route setting 'method'", 1);
+		     5, "unknown route setting 'bogus'", 1);
 }
 
 /* upgrade_protocols: "websocket" by default, a listener's list for its routes, a route's own
@@ -575,7 +575,7 @@ static void test_upgrade_protocols(void)
 		     "\tbind 127.0.0.1:2;\n"
 		     "\troute { pool base; upgrade_protocols; }\n"
 		     "}\n" BASE,
-		     3, "usage: upgrade_protocols NAME...;", 1);
+		     3, "usage: upgrade_protocols NAME...|none;", 1);
 	expect_error("listener l {\n"
 		     "\tbind 127.0.0.1:2;\n"
 		     "\troute { pool base; }\n"
@@ -872,13 +872,13 @@ static void test_err_route_values(void)
 		     "\tbind 127.0.0.1:2;\n"
 		     "\troute { host; pool base; }\n"
 		     "}\n" BASE,
-		     3, "'host' takes one or more host names", 1);
+		     3, "usage: host NAME...|~REGEX;", 1);
 	/* a route without a block is dropped, so the listener has none */
 	expect_error("listener l {\n"
 		     "\tbind 127.0.0.1:2;\n"
 		     "\troute base;\n"
 		     "}\n" BASE,
-		     3, "'route' takes a block", 2);
+		     3, "'route' takes a name and a block", 2);
 }
 
 static void test_err_duplicates(void)
