@@ -135,4 +135,11 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd);
  * sockets are closed on error). */
 int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int ufd);
 
+/* ---- between the files of the connection module (conn-t.h holds their types) ---- */
+
+struct flow;
+
+/* flow_account - count n body bytes of f moved without being parsed (splice(2) or kernel) */
+void flow_account(struct flow *f, uint64_t n);
+
 #endif

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kernel_path.h - the kernel data path of one connection (kernel_path.c): the only place that
+ * decides when bytes go to the BPF verdict and when the daemon may touch a socket again.
+ */
+#ifndef SPLICED_KERNEL_PATH_H
+#define SPLICED_KERNEL_PATH_H
+
+#include "conn-t.h"
+
+static inline int kin(const struct kside *s)
+{
+	return s->k.slot != 0;
+}
+
+/*
+ * kern_drained - every byte the kernel redirected into s has reached s's send queue: 1 (the
+ * daemon may write into s), or 0 (not yet: c->kpoll is set, look again soon).
+ */
+int kern_drained(struct conn *c, struct kside *s);
+
+/*
+ * kernel_pair - put the current client/upstream pair into the maps (nothing when it is there
+ * already). 0; -EAGAIN: not at a quiet point yet (try again when the flow next asks);
+ * -EOPNOTSUPP: not possible on this connection (TLS, no upstream, an earlier failure); another
+ * -errno: the insertion failed and the connection stays in userspace for good (c->kfail).
+ */
+int kernel_pair(struct conn *c);
+
+/* kernel_wanted - 1 when the rest of f's body (or tunnel) should go to the kernel, else 0. */
+int kernel_wanted(struct conn *c, struct flow *f);
+
+/* kernel_open - open a window for the rest of f's body; the pair is in the maps and the
+ * daemon's own bytes of f are all written. */
+void kernel_open(struct conn *c, struct flow *f);
+
+/* kernel_account - count the bytes the verdict redirected since the last look as moved body
+ * bytes of f (sets *progress when there were any). */
+void kernel_account(struct flow *f, int *progress);
+
+/*
+ * kernel_src_drained - after EOF on f's source: 1 when the verdict has seen every byte the
+ * source received and all of it reached the destination's send queue (the destination may be
+ * shut down), 0 when not yet (c->kpoll is set).
+ */
+int kernel_src_drained(struct conn *c, struct flow *f);
+
+#endif
