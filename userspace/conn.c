@@ -24,6 +24,7 @@
 #include "conn-t.h"
 #include "conn.h"
 #include "daemon.h"
+#include "flow.h"
 #include "health.h"
 #include "http.h"
 #include "kernel_path.h"
@@ -39,7 +40,6 @@
 #define LINGER_MS 2000
 
 static int config_follow(struct conn *c);
-static int conn_hold_phase(const struct conn *c);
 
 static const char *state_name[] = {"head",    "connect",   "exchange",	 "tunnel",
 				   "closing", "handshake", "uphandshake"};
@@ -67,43 +67,7 @@ struct conn *conn_ready_next(struct conn *c)
 	return next;
 }
 
-static void flow_close_pipe(struct flow *f)
-{
-	if (f->pipe_r >= 0)
-		close(f->pipe_r);
-	if (f->pipe_w >= 0)
-		close(f->pipe_w);
-	f->pipe_r = f->pipe_w = -1;
-	f->in_pipe = 0;
-}
-
-static int flow_open_pipe(struct conn *c, struct flow *f)
-{
-	int p[2];
-
-	if (f->pipe_r >= 0)
-		return 0;
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
-		return -errno;
-	/* a larger pipe moves more per splice call; failure only costs speed */
-	(void)fcntl(p[1], F_SETPIPE_SZ, (int)c->cf->pipe_size);
-	f->pipe_r = p[0];
-	f->pipe_w = p[1];
-	return 0;
-}
-
-static void flow_reset_body(struct flow *f)
-{
-	f->body = B_NONE;
-	f->left = 0;
-	memset(&f->ch, 0, sizeof(f->ch));
-	f->body_done = 0;
-	f->moved = 0;
-	f->kmoved = 0;
-	f->kspan = 0;
-}
-
-static void conn_queue(struct conn *c)
+void conn_queue(struct conn *c)
 {
 	if (c->queued)
 		return;
@@ -470,288 +434,6 @@ static int conn_fail_request(struct conn *c, int status)
 	c->linger = 1; /* the client may still be sending: drain before closing */
 	set_deadline(c, c->cf->timeout_client_ms);
 	return 1;
-}
-
-/* ---- body relay ---- */
-
-enum flow_rc {
-	FLOW_BLOCKED = 0, /* waiting on a socket (edge re-armed) or on the kernel (kpoll) */
-	FLOW_DONE = 1,	  /* body complete and flushed */
-	FLOW_ERR_SRC = -1,
-	FLOW_ERR_DST = -2,
-	FLOW_BAD_FRAMING = -3,
-	FLOW_EARLY_EOF = -4,
-	FLOW_CONTINUE = -5, /* internal: go round the loop again */
-};
-
-/* span that can move without looking at it: known length, chunk data, or unbounded */
-static uint64_t flow_span(const struct flow *f)
-{
-	switch (f->body) {
-	case B_LENGTH:
-		return f->left;
-	case B_CHUNKED:
-		return http_chunked_in_data(&f->ch) ? f->ch.left : 0;
-	case B_EOF:
-	case B_TUNNEL:
-		return UINT64_MAX;
-	default:
-		return 0;
-	}
-}
-
-/* account n body bytes moved without being parsed */
-void flow_account(struct flow *f, uint64_t n)
-{
-	f->moved += n;
-	if (f->body == B_LENGTH) {
-		f->left -= n;
-		if (!f->left)
-			f->body_done = 1;
-	} else if (f->body == B_CHUNKED) {
-		http_chunked_skip(&f->ch, n);
-	}
-}
-
-/* move framing-approved bytes from f->in to f->out; returns 0 or FLOW_BAD_FRAMING */
-static int flow_take_from_in(struct flow *f)
-{
-	uint32_t avail = buf_len(&f->in), room, n;
-
-	if (!avail || f->body_done)
-		return 0;
-	room = buf_room(&f->out);
-	n = avail < room ? avail : room;
-	if (!n)
-		return 0;
-	if (f->body == B_LENGTH && f->left < n)
-		n = (uint32_t)f->left;
-	if (f->body == B_CHUNKED) {
-		ssize_t r = http_chunked_feed(&f->ch, f->in.data + f->in.start, n);
-
-		if (r < 0)
-			return FLOW_BAD_FRAMING;
-		n = (uint32_t)r;
-		f->moved += n;
-		if (f->ch.done)
-			f->body_done = 1;
-	} else {
-		flow_account(f, n);
-	}
-	if (n) {
-		buf_append(&f->out, f->in.data + f->in.start, n);
-		buf_consume(&f->in, n);
-	}
-	return 0;
-}
-
-/*
- * ktls_splice_error - splice(2) from a kTLS RX socket failed with err. EINVAL: the next record
- * is not data; read it (close_notify ends the stream, anything else closes: a kernel-owned
- * receive key cannot follow a KeyUpdate or renegotiation). EBADMSG: a record failed to
- * decrypt. Returns what flow_run returns next: FLOW_BLOCKED, a negative FLOW_ERR_SRC, or -5
- * ("continue", the source reached its end).
- */
-static int ktls_splice_error(struct conn *c, struct flow *f, int err)
-{
-	char why[128];
-	int rc;
-
-	if (err == EBADMSG) {
-		log_info("%s: TLS record decryption failed (kTLS): closing", c->peer);
-		return FLOW_ERR_SRC;
-	}
-	if (err != EINVAL) {
-		log_debug("%s: splice from kTLS socket: %s", c->peer, strerror(err));
-		return FLOW_ERR_SRC;
-	}
-	rc = tls_ktls_control(*f->src->fd, why, sizeof(why));
-	if (rc == -EAGAIN)
-		return FLOW_BLOCKED;
-	if (rc == 0) {
-		log_debug("%s: close_notify from the client (kTLS)", c->peer);
-		f->src_eof = 1;
-		return FLOW_CONTINUE;
-	}
-	log_info("%s: %s on a kTLS connection: closing", c->peer, why);
-	__atomic_fetch_add(&g_tls_counters.ktls_closed, 1, __ATOMIC_RELAXED);
-	tls_close_notify(f->src->ssl);
-	return FLOW_ERR_SRC;
-}
-
-/*
- * flow_run - relay one direction's body (or tunnel) from src to dst until blocked or done.
- * *moved_total accumulates body bytes the daemon moved (for stats and fairness); bytes the
- * kernel moved are in f->kmoved.
- */
-static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progress)
-{
-	for (;;) {
-		int rc;
-
-		/* body bytes that came with the head go out in the same send as the head */
-		if (buf_len(&f->out) && buf_len(&f->in) && !f->in_pipe && f->body != B_NONE &&
-		    !f->body_done) {
-			uint32_t before = buf_len(&f->out);
-
-			if (flow_take_from_in(f))
-				return FLOW_BAD_FRAMING;
-			*moved_total += buf_len(&f->out) - before;
-		}
-		rc = flush_buf(c, f->dst, &f->out, progress);
-		if (rc == -EAGAIN)
-			return FLOW_BLOCKED;
-		if (rc < 0)
-			return FLOW_ERR_DST;
-		while (f->in_pipe) {
-			ssize_t r;
-
-			if (!kern_drained(c, f->dst))
-				return FLOW_BLOCKED;
-			r = splice(f->pipe_r, NULL, *f->dst->fd, NULL, f->in_pipe,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (r == -1) {
-				if (errno == EAGAIN || errno == EINTR)
-					return FLOW_BLOCKED;
-				return FLOW_ERR_DST;
-			}
-			f->in_pipe -= (uint32_t)r;
-			f->dst->written += (uint64_t)r;
-			if (kin(f->dst))
-				f->dst->k.st->user_in = f->dst->written;
-			*moved_total += (uint64_t)r;
-			stats_add(f == &c->req ? &g_stats.splice_bytes_up
-					       : &g_stats.splice_bytes_down,
-				  (uint64_t)r);
-			*progress = 1;
-		}
-		if (f->kspan)
-			kernel_account(f, progress);
-		if (f->body_done || f->body == B_NONE) {
-			if (f->kspan)
-				log_debug("%s: kernel span done: read %llu seen %llu passed %llu "
-					  "kern %llu user_fwd %llu trims %llu",
-					  c->peer,
-					  (unsigned long long)(f->src->read - f->src->base),
-					  (unsigned long long)f->src->k.st->seen,
-					  (unsigned long long)f->src->k.st->passed,
-					  (unsigned long long)f->src->k.st->kern_fwd,
-					  (unsigned long long)f->src->k.st->user_fwd,
-					  (unsigned long long)f->src->k.st->trims);
-			f->body_done = 1;
-			f->kspan = 0;
-			return FLOW_DONE;
-		}
-		if (c->run_budget >= RUN_BUDGET) {
-			conn_queue(c);
-			return FLOW_BLOCKED;
-		}
-		if (buf_len(&f->in)) {
-			uint32_t before = buf_len(&f->out);
-
-			if (flow_take_from_in(f))
-				return FLOW_BAD_FRAMING;
-			*moved_total += buf_len(&f->out) - before;
-			if (buf_len(&f->out) != before || f->body_done)
-				continue;
-			/* chunked walker needs more bytes than are buffered: read below */
-		}
-		if (f->kspan && !buf_len(&f->in)) {
-			/* everything the daemon was given is written: the verdict may go on */
-			__atomic_store_n(&f->src->k.st->user_fwd, f->src->read - f->src->base,
-					 __ATOMIC_RELEASE);
-		} else if (!f->kspan && !buf_len(&f->in) && !f->in_pipe && kernel_wanted(c, f) &&
-			   !kernel_pair(c)) {
-			kernel_open(c, f);
-			continue;
-		}
-		if (f->src_eof) {
-			if (f->kspan && !kernel_src_drained(c, f))
-				return FLOW_BLOCKED;
-			if (f->kspan)
-				kernel_account(f, progress);
-			if (f->body == B_EOF) {
-				f->body_done = 1;
-				continue;
-			}
-			if (f->body == B_TUNNEL) {
-				if (!f->dst_shut) {
-					shutdown(*f->dst->fd, SHUT_WR);
-					f->dst_shut = 1;
-				}
-				f->body_done = 1;
-				f->kspan = 0;
-				return FLOW_DONE;
-			}
-			if (f->body_done)
-				continue;
-			return FLOW_EARLY_EOF;
-		}
-		if (c->hold && conn_hold_phase(c))
-			return FLOW_BLOCKED; /* live upgrade: drain what is here, read no more */
-		if (splice_src_ok(f->src) && splice_dst_ok(f->dst)) {
-			uint64_t span = flow_span(f);
-
-			if (span && !buf_len(&f->in) && f->src->rd_empty)
-				return FLOW_BLOCKED;
-			if (span && !buf_len(&f->in) && !flow_open_pipe(c, f)) {
-				size_t want =
-					span < c->cf->pipe_size ? (size_t)span : c->cf->pipe_size;
-				ssize_t r = splice(*f->src->fd, NULL, f->pipe_w, NULL, want,
-						   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-
-				if (r == -1) {
-					if (errno == EAGAIN) {
-						f->src->rd_empty = 1;
-						return FLOW_BLOCKED;
-					}
-					if (errno == EINTR)
-						return FLOW_BLOCKED;
-					if (f->src->ktls_rx) {
-						rc = ktls_splice_error(c, f, errno);
-						if (rc == FLOW_CONTINUE)
-							continue;
-						return rc;
-					}
-					return FLOW_ERR_SRC;
-				}
-				if (r == 0) {
-					f->src_eof = 1;
-					continue;
-				}
-				f->src->read += (uint64_t)r;
-				f->in_pipe += (uint32_t)r;
-				c->paths |= CONN_PATH_SPLICE;
-				c->run_budget += (uint64_t)r;
-				flow_account(f, (uint64_t)r);
-				*progress = 1;
-				continue;
-			}
-		}
-		{
-			uint32_t room = buf_room(&f->in);
-			ssize_t r;
-
-			if (!room)
-				return FLOW_BAD_FRAMING; /* a chunk line longer than the buffer */
-			r = side_recv(c, f->src, f->in.data + f->in.end, room);
-			if (r == -EAGAIN) {
-				/* an idle tunnel needs no polling: its EOF comes as EPOLLRDHUP */
-				if (f->kspan && f->body != B_TUNNEL)
-					c->kpoll = 1;
-				return FLOW_BLOCKED;
-			}
-			if (r < 0)
-				return FLOW_ERR_SRC;
-			if (r == 0) {
-				f->src_eof = 1;
-				continue;
-			}
-			f->in.end += (uint32_t)r;
-			c->run_budget += (uint64_t)r;
-			*progress = 1;
-		}
-	}
 }
 
 /* ---- request handling ---- */
@@ -1853,7 +1535,7 @@ int conn_new(struct worker *w, struct listener *l, int fd, const struct sockaddr
 /* ---- live upgrade: hand a connection to the next process, or take one over ---- */
 
 /* the phases a connection can be handed over in, once nothing is buffered */
-static int conn_hold_phase(const struct conn *c)
+int conn_hold_phase(const struct conn *c)
 {
 	if (c->kc.ssl || c->ku.ssl)
 		return 0;

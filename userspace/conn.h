@@ -137,9 +137,11 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 
 /* ---- between the files of the connection module (conn-t.h holds their types) ---- */
 
-struct flow;
+/* conn_queue - run c again after the other ready connections (fairness, or a look after an
+ * edge consumed while it held) */
+void conn_queue(struct conn *c);
 
-/* flow_account - count n body bytes of f moved without being parsed (splice(2) or kernel) */
-void flow_account(struct flow *f, uint64_t n);
+/* conn_hold_phase - 1 when c is in a phase it can be handed over in, once nothing is buffered */
+int conn_hold_phase(const struct conn *c);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "conn-t.h"
 #include "conn.h"
+#include "flow.h"
 #include "kernel_path.h"
 #include "log.h"
 #include "splice.h"
