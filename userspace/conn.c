@@ -76,7 +76,7 @@ void conn_queue(struct conn *c)
 	c->w->ready = c;
 }
 
-static void set_deadline(struct conn *c, uint32_t ms)
+void conn_set_deadline(struct conn *c, uint32_t ms)
 {
 	c->deadline = c->w->now_ms + ms;
 }
@@ -176,8 +176,6 @@ static enum upstream_idle upstream_idle_state(struct conn *c)
 	return st;
 }
 
-static void upstream_close(struct conn *c);
-
 /*
  * upstream_check_idle - close c's kept upstream connection unless it is quiet (counting a
  * server that spoke out of turn). Returns 1 when it stays.
@@ -198,7 +196,7 @@ static int upstream_check_idle(struct conn *c)
 		stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
 	}
 	c->resp_keepalive = 0; /* never parked */
-	upstream_close(c);
+	conn_upstream_close(c);
 	return 0;
 }
 
@@ -221,7 +219,7 @@ static int upstream_park(struct conn *c)
 	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
 			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
 			    c->ku.written))
-		return 0; /* enough parked: upstream_close() closes it */
+		return 0; /* enough parked: conn_upstream_close() closes it */
 	c->ut = NULL;
 	c->ufd = -1;
 	memset(&c->ku, 0, sizeof(c->ku));
@@ -235,7 +233,7 @@ static int upstream_park(struct conn *c)
 	return 1;
 }
 
-static void upstream_close(struct conn *c)
+void conn_upstream_close(struct conn *c)
 {
 	if (c->ufd < 0)
 		return;
@@ -278,7 +276,7 @@ static void upstream_close(struct conn *c)
 }
 
 /* conn_unlink - off every list of the worker; the memory goes to the graveyard */
-static void conn_unlink(struct conn *c)
+void conn_unlink(struct conn *c)
 {
 	struct worker *w = c->w;
 
@@ -323,7 +321,7 @@ void conn_free(struct conn *c)
 
 	if (c->dead)
 		return;
-	upstream_close(c);
+	conn_upstream_close(c);
 	if (c->cfd >= 0) {
 		worker_close_watched(w->epfd, c->cfd);
 		c->cfd = -1;
@@ -411,7 +409,7 @@ static int conn_fail_request(struct conn *c, int status)
 	char body[128];
 	int bl, n;
 
-	upstream_close(c);
+	conn_upstream_close(c);
 	c->status = status;
 	stats_error(stats_error_of_status(status));
 	if (c->resp_started) {
@@ -432,7 +430,7 @@ static int conn_fail_request(struct conn *c, int status)
 	c->st = CS_CLOSING;
 	c->req_keepalive = 0;
 	c->linger = 1; /* the client may still be sending: drain before closing */
-	set_deadline(c, c->cf->timeout_client_ms);
+	conn_set_deadline(c, c->cf->timeout_client_ms);
 	return 1;
 }
 
@@ -480,7 +478,7 @@ static int connect_failed(struct conn *c, const char *why)
 			  s->pool->name, s->name, why, s->pool->fail_timeout_ms);
 		health_passive_result(s, 0, why, c->w->now_ms);
 	}
-	upstream_close(c);
+	conn_upstream_close(c);
 	c->srv = NULL;
 	if (c->ntried > c->pool->retries)
 		return conn_fail_request(c, 503);
@@ -582,7 +580,7 @@ static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
 	}
 	c->upstream_fresh = 1;
 	c->st = CS_CONNECT;
-	set_deadline(c, c->pool->connect_timeout_ms);
+	conn_set_deadline(c, c->pool->connect_timeout_ms);
 	if (connect(fd, (struct sockaddr *)&s->addr, s->addrlen) == -1 && errno != EINPROGRESS)
 		return connect_failed(c, strerror(errno));
 	return 1;
@@ -599,7 +597,7 @@ static int start_exchange(struct conn *c)
 	flow_reset_body(&c->resp);
 	c->resp.src_eof = 0;
 	atomic_fetch_add(&c->srv->requests, 1);
-	set_deadline(c, c->cf->timeout_server_ms);
+	conn_set_deadline(c, c->cf->timeout_server_ms);
 	return 1;
 }
 
@@ -694,7 +692,7 @@ static int handle_request(struct conn *c, int head_len)
 	/* every request is balanced; the keep-alive upstream carries it when the balancer
 	 * picked the server it is connected to (a new pool always means a new connection) */
 	if (c->pool != r->pool)
-		upstream_close(c);
+		conn_upstream_close(c);
 	c->pool = r->pool;
 	pick = pick_server(c);
 	if (pick && c->ufd >= 0 && pick == c->srv && c->resp_keepalive &&
@@ -703,7 +701,7 @@ static int handle_request(struct conn *c, int head_len)
 		c->tried[c->ntried++] = c->srv->id;
 		return start_exchange(c);
 	}
-	upstream_close(c);
+	conn_upstream_close(c);
 	c->srv = NULL;
 	return upstream_connect_to(c, pick, 1);
 }
@@ -754,7 +752,7 @@ static int step_head(struct conn *c)
 			}
 			if (!c->head_seen) {
 				c->head_seen = 1;
-				set_deadline(c, c->cf->timeout_header_ms);
+				conn_set_deadline(c, c->cf->timeout_header_ms);
 			}
 			in->end += (uint32_t)r;
 		}
@@ -838,7 +836,7 @@ static int config_follow(struct conn *c)
 	if (c->kc.ssl || nl->tls || ncf->max_header_size != old->max_header_size ||
 	    ncf->buffer_size != old->buffer_size)
 		return 0;
-	upstream_close(c);
+	conn_upstream_close(c);
 	conf_ref(ncf);
 	/* conn_snapshot() reads these from the main thread: it must never hold a pointer into
 	 * the old configuration once that may be freed (by the unref below) */
@@ -878,14 +876,14 @@ static int finish_request(struct conn *c)
 		(void)upstream_check_idle(c);
 	/* the upstream is released as soon as it can carry nothing more for this client */
 	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
-		upstream_close(c);
+		conn_upstream_close(c);
 	if (!c->req_keepalive || !c->req.body_done || config_follow(c)) {
 		/* a response that ended before its request did leaves the client stream
 		 * at an unknown position: close (after a lingering drain); so does a
 		 * listener removed by a reload */
 		c->linger = !c->req.body_done;
 		c->st = CS_CLOSING;
-		set_deadline(c, c->cf->timeout_client_ms);
+		conn_set_deadline(c, c->cf->timeout_client_ms);
 		return 1;
 	}
 	/* nothing of this request may leak into what is logged or answered for the next */
@@ -898,10 +896,10 @@ static int finish_request(struct conn *c)
 	if (buf_len(&c->req.in)) {
 		/* part of the next head is already here (pipelined): the header timeout runs */
 		c->head_seen = 1;
-		set_deadline(c, c->cf->timeout_header_ms);
+		conn_set_deadline(c, c->cf->timeout_header_ms);
 	} else {
 		c->head_seen = 0;
-		set_deadline(c, c->cf->timeout_idle_ms);
+		conn_set_deadline(c, c->cf->timeout_idle_ms);
 	}
 	return 1;
 }
@@ -933,7 +931,7 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 
 		log_debug("%s: reused upstream connection to %s/%s %s, retrying on a new one",
 			  c->peer, c->pool->name, s->name, why);
-		upstream_close(c);
+		conn_upstream_close(c);
 		if (c->ntried > 0 && c->tried[c->ntried - 1] == s->id)
 			c->ntried--;
 		return upstream_connect_to(c, s, 0);
@@ -945,7 +943,7 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 			atomic_fetch_add(&c->srv->conn_fail, 1);
 		struct server *next;
 
-		upstream_close(c);
+		conn_upstream_close(c);
 		c->srv = NULL;
 		next = pick_server(c);
 		if (next)
@@ -1034,7 +1032,7 @@ static int response_head(struct conn *c, int *progress)
 					flow_reset_body(&c->req);
 					c->req.body = B_TUNNEL;
 					c->st = CS_TUNNEL;
-					set_deadline(c, c->cf->timeout_tunnel_ms);
+					conn_set_deadline(c, c->cf->timeout_tunnel_ms);
 					return 1;
 				}
 				switch (m->framing) {
@@ -1051,7 +1049,7 @@ static int response_head(struct conn *c, int *progress)
 				default:
 					c->resp.body = B_NONE;
 				}
-				set_deadline(c, exchange_timeout(c));
+				conn_set_deadline(c, exchange_timeout(c));
 				return 1;
 			}
 		}
@@ -1151,7 +1149,7 @@ static int step_exchange(struct conn *c)
 			return finish_request(c);
 	}
 	if (progress)
-		set_deadline(c, exchange_timeout(c));
+		conn_set_deadline(c, exchange_timeout(c));
 	return progress;
 }
 
@@ -1211,7 +1209,7 @@ static int step_tunnel(struct conn *c)
 		return -1;
 	}
 	if (progress)
-		set_deadline(c, c->cf->timeout_tunnel_ms);
+		conn_set_deadline(c, c->cf->timeout_tunnel_ms);
 	return progress;
 }
 
@@ -1244,7 +1242,7 @@ static int step_closing(struct conn *c)
 		shutdown(c->cfd, SHUT_WR);
 		c->resp.dst_shut = 1;
 		if (c->deadline > c->w->now_ms + LINGER_MS)
-			set_deadline(c, LINGER_MS);
+			conn_set_deadline(c, LINGER_MS);
 	}
 	for (int i = 0; i < 64; i++) {
 		ssize_t r = side_recv(c, &c->kc, sink, sizeof(sink));
@@ -1292,7 +1290,7 @@ static int step_handshake(struct conn *c)
 		log_debug("%s: TLS %s ktls=%s", c->peer, why, ktls_name(&c->kc));
 	}
 	c->st = CS_HEAD;
-	set_deadline(c, c->cf->timeout_header_ms);
+	conn_set_deadline(c, c->cf->timeout_header_ms);
 	return 1;
 }
 
@@ -1406,7 +1404,7 @@ void conn_timer(struct conn *c)
 		/* bytes the kernel moves wake nobody: they count as activity here */
 		if (k != c->tunnel_kern) {
 			c->tunnel_kern = k;
-			set_deadline(c, c->cf->timeout_tunnel_ms);
+			conn_set_deadline(c, c->cf->timeout_tunnel_ms);
 			return;
 		}
 		log_debug("%s: tunnel timeout", c->peer);
@@ -1424,8 +1422,8 @@ void conn_timer(struct conn *c)
 	}
 }
 
-static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
-				const struct sockaddr_storage *peer, socklen_t peerlen, int adopt)
+struct conn *conn_create(struct worker *w, struct listener *l, int fd,
+			 const struct sockaddr_storage *peer, socklen_t peerlen, int adopt)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -1501,7 +1499,7 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 			goto err_free;
 		c->st = CS_HANDSHAKE;
 	}
-	set_deadline(c, c->cf->timeout_header_ms);
+	conn_set_deadline(c, c->cf->timeout_header_ms);
 	stats_add(&g_stats.connections_total, 1);
 	stats_add(&l->st.connections, 1);
 	pthread_mutex_lock(&w->conns_lock);
@@ -1530,250 +1528,6 @@ int conn_new(struct worker *w, struct listener *l, int fd, const struct sockaddr
 	     socklen_t peerlen)
 {
 	return conn_create(w, l, fd, peer, peerlen, 0) ? 0 : -ENOMEM;
-}
-
-/* ---- live upgrade: hand a connection to the next process, or take one over ---- */
-
-/* the phases a connection can be handed over in, once nothing is buffered */
-int conn_hold_phase(const struct conn *c)
-{
-	if (c->kc.ssl || c->ku.ssl)
-		return 0;
-	if (c->st == CS_TUNNEL)
-		return 1; /* in the kernel or not: the window state is in the shared slots */
-	return c->st == CS_EXCHANGE && c->req.body_done && c->resp_started && !c->resp.body_done &&
-	       !c->req.kspan && !c->resp.kspan;
-}
-
-int conn_handable(const struct conn *c)
-{
-	if (c->dead || c->kc.ssl || c->ku.ssl)
-		return 0;
-	if (buf_len(&c->req.in) || buf_len(&c->req.out) || buf_len(&c->resp.in) ||
-	    buf_len(&c->resp.out) || c->req.in_pipe || c->resp.in_pipe)
-		return 0;
-	if (c->st == CS_HEAD)
-		return !c->head_seen;
-	return conn_hold_phase(c);
-}
-
-int conn_hold(struct conn *c, int on)
-{
-	if (!on) {
-		if (c->hold) {
-			c->hold = 0;
-			conn_queue(c); /* edges consumed while holding: look again */
-		}
-		return 0;
-	}
-	c->hold = 1;
-	return !c->kc.ssl;
-}
-
-static void side_out(const struct kside *k, struct conn_handover_side *o)
-{
-	o->slot = k->k.slot;
-	o->in_map = (uint32_t)k->k.in_map;
-	o->cookie = k->k.cookie;
-	o->read = k->read;
-	o->written = k->written;
-	o->base = k->base;
-	o->kern_base = k->kern_base;
-	o->kern_in_closed = k->kern_in_closed;
-	o->verified = k->verified;
-	o->syn_adj = k->syn_adj;
-	o->paired = k->paired;
-}
-
-static void side_in(struct kside *k, const struct conn_handover_side *o)
-{
-	if (o->slot && splice_adopt_slot(&k->k, o->slot, o->cookie, (int)o->in_map))
-		log_warnx("upgrade: slot %u of a handed-over socket cannot be adopted", o->slot);
-	k->read = o->read;
-	k->written = o->written;
-	k->base = o->base;
-	k->kern_base = o->kern_base;
-	k->kern_in_closed = o->kern_in_closed;
-	k->verified = o->verified;
-	k->syn_adj = o->syn_adj;
-	k->paired = (uint8_t)o->paired;
-}
-
-static void flow_out(const struct flow *f, struct conn_handover_flow *o)
-{
-	o->body = (uint32_t)f->body;
-	o->body_done = f->body_done;
-	o->src_eof = f->src_eof;
-	o->dst_shut = f->dst_shut;
-	o->left = f->left;
-	o->moved = f->moved;
-	o->kern_seen = f->kern_seen;
-	o->kmoved = f->kmoved;
-	o->kspan = f->kspan;
-	o->ch = f->ch;
-}
-
-static void flow_in(struct flow *f, const struct conn_handover_flow *o)
-{
-	f->body = (enum body)o->body;
-	f->body_done = o->body_done;
-	f->src_eof = o->src_eof;
-	f->dst_shut = o->dst_shut;
-	f->left = o->left;
-	f->moved = o->moved;
-	f->kern_seen = o->kern_seen;
-	f->kmoved = o->kmoved;
-	f->kspan = o->kspan;
-	f->ch = o->ch;
-}
-
-void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
-{
-	struct worker *w = c->w;
-
-	memset(rec, 0, sizeof(*rec));
-	rec->magic = CONN_HANDOVER_MAGIC;
-	rec->size = sizeof(*rec);
-	/* an idle keep-alive upstream is not worth moving: the next request is balanced anew */
-	if (c->st == CS_HEAD)
-		upstream_close(c);
-	rec->st = (uint32_t)c->st;
-	rec->has_upstream = c->ufd >= 0;
-	snprintf(rec->listener, sizeof(rec->listener), "%s", c->l->name);
-	if (c->pool)
-		snprintf(rec->pool, sizeof(rec->pool), "%s", c->pool->name);
-	if (c->srv)
-		snprintf(rec->server, sizeof(rec->server), "%s", c->srv->name);
-	side_out(&c->kc, &rec->kc);
-	side_out(&c->ku, &rec->ku);
-	flow_out(&c->req, &rec->req);
-	flow_out(&c->resp, &rec->resp);
-	rec->start_ns = c->start_ns;
-	rec->t_start_ms = c->t_start;
-	rec->tunnel_kern = c->tunnel_kern;
-	rec->bytes_in = c->bytes_in;
-	rec->bytes_out = c->bytes_out;
-	rec->deadline_left_ms = c->deadline > w->now_ms ? c->deadline - w->now_ms : 0;
-	rec->requests = c->requests;
-	rec->peer_port = c->peer_port;
-	rec->status = c->status;
-	rec->method = (int32_t)c->method;
-	rec->version_minor = c->version_minor;
-	rec->kernel_ok = c->kernel_ok;
-	rec->kfail = c->kfail;
-	rec->req_keepalive = (uint8_t)c->req_keepalive;
-	rec->resp_keepalive = (uint8_t)c->resp_keepalive;
-	rec->upgrade = (uint8_t)c->upgrade;
-	rec->resp_started = (uint8_t)c->resp_started;
-	rec->head_seen = (uint8_t)c->head_seen;
-	snprintf(rec->peer, sizeof(rec->peer), "%s", c->peer);
-	snprintf(rec->host, sizeof(rec->host), "%s", c->host);
-	snprintf(rec->path, sizeof(rec->path), "%s", c->path);
-	snprintf(rec->method_s, sizeof(rec->method_s), "%s", c->method_s);
-
-	/* the sockets and their kernel slots now belong to the next process */
-	*cfd = c->cfd;
-	*ufd = c->ufd;
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
-	if (c->ufd >= 0) {
-		epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->ufd, NULL);
-		worker_utag_drop(w, c->ut);
-		c->ut = NULL;
-	}
-	c->cfd = c->ufd = -1;
-	memset(&c->kc.k, 0, sizeof(c->kc.k));
-	memset(&c->ku.k, 0, sizeof(c->ku.k));
-	if (c->srv) {
-		atomic_fetch_sub(&c->srv->conn_active, 1);
-		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));
-		c->srv = NULL;
-	}
-	atomic_fetch_sub(&g_nconns, 1);
-	conn_unlink(c);
-}
-
-int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int ufd)
-{
-	struct config *cf = w->cf;
-	struct listener *l = NULL;
-	struct conn *c;
-
-	if (rec->magic != CONN_HANDOVER_MAGIC || rec->size != sizeof(*rec) ||
-	    (rec->st != CS_HEAD && rec->st != CS_EXCHANGE && rec->st != CS_TUNNEL) ||
-	    (rec->st != CS_HEAD && ufd < 0)) {
-		close(cfd);
-		if (ufd >= 0)
-			close(ufd);
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < cf->nlisteners; i++)
-		if (!strcmp(cf->listeners[i].name, rec->listener))
-			l = &cf->listeners[i];
-	atomic_fetch_add(&g_nconns, 1);
-	c = conn_create(w, l ? l : &cf->listeners[0], cfd, NULL, 0, 1);
-	if (!c) {
-		if (ufd >= 0)
-			close(ufd);
-		return -ENOMEM;
-	}
-	side_in(&c->kc, &rec->kc);
-	side_in(&c->ku, &rec->ku);
-	flow_in(&c->req, &rec->req);
-	flow_in(&c->resp, &rec->resp);
-	c->start_ns = rec->start_ns;
-	c->t_start = rec->t_start_ms;
-	c->tunnel_kern = rec->tunnel_kern;
-	c->bytes_in = rec->bytes_in;
-	c->bytes_out = rec->bytes_out;
-	c->requests = rec->requests;
-	c->status = rec->status;
-	c->method = (enum http_method)rec->method;
-	c->version_minor = rec->version_minor;
-	c->kernel_ok = rec->kernel_ok && splice_kernel_available();
-	c->kfail = rec->kfail;
-	/* a connection whose listener is gone finishes what it does, then closes */
-	c->req_keepalive = l ? rec->req_keepalive : 0;
-	c->resp_keepalive = rec->resp_keepalive;
-	c->upgrade = rec->upgrade;
-	c->resp_started = rec->resp_started;
-	c->head_seen = rec->head_seen;
-	snprintf(c->host, sizeof(c->host), "%s", rec->host);
-	snprintf(c->path, sizeof(c->path), "%s", rec->path);
-	snprintf(c->method_s, sizeof(c->method_s), "%s", rec->method_s);
-	c->pool = conf_find_pool(cf, rec->pool);
-	if (c->pool) {
-		for (unsigned i = 0; i < c->pool->nservers; i++)
-			if (!strcmp(c->pool->servers[i].name, rec->server))
-				c->srv = &c->pool->servers[i];
-	}
-	if (ufd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
-
-		c->ut = worker_utag_new(ufd, c);
-		if (!c->ut) {
-			close(ufd);
-			conn_free(c);
-			return -ENOMEM;
-		}
-		c->ufd = ufd;
-		ev.data.ptr = c->ut;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ufd, &ev) == -1) {
-			free(c->ut);
-			c->ut = NULL;
-			close(ufd);
-			c->ufd = -1;
-			conn_free(c);
-			return -errno;
-		}
-		if (c->srv) {
-			atomic_fetch_add(&c->srv->conn_active, 1);
-			lb_conn_acquire(&c->pool->lb, (int)(c->srv - c->pool->servers));
-		}
-	}
-	c->st = (enum conn_state)rec->st;
-	set_deadline(c, rec->deadline_left_ms ? (uint32_t)rec->deadline_left_ms : 1000);
-	conn_queue(c);
-	return 0;
 }
 
 /* ---- `show connections` ---- */

@@ -141,7 +141,23 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
  * edge consumed while it held) */
 void conn_queue(struct conn *c);
 
-/* conn_hold_phase - 1 when c is in a phase it can be handed over in, once nothing is buffered */
+/* conn_hold_phase - 1 when c is in a phase it can be handed over in, once nothing is buffered
+ * (conn_handover.c) */
 int conn_hold_phase(const struct conn *c);
+
+/* conn_create - a connection for an accepted (adopt = 0) or handed-over (adopt = 1) client
+ * socket, linked and registered with the worker; NULL on failure (fd is closed) */
+struct conn *conn_create(struct worker *w, struct listener *l, int fd,
+			 const struct sockaddr_storage *peer, socklen_t peerlen, int adopt);
+
+/* conn_unlink - off every list of the worker; the memory goes to the graveyard */
+void conn_unlink(struct conn *c);
+
+/* conn_set_deadline - the connection's timer fires ms from now */
+void conn_set_deadline(struct conn *c, uint32_t ms);
+
+/* conn_upstream_close - release the upstream connection: parked for reuse when it can be,
+ * else closed (its kernel path state is wound up) */
+void conn_upstream_close(struct conn *c);
 
 #endif
