@@ -153,6 +153,9 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 /* conn_unlink - off every list of the worker; the memory goes to the graveyard */
 void conn_unlink(struct conn *c);
 
+/* conn_state_name - "head", "exchange", ... for logs and `show connections` ("?": unknown) */
+const char *conn_state_name(int st);
+
 /* conn_set_deadline - the connection's timer fires ms from now */
 void conn_set_deadline(struct conn *c, uint32_t ms);
 
