@@ -16,6 +16,8 @@
 #include "types.h"
 #include "worker.h"
 
+struct transport_ops;
+
 #define MAX_TRIES 101
 #define RUN_BUDGET (8u << 20) /* bytes moved per conn_run before yielding to others */
 
@@ -42,10 +44,9 @@ struct kside {
 	uint64_t verified;	 /* kernel bytes into it known to be in its send queue */
 	uint32_t syn_adj;	 /* tcpi_bytes_acked counts the SYN (connected sockets) */
 	uint8_t paired;		 /* in the maps, paired with the current peer */
-	uint8_t rd_empty;	 /* plain socket known empty until its next EPOLLIN (side_recv) */
-	uint8_t ktls_tx;	 /* the kernel encrypts what is written: splice(2) into it */
-	uint8_t ktls_rx;	 /* the kernel decrypts what is read: splice(2) out of it */
-	struct ssl_st *ssl;	 /* TLS: OpenSSL (the handshake, heads; all records without kTLS) */
+	uint8_t rd_empty; /* socket known empty until its next EPOLLIN (transport_rd_empty) */
+	const struct transport_ops *transport; /* how bytes move in and out (transport.h) */
+	struct ssl_st *ssl; /* TLS: OpenSSL (the handshake, heads; all records without kTLS) */
 };
 
 /* one direction: source socket -> destination socket */

@@ -88,14 +88,6 @@ void conn_set_deadline(struct conn *c, uint32_t ms)
 
 /* ---- access log ---- */
 
-/* how the TLS records of a side are encrypted/decrypted, for logs */
-static const char *ktls_name(const struct kside *s)
-{
-	static const char *const names[] = {"userspace", "ktls-tx", "ktls-rx", "ktls-tx-rx"};
-
-	return names[(s->ktls_tx ? 1 : 0) | (s->ktls_rx ? 2 : 0)];
-}
-
 static void access_log(struct conn *c)
 {
 	char line[1024];
@@ -116,7 +108,7 @@ static void access_log(struct conn *c)
 		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		     c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-",
 		     (unsigned long long)(c->w->now_ms - c->t_start), c->kc.ssl ? " tls=" : "",
-		     c->kc.ssl ? ktls_name(&c->kc) : "");
+		     c->kc.ssl ? c->kc.transport->name : "");
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
 	/* one write(2) per line: O_APPEND keeps lines of concurrent workers whole */
@@ -162,22 +154,22 @@ static enum upstream_idle sock_idle_state(int fd)
 /*
  * upstream_idle_state - the kept upstream connection of c, between two requests: anything
  * buffered from it, or waiting in its socket? The socket is only peeked at when no read found
- * it empty since its last event (plain sockets outside the maps, see side_recv): the common
+ * it empty since its last event (plain sockets outside the maps, see transport.h): the common
  * keep-alive case costs no system call.
  */
 static enum upstream_idle upstream_idle_state(struct conn *c)
 {
 	enum upstream_idle st;
 
-	if (buf_len(&c->resp.in) || c->resp.in_pipe || (c->ku.ssl && tls_pending(c->ku.ssl)))
+	if (buf_len(&c->resp.in) || c->resp.in_pipe || transport_pending(&c->ku))
 		return UPSTREAM_SPOKE;
 	if (c->resp.src_eof || (c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		return UPSTREAM_HUNGUP;
-	if (c->ku.rd_empty && plain_side(&c->ku))
+	if (transport_rd_empty(&c->ku))
 		return UPSTREAM_QUIET;
 	st = sock_idle_state(c->ufd);
-	if (st == UPSTREAM_QUIET && plain_side(&c->ku))
-		c->ku.rd_empty = 1;
+	if (st == UPSTREAM_QUIET)
+		transport_set_rd_empty(&c->ku);
 	return st;
 }
 
@@ -230,6 +222,7 @@ static int upstream_park(struct conn *c)
 	memset(&c->ku, 0, sizeof(c->ku));
 	c->ku.fd = &c->ufd;
 	c->ku.syn_adj = 1;
+	transport_plain(&c->ku);
 	atomic_fetch_sub(&s->conn_active, 1);
 	lb_conn_release(&s->pool->lb, (int)(s - s->pool->servers));
 	c->resp_keepalive = 0;
@@ -255,8 +248,7 @@ void conn_upstream_close(struct conn *c)
 			c->kc.kern_base = c->kc.k.st->kern_fwd;
 		}
 	}
-	if (c->ku.ssl)
-		tls_conn_free(c->ku.ssl);
+	transport_free(&c->ku);
 	worker_utag_close(c->w, c->ut);
 	c->ut = NULL;
 	c->ufd = -1;
@@ -265,6 +257,7 @@ void conn_upstream_close(struct conn *c)
 	memset(&c->ku, 0, sizeof(c->ku));
 	c->ku.fd = &c->ufd;
 	c->ku.syn_adj = 1;
+	transport_plain(&c->ku);
 	c->req.kspan = 0;
 	c->resp.kspan = 0;
 	if (c->srv) {
@@ -336,10 +329,7 @@ void conn_free(struct conn *c)
 		splice_conn_delete(c->kc.k.cookie);
 		splice_release(&c->kc.k);
 	}
-	if (c->kc.ssl) {
-		tls_conn_free(c->kc.ssl);
-		c->kc.ssl = NULL;
-	}
+	transport_free(&c->kc);
 	conn_unlink(c);
 }
 
@@ -746,7 +736,7 @@ static int step_head(struct conn *c)
 			uint32_t room = in->cap - in->end;
 			ssize_t r;
 
-			r = side_recv(c, &c->kc, in->data + in->end, room);
+			r = transport_recv(c, &c->kc, in->data + in->end, room);
 			if (r == -EAGAIN)
 				return 0;
 			if (r <= 0) {
@@ -778,9 +768,11 @@ static int step_connect(struct conn *c)
 	if (c->uev & EPOLLHUP)
 		return connect_failed(c, "hang-up");
 	if (c->pool->tls_on) {
-		c->ku.ssl = tls_upstream_new(c->pool, c->srv, c->ufd);
-		if (!c->ku.ssl)
+		struct ssl_st *ssl = tls_upstream_new(c->pool, c->srv, c->ufd);
+
+		if (!ssl)
 			return conn_fail_request(c, 502);
+		transport_tls(&c->ku, ssl);
 		c->st = CS_UPHANDSHAKE;
 		return 1;
 	}
@@ -1068,7 +1060,7 @@ static int response_head(struct conn *c, int *progress)
 			uint32_t room = in->cap - in->end;
 			ssize_t r;
 
-			r = side_recv(c, &c->ku, in->data + in->end, room);
+			r = transport_recv(c, &c->ku, in->data + in->end, room);
 			if (r == -EAGAIN)
 				return 0;
 			if (r <= 0) {
@@ -1124,7 +1116,7 @@ static int step_exchange(struct conn *c)
 		if (c->rmsg->head_len == 0) {
 			/* a 100 Continue must reach the client now: it waits for it to send
 			 * the body */
-			rc = flush_buf(c, &c->kc, &c->resp.out, &progress);
+			rc = transport_flush(c, &c->kc, &c->resp.out, &progress);
 			if (rc < 0 && rc != -EAGAIN) {
 				conn_free(c);
 				return -1;
@@ -1223,7 +1215,7 @@ static int step_tunnel(struct conn *c)
 static int step_closing(struct conn *c)
 {
 	int progress = 0;
-	int rc = flush_buf(c, &c->kc, &c->resp.out, &progress);
+	int rc = transport_flush(c, &c->kc, &c->resp.out, &progress);
 	char sink[4096];
 
 	if (rc == -EAGAIN)
@@ -1238,8 +1230,7 @@ static int step_closing(struct conn *c)
 			return 0;
 		/* a complete exchange with nothing unread closes at once: close() sends a FIN,
 		 * and only unread input would turn it into a RST */
-		if (c->kc.ssl)
-			tls_close_notify(c->kc.ssl);
+		transport_close_notify(&c->kc);
 		if (!c->linger && !buf_len(&c->req.in) && !splice_queued(c->cfd)) {
 			conn_free(c);
 			return -1;
@@ -1250,7 +1241,7 @@ static int step_closing(struct conn *c)
 			conn_set_deadline(c, LINGER_MS);
 	}
 	for (int i = 0; i < 64; i++) {
-		ssize_t r = side_recv(c, &c->kc, sink, sizeof(sink));
+		ssize_t r = transport_recv(c, &c->kc, sink, sizeof(sink));
 
 		if (r == -EAGAIN)
 			return 0;
@@ -1282,8 +1273,7 @@ static int step_handshake(struct conn *c)
 		int tx, rx;
 
 		tls_ktls_state(c->kc.ssl, &tx, &rx);
-		c->kc.ktls_tx = (uint8_t)tx;
-		c->kc.ktls_rx = (uint8_t)rx;
+		transport_ktls(&c->kc, tx, rx);
 		__atomic_fetch_add(&g_tls_counters.handshakes, 1, __ATOMIC_RELAXED);
 		if (tx)
 			__atomic_fetch_add(&g_tls_counters.ktls_tx, 1, __ATOMIC_RELAXED);
@@ -1292,7 +1282,7 @@ static int step_handshake(struct conn *c)
 	}
 	if (log_verbosity() > 0) {
 		tls_describe(c->kc.ssl, why, sizeof(why));
-		log_debug("%s: TLS %s ktls=%s", c->peer, why, ktls_name(&c->kc));
+		log_debug("%s: TLS %s ktls=%s", c->peer, why, c->kc.transport->name);
 	}
 	c->st = CS_HEAD;
 	conn_set_deadline(c, c->cf->timeout_header_ms);
@@ -1480,6 +1470,8 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	c->ctag.c = c;
 	c->kc.fd = &c->cfd;
 	c->ku.fd = &c->ufd;
+	transport_plain(&c->kc);
+	transport_plain(&c->ku);
 	/* registering with epoll reports bytes already there as an event */
 	c->kc.rd_empty = !adopt;
 	c->ku.syn_adj = 1; /* connected sockets count their SYN in tcpi_bytes_acked */
@@ -1499,9 +1491,11 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	}
 	c->st = CS_HEAD;
 	if (l->tls && !adopt) {
-		c->kc.ssl = tls_conn_new(l, fd);
-		if (!c->kc.ssl)
+		struct ssl_st *ssl = tls_conn_new(l, fd);
+
+		if (!ssl)
 			goto err_free;
+		transport_tls(&c->kc, ssl);
 		c->st = CS_HANDSHAKE;
 	}
 	conn_set_deadline(c, c->cf->timeout_header_ms);

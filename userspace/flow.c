@@ -118,40 +118,6 @@ static int flow_take_from_in(struct flow *f)
 }
 
 /*
- * ktls_splice_error - splice(2) from a kTLS RX socket failed with err. EINVAL: the next record
- * is not data; read it (close_notify ends the stream, anything else closes: a kernel-owned
- * receive key cannot follow a KeyUpdate or renegotiation). EBADMSG: a record failed to
- * decrypt. Returns what flow_run returns next: FLOW_BLOCKED, a negative FLOW_ERR_SRC, or -5
- * ("continue", the source reached its end).
- */
-static int ktls_splice_error(struct conn *c, struct flow *f, int err)
-{
-	char why[128];
-	int rc;
-
-	if (err == EBADMSG) {
-		log_info("%s: TLS record decryption failed (kTLS): closing", c->peer);
-		return FLOW_ERR_SRC;
-	}
-	if (err != EINVAL) {
-		log_debug("%s: splice from kTLS socket: %s", c->peer, strerror(err));
-		return FLOW_ERR_SRC;
-	}
-	rc = tls_ktls_control(*f->src->fd, why, sizeof(why));
-	if (rc == -EAGAIN)
-		return FLOW_BLOCKED;
-	if (rc == 0) {
-		log_debug("%s: close_notify from the client (kTLS)", c->peer);
-		f->src_eof = 1;
-		return FLOW_CONTINUE;
-	}
-	log_info("%s: %s on a kTLS connection: closing", c->peer, why);
-	__atomic_fetch_add(&g_tls_counters.ktls_closed, 1, __ATOMIC_RELAXED);
-	tls_close_notify(f->src->ssl);
-	return FLOW_ERR_SRC;
-}
-
-/*
  * flow_run - relay one direction's body (or tunnel) from src to dst until blocked or done.
  * *moved_total accumulates body bytes the daemon moved (for stats and fairness); bytes the
  * kernel moved are in f->kmoved.
@@ -170,27 +136,19 @@ int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progres
 				return FLOW_BAD_FRAMING;
 			*moved_total += buf_len(&f->out) - before;
 		}
-		rc = flush_buf(c, f->dst, &f->out, progress);
+		rc = transport_flush(c, f->dst, &f->out, progress);
 		if (rc == -EAGAIN)
 			return FLOW_BLOCKED;
 		if (rc < 0)
 			return FLOW_ERR_DST;
 		while (f->in_pipe) {
-			ssize_t r;
+			ssize_t r = transport_snd_pipe(c, f->dst, f->pipe_r, f->in_pipe);
 
-			if (!kern_drained(c, f->dst))
+			if (r == -EAGAIN)
 				return FLOW_BLOCKED;
-			r = splice(f->pipe_r, NULL, *f->dst->fd, NULL, f->in_pipe,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (r == -1) {
-				if (errno == EAGAIN || errno == EINTR)
-					return FLOW_BLOCKED;
+			if (r < 0)
 				return FLOW_ERR_DST;
-			}
 			f->in_pipe -= (uint32_t)r;
-			f->dst->written += (uint64_t)r;
-			if (kin(f->dst))
-				f->dst->k.st->user_in = f->dst->written;
 			*moved_total += (uint64_t)r;
 			stats_add(f == &c->req ? &g_stats.splice_bytes_up
 					       : &g_stats.splice_bytes_down,
@@ -261,7 +219,7 @@ int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progres
 		}
 		if (c->hold && conn_hold_phase(c))
 			return FLOW_BLOCKED; /* live upgrade: drain what is here, read no more */
-		if (splice_src_ok(f->src) && splice_dst_ok(f->dst)) {
+		if (transport_rcv_pipe_ok(f->src) && transport_snd_pipe_ok(f->dst)) {
 			uint64_t span = flow_span(f);
 
 			if (span && !buf_len(&f->in) && f->src->rd_empty)
@@ -269,29 +227,16 @@ int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progres
 			if (span && !buf_len(&f->in) && !flow_open_pipe(c, f)) {
 				size_t want =
 					span < c->cf->pipe_size ? (size_t)span : c->cf->pipe_size;
-				ssize_t r = splice(*f->src->fd, NULL, f->pipe_w, NULL, want,
-						   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+				ssize_t r = transport_rcv_pipe(c, f->src, f->pipe_w, want);
 
-				if (r == -1) {
-					if (errno == EAGAIN) {
-						f->src->rd_empty = 1;
-						return FLOW_BLOCKED;
-					}
-					if (errno == EINTR)
-						return FLOW_BLOCKED;
-					if (f->src->ktls_rx) {
-						rc = ktls_splice_error(c, f, errno);
-						if (rc == FLOW_CONTINUE)
-							continue;
-						return rc;
-					}
+				if (r == -EAGAIN)
+					return FLOW_BLOCKED;
+				if (r < 0)
 					return FLOW_ERR_SRC;
-				}
 				if (r == 0) {
 					f->src_eof = 1;
 					continue;
 				}
-				f->src->read += (uint64_t)r;
 				f->in_pipe += (uint32_t)r;
 				c->paths |= CONN_PATH_SPLICE;
 				c->run_budget += (uint64_t)r;
@@ -306,7 +251,7 @@ int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progres
 
 			if (!room)
 				return FLOW_BAD_FRAMING; /* a chunk line longer than the buffer */
-			r = side_recv(c, f->src, f->in.data + f->in.end, room);
+			r = transport_recv(c, f->src, f->in.data + f->in.end, room);
 			if (r == -EAGAIN) {
 				/* an idle tunnel needs no polling: its EOF comes as EPOLLRDHUP */
 				if (f->kspan && f->body != B_TUNNEL)

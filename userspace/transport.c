@@ -2,9 +2,11 @@
 /*
  * transport.c - bytes in and out of one socket of a connection: plain TCP (in the kernel path's
  * maps or not), TLS through OpenSSL, and kTLS sockets that splice(2) records the kernel
- * encrypts or decrypts.
+ * encrypts or decrypts. The return convention is in transport.h.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -14,38 +16,140 @@
 #include "tls.h"
 #include "transport.h"
 
-/*
- * Read readiness of a plain socket outside the maps: after EAGAIN, or a short read, its receive
- * queue is empty, and with edge-triggered epoll the next byte brings an event (conn_event clears
- * the mark), so reading before that would only cost an EAGAIN. Not for TLS (OpenSSL buffers
- * records) or sockets in the maps (the verdict passes bytes up on its own schedule). A short read
- * does not mark a socket whose hang-up was already reported: that edge is spent, EOF must be read.
- */
-int plain_side(const struct kside *s)
-{
-	return !s->ssl && !kin(s);
-}
+/* ---- plain TCP ---- */
 
-/* returns bytes read (> 0), 0 on EOF, -EAGAIN, or -errno */
-static ssize_t recv_some(int fd, char *p, size_t n)
-{
-	ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+/* the plain socket is outside the maps: its read readiness mark is exact (transport.h) */
+static int plain_outside_maps(const struct kside *s);
 
-	if (r == -1)
-		return errno == EINTR ? -EAGAIN : -errno;
-	return r;
-}
-
-/* read from a side; rule 3: on a spliced socket, EOF counts only once every passed byte
- * was read. Returns > 0, 0 on EOF, -EAGAIN or -errno. */
-ssize_t side_recv(struct conn *c, struct kside *s, char *p, size_t n)
+/* read from a plain socket; on a socket in the maps EOF counts only once every byte the verdict
+ * passed up was read (rule 3) */
+static ssize_t plain_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
 {
 	ssize_t r;
 
-	if (s->rd_empty && plain_side(s))
+	if (s->rd_empty && plain_outside_maps(s))
 		return -EAGAIN;
-	r = s->ssl ? tls_read(s->ssl, p, n) : recv_some(*s->fd, p, n);
-	if ((r > 0 || r == -EAGAIN) && s->ktls_tx && tls_key_update_pending(s->ssl)) {
+	r = recv(*s->fd, p, n, MSG_DONTWAIT);
+	if (r == -1)
+		r = errno == EINTR ? -EAGAIN : -errno;
+	if (r > 0) {
+		uint32_t ev = s == &c->kc ? c->cev : c->uev;
+
+		s->read += (uint64_t)r;
+		if ((size_t)r < n && plain_outside_maps(s) &&
+		    !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+			s->rd_empty = 1;
+		return r;
+	}
+	if (r == -EAGAIN && plain_outside_maps(s))
+		s->rd_empty = 1;
+	if (r == 0 && kin(s) && s->k.st->passed > s->read - s->base) {
+		c->kpoll = 1;
+		return -EAGAIN;
+	}
+	return r;
+}
+
+/* write into a plain socket once the kernel's bytes into it went out first (rule 1) */
+static ssize_t plain_snd_buf(struct conn *c, struct kside *s, const char *p, size_t n)
+{
+	ssize_t r;
+
+	if (!kern_drained(c, s))
+		return -EAGAIN;
+	r = send(*s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (r == -1)
+		return (errno == EAGAIN || errno == EINTR) ? -EAGAIN : -errno;
+	s->written += (uint64_t)r;
+	if (kin(s))
+		s->k.st->user_in = s->written;
+	return r;
+}
+
+/* splice(2) out of a socket: its receive queue holds payload (plain, or kTLS RX) */
+static ssize_t splice_rcv_pipe(struct kside *s, int pipe_w, size_t n)
+{
+	ssize_t r = splice(*s->fd, NULL, pipe_w, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+	if (r == -1) {
+		if (errno == EAGAIN)
+			s->rd_empty = 1;
+		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+	}
+	s->read += (uint64_t)r;
+	return r;
+}
+
+static ssize_t plain_rcv_pipe(struct conn *c, struct kside *s, int pipe_w, size_t n)
+{
+	(void)c;
+	return splice_rcv_pipe(s, pipe_w, n);
+}
+
+/* splice(2) into a socket (plain, or kTLS TX), once the kernel's bytes into it went out first
+ * (rule 1). The calls carry no SPLICE_F_MORE, so kTLS never holds back the last record of a
+ * span. */
+static ssize_t splice_snd_pipe(struct conn *c, struct kside *s, int pipe_r, size_t n)
+{
+	ssize_t r;
+
+	if (!kern_drained(c, s))
+		return -EAGAIN;
+	r = splice(pipe_r, NULL, *s->fd, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (r == -1)
+		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+	s->written += (uint64_t)r;
+	if (kin(s))
+		s->k.st->user_in = s->written;
+	return r;
+}
+
+static const struct transport_ops plain_ops = {
+	.name = "plain",
+	.rcv_buf = plain_rcv_buf,
+	.snd_buf = plain_snd_buf,
+	.rcv_pipe = plain_rcv_pipe,
+	.snd_pipe = splice_snd_pipe,
+};
+
+static int plain_outside_maps(const struct kside *s)
+{
+	return s->transport == &plain_ops && !kin(s);
+}
+
+/* ---- TLS: OpenSSL does the record crypto (all of it, or the direction kTLS did not take) ---- */
+
+static ssize_t tls_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
+{
+	ssize_t r = tls_read(s->ssl, p, n);
+
+	(void)c;
+	if (r > 0)
+		s->read += (uint64_t)r;
+	return r;
+}
+
+static ssize_t tls_snd_buf(struct conn *c, struct kside *s, const char *p, size_t n)
+{
+	ssize_t r = tls_write(s->ssl, p, n);
+
+	(void)c;
+	if (r == 0)
+		return -EAGAIN;
+	if (r > 0)
+		s->written += (uint64_t)r;
+	return r;
+}
+
+/* ---- kTLS: the kernel took the transmit and/or receive crypto ---- */
+
+/* read through OpenSSL on a socket whose transmit key the kernel holds: a KeyUpdate request
+ * cannot be followed */
+static ssize_t ktls_tx_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
+{
+	ssize_t r = tls_read(s->ssl, p, n);
+
+	if ((r > 0 || r == -EAGAIN) && tls_key_update_pending(s->ssl)) {
 		/* OpenSSL would answer with its own KeyUpdate and switch keys under the
 		 * kernel, which keeps encrypting with the old one: close before any write */
 		log_info("%s: TLS KeyUpdate requested by the client; kTLS TX cannot rekey on "
@@ -55,75 +159,149 @@ ssize_t side_recv(struct conn *c, struct kside *s, char *p, size_t n)
 		tls_close_notify(s->ssl);
 		return -EPROTO;
 	}
-	if (r > 0) {
-		uint32_t ev = s == &c->kc ? c->cev : c->uev;
-
+	if (r > 0)
 		s->read += (uint64_t)r;
-		if ((size_t)r < n && plain_side(s) && !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-			s->rd_empty = 1;
-		return r;
-	}
-	if (r == -EAGAIN && plain_side(s))
-		s->rd_empty = 1;
-	if (r == 0 && kin(s) && s->k.st->passed > s->read - s->base) {
-		c->kpoll = 1;
-		return -EAGAIN;
-	}
 	return r;
 }
 
-/* write to a side after rule 1; returns bytes written (> 0), 0 when blocked, -errno */
-ssize_t side_send(struct conn *c, struct kside *s, const char *p, size_t n)
+/*
+ * splice(2) out of a kTLS RX socket. When it fails with EINVAL the next record is not data:
+ * read it (close_notify ends the stream; anything else closes: a kernel-owned receive key
+ * cannot follow a KeyUpdate or renegotiation). EBADMSG: a record failed to decrypt.
+ */
+static ssize_t ktls_rcv_pipe(struct conn *c, struct kside *s, int pipe_w, size_t n)
 {
-	ssize_t r;
+	ssize_t r = splice_rcv_pipe(s, pipe_w, n);
+	char why[128];
+	int rc;
 
-	if (s->ssl) {
-		r = tls_write(s->ssl, p, n);
-		if (r > 0)
-			s->written += (uint64_t)r;
+	if (r >= 0 || r == -EAGAIN)
+		return r;
+	if (r == -EBADMSG) {
+		log_info("%s: TLS record decryption failed (kTLS): closing", c->peer);
 		return r;
 	}
-	if (!kern_drained(c, s))
+	if (r != -EINVAL) {
+		log_debug("%s: splice from kTLS socket: %s", c->peer, strerror((int)-r));
+		return r;
+	}
+	rc = tls_ktls_control(*s->fd, why, sizeof(why));
+	if (rc == -EAGAIN)
+		return -EAGAIN;
+	if (rc == 0) {
+		log_debug("%s: close_notify from the client (kTLS)", c->peer);
 		return 0;
-	r = send(*s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (r == -1)
-		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
-	s->written += (uint64_t)r;
-	if (kin(s))
-		s->k.st->user_in = s->written;
-	return r;
+	}
+	log_info("%s: %s on a kTLS connection: closing", c->peer, why);
+	__atomic_fetch_add(&g_tls_counters.ktls_closed, 1, __ATOMIC_RELAXED);
+	tls_close_notify(s->ssl);
+	return -EPROTO;
 }
 
-int flush_buf(struct conn *c, struct kside *s, struct buf *b, int *progress)
+/* the names say who does the record crypto (the access log's tls= field) */
+static const struct transport_ops tls_ops = {
+	.name = "userspace",
+	.rcv_buf = tls_rcv_buf,
+	.snd_buf = tls_snd_buf,
+};
+
+static const struct transport_ops ktls_tx_ops = {
+	.name = "ktls-tx",
+	.rcv_buf = ktls_tx_rcv_buf,
+	.snd_buf = tls_snd_buf,
+	.snd_pipe = splice_snd_pipe,
+};
+
+static const struct transport_ops ktls_rx_ops = {
+	.name = "ktls-rx",
+	.rcv_buf = tls_rcv_buf,
+	.snd_buf = tls_snd_buf,
+	.rcv_pipe = ktls_rcv_pipe,
+};
+
+static const struct transport_ops ktls_tx_rx_ops = {
+	.name = "ktls-tx-rx",
+	.rcv_buf = ktls_tx_rcv_buf,
+	.snd_buf = tls_snd_buf,
+	.rcv_pipe = ktls_rcv_pipe,
+	.snd_pipe = splice_snd_pipe,
+};
+
+/* ---- choosing and using a transport ---- */
+
+void transport_plain(struct kside *s)
+{
+	s->ssl = NULL;
+	s->transport = &plain_ops;
+}
+
+void transport_tls(struct kside *s, struct ssl_st *ssl)
+{
+	s->ssl = ssl;
+	s->transport = &tls_ops;
+}
+
+void transport_ktls(struct kside *s, int tx, int rx)
+{
+	static const struct transport_ops *const by_dir[] = {&tls_ops, &ktls_tx_ops, &ktls_rx_ops,
+							     &ktls_tx_rx_ops};
+
+	s->transport = by_dir[(tx ? 1 : 0) | (rx ? 2 : 0)];
+}
+
+void transport_free(struct kside *s)
+{
+	if (s->ssl)
+		tls_conn_free(s->ssl);
+	transport_plain(s);
+}
+
+void transport_close_notify(struct kside *s)
+{
+	if (s->ssl)
+		tls_close_notify(s->ssl);
+}
+
+int transport_flush(struct conn *c, struct kside *s, struct buf *b, int *progress)
 {
 	while (buf_len(b)) {
-		ssize_t r = side_send(c, s, b->data + b->start, buf_len(b));
+		ssize_t r = transport_send(c, s, b->data + b->start, buf_len(b));
 
 		if (r < 0)
 			return (int)r;
-		if (r == 0)
-			return -EAGAIN;
 		buf_consume(b, (uint32_t)r);
 		*progress = 1;
 	}
 	return 0;
 }
 
-/*
- * splice(2) reads the receive queue: only from sockets outside the maps (the verdict hands
- * passed bytes to recvmsg only); on a TLS side only when the kernel decrypts (kTLS RX) and
- * OpenSSL holds no bytes read ahead, else the bytes there are records, not payload.
- */
-int splice_src_ok(const struct kside *s)
+int transport_pending(const struct kside *s)
 {
-	if (kin(s))
-		return 0;
-	return !s->ssl || (s->ktls_rx && !tls_pending(s->ssl));
+	return s->ssl && tls_pending(s->ssl);
 }
 
-/* splice(2) into a TLS side only when the kernel encrypts (kTLS TX); the splice calls carry
- * no SPLICE_F_MORE, so the kernel never holds back the last record of a span */
-int splice_dst_ok(const struct kside *s)
+/*
+ * splice(2) reads the receive queue: only from sockets outside the maps (the verdict hands
+ * passed bytes to recvmsg only); on a kTLS RX socket only while OpenSSL holds no bytes read
+ * ahead (the handshake may have read past its end).
+ */
+int transport_rcv_pipe_ok(const struct kside *s)
 {
-	return !s->ssl || s->ktls_tx;
+	return s->transport->rcv_pipe && !kin(s) && !transport_pending(s);
+}
+
+int transport_snd_pipe_ok(const struct kside *s)
+{
+	return s->transport->snd_pipe != NULL;
+}
+
+int transport_rd_empty(const struct kside *s)
+{
+	return s->rd_empty && plain_outside_maps(s);
+}
+
+void transport_set_rd_empty(struct kside *s)
+{
+	if (plain_outside_maps(s))
+		s->rd_empty = 1;
 }
