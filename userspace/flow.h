@@ -9,14 +9,14 @@
 
 #include "conn-t.h"
 
+/* what flow_run says about one direction */
 enum flow_rc {
-	FLOW_BLOCKED = 0, /* waiting on a socket (edge re-armed) or on the kernel (kpoll) */
-	FLOW_DONE = 1,	  /* body complete and flushed */
-	FLOW_ERR_SRC = -1,
-	FLOW_ERR_DST = -2,
-	FLOW_BAD_FRAMING = -3,
-	FLOW_EARLY_EOF = -4,
-	FLOW_CONTINUE = -5, /* internal: go round the loop again */
+	FLOW_BLOCKED = 0,      /* waiting on a socket (edge re-armed) or on the kernel (kpoll) */
+	FLOW_DONE = 1,	       /* body complete and flushed */
+	FLOW_ERR_SRC = -1,     /* the source socket failed */
+	FLOW_ERR_DST = -2,     /* the destination socket failed */
+	FLOW_BAD_FRAMING = -3, /* the chunked framing is broken (or a chunk line too long) */
+	FLOW_EARLY_EOF = -4,   /* the source closed before the body's end */
 };
 
 /* flow_close_pipe - close f's pipe (its bytes are dropped) */
@@ -32,9 +32,12 @@ void flow_reset_body(struct flow *f);
 void flow_account(struct flow *f, uint64_t n);
 
 /*
- * flow_run - relay one direction's body (or tunnel) from src to dst until blocked or done.
- * *moved_total accumulates body bytes the daemon moved (for stats and fairness); bytes the
- * kernel moved are in f->kmoved. Returns an enum flow_rc (never FLOW_CONTINUE).
+ * flow_run - relay one direction's body (or tunnel) from src to dst until blocked or done, in
+ * steps: flush what the daemon holds, check for the body's end, pass buffered bytes the framing
+ * allows, open or advance a kernel window, handle the source's end of stream, read more (splice
+ * into the pipe, or into the buffer). *moved_total accumulates body bytes the daemon moved (for
+ * stats and fairness; the kernel's are in f->kmoved); *progress is set when anything moved.
+ * Returns an enum flow_rc.
  */
 int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progress);
 

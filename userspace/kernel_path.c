@@ -183,6 +183,26 @@ void kernel_account(struct flow *f, int *progress)
 	*progress = 1;
 }
 
+void kernel_caught_up(struct flow *f)
+{
+	__atomic_store_n(&f->src->k.st->user_fwd, f->src->read - f->src->base, __ATOMIC_RELEASE);
+}
+
+void kernel_span_end(struct conn *c, struct flow *f)
+{
+	struct spliced_sock *st = f->src->k.st;
+
+	if (!f->kspan)
+		return;
+	log_debug("%s: kernel span done: read %llu seen %llu passed %llu kern %llu user_fwd %llu "
+		  "trims %llu",
+		  c->peer, (unsigned long long)(f->src->read - f->src->base),
+		  (unsigned long long)st->seen, (unsigned long long)st->passed,
+		  (unsigned long long)st->kern_fwd, (unsigned long long)st->user_fwd,
+		  (unsigned long long)st->trims);
+	f->kspan = 0;
+}
+
 /* after EOF on a spliced source: has the verdict seen every byte, and did all of it reach
  * the destination's send queue? (DESIGN.md pitfall 2) */
 int kernel_src_drained(struct conn *c, struct flow *f)

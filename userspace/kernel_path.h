@@ -38,6 +38,13 @@ void kernel_open(struct conn *c, struct flow *f);
  * bytes of f (sets *progress when there were any). */
 void kernel_account(struct flow *f, int *progress);
 
+/* kernel_caught_up - the daemon has written every byte the verdict passed up from f's source
+ * (its buffer is empty): the verdict may redirect again */
+void kernel_caught_up(struct flow *f);
+
+/* kernel_span_end - f's body is complete: close its kernel span (when it had one) */
+void kernel_span_end(struct conn *c, struct flow *f);
+
 /*
  * kernel_src_drained - after EOF on f's source: 1 when the verdict has seen every byte the
  * source received and all of it reached the destination's send queue (the destination may be
