@@ -237,17 +237,7 @@ void conn_upstream_close(struct conn *c)
 		return;
 	if (upstream_park(c))
 		return;
-	if (c->ku.paired) {
-		/* what this upstream's verdict moved into the client stays on the client's
-		 * books (rule 1), and the client's window closes: offsets only grow */
-		c->kc.kern_in_closed += c->ku.k.st->kern_fwd - c->ku.kern_base;
-		if (kin(&c->kc)) {
-			__atomic_store_n(&c->kc.k.st->win_end, 0, __ATOMIC_RELEASE);
-			/* and what the client's verdict moved into this upstream is off the books
-			 * of the next one: rule 1 there must not wait for bytes it never gets */
-			c->kc.kern_base = c->kc.k.st->kern_fwd;
-		}
-	}
+	kernel_upstream_closing(c);
 	transport_free(&c->ku);
 	worker_utag_close(c->w, c->ut);
 	c->ut = NULL;
@@ -1150,18 +1140,6 @@ static int step_exchange(struct conn *c)
 	return progress;
 }
 
-/* kernel bytes moved by a tunnel so far (both directions) */
-static uint64_t tunnel_kern_bytes(struct conn *c)
-{
-	uint64_t k = 0;
-
-	if (c->req.kspan)
-		k += c->req.src->k.st->kern_fwd;
-	if (c->resp.kspan)
-		k += c->resp.src->k.st->kern_fwd;
-	return k;
-}
-
 /* a tunnel is over (or aborted): count, log, close; abort sends RST to both sides */
 static void tunnel_end(struct conn *c, int abort)
 {
@@ -1394,7 +1372,7 @@ void conn_timer(struct conn *c)
 		conn_free(c);
 		return;
 	case CS_TUNNEL: {
-		uint64_t k = tunnel_kern_bytes(c);
+		uint64_t k = kernel_tunnel_bytes(c);
 
 		/* bytes the kernel moves wake nobody: they count as activity here */
 		if (k != c->tunnel_kern) {

@@ -220,3 +220,29 @@ int kernel_src_drained(struct conn *c, struct flow *f)
 	}
 	return kern_drained(c, f->dst);
 }
+
+void kernel_upstream_closing(struct conn *c)
+{
+	if (!c->ku.paired)
+		return;
+	/* what this upstream's verdict moved into the client stays on the client's books
+	 * (rule 1), and the client's window closes: offsets only grow */
+	c->kc.kern_in_closed += c->ku.k.st->kern_fwd - c->ku.kern_base;
+	if (kin(&c->kc)) {
+		__atomic_store_n(&c->kc.k.st->win_end, 0, __ATOMIC_RELEASE);
+		/* and what the client's verdict moved into this upstream is off the books of the
+		 * next one: rule 1 there must not wait for bytes it never gets */
+		c->kc.kern_base = c->kc.k.st->kern_fwd;
+	}
+}
+
+uint64_t kernel_tunnel_bytes(struct conn *c)
+{
+	uint64_t k = 0;
+
+	if (c->req.kspan)
+		k += c->req.src->k.st->kern_fwd;
+	if (c->resp.kspan)
+		k += c->resp.src->k.st->kern_fwd;
+	return k;
+}

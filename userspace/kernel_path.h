@@ -52,4 +52,12 @@ void kernel_span_end(struct conn *c, struct flow *f);
  */
 int kernel_src_drained(struct conn *c, struct flow *f);
 
+/* kernel_upstream_closing - the upstream socket is about to close (or be replaced): settle the
+ * books of what the kernel moved between it and the client, and close the client's window */
+void kernel_upstream_closing(struct conn *c);
+
+/* kernel_tunnel_bytes - bytes the kernel moved in a tunnel so far, both directions (activity
+ * that wakes nobody: the tunnel timeout counts it) */
+uint64_t kernel_tunnel_bytes(struct conn *c);
+
 #endif
