@@ -174,8 +174,8 @@ static enum upstream_idle upstream_idle_state(struct conn *c)
 }
 
 /*
- * upstream_check_idle - close c's kept upstream connection unless it is quiet (counting a
- * server that spoke out of turn). Returns 1 when it stays.
+ * upstream_check_idle - may close c's upstream (never c): close c's kept upstream connection
+ * unless it is quiet (counting a server that spoke out of turn). Returns 1 when it stays.
  */
 static int upstream_check_idle(struct conn *c)
 {
@@ -231,6 +231,7 @@ static int upstream_park(struct conn *c)
 	return 1;
 }
 
+/* conn_upstream_close - frees c's upstream side (never c): parks it when it can, else closes */
 void conn_upstream_close(struct conn *c)
 {
 	if (c->ufd < 0)
@@ -263,7 +264,7 @@ void conn_upstream_close(struct conn *c)
 	flow_close_pipe(&c->resp);
 }
 
-/* conn_unlink - off every list of the worker; the memory goes to the graveyard */
+/* conn_unlink - frees c: off every list of the worker; the memory goes to the graveyard */
 void conn_unlink(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -303,6 +304,8 @@ void conn_unlink(struct conn *c)
 	w->graveyard = c;
 }
 
+/* conn_free - frees c (see conn.h): both sockets closed, c unlinked, memory kept until
+ * conn_reap */
 void conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -323,6 +326,7 @@ void conn_free(struct conn *c)
 	conn_unlink(c);
 }
 
+/* conn_release - frees c's memory: a connection that is unlinked, or was never linked */
 static void conn_release(struct conn *c)
 {
 	free(c->req.in.data);
@@ -342,6 +346,7 @@ int conn_idle(const struct conn *c)
 	return c->st == CS_HEAD && !c->head_seen && !buf_len(&c->req.in);
 }
 
+/* conn_reap - frees the memory of w's connections freed during the batch */
 void conn_reap(struct worker *w)
 {
 	while (w->graveyard) {
@@ -385,10 +390,11 @@ static const char *status_text(int status)
 }
 
 /*
- * conn_fail_request - answer the client with a small error response and close after it.
- * The body never names a backend: only the status and a fixed phrase.
+ * conn_fail_request - may free c: answer the client with a small error response and close
+ * after it (STEP_AGAIN: c is CLOSING), or close at once when part of a response went out
+ * already (STEP_FREED). The body never names a backend: only the status and a fixed phrase.
  */
-static int conn_fail_request(struct conn *c, int status)
+static enum step_rc conn_fail_request(struct conn *c, int status)
 {
 	char out[512];
 	char body[128];
@@ -401,7 +407,7 @@ static int conn_fail_request(struct conn *c, int status)
 		/* part of a response went out already: the only honest signal left is a close */
 		request_done(c);
 		conn_free(c);
-		return -1;
+		return STEP_FREED;
 	}
 	bl = snprintf(body, sizeof(body), "%d %s\n", status, status_text(status));
 	n = snprintf(out, sizeof(out),
@@ -416,7 +422,7 @@ static int conn_fail_request(struct conn *c, int status)
 	c->req_keepalive = 0;
 	c->linger = 1; /* the client may still be sending: drain before closing */
 	conn_set_deadline(c, c->cf->timeout_client_ms);
-	return 1;
+	return STEP_AGAIN;
 }
 
 /* ---- request handling ---- */
@@ -429,7 +435,7 @@ static void span_copy(char *dst, size_t cap, const char *base, struct http_span 
 	dst[n] = '\0';
 }
 
-static int upstream_connect(struct conn *c);
+static enum step_rc upstream_connect(struct conn *c);
 
 /* pick a server not tried yet; NULL when none is usable */
 static struct server *pick_server(struct conn *c)
@@ -450,8 +456,9 @@ static struct server *pick_server(struct conn *c)
 	return idx < 0 ? NULL : &p->servers[idx];
 }
 
-/* a connect attempt failed: remember, mark the server, try another or answer 503 */
-static int connect_failed(struct conn *c, const char *why)
+/* connect_failed - may free c: a connect attempt failed: remember, mark the server, try
+ * another or answer 503 */
+static enum step_rc connect_failed(struct conn *c, const char *why)
 {
 	struct server *s = c->srv;
 
@@ -470,8 +477,8 @@ static int connect_failed(struct conn *c, const char *why)
 	return upstream_connect(c);
 }
 
-static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok);
-static int start_exchange(struct conn *c);
+static enum step_rc upstream_connect_to(struct conn *c, struct server *s, int parked_ok);
+static enum step_rc start_exchange(struct conn *c);
 
 /* may this request go to another server after a failure? (idempotent, or no body) */
 static int retryable(const struct conn *c)
@@ -483,14 +490,15 @@ static int retryable(const struct conn *c)
 	return idempotent || c->req.body == B_NONE;
 }
 
-static int upstream_connect(struct conn *c)
+/* upstream_connect - may free c: connect to the server the balancer picks (none: 503) */
+static enum step_rc upstream_connect(struct conn *c)
 {
 	return upstream_connect_to(c, pick_server(c), 1);
 }
 
-/* connect to s (NULL: nothing usable -> 503): a parked connection when parked_ok allows and
- * the request may take one, else a new one */
-static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
+/* upstream_connect_to - may free c: connect to s (NULL: nothing usable -> 503): a parked
+ * connection when parked_ok allows and the request may take one, else a new one */
+static enum step_rc upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
 {
 	struct epoll_event ev;
 	struct ep_tag *t;
@@ -568,11 +576,12 @@ static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
 	conn_set_deadline(c, c->pool->connect_timeout_ms);
 	if (connect(fd, (struct sockaddr *)&s->addr, s->addrlen) == -1 && errno != EINPROGRESS)
 		return connect_failed(c, strerror(errno));
-	return 1;
+	return STEP_AGAIN;
 }
 
-/* the upstream is connected (or reused): queue the head and start the exchange */
-static int start_exchange(struct conn *c)
+/* start_exchange - may free c: the upstream is connected (or reused): queue the head and
+ * start the exchange */
+static enum step_rc start_exchange(struct conn *c)
 {
 	c->req.out.start = c->req.out.end = 0;
 	if (buf_append(&c->req.out, c->req_head, c->req_head_len))
@@ -583,10 +592,12 @@ static int start_exchange(struct conn *c)
 	c->resp.src_eof = 0;
 	atomic_fetch_add(&c->srv->requests, 1);
 	conn_set_deadline(c, c->cf->timeout_server_ms);
-	return 1;
+	return STEP_AGAIN;
 }
 
-static int handle_request(struct conn *c, int head_len)
+/* handle_request - may free c: a complete request head of head_len bytes is in c->req.in:
+ * route it, rewrite it and send it to a server of the routed pool (or answer an error) */
+static enum step_rc handle_request(struct conn *c, int head_len)
 {
 	struct http_msg *m = c->msg;
 	const char *b = c->req.in.data + c->req.in.start;
@@ -691,7 +702,8 @@ static int handle_request(struct conn *c, int head_len)
 	return upstream_connect_to(c, pick, 1);
 }
 
-static int step_head(struct conn *c)
+/* step_head - may free c: read and parse the request head (CS_HEAD) */
+static enum step_rc step_head(struct conn *c)
 {
 	struct buf *in = &c->req.in;
 	uint32_t max_head = c->cf->max_header_size;
@@ -728,12 +740,12 @@ static int step_head(struct conn *c)
 
 			r = transport_recv(c, &c->kc, in->data + in->end, room);
 			if (r == -EAGAIN)
-				return 0;
+				return STEP_WAIT;
 			if (r <= 0) {
 				if (r < 0 || buf_len(in))
 					log_debug("%s: client closed mid-head", c->peer);
 				conn_free(c);
-				return -1;
+				return STEP_FREED;
 			}
 			if (!c->head_seen) {
 				c->head_seen = 1;
@@ -744,13 +756,14 @@ static int step_head(struct conn *c)
 	}
 }
 
-static int step_connect(struct conn *c)
+/* step_connect - may free c: the connect to the upstream completes (CS_CONNECT) */
+static enum step_rc step_connect(struct conn *c)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
 
 	if (!(c->uev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-		return 0;
+		return STEP_WAIT;
 	if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err)
@@ -764,19 +777,20 @@ static int step_connect(struct conn *c)
 			return conn_fail_request(c, 502);
 		transport_tls(&c->ku, ssl);
 		c->st = CS_UPHANDSHAKE;
-		return 1;
+		return STEP_AGAIN;
 	}
 	return start_exchange(c);
 }
 
-/* TLS with the upstream; a failed handshake or certificate check answers 502 */
-static int step_uphandshake(struct conn *c)
+/* step_uphandshake - may free c: TLS with the upstream (CS_UPHANDSHAKE); a failed handshake
+ * or certificate check answers 502 */
+static enum step_rc step_uphandshake(struct conn *c)
 {
 	char why[256];
 	int r = tls_handshake(c->ku.ssl, why, sizeof(why));
 
 	if (r == 0)
-		return 0;
+		return STEP_WAIT;
 	if (r < 0) {
 		log_warnx("%s: upstream %s/%s: TLS handshake failed: %s", c->peer, c->pool->name,
 			  c->srv->name, why);
@@ -853,7 +867,9 @@ static void count_user(struct conn *c)
 	c->user_done_out += c->bytes_out;
 }
 
-static int finish_request(struct conn *c)
+/* finish_request - never frees c: the response is complete: count and log the request, then
+ * wait for the next one or close (always STEP_AGAIN) */
+static enum step_rc finish_request(struct conn *c)
 {
 	count_user(c);
 	count_kernel(c); /* after: the server's user counters hold only the daemon's bytes */
@@ -871,7 +887,7 @@ static int finish_request(struct conn *c)
 		c->linger = !c->req.body_done;
 		c->st = CS_CLOSING;
 		conn_set_deadline(c, c->cf->timeout_client_ms);
-		return 1;
+		return STEP_AGAIN;
 	}
 	/* nothing of this request may leak into what is logged or answered for the next */
 	c->resp_started = 0;
@@ -888,7 +904,7 @@ static int finish_request(struct conn *c)
 		c->head_seen = 0;
 		conn_set_deadline(c, c->cf->timeout_idle_ms);
 	}
-	return 1;
+	return STEP_AGAIN;
 }
 
 /*
@@ -902,8 +918,9 @@ static uint32_t exchange_timeout(struct conn *c)
 	return c->cf->timeout_client_ms;
 }
 
-/* the upstream answered nothing: retry an idempotent request on a fresh connection */
-static int retry_or_fail(struct conn *c, int status, const char *why)
+/* retry_or_fail - may free c: the upstream answered nothing: retry an idempotent request on
+ * a fresh connection, else answer status */
+static enum step_rc retry_or_fail(struct conn *c, int status, const char *why)
 {
 	/* nothing of the body moved yet (req.moved == 0): the flow state still describes the
 	 * whole body, and start_exchange() queues the head again */
@@ -945,7 +962,9 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 	return conn_fail_request(c, status);
 }
 
-static int response_head(struct conn *c, int *progress)
+/* response_head - may free c: read, parse and rewrite the response head (1xx heads go out
+ * and the next is read); sets the response framing, or turns c into a tunnel */
+static enum step_rc response_head(struct conn *c, int *progress)
 {
 	struct buf *in = &c->resp.in;
 	struct http_msg *m = c->rmsg;
@@ -1020,7 +1039,7 @@ static int response_head(struct conn *c, int *progress)
 					c->req.body = B_TUNNEL;
 					c->st = CS_TUNNEL;
 					conn_set_deadline(c, c->cf->timeout_tunnel_ms);
-					return 1;
+					return STEP_AGAIN;
 				}
 				switch (m->framing) {
 				case HTTP_BODY_LENGTH:
@@ -1037,7 +1056,7 @@ static int response_head(struct conn *c, int *progress)
 					c->resp.body = B_NONE;
 				}
 				conn_set_deadline(c, exchange_timeout(c));
-				return 1;
+				return STEP_AGAIN;
 			}
 		}
 		if (in->start) {
@@ -1052,7 +1071,7 @@ static int response_head(struct conn *c, int *progress)
 
 			r = transport_recv(c, &c->ku, in->data + in->end, room);
 			if (r == -EAGAIN)
-				return 0;
+				return STEP_WAIT;
 			if (r <= 0) {
 				c->resp.src_eof = 1;
 				if (buf_len(in))
@@ -1067,7 +1086,8 @@ static int response_head(struct conn *c, int *progress)
 	}
 }
 
-static int step_exchange(struct conn *c)
+/* step_exchange - may free c: request body up, response head and body down (CS_EXCHANGE) */
+static enum step_rc step_exchange(struct conn *c)
 {
 	int progress = 0;
 	int rc;
@@ -1082,36 +1102,35 @@ static int step_exchange(struct conn *c)
 			if (rc == FLOW_ERR_DST && !c->resp_started)
 				return retry_or_fail(c, 502, "reset while receiving the request");
 			conn_free(c);
-			return -1;
+			return STEP_FREED;
 		}
 		if (rc == FLOW_EARLY_EOF) {
 			log_debug("%s: client closed during the request body", c->peer);
 			conn_free(c);
-			return -1;
+			return STEP_FREED;
 		}
 		if (rc == FLOW_BAD_FRAMING) {
 			if (!c->resp_started)
 				return conn_fail_request(c, 400);
 			conn_free(c);
-			return -1;
+			return STEP_FREED;
 		}
 	}
 	/* response head, then body: upstream -> client */
 	if (c->resp.body == B_NONE && !c->resp.body_done && c->rmsg->head_len == 0) {
-		rc = response_head(c, &progress);
-		if (rc < 0)
-			return -1;
+		if (response_head(c, &progress) == STEP_FREED)
+			return STEP_FREED;
 		if (c->st != CS_EXCHANGE)
-			return 1;
+			return STEP_AGAIN;
 		if (c->rmsg->head_len == 0) {
 			/* a 100 Continue must reach the client now: it waits for it to send
 			 * the body */
 			rc = transport_flush(c, &c->kc, &c->resp.out, &progress);
 			if (rc < 0 && rc != -EAGAIN) {
 				conn_free(c);
-				return -1;
+				return STEP_FREED;
 			}
-			return progress;
+			return progress ? STEP_AGAIN : STEP_WAIT;
 		}
 	}
 	{
@@ -1121,7 +1140,7 @@ static int step_exchange(struct conn *c)
 		c->bytes_out += moved;
 		if (rc == FLOW_ERR_DST) {
 			conn_free(c);
-			return -1;
+			return STEP_FREED;
 		}
 		if (rc == FLOW_ERR_SRC || rc == FLOW_EARLY_EOF || rc == FLOW_BAD_FRAMING) {
 			log_warnx("%s: upstream %s/%s broke the response body", c->peer,
@@ -1130,17 +1149,18 @@ static int step_exchange(struct conn *c)
 			stats_error(STATS_ERR_UPSTREAM_BROKEN);
 			request_done(c);
 			conn_free(c);
-			return -1;
+			return STEP_FREED;
 		}
 		if (rc == FLOW_DONE)
 			return finish_request(c);
 	}
 	if (progress)
 		conn_set_deadline(c, exchange_timeout(c));
-	return progress;
+	return progress ? STEP_AGAIN : STEP_WAIT;
 }
 
-/* a tunnel is over (or aborted): count, log, close; abort sends RST to both sides */
+/* tunnel_end - frees c: a tunnel is over (or aborted): count, log, close; abort sends RST to
+ * both sides */
 static void tunnel_end(struct conn *c, int abort)
 {
 	static const struct linger rst = {.l_onoff = 1, .l_linger = 0};
@@ -1162,7 +1182,8 @@ static void tunnel_end(struct conn *c, int abort)
 	conn_free(c);
 }
 
-static int step_tunnel(struct conn *c)
+/* step_tunnel - may free c: relay both directions of a tunnel (CS_TUNNEL) */
+static enum step_rc step_tunnel(struct conn *c)
 {
 	int progress = 0;
 	uint64_t up = 0, down = 0;
@@ -1176,42 +1197,43 @@ static int step_tunnel(struct conn *c)
 	c->bytes_out += down;
 	if (a < 0 || b < 0 || (c->req.body_done && c->resp.body_done)) {
 		tunnel_end(c, a < 0 || b < 0);
-		return -1;
+		return STEP_FREED;
 	}
 	if ((c->cev | c->uev) & EPOLLERR) {
 		/* a reset on either side: the other side learns it as a reset too */
 		tunnel_end(c, 1);
-		return -1;
+		return STEP_FREED;
 	}
 	if (progress)
 		conn_set_deadline(c, c->cf->timeout_tunnel_ms);
-	return progress;
+	return progress ? STEP_AGAIN : STEP_WAIT;
 }
 
-/* flush the final response, then half-close and drain the client briefly (lingering close:
- * closing with unread input would send RST and could destroy the response in flight) */
-static int step_closing(struct conn *c)
+/* step_closing - may free c: flush the final response, then half-close and drain the client
+ * briefly (lingering close: closing with unread input would send RST and could destroy the
+ * response in flight) */
+static enum step_rc step_closing(struct conn *c)
 {
 	int progress = 0;
 	int rc = transport_flush(c, &c->kc, &c->resp.out, &progress);
 	char sink[4096];
 
 	if (rc == -EAGAIN)
-		return 0;
+		return STEP_WAIT;
 	if (rc < 0) {
 		conn_free(c);
-		return -1;
+		return STEP_FREED;
 	}
 	if (!c->resp.dst_shut) {
 		/* redirected bytes still on their way into the client would be lost */
 		if (!kern_drained(c, &c->kc))
-			return 0;
+			return STEP_WAIT;
 		/* a complete exchange with nothing unread closes at once: close() sends a FIN,
 		 * and only unread input would turn it into a RST */
 		transport_close_notify(&c->kc);
 		if (!c->linger && !buf_len(&c->req.in) && !splice_queued(c->cfd)) {
 			conn_free(c);
-			return -1;
+			return STEP_FREED;
 		}
 		shutdown(c->cfd, SHUT_WR);
 		c->resp.dst_shut = 1;
@@ -1222,29 +1244,29 @@ static int step_closing(struct conn *c)
 		ssize_t r = transport_recv(c, &c->kc, sink, sizeof(sink));
 
 		if (r == -EAGAIN)
-			return 0;
+			return STEP_WAIT;
 		if (r <= 0)
 			break;
 	}
 	conn_free(c);
-	return -1;
+	return STEP_FREED;
 }
 
-/* TLS handshake on the client socket (non-blocking; the header timeout bounds it); then
- * note what the kernel took (kTLS) */
-static int step_handshake(struct conn *c)
+/* step_handshake - may free c: TLS handshake on the client socket (non-blocking; the header
+ * timeout bounds it); then note what the kernel took (kTLS) */
+static enum step_rc step_handshake(struct conn *c)
 {
 	char why[256];
 	int r = tls_handshake(c->kc.ssl, why, sizeof(why));
 
 	if (r == 0)
-		return 0;
+		return STEP_WAIT;
 	if (r < 0) {
 		log_debug("%s: TLS handshake failed: %s", c->peer, why);
 		stats_add(&g_stats.tls_failed, 1);
 		stats_error(STATS_ERR_TLS_HANDSHAKE);
 		conn_free(c);
-		return -1;
+		return STEP_FREED;
 	}
 	stats_add(&g_stats.tls_ok, 1);
 	{
@@ -1264,11 +1286,12 @@ static int step_handshake(struct conn *c)
 	}
 	c->st = CS_HEAD;
 	conn_set_deadline(c, c->cf->timeout_header_ms);
-	return 1;
+	return STEP_AGAIN;
 }
 
 static void conn_run_once(struct conn *c);
 
+/* conn_run - may free c (see conn.h) */
 void conn_run(struct conn *c)
 {
 	if (c->dead)
@@ -1283,11 +1306,12 @@ void conn_run(struct conn *c)
 	}
 }
 
+/* conn_run_once - may free c: run the steps until one waits (or frees c) */
 static void conn_run_once(struct conn *c)
 {
 	c->run_budget = 0;
 	for (;;) {
-		int r;
+		enum step_rc r;
 
 		switch (c->st) {
 		case CS_HEAD:
@@ -1312,13 +1336,14 @@ static void conn_run_once(struct conn *c)
 			r = step_closing(c);
 			break;
 		}
-		if (r <= 0)
+		if (r != STEP_AGAIN)
 			return;
 		if (c->queued)
 			return; /* budget used: the worker runs us again after others */
 	}
 }
 
+/* conn_event - may free c (see conn.h) */
 void conn_event(struct conn *c, uint32_t events, int upstream)
 {
 	if (c->dead)
@@ -1336,6 +1361,7 @@ void conn_event(struct conn *c, uint32_t events, int upstream)
 	conn_run(c);
 }
 
+/* conn_timer - may free c (see conn.h) */
 void conn_timer(struct conn *c)
 {
 	if (c->w->now_ms < c->deadline)
@@ -1348,7 +1374,7 @@ void conn_timer(struct conn *c)
 			c->pool = NULL;
 			c->srv = NULL;
 			c->req.in.start = c->req.in.end = 0;
-			if (conn_fail_request(c, 408) > 0)
+			if (conn_fail_request(c, 408) == STEP_AGAIN)
 				conn_run(c);
 			return;
 		}
@@ -1356,8 +1382,8 @@ void conn_timer(struct conn *c)
 		return;
 	case CS_CONNECT:
 	case CS_UPHANDSHAKE:
-		if (connect_failed(c, c->st == CS_CONNECT ? "timeout" : "TLS handshake timeout") >
-		    0)
+		if (connect_failed(c, c->st == CS_CONNECT ? "timeout" : "TLS handshake timeout") ==
+		    STEP_AGAIN)
 			conn_run(c);
 		return;
 	case CS_EXCHANGE:
@@ -1365,7 +1391,7 @@ void conn_timer(struct conn *c)
 			  c->srv ? c->srv->name : "-",
 			  c->rmsg->head_len ? "response body" : "waiting for response");
 		if (!c->resp_started) {
-			if (conn_fail_request(c, 504) > 0)
+			if (conn_fail_request(c, 504) == STEP_AGAIN)
 				conn_run(c);
 			return;
 		}

@@ -27,23 +27,25 @@ struct conn;
 int conn_new(struct worker *w, struct listener *l, int fd, const struct sockaddr_storage *peer,
 	     socklen_t peerlen);
 
-/* conn_event - epoll events for the client (upstream = 0) or upstream (upstream = 1) socket. */
+/* conn_event - may free c: epoll events for the client (upstream = 0) or upstream
+ * (upstream = 1) socket. A freed connection is dead (c->dead): its memory lasts until
+ * conn_reap, and every later call on it returns at once. */
 void conn_event(struct conn *c, uint32_t events, int upstream);
 
-/* conn_run - make all progress possible now (used for the ready list). */
+/* conn_run - may free c: make all progress possible now (used for the ready list). */
 void conn_run(struct conn *c);
 
-/* conn_timer - check the connection's deadline against w->now_ms. */
+/* conn_timer - may free c: check the connection's deadline against w->now_ms. */
 void conn_timer(struct conn *c);
 
-/* conn_free - close both sockets and unlink; the memory is released by conn_reap() once the
- * current epoll batch is done (a later event of the batch may name this connection). */
+/* conn_free - frees c: close both sockets and unlink; the memory is released by conn_reap()
+ * once the current epoll batch is done (a later event of the batch may name this connection). */
 void conn_free(struct conn *c);
 
 /* conn_idle - a keep-alive connection waiting for its next request, nothing of it received */
 int conn_idle(const struct conn *c);
 
-/* conn_reap - release connections freed during the last batch. */
+/* conn_reap - frees the memory of the connections freed during the last batch. */
 void conn_reap(struct worker *w);
 
 /* list linkage for the worker */
@@ -128,8 +130,8 @@ int conn_handable(const struct conn *c);
 /* conn_hold - 1: stop reading so the connection reaches a hand-over point (buffers drain);
  * 0: carry on (the upgrade gave up on it). Returns whether it can ever be handed over. */
 int conn_hold(struct conn *c, int on);
-/* conn_detach - fill rec, give up the sockets (*cfd, *ufd; -1 when none) and forget the
- * connection here without closing anything the next process needs. */
+/* conn_detach - frees c: fill rec, give up the sockets (*cfd, *ufd; -1 when none) and forget
+ * the connection here without closing anything the next process needs. */
 void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd);
 /* conn_adopt - the next process: a connection from rec and its sockets; 0 or -errno (the
  * sockets are closed on error). */
@@ -150,7 +152,8 @@ int conn_hold_phase(const struct conn *c);
 struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 			 const struct sockaddr_storage *peer, socklen_t peerlen, int adopt);
 
-/* conn_unlink - off every list of the worker; the memory goes to the graveyard */
+/* conn_unlink - frees c (its memory goes to the graveyard, released by conn_reap): off every
+ * list of the worker; the sockets are the caller's business */
 void conn_unlink(struct conn *c);
 
 /* conn_state_name - "head", "exchange", ... for logs and `show connections` ("?": unknown) */
@@ -159,7 +162,7 @@ const char *conn_state_name(int st);
 /* conn_set_deadline - the connection's timer fires ms from now */
 void conn_set_deadline(struct conn *c, uint32_t ms);
 
-/* conn_upstream_close - release the upstream connection: parked for reuse when it can be,
+/* conn_upstream_close - frees c's upstream side, never c: parked for reuse when it can be,
  * else closed (its kernel path state is wound up) */
 void conn_upstream_close(struct conn *c);
 
