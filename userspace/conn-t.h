@@ -30,16 +30,6 @@ enum conn_state {
 	CS_HANDSHAKE,  /* TLS with the client */
 	CS_UPHANDSHAKE /* TLS with the upstream */
 };
-/*
- * What one step of the state machine tells conn_run: the step_* functions, and every function
- * that ends a step (conn_fail_request, start_exchange, upstream_connect_to, ...).
- */
-enum step_rc {
-	STEP_FREED = -1, /* the connection was freed (conn_free): touch nothing of it again */
-	STEP_WAIT = 0,	 /* nothing more to do until an event, the deadline or the kernel poll */
-	STEP_AGAIN = 1,	 /* progress, or a new state: run the state machine again */
-};
-
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
 /* one socket of the connection, with what the kernel data path needs to know about it */

@@ -11,7 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "conf.h"
 #include "conn-t.h"
 #include "conn.h"
+#include "conn_upstream.h"
 #include "daemon.h"
 #include "flow.h"
 #include "health.h"
@@ -126,143 +126,6 @@ static void request_done(struct conn *c)
 }
 
 /* ---- teardown ---- */
-
-/*
- * A server may only speak when asked: bytes that arrive on an upstream connection while no
- * request is outstanding on it (an unsolicited response, or bytes past the end of the last
- * response) must never be taken for the answer to a later request, which may be another
- * client's (parked connections). Such a connection is closed, counted, and the next request
- * goes out on a fresh one.
- */
-enum upstream_idle {
-	UPSTREAM_QUIET,	 /* nothing received, no hang-up: may carry the next request */
-	UPSTREAM_HUNGUP, /* the server closed or reset it: close, nothing to count */
-	UPSTREAM_SPOKE	 /* bytes with no request outstanding: close and count */
-};
-
-/* sock_idle_state - look at an idle socket's receive queue without consuming it */
-static enum upstream_idle sock_idle_state(int fd)
-{
-	char b;
-	ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (r == -1 && (errno == EAGAIN || errno == EINTR))
-		return UPSTREAM_QUIET;
-	return r > 0 ? UPSTREAM_SPOKE : UPSTREAM_HUNGUP;
-}
-
-/*
- * upstream_idle_state - the kept upstream connection of c, between two requests: anything
- * buffered from it, or waiting in its socket? The socket is only peeked at when no read found
- * it empty since its last event (plain sockets outside the maps, see transport.h): the common
- * keep-alive case costs no system call.
- */
-static enum upstream_idle upstream_idle_state(struct conn *c)
-{
-	enum upstream_idle st;
-
-	if (buf_len(&c->resp.in) || c->resp.in_pipe || transport_pending(&c->ku))
-		return UPSTREAM_SPOKE;
-	if (c->resp.src_eof || (c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-		return UPSTREAM_HUNGUP;
-	if (transport_rd_empty(&c->ku))
-		return UPSTREAM_QUIET;
-	st = sock_idle_state(c->ufd);
-	if (st == UPSTREAM_QUIET)
-		transport_set_rd_empty(&c->ku);
-	return st;
-}
-
-/*
- * upstream_check_idle - may close c's upstream (never c): close c's kept upstream connection
- * unless it is quiet (counting a server that spoke out of turn). Returns 1 when it stays.
- */
-static int upstream_check_idle(struct conn *c)
-{
-	enum upstream_idle st;
-
-	if (c->ufd < 0)
-		return 0;
-	st = upstream_idle_state(c);
-	if (st == UPSTREAM_QUIET)
-		return 1;
-	if (st == UPSTREAM_SPOKE) {
-		log_warnx("%s: upstream %s/%s sent bytes with no request outstanding: connection "
-			  "closed",
-			  c->peer, c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-");
-		stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
-	}
-	c->resp_keepalive = 0; /* never parked */
-	conn_upstream_close(c);
-	return 0;
-}
-
-/*
- * upstream_park - keep an idle upstream connection for the next request to its server (pool
- * `keepalive`), instead of closing it: only at a message boundary both ways, with nothing
- * buffered, a response that allowed keep-alive, plain TCP outside the maps, under the current
- * configuration (server ids are per configuration). Returns 1 when parked.
- */
-static int upstream_park(struct conn *c)
-{
-	struct server *s = c->srv;
-
-	if (!s || !s->pool->keepalive || c->cf != c->w->cf || !c->resp_keepalive ||
-	    !c->resp.body_done || !c->req.body_done || c->resp.src_eof || c->ku.ssl ||
-	    kin(&c->ku) || buf_len(&c->req.out) || c->req.in_pipe ||
-	    upstream_idle_state(c) != UPSTREAM_QUIET || !health_server_reusable(s))
-		return 0;
-	/* the socket stays registered with epoll: parking only changes its tag's owner */
-	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
-			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
-			    c->ku.written))
-		return 0; /* enough parked: conn_upstream_close() closes it */
-	c->ut = NULL;
-	c->ufd = -1;
-	memset(&c->ku, 0, sizeof(c->ku));
-	c->ku.fd = &c->ufd;
-	c->ku.syn_adj = 1;
-	transport_plain(&c->ku);
-	atomic_fetch_sub(&s->conn_active, 1);
-	lb_conn_release(&s->pool->lb, (int)(s - s->pool->servers));
-	c->resp_keepalive = 0;
-	c->resp.in.start = c->resp.in.end = 0;
-	c->resp.out.start = c->resp.out.end = 0;
-	return 1;
-}
-
-/* conn_upstream_close - frees c's upstream side (never c): parks it when it can, else closes */
-void conn_upstream_close(struct conn *c)
-{
-	if (c->ufd < 0)
-		return;
-	if (upstream_park(c))
-		return;
-	kernel_upstream_closing(c);
-	transport_free(&c->ku);
-	worker_utag_close(c->w, c->ut);
-	c->ut = NULL;
-	c->ufd = -1;
-	/* closing took the socket out of the sockhashes */
-	splice_release(&c->ku.k);
-	memset(&c->ku, 0, sizeof(c->ku));
-	c->ku.fd = &c->ufd;
-	c->ku.syn_adj = 1;
-	transport_plain(&c->ku);
-	c->req.kspan = 0;
-	c->resp.kspan = 0;
-	if (c->srv) {
-		atomic_fetch_sub(&c->srv->conn_active, 1);
-		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));
-	}
-	c->resp_keepalive = 0;
-	/* data from an old upstream must never be mistaken for the next response */
-	c->resp.in.start = c->resp.in.end = 0;
-	c->resp.out.start = c->resp.out.end = 0;
-	c->req.out.start = c->req.out.end = 0;
-	flow_close_pipe(&c->req);
-	flow_close_pipe(&c->resp);
-}
 
 /* conn_unlink - frees c: off every list of the worker; the memory goes to the graveyard */
 void conn_unlink(struct conn *c)
@@ -394,7 +257,7 @@ static const char *status_text(int status)
  * after it (STEP_AGAIN: c is CLOSING), or close at once when part of a response went out
  * already (STEP_FREED). The body never names a backend: only the status and a fixed phrase.
  */
-static enum step_rc conn_fail_request(struct conn *c, int status)
+enum step_rc conn_fail_request(struct conn *c, int status)
 {
 	char out[512];
 	char body[128];
@@ -435,53 +298,8 @@ static void span_copy(char *dst, size_t cap, const char *base, struct http_span 
 	dst[n] = '\0';
 }
 
-static enum step_rc upstream_connect(struct conn *c);
-
-/* pick a server not tried yet; NULL when none is usable */
-static struct server *pick_server(struct conn *c)
-{
-	struct pool *p = c->pool;
-	uint8_t *usable = c->w->usable; /* per-worker scratch, sized for the largest pool */
-	int idx;
-
-	for (unsigned i = 0; i < p->nservers; i++) {
-		struct server *s = &p->servers[i];
-
-		usable[i] = health_server_usable(s, c->w->now_ms);
-		for (unsigned t = 0; t < c->ntried && usable[i]; t++)
-			if (c->tried[t] == s->id)
-				usable[i] = 0;
-	}
-	idx = lb_pick(&p->lb, usable, c->hash_key);
-	return idx < 0 ? NULL : &p->servers[idx];
-}
-
-/* connect_failed - may free c: a connect attempt failed: remember, mark the server, try
- * another or answer 503 */
-static enum step_rc connect_failed(struct conn *c, const char *why)
-{
-	struct server *s = c->srv;
-
-	stats_error(STATS_ERR_CONNECT_FAILED);
-	if (s) {
-		atomic_fetch_add(&s->conn_fail, 1);
-		atomic_store(&s->failed_until_ms, c->w->now_ms + s->pool->fail_timeout_ms);
-		log_warnx("pool %s server %s: connect failed (%s), marked down for %u ms",
-			  s->pool->name, s->name, why, s->pool->fail_timeout_ms);
-		health_passive_result(s, 0, why, c->w->now_ms);
-	}
-	conn_upstream_close(c);
-	c->srv = NULL;
-	if (c->ntried > c->pool->retries)
-		return conn_fail_request(c, 503);
-	return upstream_connect(c);
-}
-
-static enum step_rc upstream_connect_to(struct conn *c, struct server *s, int parked_ok);
-static enum step_rc start_exchange(struct conn *c);
-
 /* may this request go to another server after a failure? (idempotent, or no body) */
-static int retryable(const struct conn *c)
+int conn_retryable(const struct conn *c)
 {
 	int idempotent = c->method == HTTP_M_GET || c->method == HTTP_M_HEAD ||
 			 c->method == HTTP_M_OPTIONS || c->method == HTTP_M_PUT ||
@@ -490,98 +308,9 @@ static int retryable(const struct conn *c)
 	return idempotent || c->req.body == B_NONE;
 }
 
-/* upstream_connect - may free c: connect to the server the balancer picks (none: 503) */
-static enum step_rc upstream_connect(struct conn *c)
-{
-	return upstream_connect_to(c, pick_server(c), 1);
-}
-
-/* upstream_connect_to - may free c: connect to s (NULL: nothing usable -> 503): a parked
- * connection when parked_ok allows and the request may take one, else a new one */
-static enum step_rc upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
-{
-	struct epoll_event ev;
-	struct ep_tag *t;
-	uint64_t rd, wr;
-	int fd, one = 1;
-
-	if (!s)
-		return conn_fail_request(c, 503);
-	c->srv = s;
-	if (c->ntried < MAX_TRIES)
-		c->tried[c->ntried++] = s->id;
-	/* a parked connection to s carries the request when a failure could be retried (the
-	 * server may close an idle connection just as the request goes out) */
-	while (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	       parked_ok && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
-		/* its last event may still be in this epoll batch: a parked connection goes to
-		 * another client, so look at it once (the only system call of a reuse) */
-		enum upstream_idle st = sock_idle_state(t->fd);
-
-		if (st != UPSTREAM_QUIET) {
-			if (st == UPSTREAM_SPOKE) {
-				log_warnx(
-					"pool %s server %s: parked connection received bytes with "
-					"no request outstanding: closed",
-					s->pool->name, s->name);
-				stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
-			}
-			worker_utag_close(c->w, t);
-			continue;
-		}
-		/* still registered with epoll; a server closing it meanwhile would have closed
-		 * it (worker_idle_event), and one closing it right now is a retryable failure */
-		t->c = c;
-		c->ut = t;
-		c->ufd = t->fd;
-		/* the socket's totals since connect, not this connection's: tcp_info counts
-		 * every byte it ever moved (rule 1 and the drain checks compare the two) */
-		c->ku.read = rd;
-		c->ku.written = wr;
-		c->ku.rd_empty = 1;
-		c->uev = 0;
-		atomic_fetch_add(&s->conn_active, 1);
-		lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
-		c->upstream_fresh = 0;
-		return start_exchange(c);
-	}
-	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		log_warn("socket");
-		c->srv = NULL;
-		return conn_fail_request(c, 503);
-	}
-	t = worker_utag_new(fd, c);
-	if (!t) {
-		close(fd);
-		c->srv = NULL;
-		return conn_fail_request(c, 503);
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->ufd = fd;
-	c->ut = t;
-	c->ku.rd_empty = 1; /* nothing to read before the response: its EPOLLIN says when */
-	atomic_fetch_add(&s->conn_active, 1);
-	atomic_fetch_add(&s->conn_total, 1);
-	lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
-	c->uev = 0;
-	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-	ev.data.ptr = t;
-	if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-		log_warn("epoll_ctl");
-		return conn_fail_request(c, 503);
-	}
-	c->upstream_fresh = 1;
-	c->st = CS_CONNECT;
-	conn_set_deadline(c, c->pool->connect_timeout_ms);
-	if (connect(fd, (struct sockaddr *)&s->addr, s->addrlen) == -1 && errno != EINPROGRESS)
-		return connect_failed(c, strerror(errno));
-	return STEP_AGAIN;
-}
-
 /* start_exchange - may free c: the upstream is connected (or reused): queue the head and
  * start the exchange */
-static enum step_rc start_exchange(struct conn *c)
+enum step_rc conn_start_exchange(struct conn *c)
 {
 	c->req.out.start = c->req.out.end = 0;
 	if (buf_append(&c->req.out, c->req_head, c->req_head_len))
@@ -690,16 +419,16 @@ static enum step_rc handle_request(struct conn *c, int head_len)
 	if (c->pool != r->pool)
 		conn_upstream_close(c);
 	c->pool = r->pool;
-	pick = pick_server(c);
+	pick = conn_upstream_pick(c);
 	if (pick && c->ufd >= 0 && pick == c->srv && c->resp_keepalive &&
-	    health_server_reusable(c->srv) && upstream_check_idle(c)) {
+	    health_server_reusable(c->srv) && conn_upstream_check_idle(c)) {
 		c->upstream_fresh = 0;
 		c->tried[c->ntried++] = c->srv->id;
-		return start_exchange(c);
+		return conn_start_exchange(c);
 	}
 	conn_upstream_close(c);
 	c->srv = NULL;
-	return upstream_connect_to(c, pick, 1);
+	return conn_upstream_connect(c, pick, 1);
 }
 
 /* step_head - may free c: read and parse the request head (CS_HEAD) */
@@ -767,9 +496,9 @@ static enum step_rc step_connect(struct conn *c)
 	if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err)
-		return connect_failed(c, strerror(err));
+		return conn_upstream_failed(c, strerror(err));
 	if (c->uev & EPOLLHUP)
-		return connect_failed(c, "hang-up");
+		return conn_upstream_failed(c, "hang-up");
 	if (c->pool->tls_on) {
 		struct ssl_st *ssl = tls_upstream_new(c->pool, c->srv, c->ufd);
 
@@ -779,7 +508,7 @@ static enum step_rc step_connect(struct conn *c)
 		c->st = CS_UPHANDSHAKE;
 		return STEP_AGAIN;
 	}
-	return start_exchange(c);
+	return conn_start_exchange(c);
 }
 
 /* step_uphandshake - may free c: TLS with the upstream (CS_UPHANDSHAKE); a failed handshake
@@ -796,7 +525,7 @@ static enum step_rc step_uphandshake(struct conn *c)
 			  c->srv->name, why);
 		return conn_fail_request(c, 502);
 	}
-	return start_exchange(c);
+	return conn_start_exchange(c);
 }
 
 /* request (and response) complete: log, then next request or close */
@@ -876,7 +605,7 @@ static enum step_rc finish_request(struct conn *c)
 	request_done(c);
 	/* bytes past the end of this response: the connection can carry nothing more */
 	if (c->resp_keepalive)
-		(void)upstream_check_idle(c);
+		(void)conn_upstream_check_idle(c);
 	/* the upstream is released as soon as it can carry nothing more for this client */
 	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
 		conn_upstream_close(c);
@@ -923,9 +652,9 @@ static uint32_t exchange_timeout(struct conn *c)
 static enum step_rc retry_or_fail(struct conn *c, int status, const char *why)
 {
 	/* nothing of the body moved yet (req.moved == 0): the flow state still describes the
-	 * whole body, and start_exchange() queues the head again */
-	int again =
-		!c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 && retryable(c);
+	 * whole body, and conn_start_exchange() queues the head again */
+	int again = !c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 &&
+		    conn_retryable(c);
 
 	/* a reused connection (kept alive or parked) that the server closed as the request went
 	 * out says nothing about the server: the same server again, on a new connection, and not
@@ -938,7 +667,7 @@ static enum step_rc retry_or_fail(struct conn *c, int status, const char *why)
 		conn_upstream_close(c);
 		if (c->ntried > 0 && c->tried[c->ntried - 1] == s->id)
 			c->ntried--;
-		return upstream_connect_to(c, s, 0);
+		return conn_upstream_connect(c, s, 0);
 	}
 	if (again && c->ntried <= c->pool->retries) {
 		log_debug("%s: upstream %s/%s %s, retrying", c->peer, c->pool->name,
@@ -949,9 +678,9 @@ static enum step_rc retry_or_fail(struct conn *c, int status, const char *why)
 
 		conn_upstream_close(c);
 		c->srv = NULL;
-		next = pick_server(c);
+		next = conn_upstream_pick(c);
 		if (next)
-			return upstream_connect_to(c, next, 1);
+			return conn_upstream_connect(c, next, 1);
 		/* nowhere else to go: the answer is about this failure, not a 503 */
 		log_warnx("%s: upstream %s %s, no other server to retry on", c->peer, c->pool->name,
 			  why);
@@ -1356,7 +1085,7 @@ void conn_event(struct conn *c, uint32_t events, int upstream)
 		(upstream ? &c->ku : &c->kc)->rd_empty = 0;
 		/* between requests, a kept upstream has nothing to say */
 		if (upstream && c->st == CS_HEAD && c->ufd >= 0)
-			(void)upstream_check_idle(c);
+			(void)conn_upstream_check_idle(c);
 	}
 	conn_run(c);
 }
@@ -1382,8 +1111,9 @@ void conn_timer(struct conn *c)
 		return;
 	case CS_CONNECT:
 	case CS_UPHANDSHAKE:
-		if (connect_failed(c, c->st == CS_CONNECT ? "timeout" : "TLS handshake timeout") ==
-		    STEP_AGAIN)
+		if (conn_upstream_failed(c, c->st == CS_CONNECT
+						    ? "timeout"
+						    : "TLS handshake timeout") == STEP_AGAIN)
 			conn_run(c);
 		return;
 	case CS_EXCHANGE:

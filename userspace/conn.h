@@ -139,6 +139,27 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 
 /* ---- between the files of the connection module (conn-t.h holds their types) ---- */
 
+/*
+ * What one step of the state machine tells conn_run: the step_* functions, and every function
+ * that ends a step (conn_fail_request, start_exchange, upstream_connect_to, ...).
+ */
+enum step_rc {
+	STEP_FREED = -1, /* the connection was freed (conn_free): touch nothing of it again */
+	STEP_WAIT = 0,	 /* nothing more to do until an event, the deadline or the kernel poll */
+	STEP_AGAIN = 1,	 /* progress, or a new state: run the state machine again */
+};
+
+/* conn_fail_request - may free c: answer status with a small generated response and close
+ * after it (STEP_AGAIN), or close at once when part of a response went out (STEP_FREED) */
+enum step_rc conn_fail_request(struct conn *c, int status);
+
+/* conn_start_exchange - may free c: the upstream is connected (or reused): queue the request
+ * head and start the exchange */
+enum step_rc conn_start_exchange(struct conn *c);
+
+/* conn_retryable - 1 when the request may go to another server after a failure */
+int conn_retryable(const struct conn *c);
+
 /* conn_queue - run c again after the other ready connections (fairness, or a look after an
  * edge consumed while it held) */
 void conn_queue(struct conn *c);
@@ -161,9 +182,5 @@ const char *conn_state_name(int st);
 
 /* conn_set_deadline - the connection's timer fires ms from now */
 void conn_set_deadline(struct conn *c, uint32_t ms);
-
-/* conn_upstream_close - frees c's upstream side, never c: parked for reuse when it can be,
- * else closed (its kernel path state is wound up) */
-void conn_upstream_close(struct conn *c);
 
 #endif

@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "conn-t.h"
 #include "conn.h"
+#include "conn_upstream.h"
 #include "lb.h"
 #include "log.h"
 #include "splice.h"
