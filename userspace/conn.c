@@ -324,18 +324,10 @@ enum step_rc conn_start_exchange(struct conn *c)
 	return STEP_AGAIN;
 }
 
-/* handle_request - may free c: a complete request head of head_len bytes is in c->req.in:
- * route it, rewrite it and send it to a server of the routed pool (or answer an error) */
-static enum step_rc handle_request(struct conn *c, int head_len)
+/* request_begin - a new request: note what the access log and the state machine need of its
+ * head (m, whose bytes are at b) */
+static void request_begin(struct conn *c, const struct http_msg *m, const char *b, int head_len)
 {
-	struct http_msg *m = c->msg;
-	const char *b = c->req.in.data + c->req.in.start;
-	const struct route *r;
-	struct http_rewrite rw;
-	const char *connhdr = NULL;
-	struct server *pick;
-	int n;
-
 	c->t_start = c->w->now_ms;
 	c->method = m->method;
 	c->version_minor = m->version_minor;
@@ -352,42 +344,49 @@ static enum step_rc handle_request(struct conn *c, int head_len)
 			   (m->version_minor == 1 || (m->flags & HTTP_F_CONN_KEEPALIVE));
 	c->upgrade = (m->method == HTTP_M_CONNECT) ||
 		     ((m->flags & HTTP_F_UPGRADE) && (m->flags & HTTP_F_CONN_UPGRADE));
+}
 
-	/* a reload since the last request: route by the new rules (a connection whose listener
-	 * is gone is served on the old ones and closed after this request) */
-	if (c->cf != c->w->cf)
-		(void)config_follow(c);
-	r = route_match(c->l, b + m->host.off, m->host.len, b + m->path.off, m->path.len);
-	if (!r) {
-		c->pool = NULL;
-		c->srv = NULL;
-		buf_consume(&c->req.in, (uint32_t)head_len);
-		return conn_fail_request(c, 404);
-	}
-
-	if (r->pool->hash_key == HASH_HEADER) {
-		int h = http_find_header(b, m, r->pool->hash_header);
+/* request_hash_key - what the pool's consistent hash balances on: a header, or the client */
+static void request_hash_key(struct conn *c, const struct pool *p, const struct http_msg *m,
+			     const char *b)
+{
+	if (p->hash_key == HASH_HEADER) {
+		int h = http_find_header(b, m, p->hash_header);
 
 		c->hash_key = h >= 0 ? lb_hash(b + m->hdrs[h].value.off, m->hdrs[h].value.len)
 				     : lb_hash(c->peer, strlen(c->peer));
 	} else {
 		c->hash_key = lb_hash(c->peer, strlen(c->peer));
 	}
+}
 
-	if (c->upgrade)
-		connhdr = m->method == HTTP_M_CONNECT ? NULL : "upgrade";
+/* request_rewrite - the head as it goes upstream (forwarding headers added, hop-by-hop ones
+ * removed) into c->req_head, kept for retries; 0, or -1 when it does not fit */
+static int request_rewrite(struct conn *c, const struct http_msg *m, const char *b)
+{
+	struct http_rewrite rw;
+	int n;
+
 	memset(&rw, 0, sizeof(rw));
 	rw.client_ip = c->peer;
 	rw.proto = c->kc.ssl ? "https" : "http";
 	rw.via = "1.1 spliced";
-	rw.connection = connhdr;
+	if (c->upgrade)
+		rw.connection = m->method == HTTP_M_CONNECT ? NULL : "upgrade";
 	rw.keep_upgrade = c->upgrade;
 	n = http_rewrite_head(b, m, 1, &rw, c->req_head, c->cf->max_header_size + 1024);
-	if (n < 0) {
-		buf_consume(&c->req.in, (uint32_t)head_len);
-		return conn_fail_request(c, 431);
-	}
+	if (n < 0)
+		return -1;
 	c->req_head_len = (uint32_t)n;
+	return 0;
+}
+
+/* request_framing - the request body's framing from its head, then the head is consumed;
+ * 0, or -1 when chunk framing that came with the head is already broken (checked before any
+ * backend sees the request; later framing errors abort the upstream connection) */
+static int request_framing(struct conn *c, const struct http_msg *m, int head_len)
+{
+	struct http_chunked probe;
 
 	flow_reset_body(&c->req);
 	switch (m->framing) {
@@ -403,22 +402,25 @@ static enum step_rc handle_request(struct conn *c, int head_len)
 		break;
 	}
 	buf_consume(&c->req.in, (uint32_t)head_len);
-	if (c->req.body == B_CHUNKED && buf_len(&c->req.in)) {
-		/* chunk framing that arrived with the head is checked before any backend sees
-		 * the request; later framing errors abort the upstream connection */
-		struct http_chunked probe = c->req.ch;
+	if (c->req.body != B_CHUNKED || !buf_len(&c->req.in))
+		return 0;
+	probe = c->req.ch;
+	return http_chunked_feed(&probe, c->req.in.data + c->req.in.start, buf_len(&c->req.in)) < 0
+		       ? -1
+		       : 0;
+}
 
-		if (http_chunked_feed(&probe, c->req.in.data + c->req.in.start,
-				      buf_len(&c->req.in)) < 0)
-			return conn_fail_request(c, 400);
-	}
+/* request_send - may free c: send the request to a server of pool p. Every request is
+ * balanced; the keep-alive upstream carries it when the balancer picked the server it is
+ * connected to (a new pool always means a new connection). */
+static enum step_rc request_send(struct conn *c, struct pool *p)
+{
+	struct server *pick;
 
 	c->ntried = 0;
-	/* every request is balanced; the keep-alive upstream carries it when the balancer
-	 * picked the server it is connected to (a new pool always means a new connection) */
-	if (c->pool != r->pool)
+	if (c->pool != p)
 		conn_upstream_close(c);
-	c->pool = r->pool;
+	c->pool = p;
 	pick = conn_upstream_pick(c);
 	if (pick && c->ufd >= 0 && pick == c->srv && c->resp_keepalive &&
 	    health_server_reusable(c->srv) && conn_upstream_check_idle(c)) {
@@ -429,6 +431,36 @@ static enum step_rc handle_request(struct conn *c, int head_len)
 	conn_upstream_close(c);
 	c->srv = NULL;
 	return conn_upstream_connect(c, pick, 1);
+}
+
+/* handle_request - may free c: a complete request head of head_len bytes is in c->req.in:
+ * route it, rewrite it and send it to a server of the routed pool (or answer an error) */
+static enum step_rc handle_request(struct conn *c, int head_len)
+{
+	struct http_msg *m = c->msg;
+	const char *b = c->req.in.data + c->req.in.start;
+	const struct route *r;
+
+	request_begin(c, m, b, head_len);
+	/* a reload since the last request: route by the new rules (a connection whose listener
+	 * is gone is served on the old ones and closed after this request) */
+	if (c->cf != c->w->cf)
+		(void)config_follow(c);
+	r = route_match(c->l, b + m->host.off, m->host.len, b + m->path.off, m->path.len);
+	if (!r) {
+		c->pool = NULL;
+		c->srv = NULL;
+		buf_consume(&c->req.in, (uint32_t)head_len);
+		return conn_fail_request(c, 404);
+	}
+	request_hash_key(c, r->pool, m, b);
+	if (request_rewrite(c, m, b)) {
+		buf_consume(&c->req.in, (uint32_t)head_len);
+		return conn_fail_request(c, 431);
+	}
+	if (request_framing(c, m, head_len))
+		return conn_fail_request(c, 400);
+	return request_send(c, r->pool);
 }
 
 /* step_head - may free c: read and parse the request head (CS_HEAD) */
@@ -691,8 +723,108 @@ static enum step_rc retry_or_fail(struct conn *c, int status, const char *why)
 	return conn_fail_request(c, status);
 }
 
-/* response_head - may free c: read, parse and rewrite the response head (1xx heads go out
- * and the next is read); sets the response framing, or turns c into a tunnel */
+/* response_connection - the keep-alive of both connections after response m, and the
+ * Connection header the client gets with it (NULL: none added) */
+static const char *response_connection(struct conn *c, const struct http_msg *m, int informational,
+				       int tunnel)
+{
+	const char *connection;
+
+	/* stopping: this response is the connection's last */
+	if (atomic_load_explicit(&c->w->draining, memory_order_relaxed))
+		c->req_keepalive = 0;
+	if (tunnel)
+		return m->status == 101 ? "upgrade" : NULL;
+	if (informational)
+		return NULL;
+	connection = c->req_keepalive ? NULL : "close";
+	c->resp_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) && m->version_minor == 1 &&
+			    m->framing != HTTP_BODY_UNTIL_CLOSE;
+	if (m->framing == HTTP_BODY_UNTIL_CLOSE) {
+		/* the client can only see the end as a close */
+		c->req_keepalive = 0;
+		connection = "close";
+	} else if (c->req_keepalive && c->version_minor == 0) {
+		connection = "keep-alive";
+	}
+	return connection;
+}
+
+/* response_body_start - after a final response head: the response body's framing, or a
+ * tunnel both ways */
+static void response_body_start(struct conn *c, const struct http_msg *m, int tunnel)
+{
+	flow_reset_body(&c->resp);
+	if (tunnel) {
+		c->resp.body = B_TUNNEL;
+		flow_reset_body(&c->req);
+		c->req.body = B_TUNNEL;
+		c->st = CS_TUNNEL;
+		conn_set_deadline(c, c->cf->timeout_tunnel_ms);
+		return;
+	}
+	switch (m->framing) {
+	case HTTP_BODY_LENGTH:
+		c->resp.body = m->content_length ? B_LENGTH : B_NONE;
+		c->resp.left = m->content_length;
+		break;
+	case HTTP_BODY_CHUNKED:
+		c->resp.body = B_CHUNKED;
+		break;
+	case HTTP_BODY_UNTIL_CLOSE:
+		c->resp.body = B_EOF;
+		break;
+	default:
+		c->resp.body = B_NONE;
+	}
+	conn_set_deadline(c, exchange_timeout(c));
+}
+
+/* response_forward - a parsed response head of head_len bytes (c->rmsg) goes to the client,
+ * rewritten: 1 for a final head (the body or tunnel starts), 0 for a 1xx (the next head
+ * follows), -1 when it cannot be forwarded (the caller answers 502) */
+static int response_forward(struct conn *c, int head_len, int *progress)
+{
+	struct buf *in = &c->resp.in;
+	struct http_msg *m = c->rmsg;
+	struct http_rewrite rw;
+	int informational = m->status >= 100 && m->status < 200 && m->status != 101;
+	int tunnel = (m->status == 101 && c->upgrade && c->method != HTTP_M_CONNECT) ||
+		     (c->method == HTTP_M_CONNECT && m->status >= 200 && m->status < 300);
+	int n;
+
+	if (m->status == 101 && !tunnel)
+		return -1;
+	c->status = m->status;
+	if (!informational && c->srv) {
+		char why[16];
+
+		snprintf(why, sizeof(why), "status %d", m->status);
+		health_passive_result(c->srv, m->status < 500, why, c->w->now_ms);
+	}
+	memset(&rw, 0, sizeof(rw));
+	rw.via = "1.1 spliced";
+	rw.keep_upgrade = tunnel;
+	rw.connection = response_connection(c, m, informational, tunnel);
+	/* into req_head: free again, the request head went out */
+	n = http_rewrite_head(in->data + in->start, m, 0, &rw, c->req_head,
+			      c->cf->max_header_size + 1024);
+	if (n < 0 || buf_append(&c->resp.out, c->req_head, (uint32_t)n))
+		return -1;
+	buf_consume(in, (uint32_t)head_len);
+	c->bytes_out += (uint64_t)n;
+	c->resp_started = 1;
+	*progress = 1;
+	if (informational) {
+		memset(m, 0, sizeof(*m));
+		return 0;
+	}
+	response_body_start(c, m, tunnel);
+	return 1;
+}
+
+/* response_head - may free c: read and parse the response head, forward it rewritten (1xx
+ * heads go out and the next is read); sets the response framing, or turns c into a tunnel */
 static enum step_rc response_head(struct conn *c, int *progress)
 {
 	struct buf *in = &c->resp.in;
@@ -707,85 +839,12 @@ static enum step_rc response_head(struct conn *c, int *progress)
 			if (r < 0)
 				return conn_fail_request(c, 502);
 			if (r > 0) {
-				const char *b = in->data + in->start;
-				struct http_rewrite rw;
-				char *tmp = c->req_head; /* free again: the request head went out */
-				int informational =
-					m->status >= 100 && m->status < 200 && m->status != 101;
-				int tunnel = (m->status == 101 && c->upgrade &&
-					      c->method != HTTP_M_CONNECT) ||
-					     (c->method == HTTP_M_CONNECT && m->status >= 200 &&
-					      m->status < 300);
-				int n;
-
-				if (m->status == 101 && !tunnel)
+				r = response_forward(c, r, progress);
+				if (r < 0)
 					return conn_fail_request(c, 502);
-				c->status = m->status;
-				if (!informational && c->srv) {
-					char why[16];
-
-					snprintf(why, sizeof(why), "status %d", m->status);
-					health_passive_result(c->srv, m->status < 500, why,
-							      c->w->now_ms);
-				}
-				memset(&rw, 0, sizeof(rw));
-				rw.via = "1.1 spliced";
-				rw.keep_upgrade = tunnel;
-				/* stopping: this response is the connection's last */
-				if (atomic_load_explicit(&c->w->draining, memory_order_relaxed))
-					c->req_keepalive = 0;
-				if (tunnel)
-					rw.connection = m->status == 101 ? "upgrade" : NULL;
-				else if (!informational)
-					rw.connection = c->req_keepalive ? NULL : "close";
-				if (!informational && !tunnel) {
-					c->resp_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) &&
-							    m->version_minor == 1 &&
-							    m->framing != HTTP_BODY_UNTIL_CLOSE;
-					if (m->framing == HTTP_BODY_UNTIL_CLOSE) {
-						/* the client can only see the end as a close */
-						c->req_keepalive = 0;
-						rw.connection = "close";
-					} else if (c->req_keepalive && c->version_minor == 0) {
-						rw.connection = "keep-alive";
-					}
-				}
-				n = http_rewrite_head(b, m, 0, &rw, tmp, max_head + 1024);
-				if (n < 0 || buf_append(&c->resp.out, tmp, (uint32_t)n))
-					return conn_fail_request(c, 502);
-				buf_consume(in, (uint32_t)r);
-				c->bytes_out += (uint64_t)n;
-				c->resp_started = 1;
-				*progress = 1;
-				if (informational) {
-					memset(m, 0, sizeof(*m));
-					continue;
-				}
-				flow_reset_body(&c->resp);
-				if (tunnel) {
-					c->resp.body = B_TUNNEL;
-					flow_reset_body(&c->req);
-					c->req.body = B_TUNNEL;
-					c->st = CS_TUNNEL;
-					conn_set_deadline(c, c->cf->timeout_tunnel_ms);
+				if (r > 0)
 					return STEP_AGAIN;
-				}
-				switch (m->framing) {
-				case HTTP_BODY_LENGTH:
-					c->resp.body = m->content_length ? B_LENGTH : B_NONE;
-					c->resp.left = m->content_length;
-					break;
-				case HTTP_BODY_CHUNKED:
-					c->resp.body = B_CHUNKED;
-					break;
-				case HTTP_BODY_UNTIL_CLOSE:
-					c->resp.body = B_EOF;
-					break;
-				default:
-					c->resp.body = B_NONE;
-				}
-				conn_set_deadline(c, exchange_timeout(c));
-				return STEP_AGAIN;
+				continue; /* a 1xx went out: the next head follows */
 			}
 		}
 		if (in->start) {
@@ -1151,57 +1210,55 @@ void conn_timer(struct conn *c)
 	}
 }
 
-struct conn *conn_create(struct worker *w, struct listener *l, int fd,
-			 const struct sockaddr_storage *peer, socklen_t peerlen, int adopt)
+/* conn_alloc - the heads and buffers of c, sized by its configuration; 0 or -ENOMEM */
+static int conn_alloc(struct conn *c)
 {
-	struct conn *c = calloc(1, sizeof(*c));
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct epoll_event ev;
-	uint32_t bufsz = w->cf->buffer_size;
+	uint32_t bufsz = c->cf->buffer_size;
 
-	if (!c)
-		goto err_close;
-	c->w = w;
-	c->cf = w->cf;
-	conf_ref(c->cf);
-	c->l = l;
-	c->cfd = fd;
-	c->ufd = -1;
-	c->req.pipe_r = c->req.pipe_w = c->resp.pipe_r = c->resp.pipe_w = -1;
 	c->msg = calloc(1, sizeof(*c->msg));
 	c->rmsg = calloc(1, sizeof(*c->rmsg));
-	c->req_head = malloc(w->cf->max_header_size + 1024);
+	c->req_head = malloc(c->cf->max_header_size + 1024);
 	if (!c->msg || !c->rmsg || !c->req_head || buf_alloc(&c->req.in, bufsz) ||
 	    buf_alloc(&c->req.out, bufsz) || buf_alloc(&c->resp.in, bufsz) ||
 	    buf_alloc(&c->resp.out, bufsz))
-		goto err_free;
+		return -ENOMEM;
+	return 0;
+}
+
+/* conn_peer - the client's address and port for logs, from peer (what accept() returned) or
+ * looked up */
+static void conn_peer(struct conn *c, int fd, const struct sockaddr_storage *peer,
+		      socklen_t peerlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
 	if (peer && peerlen && peerlen <= sizeof(ss)) {
 		memcpy(&ss, peer, peerlen);
 		sl = peerlen;
 	}
-	if ((peer && peerlen) || getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			c->peer_port = ntohs(s6->sin6_port);
-			if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-				inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer,
-					  sizeof(c->peer));
-			else
-				inet_ntop(AF_INET6, &s6->sin6_addr, c->peer, sizeof(c->peer));
-		} else {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
-				  sizeof(c->peer));
-			c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		}
-	} else {
+	if (!(peer && peerlen) && getpeername(fd, (struct sockaddr *)&ss, &sl) == -1) {
 		snprintf(c->peer, sizeof(c->peer), "unknown");
+		return;
 	}
-	/* TCP_NODELAY comes from the listener (listener_nodelay in worker.c) */
-	c->ctag.kind = EP_CLIENT;
-	c->ctag.fd = fd;
-	c->ctag.c = c;
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		c->peer_port = ntohs(s6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer, sizeof(c->peer));
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, c->peer, sizeof(c->peer));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
+			  sizeof(c->peer));
+		c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+}
+
+/* conn_sides - the two sockets of c and the two directions between them */
+static void conn_sides(struct conn *c, int adopt)
+{
 	c->kc.fd = &c->cfd;
 	c->ku.fd = &c->ufd;
 	transport_plain(&c->kc);
@@ -1213,16 +1270,38 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	c->req.dst = &c->ku;
 	c->resp.src = &c->ku;
 	c->resp.dst = &c->kc;
+	c->req.pipe_r = c->req.pipe_w = c->resp.pipe_r = c->resp.pipe_w = -1;
+}
+
+struct conn *conn_create(struct worker *w, struct listener *l, int fd,
+			 const struct sockaddr_storage *peer, socklen_t peerlen, int adopt)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	struct epoll_event ev;
+	struct timespec ts;
+
+	if (!c)
+		goto err_close;
+	c->w = w;
+	c->cf = w->cf;
+	conf_ref(c->cf);
+	c->l = l;
+	c->cfd = fd;
+	c->ufd = -1;
+	conn_sides(c, adopt);
+	if (conn_alloc(c))
+		goto err_free;
+	conn_peer(c, fd, peer, peerlen);
+	/* TCP_NODELAY comes from the listener (listener_nodelay in worker.c) */
+	c->ctag.kind = EP_CLIENT;
+	c->ctag.fd = fd;
+	c->ctag.c = c;
 	/* a TLS socket cannot join a sockmap: with userspace crypto the socket carries records,
 	 * and a kTLS socket cannot enter a map (DESIGN.md 6); kTLS uses splice(2) instead */
 	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF && !l->tls;
 	c->kernel_all = l->splice == SPLICE_ON;
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		c->start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	c->start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	c->st = CS_HEAD;
 	if (l->tls && !adopt) {
 		struct ssl_st *ssl = tls_conn_new(l, fd);

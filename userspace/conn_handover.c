@@ -176,6 +176,35 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
 	conn_unlink(c);
 }
 
+/* adopt_upstream - may free c: c's upstream is the handed-over socket ufd; 0, or -errno when
+ * it cannot be registered (ufd is closed and c freed) */
+static int adopt_upstream(struct conn *c, int ufd)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+
+	c->ut = worker_utag_new(ufd, c);
+	if (!c->ut) {
+		close(ufd);
+		conn_free(c);
+		return -ENOMEM;
+	}
+	c->ufd = ufd;
+	ev.data.ptr = c->ut;
+	if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, ufd, &ev) == -1) {
+		free(c->ut);
+		c->ut = NULL;
+		close(ufd);
+		c->ufd = -1;
+		conn_free(c);
+		return -errno;
+	}
+	if (c->srv) {
+		atomic_fetch_add(&c->srv->conn_active, 1);
+		lb_conn_acquire(&c->pool->lb, (int)(c->srv - c->pool->servers));
+	}
+	return 0;
+}
+
 int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int ufd)
 {
 	struct config *cf = w->cf;
@@ -231,28 +260,10 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 				c->srv = &c->pool->servers[i];
 	}
 	if (ufd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+		int rc = adopt_upstream(c, ufd);
 
-		c->ut = worker_utag_new(ufd, c);
-		if (!c->ut) {
-			close(ufd);
-			conn_free(c);
-			return -ENOMEM;
-		}
-		c->ufd = ufd;
-		ev.data.ptr = c->ut;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ufd, &ev) == -1) {
-			free(c->ut);
-			c->ut = NULL;
-			close(ufd);
-			c->ufd = -1;
-			conn_free(c);
-			return -errno;
-		}
-		if (c->srv) {
-			atomic_fetch_add(&c->srv->conn_active, 1);
-			lb_conn_acquire(&c->pool->lb, (int)(c->srv - c->pool->servers));
-		}
+		if (rc)
+			return rc;
 	}
 	c->st = (enum conn_state)rec->st;
 	conn_set_deadline(c, rec->deadline_left_ms ? (uint32_t)rec->deadline_left_ms : 1000);

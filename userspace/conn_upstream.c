@@ -209,55 +209,56 @@ static enum step_rc upstream_connect(struct conn *c)
 	return conn_upstream_connect(c, conn_upstream_pick(c), 1);
 }
 
-/* upstream_connect_to - may free c: connect to s (NULL: nothing usable -> 503): a parked
- * connection when parked_ok allows and the request may take one, else a new one */
-enum step_rc conn_upstream_connect(struct conn *c, struct server *s, int parked_ok)
+/*
+ * upstream_take_parked - a parked connection to s for c's request, if one is there and quiet:
+ * 1 when c now holds it, 0 when there is none (every one found spoken or hung up is closed).
+ */
+static int upstream_take_parked(struct conn *c, struct server *s)
 {
-	struct epoll_event ev;
 	struct ep_tag *t;
 	uint64_t rd, wr;
-	int fd, one = 1;
 
-	if (!s)
-		return conn_fail_request(c, 503);
-	c->srv = s;
-	if (c->ntried < MAX_TRIES)
-		c->tried[c->ntried++] = s->id;
-	/* a parked connection to s carries the request when a failure could be retried (the
-	 * server may close an idle connection just as the request goes out) */
-	while (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && conn_retryable(c) &&
-	       parked_ok && (t = worker_idle_take(c->w, s->id, &rd, &wr))) {
+	while ((t = worker_idle_take(c->w, s->id, &rd, &wr))) {
 		/* its last event may still be in this epoll batch: a parked connection goes to
 		 * another client, so look at it once (the only system call of a reuse) */
 		enum upstream_idle st = sock_idle_state(t->fd);
 
-		if (st != UPSTREAM_QUIET) {
-			if (st == UPSTREAM_SPOKE) {
-				log_warnx(
-					"pool %s server %s: parked connection received bytes with "
-					"no request outstanding: closed",
-					s->pool->name, s->name);
-				stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
-			}
-			worker_utag_close(c->w, t);
-			continue;
+		if (st == UPSTREAM_QUIET)
+			break;
+		if (st == UPSTREAM_SPOKE) {
+			log_warnx("pool %s server %s: parked connection received bytes with no "
+				  "request outstanding: closed",
+				  s->pool->name, s->name);
+			stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
 		}
-		/* still registered with epoll; a server closing it meanwhile would have closed
-		 * it (worker_idle_event), and one closing it right now is a retryable failure */
-		t->c = c;
-		c->ut = t;
-		c->ufd = t->fd;
-		/* the socket's totals since connect, not this connection's: tcp_info counts
-		 * every byte it ever moved (rule 1 and the drain checks compare the two) */
-		c->ku.read = rd;
-		c->ku.written = wr;
-		c->ku.rd_empty = 1;
-		c->uev = 0;
-		atomic_fetch_add(&s->conn_active, 1);
-		lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
-		c->upstream_fresh = 0;
-		return conn_start_exchange(c);
+		worker_utag_close(c->w, t);
 	}
+	if (!t)
+		return 0;
+	/* still registered with epoll; a server closing it meanwhile would have closed it
+	 * (worker_idle_event), and one closing it right now is a retryable failure */
+	t->c = c;
+	c->ut = t;
+	c->ufd = t->fd;
+	/* the socket's totals since connect, not this connection's: tcp_info counts every byte
+	 * it ever moved (rule 1 and the drain checks compare the two) */
+	c->ku.read = rd;
+	c->ku.written = wr;
+	c->ku.rd_empty = 1;
+	c->uev = 0;
+	atomic_fetch_add(&s->conn_active, 1);
+	lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
+	c->upstream_fresh = 0;
+	return 1;
+}
+
+/* upstream_open - may free c: a new connection to s (CS_CONNECT) */
+static enum step_rc upstream_open(struct conn *c, struct server *s)
+{
+	struct epoll_event ev;
+	struct ep_tag *t;
+	int fd, one = 1;
+
 	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		log_warn("socket");
@@ -290,4 +291,19 @@ enum step_rc conn_upstream_connect(struct conn *c, struct server *s, int parked_
 	if (connect(fd, (struct sockaddr *)&s->addr, s->addrlen) == -1 && errno != EINPROGRESS)
 		return conn_upstream_failed(c, strerror(errno));
 	return STEP_AGAIN;
+}
+
+enum step_rc conn_upstream_connect(struct conn *c, struct server *s, int parked_ok)
+{
+	if (!s)
+		return conn_fail_request(c, 503);
+	c->srv = s;
+	if (c->ntried < MAX_TRIES)
+		c->tried[c->ntried++] = s->id;
+	/* a parked connection to s carries the request when a failure could be retried (the
+	 * server may close an idle connection just as the request goes out) */
+	if (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && conn_retryable(c) &&
+	    parked_ok && upstream_take_parked(c, s))
+		return conn_start_exchange(c);
+	return upstream_open(c, s);
 }
