@@ -33,7 +33,7 @@ enum conn_state {
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
 /* one socket of the connection, with what the kernel data path needs to know about it */
-struct kside {
+struct side {
 	int *fd;		 /* &conn->cfd or &conn->ufd */
 	struct ksock k;		 /* slot 0: not in the maps */
 	uint64_t read;		 /* bytes the daemon read from it (since accept/connect) */
@@ -51,7 +51,7 @@ struct kside {
 
 /* one direction: source socket -> destination socket */
 struct flow {
-	struct kside *src, *dst;
+	struct side *src, *dst;
 	struct buf in;	/* read from the source, not yet consumed */
 	struct buf out; /* queued for the destination */
 	int pipe_r, pipe_w;
@@ -82,7 +82,7 @@ struct conn {
 	uint8_t kfail;	    /* insertion failed: userspace for good */
 	uint8_t kernel_all; /* splice on: every body of known length or until close too */
 	uint8_t hold;	    /* live upgrade: read nothing more, reach a hand-over point */
-	struct kside kc, ku;
+	struct side client, upstream;
 	uint64_t start_ns;
 	struct config *cf; /* the configuration it was accepted under (a reference) */
 	struct listener *l;

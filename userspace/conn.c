@@ -107,8 +107,8 @@ static void access_log(struct conn *c)
 		     c->path[0] ? c->path : "-", c->version_minor, c->host[0] ? c->host : "-",
 		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		     c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-",
-		     (unsigned long long)(c->w->now_ms - c->t_start), c->kc.ssl ? " tls=" : "",
-		     c->kc.ssl ? c->kc.transport->name : "");
+		     (unsigned long long)(c->w->now_ms - c->t_start), c->client.ssl ? " tls=" : "",
+		     c->client.ssl ? c->client.transport->name : "");
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
 	/* one write(2) per line: O_APPEND keeps lines of concurrent workers whole */
@@ -181,11 +181,11 @@ void conn_free(struct conn *c)
 		c->cfd = -1;
 		atomic_fetch_sub(&g_nconns, 1);
 	}
-	if (kin(&c->kc)) {
-		splice_conn_delete(c->kc.k.cookie);
-		splice_release(&c->kc.k);
+	if (kin(&c->client)) {
+		splice_conn_delete(c->client.k.cookie);
+		splice_release(&c->client.k);
 	}
-	transport_free(&c->kc);
+	transport_free(&c->client);
 	conn_unlink(c);
 }
 
@@ -369,7 +369,7 @@ static int request_rewrite(struct conn *c, const struct http_msg *m, const char 
 
 	memset(&rw, 0, sizeof(rw));
 	rw.client_ip = c->peer;
-	rw.proto = c->kc.ssl ? "https" : "http";
+	rw.proto = c->client.ssl ? "https" : "http";
 	rw.via = "1.1 spliced";
 	if (c->upgrade)
 		rw.connection = m->method == HTTP_M_CONNECT ? NULL : "upgrade";
@@ -499,7 +499,7 @@ static enum step_rc step_head(struct conn *c)
 			uint32_t room = in->cap - in->end;
 			ssize_t r;
 
-			r = transport_recv(c, &c->kc, in->data + in->end, room);
+			r = transport_recv(c, &c->client, in->data + in->end, room);
 			if (r == -EAGAIN)
 				return STEP_WAIT;
 			if (r <= 0) {
@@ -536,7 +536,7 @@ static enum step_rc step_connect(struct conn *c)
 
 		if (!ssl)
 			return conn_fail_request(c, 502);
-		transport_tls(&c->ku, ssl);
+		transport_tls(&c->upstream, ssl);
 		c->st = CS_UPHANDSHAKE;
 		return STEP_AGAIN;
 	}
@@ -548,7 +548,7 @@ static enum step_rc step_connect(struct conn *c)
 static enum step_rc step_uphandshake(struct conn *c)
 {
 	char why[256];
-	int r = tls_handshake(c->ku.ssl, why, sizeof(why));
+	int r = tls_handshake(c->upstream.ssl, why, sizeof(why));
 
 	if (r == 0)
 		return STEP_WAIT;
@@ -595,7 +595,7 @@ static int config_follow(struct conn *c)
 			nl = &ncf->listeners[i];
 	if (!nl)
 		return -1;
-	if (c->kc.ssl || nl->tls || ncf->max_header_size != old->max_header_size ||
+	if (c->client.ssl || nl->tls || ncf->max_header_size != old->max_header_size ||
 	    ncf->buffer_size != old->buffer_size)
 		return 0;
 	conn_upstream_close(c);
@@ -608,7 +608,7 @@ static int config_follow(struct conn *c)
 	c->cf = ncf;
 	c->l = nl;
 	pthread_mutex_unlock(&c->w->conns_lock);
-	if (!kin(&c->kc))
+	if (!kin(&c->client))
 		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
 	c->kernel_all = nl->splice == SPLICE_ON;
 	conf_unref(old);
@@ -857,7 +857,7 @@ static enum step_rc response_head(struct conn *c, int *progress)
 			uint32_t room = in->cap - in->end;
 			ssize_t r;
 
-			r = transport_recv(c, &c->ku, in->data + in->end, room);
+			r = transport_recv(c, &c->upstream, in->data + in->end, room);
 			if (r == -EAGAIN)
 				return STEP_WAIT;
 			if (r <= 0) {
@@ -913,7 +913,7 @@ static enum step_rc step_exchange(struct conn *c)
 		if (c->rmsg->head_len == 0) {
 			/* a 100 Continue must reach the client now: it waits for it to send
 			 * the body */
-			rc = transport_flush(c, &c->kc, &c->resp.out, &progress);
+			rc = transport_flush(c, &c->client, &c->resp.out, &progress);
 			if (rc < 0 && rc != -EAGAIN) {
 				conn_free(c);
 				return STEP_FREED;
@@ -1003,7 +1003,7 @@ static enum step_rc step_tunnel(struct conn *c)
 static enum step_rc step_closing(struct conn *c)
 {
 	int progress = 0;
-	int rc = transport_flush(c, &c->kc, &c->resp.out, &progress);
+	int rc = transport_flush(c, &c->client, &c->resp.out, &progress);
 	char sink[4096];
 
 	if (rc == -EAGAIN)
@@ -1014,11 +1014,11 @@ static enum step_rc step_closing(struct conn *c)
 	}
 	if (!c->resp.dst_shut) {
 		/* redirected bytes still on their way into the client would be lost */
-		if (!kern_drained(c, &c->kc))
+		if (!kern_drained(c, &c->client))
 			return STEP_WAIT;
 		/* a complete exchange with nothing unread closes at once: close() sends a FIN,
 		 * and only unread input would turn it into a RST */
-		transport_close_notify(&c->kc);
+		transport_close_notify(&c->client);
 		if (!c->linger && !buf_len(&c->req.in) && !splice_queued(c->cfd)) {
 			conn_free(c);
 			return STEP_FREED;
@@ -1029,7 +1029,7 @@ static enum step_rc step_closing(struct conn *c)
 			conn_set_deadline(c, LINGER_MS);
 	}
 	for (int i = 0; i < 64; i++) {
-		ssize_t r = transport_recv(c, &c->kc, sink, sizeof(sink));
+		ssize_t r = transport_recv(c, &c->client, sink, sizeof(sink));
 
 		if (r == -EAGAIN)
 			return STEP_WAIT;
@@ -1045,7 +1045,7 @@ static enum step_rc step_closing(struct conn *c)
 static enum step_rc step_handshake(struct conn *c)
 {
 	char why[256];
-	int r = tls_handshake(c->kc.ssl, why, sizeof(why));
+	int r = tls_handshake(c->client.ssl, why, sizeof(why));
 
 	if (r == 0)
 		return STEP_WAIT;
@@ -1060,8 +1060,8 @@ static enum step_rc step_handshake(struct conn *c)
 	{
 		int tx, rx;
 
-		tls_ktls_state(c->kc.ssl, &tx, &rx);
-		transport_ktls(&c->kc, tx, rx);
+		tls_ktls_state(c->client.ssl, &tx, &rx);
+		transport_ktls(&c->client, tx, rx);
 		__atomic_fetch_add(&g_tls_counters.handshakes, 1, __ATOMIC_RELAXED);
 		if (tx)
 			__atomic_fetch_add(&g_tls_counters.ktls_tx, 1, __ATOMIC_RELAXED);
@@ -1069,8 +1069,8 @@ static enum step_rc step_handshake(struct conn *c)
 			__atomic_fetch_add(&g_tls_counters.ktls_rx, 1, __ATOMIC_RELAXED);
 	}
 	if (log_verbosity() > 0) {
-		tls_describe(c->kc.ssl, why, sizeof(why));
-		log_debug("%s: TLS %s ktls=%s", c->peer, why, c->kc.transport->name);
+		tls_describe(c->client.ssl, why, sizeof(why));
+		log_debug("%s: TLS %s ktls=%s", c->peer, why, c->client.transport->name);
 	}
 	c->st = CS_HEAD;
 	conn_set_deadline(c, c->cf->timeout_header_ms);
@@ -1141,7 +1141,7 @@ void conn_event(struct conn *c, uint32_t events, int upstream)
 	else
 		c->cev |= events;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		(upstream ? &c->ku : &c->kc)->rd_empty = 0;
+		(upstream ? &c->upstream : &c->client)->rd_empty = 0;
 		/* between requests, a kept upstream has nothing to say */
 		if (upstream && c->st == CS_HEAD && c->ufd >= 0)
 			(void)conn_upstream_check_idle(c);
@@ -1259,17 +1259,17 @@ static void conn_peer(struct conn *c, int fd, const struct sockaddr_storage *pee
 /* conn_sides - the two sockets of c and the two directions between them */
 static void conn_sides(struct conn *c, int adopt)
 {
-	c->kc.fd = &c->cfd;
-	c->ku.fd = &c->ufd;
-	transport_plain(&c->kc);
-	transport_plain(&c->ku);
+	c->client.fd = &c->cfd;
+	c->upstream.fd = &c->ufd;
+	transport_plain(&c->client);
+	transport_plain(&c->upstream);
 	/* registering with epoll reports bytes already there as an event */
-	c->kc.rd_empty = !adopt;
-	c->ku.syn_adj = 1; /* connected sockets count their SYN in tcpi_bytes_acked */
-	c->req.src = &c->kc;
-	c->req.dst = &c->ku;
-	c->resp.src = &c->ku;
-	c->resp.dst = &c->kc;
+	c->client.rd_empty = !adopt;
+	c->upstream.syn_adj = 1; /* connected sockets count their SYN in tcpi_bytes_acked */
+	c->req.src = &c->client;
+	c->req.dst = &c->upstream;
+	c->resp.src = &c->upstream;
+	c->resp.dst = &c->client;
 	c->req.pipe_r = c->req.pipe_w = c->resp.pipe_r = c->resp.pipe_w = -1;
 }
 
@@ -1308,7 +1308,7 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 
 		if (!ssl)
 			goto err_free;
-		transport_tls(&c->kc, ssl);
+		transport_tls(&c->client, ssl);
 		c->st = CS_HANDSHAKE;
 	}
 	conn_set_deadline(c, c->cf->timeout_header_ms);

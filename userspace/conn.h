@@ -115,7 +115,7 @@ struct conn_handover {
 	uint32_t st;   /* CS_HEAD, CS_EXCHANGE or CS_TUNNEL */
 	uint32_t has_upstream;
 	char listener[64], pool[64], server[64];
-	struct conn_handover_side kc, ku;
+	struct conn_handover_side client, upstream;
 	struct conn_handover_flow req, resp;
 	uint64_t start_ns, t_start_ms, tunnel_kern, bytes_in, bytes_out, deadline_left_ms;
 	uint32_t requests, peer_port;

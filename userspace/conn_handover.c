@@ -21,7 +21,7 @@
 /* the phases a connection can be handed over in, once nothing is buffered */
 int conn_hold_phase(const struct conn *c)
 {
-	if (c->kc.ssl || c->ku.ssl)
+	if (c->client.ssl || c->upstream.ssl)
 		return 0;
 	if (c->st == CS_TUNNEL)
 		return 1; /* in the kernel or not: the window state is in the shared slots */
@@ -31,7 +31,7 @@ int conn_hold_phase(const struct conn *c)
 
 int conn_handable(const struct conn *c)
 {
-	if (c->dead || c->kc.ssl || c->ku.ssl)
+	if (c->dead || c->client.ssl || c->upstream.ssl)
 		return 0;
 	if (buf_len(&c->req.in) || buf_len(&c->req.out) || buf_len(&c->resp.in) ||
 	    buf_len(&c->resp.out) || c->req.in_pipe || c->resp.in_pipe)
@@ -51,10 +51,10 @@ int conn_hold(struct conn *c, int on)
 		return 0;
 	}
 	c->hold = 1;
-	return !c->kc.ssl;
+	return !c->client.ssl;
 }
 
-static void side_out(const struct kside *k, struct conn_handover_side *o)
+static void side_out(const struct side *k, struct conn_handover_side *o)
 {
 	o->slot = k->k.slot;
 	o->in_map = (uint32_t)k->k.in_map;
@@ -69,7 +69,7 @@ static void side_out(const struct kside *k, struct conn_handover_side *o)
 	o->paired = k->paired;
 }
 
-static void side_in(struct kside *k, const struct conn_handover_side *o)
+static void side_in(struct side *k, const struct conn_handover_side *o)
 {
 	if (o->slot && splice_adopt_slot(&k->k, o->slot, o->cookie, (int)o->in_map))
 		log_warnx("upgrade: slot %u of a handed-over socket cannot be adopted", o->slot);
@@ -128,8 +128,8 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
 		snprintf(rec->pool, sizeof(rec->pool), "%s", c->pool->name);
 	if (c->srv)
 		snprintf(rec->server, sizeof(rec->server), "%s", c->srv->name);
-	side_out(&c->kc, &rec->kc);
-	side_out(&c->ku, &rec->ku);
+	side_out(&c->client, &rec->client);
+	side_out(&c->upstream, &rec->upstream);
 	flow_out(&c->req, &rec->req);
 	flow_out(&c->resp, &rec->resp);
 	rec->start_ns = c->start_ns;
@@ -165,8 +165,8 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
 		c->ut = NULL;
 	}
 	c->cfd = c->ufd = -1;
-	memset(&c->kc.k, 0, sizeof(c->kc.k));
-	memset(&c->ku.k, 0, sizeof(c->ku.k));
+	memset(&c->client.k, 0, sizeof(c->client.k));
+	memset(&c->upstream.k, 0, sizeof(c->upstream.k));
 	if (c->srv) {
 		atomic_fetch_sub(&c->srv->conn_active, 1);
 		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));
@@ -229,8 +229,8 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 			close(ufd);
 		return -ENOMEM;
 	}
-	side_in(&c->kc, &rec->kc);
-	side_in(&c->ku, &rec->ku);
+	side_in(&c->client, &rec->client);
+	side_in(&c->upstream, &rec->upstream);
 	flow_in(&c->req, &rec->req);
 	flow_in(&c->resp, &rec->resp);
 	c->start_ns = rec->start_ns;

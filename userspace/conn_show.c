@@ -36,7 +36,7 @@ static void addr_port(const struct sockaddr_storage *ss, char *out, size_t len)
 
 static void conn_describe(struct conn *c, struct conn_info *ci)
 {
-	struct spliced_sock *cst = PEEK(c->kc.k.st), *ust = PEEK(c->ku.k.st);
+	struct spliced_sock *cst = PEEK(c->client.k.st), *ust = PEEK(c->upstream.k.st);
 	struct server *srv = PEEK(c->srv);
 	struct pool *pool = PEEK(c->pool);
 	uint8_t paths = PEEK(c->paths);
@@ -58,7 +58,7 @@ static void conn_describe(struct conn *c, struct conn_info *ci)
 		addr_port(&srv->addr, ci->upstream, sizeof(ci->upstream));
 	}
 	ci->state = conn_state_name(st);
-	if (PEEK(c->kc.ssl) || PEEK(c->ku.ssl))
+	if (PEEK(c->client.ssl) || PEEK(c->upstream.ssl))
 		ci->path = "tls";
 	else if (paths & CONN_PATH_KERNEL)
 		ci->path = "kernel";
@@ -67,7 +67,7 @@ static void conn_describe(struct conn *c, struct conn_info *ci)
 	else
 		ci->path = "userspace";
 	ci->start_ns = c->start_ns;
-	ci->cookie = PEEK(c->kc.k.cookie);
+	ci->cookie = PEEK(c->client.k.cookie);
 	ci->requests = PEEK(c->requests);
 	ci->user_up = PEEK(c->user_done_in) + PEEK(c->bytes_in);
 	ci->user_down = PEEK(c->user_done_out) + PEEK(c->bytes_out);
@@ -76,11 +76,11 @@ static void conn_describe(struct conn *c, struct conn_info *ci)
 	 * redirected into the client. A slot released meanwhile reads as zeros. */
 	if (cst) {
 		ci->kern_up = __atomic_load_n(&cst->kern_fwd, __ATOMIC_RELAXED);
-		ci->kern_down = PEEK(c->kc.kern_in_closed);
+		ci->kern_down = PEEK(c->client.kern_in_closed);
 	}
-	if (ust && PEEK(c->ku.paired)) {
+	if (ust && PEEK(c->upstream.paired)) {
 		uint64_t f = __atomic_load_n(&ust->kern_fwd, __ATOMIC_RELAXED);
-		uint64_t base = PEEK(c->ku.kern_base);
+		uint64_t base = PEEK(c->upstream.kern_base);
 
 		ci->kern_down += f > base ? f - base : 0;
 	}

@@ -60,15 +60,15 @@ static enum upstream_idle upstream_idle_state(struct conn *c)
 {
 	enum upstream_idle st;
 
-	if (buf_len(&c->resp.in) || c->resp.in_pipe || transport_pending(&c->ku))
+	if (buf_len(&c->resp.in) || c->resp.in_pipe || transport_pending(&c->upstream))
 		return UPSTREAM_SPOKE;
 	if (c->resp.src_eof || (c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		return UPSTREAM_HUNGUP;
-	if (transport_rd_empty(&c->ku))
+	if (transport_rd_empty(&c->upstream))
 		return UPSTREAM_QUIET;
 	st = sock_idle_state(c->ufd);
 	if (st == UPSTREAM_QUIET)
-		transport_set_rd_empty(&c->ku);
+		transport_set_rd_empty(&c->upstream);
 	return st;
 }
 
@@ -107,21 +107,21 @@ static int upstream_park(struct conn *c)
 	struct server *s = c->srv;
 
 	if (!s || !s->pool->keepalive || c->cf != c->w->cf || !c->resp_keepalive ||
-	    !c->resp.body_done || !c->req.body_done || c->resp.src_eof || c->ku.ssl ||
-	    kin(&c->ku) || buf_len(&c->req.out) || c->req.in_pipe ||
+	    !c->resp.body_done || !c->req.body_done || c->resp.src_eof || c->upstream.ssl ||
+	    kin(&c->upstream) || buf_len(&c->req.out) || c->req.in_pipe ||
 	    upstream_idle_state(c) != UPSTREAM_QUIET || !health_server_reusable(s))
 		return 0;
 	/* the socket stays registered with epoll: parking only changes its tag's owner */
 	if (worker_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
-			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
-			    c->ku.written))
+			    c->w->now_ms + s->pool->keepalive_timeout_ms, c->upstream.read,
+			    c->upstream.written))
 		return 0; /* enough parked: conn_upstream_close() closes it */
 	c->ut = NULL;
 	c->ufd = -1;
-	memset(&c->ku, 0, sizeof(c->ku));
-	c->ku.fd = &c->ufd;
-	c->ku.syn_adj = 1;
-	transport_plain(&c->ku);
+	memset(&c->upstream, 0, sizeof(c->upstream));
+	c->upstream.fd = &c->ufd;
+	c->upstream.syn_adj = 1;
+	transport_plain(&c->upstream);
 	atomic_fetch_sub(&s->conn_active, 1);
 	lb_conn_release(&s->pool->lb, (int)(s - s->pool->servers));
 	c->resp_keepalive = 0;
@@ -138,16 +138,16 @@ void conn_upstream_close(struct conn *c)
 	if (upstream_park(c))
 		return;
 	kernel_upstream_closing(c);
-	transport_free(&c->ku);
+	transport_free(&c->upstream);
 	worker_utag_close(c->w, c->ut);
 	c->ut = NULL;
 	c->ufd = -1;
 	/* closing took the socket out of the sockhashes */
-	splice_release(&c->ku.k);
-	memset(&c->ku, 0, sizeof(c->ku));
-	c->ku.fd = &c->ufd;
-	c->ku.syn_adj = 1;
-	transport_plain(&c->ku);
+	splice_release(&c->upstream.k);
+	memset(&c->upstream, 0, sizeof(c->upstream));
+	c->upstream.fd = &c->ufd;
+	c->upstream.syn_adj = 1;
+	transport_plain(&c->upstream);
 	c->req.kspan = 0;
 	c->resp.kspan = 0;
 	if (c->srv) {
@@ -242,9 +242,9 @@ static int upstream_take_parked(struct conn *c, struct server *s)
 	c->ufd = t->fd;
 	/* the socket's totals since connect, not this connection's: tcp_info counts every byte
 	 * it ever moved (rule 1 and the drain checks compare the two) */
-	c->ku.read = rd;
-	c->ku.written = wr;
-	c->ku.rd_empty = 1;
+	c->upstream.read = rd;
+	c->upstream.written = wr;
+	c->upstream.rd_empty = 1;
 	c->uev = 0;
 	atomic_fetch_add(&s->conn_active, 1);
 	lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
@@ -274,7 +274,7 @@ static enum step_rc upstream_open(struct conn *c, struct server *s)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->ufd = fd;
 	c->ut = t;
-	c->ku.rd_empty = 1; /* nothing to read before the response: its EPOLLIN says when */
+	c->upstream.rd_empty = 1; /* nothing to read before the response: its EPOLLIN says when */
 	atomic_fetch_add(&s->conn_active, 1);
 	atomic_fetch_add(&s->conn_total, 1);
 	lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));

@@ -16,15 +16,15 @@
 #include "log.h"
 #include "splice.h"
 
-static struct kside *peer_of(struct conn *c, struct kside *s)
+static struct side *peer_of(struct conn *c, struct side *s)
 {
-	return s == &c->kc ? &c->ku : &c->kc;
+	return s == &c->client ? &c->upstream : &c->client;
 }
 
 /* kernel-redirected bytes into s, from every peer it had */
-static uint64_t kern_into(struct conn *c, struct kside *s)
+static uint64_t kern_into(struct conn *c, struct side *s)
 {
-	struct kside *p = peer_of(c, s);
+	struct side *p = peer_of(c, s);
 	uint64_t v = s->kern_in_closed;
 
 	if (kin(p) && p->paired)
@@ -37,7 +37,7 @@ static uint64_t kern_into(struct conn *c, struct kside *s)
  * (tcpi_bytes_acked + SIOCOUTQ - SYN >= daemon writes + kernel writes). The daemon writes into
  * s only when this holds, so its bytes can never overtake redirected ones (DESIGN.md 7, rule 1).
  */
-int kern_drained(struct conn *c, struct kside *s)
+int kern_drained(struct conn *c, struct side *s)
 {
 	uint64_t kern = kern_into(c, s), sent;
 
@@ -69,39 +69,39 @@ int kernel_pair(struct conn *c)
 {
 	int rc;
 
-	if (c->ku.paired)
+	if (c->upstream.paired)
 		return 0;
-	if (c->kfail || c->ufd < 0 || c->kc.ssl || c->ku.ssl)
+	if (c->kfail || c->ufd < 0 || c->client.ssl || c->upstream.ssl)
 		return -EOPNOTSUPP;
 	/* insert only at a quiet point: bytes queued before insertion are passed up and must be
 	 * copied with recv/send (a socket in the maps cannot splice), while on a quiet pair the
 	 * window latches at once. (Insertion mid-stream is byte-exact too since the verdict cuts
 	 * a partly read skb's head: kern_sockmap test 9.) Try again when the flow next asks. */
-	if ((!kin(&c->kc) && splice_queued(c->cfd)) || splice_queued(c->ufd))
+	if ((!kin(&c->client) && splice_queued(c->cfd)) || splice_queued(c->ufd))
 		return -EAGAIN;
-	rc = splice_insert(&c->kc.k, c->cfd, &c->ku.k, c->ufd, c->cf->splice_cap);
+	rc = splice_insert(&c->client.k, c->cfd, &c->upstream.k, c->ufd, c->cf->splice_cap);
 	if (rc) {
 		/* stay on the userspace path for the rest of this connection */
 		c->kfail = 1;
 		log_debug("%s: kernel path not used: %s", c->peer, strerror(-rc));
 		return rc;
 	}
-	if (!c->kc.paired) {
-		c->kc.base = c->kc.read;
-		c->kc.paired = 1;
+	if (!c->client.paired) {
+		c->client.base = c->client.read;
+		c->client.paired = 1;
 	}
-	c->kc.kern_base = c->kc.k.st->kern_fwd;
-	c->ku.base = c->ku.read;
-	c->ku.kern_base = 0;
-	c->ku.paired = 1;
-	c->kc.k.st->user_in = c->kc.written;
-	c->ku.k.st->user_in = c->ku.written;
-	c->kc.k.st->syn_adj = c->kc.syn_adj;
-	c->ku.k.st->syn_adj = c->ku.syn_adj;
-	c->kc.k.st->user_fwd = c->kc.read - c->kc.base;
-	c->ku.k.st->user_fwd = c->ku.read - c->ku.base;
-	c->kc.k.st->enabled = 1;
-	c->ku.k.st->enabled = 1;
+	c->client.kern_base = c->client.k.st->kern_fwd;
+	c->upstream.base = c->upstream.read;
+	c->upstream.kern_base = 0;
+	c->upstream.paired = 1;
+	c->client.k.st->user_in = c->client.written;
+	c->upstream.k.st->user_in = c->upstream.written;
+	c->client.k.st->syn_adj = c->client.syn_adj;
+	c->upstream.k.st->syn_adj = c->upstream.syn_adj;
+	c->client.k.st->user_fwd = c->client.read - c->client.base;
+	c->upstream.k.st->user_fwd = c->upstream.read - c->upstream.base;
+	c->client.k.st->enabled = 1;
+	c->upstream.k.st->enabled = 1;
 	if (c->srv) {
 		struct spliced_conn info;
 
@@ -114,7 +114,7 @@ int kernel_pair(struct conn *c)
 		info.start_ns = c->start_ns;
 		info.server_id = c->srv->id;
 		info.flags = SPLICED_CONN_KERNEL | (c->st == CS_TUNNEL ? SPLICED_CONN_TUNNEL : 0);
-		splice_conn_update(c->kc.k.cookie, &info);
+		splice_conn_update(c->client.k.cookie, &info);
 	}
 	return 0;
 }
@@ -223,16 +223,16 @@ int kernel_src_drained(struct conn *c, struct flow *f)
 
 void kernel_upstream_closing(struct conn *c)
 {
-	if (!c->ku.paired)
+	if (!c->upstream.paired)
 		return;
 	/* what this upstream's verdict moved into the client stays on the client's books
 	 * (rule 1), and the client's window closes: offsets only grow */
-	c->kc.kern_in_closed += c->ku.k.st->kern_fwd - c->ku.kern_base;
-	if (kin(&c->kc)) {
-		__atomic_store_n(&c->kc.k.st->win_end, 0, __ATOMIC_RELEASE);
+	c->client.kern_in_closed += c->upstream.k.st->kern_fwd - c->upstream.kern_base;
+	if (kin(&c->client)) {
+		__atomic_store_n(&c->client.k.st->win_end, 0, __ATOMIC_RELEASE);
 		/* and what the client's verdict moved into this upstream is off the books of the
 		 * next one: rule 1 there must not wait for bytes it never gets */
-		c->kc.kern_base = c->kc.k.st->kern_fwd;
+		c->client.kern_base = c->client.k.st->kern_fwd;
 	}
 }
 

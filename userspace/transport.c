@@ -19,11 +19,11 @@
 /* ---- plain TCP ---- */
 
 /* the plain socket is outside the maps: its read readiness mark is exact (transport.h) */
-static int plain_outside_maps(const struct kside *s);
+static int plain_outside_maps(const struct side *s);
 
 /* read from a plain socket; on a socket in the maps EOF counts only once every byte the verdict
  * passed up was read (rule 3) */
-static ssize_t plain_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
+static ssize_t plain_rcv_buf(struct conn *c, struct side *s, char *p, size_t n)
 {
 	ssize_t r;
 
@@ -33,7 +33,7 @@ static ssize_t plain_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
 	if (r == -1)
 		r = errno == EINTR ? -EAGAIN : -errno;
 	if (r > 0) {
-		uint32_t ev = s == &c->kc ? c->cev : c->uev;
+		uint32_t ev = s == &c->client ? c->cev : c->uev;
 
 		s->read += (uint64_t)r;
 		if ((size_t)r < n && plain_outside_maps(s) &&
@@ -51,7 +51,7 @@ static ssize_t plain_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
 }
 
 /* write into a plain socket once the kernel's bytes into it went out first (rule 1) */
-static ssize_t plain_snd_buf(struct conn *c, struct kside *s, const char *p, size_t n)
+static ssize_t plain_snd_buf(struct conn *c, struct side *s, const char *p, size_t n)
 {
 	ssize_t r;
 
@@ -67,7 +67,7 @@ static ssize_t plain_snd_buf(struct conn *c, struct kside *s, const char *p, siz
 }
 
 /* splice(2) out of a socket: its receive queue holds payload (plain, or kTLS RX) */
-static ssize_t splice_rcv_pipe(struct kside *s, int pipe_w, size_t n)
+static ssize_t splice_rcv_pipe(struct side *s, int pipe_w, size_t n)
 {
 	ssize_t r = splice(*s->fd, NULL, pipe_w, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
@@ -80,7 +80,7 @@ static ssize_t splice_rcv_pipe(struct kside *s, int pipe_w, size_t n)
 	return r;
 }
 
-static ssize_t plain_rcv_pipe(struct conn *c, struct kside *s, int pipe_w, size_t n)
+static ssize_t plain_rcv_pipe(struct conn *c, struct side *s, int pipe_w, size_t n)
 {
 	(void)c;
 	return splice_rcv_pipe(s, pipe_w, n);
@@ -89,7 +89,7 @@ static ssize_t plain_rcv_pipe(struct conn *c, struct kside *s, int pipe_w, size_
 /* splice(2) into a socket (plain, or kTLS TX), once the kernel's bytes into it went out first
  * (rule 1). The calls carry no SPLICE_F_MORE, so kTLS never holds back the last record of a
  * span. */
-static ssize_t splice_snd_pipe(struct conn *c, struct kside *s, int pipe_r, size_t n)
+static ssize_t splice_snd_pipe(struct conn *c, struct side *s, int pipe_r, size_t n)
 {
 	ssize_t r;
 
@@ -112,14 +112,14 @@ static const struct transport_ops plain_ops = {
 	.snd_pipe = splice_snd_pipe,
 };
 
-static int plain_outside_maps(const struct kside *s)
+static int plain_outside_maps(const struct side *s)
 {
 	return s->transport == &plain_ops && !kin(s);
 }
 
 /* ---- TLS: OpenSSL does the record crypto (all of it, or the direction kTLS did not take) ---- */
 
-static ssize_t tls_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
+static ssize_t tls_rcv_buf(struct conn *c, struct side *s, char *p, size_t n)
 {
 	ssize_t r = tls_read(s->ssl, p, n);
 
@@ -129,7 +129,7 @@ static ssize_t tls_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
 	return r;
 }
 
-static ssize_t tls_snd_buf(struct conn *c, struct kside *s, const char *p, size_t n)
+static ssize_t tls_snd_buf(struct conn *c, struct side *s, const char *p, size_t n)
 {
 	ssize_t r = tls_write(s->ssl, p, n);
 
@@ -145,7 +145,7 @@ static ssize_t tls_snd_buf(struct conn *c, struct kside *s, const char *p, size_
 
 /* read through OpenSSL on a socket whose transmit key the kernel holds: a KeyUpdate request
  * cannot be followed */
-static ssize_t ktls_tx_rcv_buf(struct conn *c, struct kside *s, char *p, size_t n)
+static ssize_t ktls_tx_rcv_buf(struct conn *c, struct side *s, char *p, size_t n)
 {
 	ssize_t r = tls_read(s->ssl, p, n);
 
@@ -169,7 +169,7 @@ static ssize_t ktls_tx_rcv_buf(struct conn *c, struct kside *s, char *p, size_t 
  * read it (close_notify ends the stream; anything else closes: a kernel-owned receive key
  * cannot follow a KeyUpdate or renegotiation). EBADMSG: a record failed to decrypt.
  */
-static ssize_t ktls_rcv_pipe(struct conn *c, struct kside *s, int pipe_w, size_t n)
+static ssize_t ktls_rcv_pipe(struct conn *c, struct side *s, int pipe_w, size_t n)
 {
 	ssize_t r = splice_rcv_pipe(s, pipe_w, n);
 	char why[128];
@@ -229,19 +229,19 @@ static const struct transport_ops ktls_tx_rx_ops = {
 
 /* ---- choosing and using a transport ---- */
 
-void transport_plain(struct kside *s)
+void transport_plain(struct side *s)
 {
 	s->ssl = NULL;
 	s->transport = &plain_ops;
 }
 
-void transport_tls(struct kside *s, struct ssl_st *ssl)
+void transport_tls(struct side *s, struct ssl_st *ssl)
 {
 	s->ssl = ssl;
 	s->transport = &tls_ops;
 }
 
-void transport_ktls(struct kside *s, int tx, int rx)
+void transport_ktls(struct side *s, int tx, int rx)
 {
 	static const struct transport_ops *const by_dir[] = {&tls_ops, &ktls_tx_ops, &ktls_rx_ops,
 							     &ktls_tx_rx_ops};
@@ -249,20 +249,20 @@ void transport_ktls(struct kside *s, int tx, int rx)
 	s->transport = by_dir[(tx ? 1 : 0) | (rx ? 2 : 0)];
 }
 
-void transport_free(struct kside *s)
+void transport_free(struct side *s)
 {
 	if (s->ssl)
 		tls_conn_free(s->ssl);
 	transport_plain(s);
 }
 
-void transport_close_notify(struct kside *s)
+void transport_close_notify(struct side *s)
 {
 	if (s->ssl)
 		tls_close_notify(s->ssl);
 }
 
-int transport_flush(struct conn *c, struct kside *s, struct buf *b, int *progress)
+int transport_flush(struct conn *c, struct side *s, struct buf *b, int *progress)
 {
 	while (buf_len(b)) {
 		ssize_t r = transport_send(c, s, b->data + b->start, buf_len(b));
@@ -275,7 +275,7 @@ int transport_flush(struct conn *c, struct kside *s, struct buf *b, int *progres
 	return 0;
 }
 
-int transport_pending(const struct kside *s)
+int transport_pending(const struct side *s)
 {
 	return s->ssl && tls_pending(s->ssl);
 }
@@ -285,22 +285,22 @@ int transport_pending(const struct kside *s)
  * passed bytes to recvmsg only); on a kTLS RX socket only while OpenSSL holds no bytes read
  * ahead (the handshake may have read past its end).
  */
-int transport_rcv_pipe_ok(const struct kside *s)
+int transport_rcv_pipe_ok(const struct side *s)
 {
 	return s->transport->rcv_pipe && !kin(s) && !transport_pending(s);
 }
 
-int transport_snd_pipe_ok(const struct kside *s)
+int transport_snd_pipe_ok(const struct side *s)
 {
 	return s->transport->snd_pipe != NULL;
 }
 
-int transport_rd_empty(const struct kside *s)
+int transport_rd_empty(const struct side *s)
 {
 	return s->rd_empty && plain_outside_maps(s);
 }
 
-void transport_set_rd_empty(struct kside *s)
+void transport_set_rd_empty(struct side *s)
 {
 	if (plain_outside_maps(s))
 		s->rd_empty = 1;
