@@ -32,14 +32,19 @@ enum conn_state {
 };
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
-/* one socket of the connection, with what the kernel data path needs to know about it */
+/*
+ * One socket of the connection (c->client or c->upstream), with what the kernel data path
+ * needs to know about it. bpf is its handle in the kernel path's maps (slot 0: not in them,
+ * side_in_maps()); bpf.st points to its window state in the mmap-ed spliced_socks map
+ * (struct spliced_sock, include/splice_abi.h; docs/KERNEL_PATH.md explains the fields).
+ */
 struct side {
 	int *fd;		 /* &conn->cfd or &conn->ufd */
-	struct ksock k;		 /* slot 0: not in the maps */
+	struct ksock bpf;	 /* handle in the maps */
 	uint64_t read;		 /* bytes the daemon read from it (since accept/connect) */
 	uint64_t written;	 /* bytes the daemon wrote into it */
 	uint64_t base;		 /* read when inserted: verdict offset 0 */
-	uint64_t kern_base;	 /* k.st->kern_fwd when paired with the current peer */
+	uint64_t kern_base;	 /* bpf.st->kern_fwd when paired with the current peer */
 	uint64_t kern_in_closed; /* kernel bytes into it from peers already closed */
 	uint64_t verified;	 /* kernel bytes into it known to be in its send queue */
 	uint32_t syn_adj;	 /* tcpi_bytes_acked counts the SYN (connected sockets) */

@@ -181,9 +181,9 @@ void conn_free(struct conn *c)
 		c->cfd = -1;
 		atomic_fetch_sub(&g_nconns, 1);
 	}
-	if (kin(&c->client)) {
-		splice_conn_delete(c->client.k.cookie);
-		splice_release(&c->client.k);
+	if (side_in_maps(&c->client)) {
+		splice_conn_delete(c->client.bpf.cookie);
+		splice_release(&c->client.bpf);
 	}
 	transport_free(&c->client);
 	conn_unlink(c);
@@ -608,7 +608,7 @@ static int config_follow(struct conn *c)
 	c->cf = ncf;
 	c->l = nl;
 	pthread_mutex_unlock(&c->w->conns_lock);
-	if (!kin(&c->client))
+	if (!side_in_maps(&c->client))
 		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
 	c->kernel_all = nl->splice == SPLICE_ON;
 	conf_unref(old);
@@ -1014,7 +1014,7 @@ static enum step_rc step_closing(struct conn *c)
 	}
 	if (!c->resp.dst_shut) {
 		/* redirected bytes still on their way into the client would be lost */
-		if (!kern_drained(c, &c->client))
+		if (!kernel_drained(c, &c->client))
 			return STEP_WAIT;
 		/* a complete exchange with nothing unread closes at once: close() sends a FIN,
 		 * and only unread input would turn it into a RST */

@@ -54,36 +54,36 @@ int conn_hold(struct conn *c, int on)
 	return !c->client.ssl;
 }
 
-static void side_out(const struct side *k, struct conn_handover_side *o)
+static void side_to_record(const struct side *s, struct conn_handover_side *o)
 {
-	o->slot = k->k.slot;
-	o->in_map = (uint32_t)k->k.in_map;
-	o->cookie = k->k.cookie;
-	o->read = k->read;
-	o->written = k->written;
-	o->base = k->base;
-	o->kern_base = k->kern_base;
-	o->kern_in_closed = k->kern_in_closed;
-	o->verified = k->verified;
-	o->syn_adj = k->syn_adj;
-	o->paired = k->paired;
+	o->slot = s->bpf.slot;
+	o->in_map = (uint32_t)s->bpf.in_map;
+	o->cookie = s->bpf.cookie;
+	o->read = s->read;
+	o->written = s->written;
+	o->base = s->base;
+	o->kern_base = s->kern_base;
+	o->kern_in_closed = s->kern_in_closed;
+	o->verified = s->verified;
+	o->syn_adj = s->syn_adj;
+	o->paired = s->paired;
 }
 
-static void side_in(struct side *k, const struct conn_handover_side *o)
+static void side_from_record(struct side *s, const struct conn_handover_side *o)
 {
-	if (o->slot && splice_adopt_slot(&k->k, o->slot, o->cookie, (int)o->in_map))
+	if (o->slot && splice_adopt_slot(&s->bpf, o->slot, o->cookie, (int)o->in_map))
 		log_warnx("upgrade: slot %u of a handed-over socket cannot be adopted", o->slot);
-	k->read = o->read;
-	k->written = o->written;
-	k->base = o->base;
-	k->kern_base = o->kern_base;
-	k->kern_in_closed = o->kern_in_closed;
-	k->verified = o->verified;
-	k->syn_adj = o->syn_adj;
-	k->paired = (uint8_t)o->paired;
+	s->read = o->read;
+	s->written = o->written;
+	s->base = o->base;
+	s->kern_base = o->kern_base;
+	s->kern_in_closed = o->kern_in_closed;
+	s->verified = o->verified;
+	s->syn_adj = o->syn_adj;
+	s->paired = (uint8_t)o->paired;
 }
 
-static void flow_out(const struct flow *f, struct conn_handover_flow *o)
+static void flow_to_record(const struct flow *f, struct conn_handover_flow *o)
 {
 	o->body = (uint32_t)f->body;
 	o->body_done = f->body_done;
@@ -97,7 +97,7 @@ static void flow_out(const struct flow *f, struct conn_handover_flow *o)
 	o->ch = f->ch;
 }
 
-static void flow_in(struct flow *f, const struct conn_handover_flow *o)
+static void flow_from_record(struct flow *f, const struct conn_handover_flow *o)
 {
 	f->body = (enum body)o->body;
 	f->body_done = o->body_done;
@@ -128,10 +128,10 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
 		snprintf(rec->pool, sizeof(rec->pool), "%s", c->pool->name);
 	if (c->srv)
 		snprintf(rec->server, sizeof(rec->server), "%s", c->srv->name);
-	side_out(&c->client, &rec->client);
-	side_out(&c->upstream, &rec->upstream);
-	flow_out(&c->req, &rec->req);
-	flow_out(&c->resp, &rec->resp);
+	side_to_record(&c->client, &rec->client);
+	side_to_record(&c->upstream, &rec->upstream);
+	flow_to_record(&c->req, &rec->req);
+	flow_to_record(&c->resp, &rec->resp);
 	rec->start_ns = c->start_ns;
 	rec->t_start_ms = c->t_start;
 	rec->tunnel_kern = c->tunnel_kern;
@@ -165,8 +165,8 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
 		c->ut = NULL;
 	}
 	c->cfd = c->ufd = -1;
-	memset(&c->client.k, 0, sizeof(c->client.k));
-	memset(&c->upstream.k, 0, sizeof(c->upstream.k));
+	memset(&c->client.bpf, 0, sizeof(c->client.bpf));
+	memset(&c->upstream.bpf, 0, sizeof(c->upstream.bpf));
 	if (c->srv) {
 		atomic_fetch_sub(&c->srv->conn_active, 1);
 		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));
@@ -229,10 +229,10 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 			close(ufd);
 		return -ENOMEM;
 	}
-	side_in(&c->client, &rec->client);
-	side_in(&c->upstream, &rec->upstream);
-	flow_in(&c->req, &rec->req);
-	flow_in(&c->resp, &rec->resp);
+	side_from_record(&c->client, &rec->client);
+	side_from_record(&c->upstream, &rec->upstream);
+	flow_from_record(&c->req, &rec->req);
+	flow_from_record(&c->resp, &rec->resp);
 	c->start_ns = rec->start_ns;
 	c->t_start = rec->t_start_ms;
 	c->tunnel_kern = rec->tunnel_kern;

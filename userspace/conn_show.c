@@ -36,7 +36,7 @@ static void addr_port(const struct sockaddr_storage *ss, char *out, size_t len)
 
 static void conn_describe(struct conn *c, struct conn_info *ci)
 {
-	struct spliced_sock *cst = PEEK(c->client.k.st), *ust = PEEK(c->upstream.k.st);
+	struct spliced_sock *cst = PEEK(c->client.bpf.st), *ust = PEEK(c->upstream.bpf.st);
 	struct server *srv = PEEK(c->srv);
 	struct pool *pool = PEEK(c->pool);
 	uint8_t paths = PEEK(c->paths);
@@ -67,7 +67,7 @@ static void conn_describe(struct conn *c, struct conn_info *ci)
 	else
 		ci->path = "userspace";
 	ci->start_ns = c->start_ns;
-	ci->cookie = PEEK(c->client.k.cookie);
+	ci->cookie = PEEK(c->client.bpf.cookie);
 	ci->requests = PEEK(c->requests);
 	ci->user_up = PEEK(c->user_done_in) + PEEK(c->bytes_in);
 	ci->user_down = PEEK(c->user_done_out) + PEEK(c->bytes_out);

@@ -108,7 +108,7 @@ static int upstream_park(struct conn *c)
 
 	if (!s || !s->pool->keepalive || c->cf != c->w->cf || !c->resp_keepalive ||
 	    !c->resp.body_done || !c->req.body_done || c->resp.src_eof || c->upstream.ssl ||
-	    kin(&c->upstream) || buf_len(&c->req.out) || c->req.in_pipe ||
+	    side_in_maps(&c->upstream) || buf_len(&c->req.out) || c->req.in_pipe ||
 	    upstream_idle_state(c) != UPSTREAM_QUIET || !health_server_reusable(s))
 		return 0;
 	/* the socket stays registered with epoll: parking only changes its tag's owner */
@@ -143,7 +143,7 @@ void conn_upstream_close(struct conn *c)
 	c->ut = NULL;
 	c->ufd = -1;
 	/* closing took the socket out of the sockhashes */
-	splice_release(&c->upstream.k);
+	splice_release(&c->upstream.bpf);
 	memset(&c->upstream, 0, sizeof(c->upstream));
 	c->upstream.fd = &c->ufd;
 	c->upstream.syn_adj = 1;

@@ -16,30 +16,30 @@
 #include "log.h"
 #include "splice.h"
 
-static struct side *peer_of(struct conn *c, struct side *s)
+static struct side *side_peer(struct conn *c, struct side *s)
 {
 	return s == &c->client ? &c->upstream : &c->client;
 }
 
 /* kernel-redirected bytes into s, from every peer it had */
-static uint64_t kern_into(struct conn *c, struct side *s)
+static uint64_t kernel_bytes_into(struct conn *c, struct side *s)
 {
-	struct side *p = peer_of(c, s);
+	struct side *p = side_peer(c, s);
 	uint64_t v = s->kern_in_closed;
 
-	if (kin(p) && p->paired)
-		v += p->k.st->kern_fwd - p->kern_base;
+	if (side_in_maps(p) && p->paired)
+		v += p->bpf.st->kern_fwd - p->kern_base;
 	return v;
 }
 
 /*
- * kern_drained - every byte the kernel redirected into s has reached s's send queue
+ * kernel_drained - every byte the kernel redirected into s has reached s's send queue
  * (tcpi_bytes_acked + SIOCOUTQ - SYN >= daemon writes + kernel writes). The daemon writes into
  * s only when this holds, so its bytes can never overtake redirected ones (DESIGN.md 7, rule 1).
  */
-int kern_drained(struct conn *c, struct side *s)
+int kernel_drained(struct conn *c, struct side *s)
 {
-	uint64_t kern = kern_into(c, s), sent;
+	uint64_t kern = kernel_bytes_into(c, s), sent;
 
 	if (kern == s->verified)
 		return 1;
@@ -77,9 +77,9 @@ int kernel_pair(struct conn *c)
 	 * copied with recv/send (a socket in the maps cannot splice), while on a quiet pair the
 	 * window latches at once. (Insertion mid-stream is byte-exact too since the verdict cuts
 	 * a partly read skb's head: kern_sockmap test 9.) Try again when the flow next asks. */
-	if ((!kin(&c->client) && splice_queued(c->cfd)) || splice_queued(c->ufd))
+	if ((!side_in_maps(&c->client) && splice_queued(c->cfd)) || splice_queued(c->ufd))
 		return -EAGAIN;
-	rc = splice_insert(&c->client.k, c->cfd, &c->upstream.k, c->ufd, c->cf->splice_cap);
+	rc = splice_insert(&c->client.bpf, c->cfd, &c->upstream.bpf, c->ufd, c->cf->splice_cap);
 	if (rc) {
 		/* stay on the userspace path for the rest of this connection */
 		c->kfail = 1;
@@ -90,18 +90,18 @@ int kernel_pair(struct conn *c)
 		c->client.base = c->client.read;
 		c->client.paired = 1;
 	}
-	c->client.kern_base = c->client.k.st->kern_fwd;
+	c->client.kern_base = c->client.bpf.st->kern_fwd;
 	c->upstream.base = c->upstream.read;
 	c->upstream.kern_base = 0;
 	c->upstream.paired = 1;
-	c->client.k.st->user_in = c->client.written;
-	c->upstream.k.st->user_in = c->upstream.written;
-	c->client.k.st->syn_adj = c->client.syn_adj;
-	c->upstream.k.st->syn_adj = c->upstream.syn_adj;
-	c->client.k.st->user_fwd = c->client.read - c->client.base;
-	c->upstream.k.st->user_fwd = c->upstream.read - c->upstream.base;
-	c->client.k.st->enabled = 1;
-	c->upstream.k.st->enabled = 1;
+	c->client.bpf.st->user_in = c->client.written;
+	c->upstream.bpf.st->user_in = c->upstream.written;
+	c->client.bpf.st->syn_adj = c->client.syn_adj;
+	c->upstream.bpf.st->syn_adj = c->upstream.syn_adj;
+	c->client.bpf.st->user_fwd = c->client.read - c->client.base;
+	c->upstream.bpf.st->user_fwd = c->upstream.read - c->upstream.base;
+	c->client.bpf.st->enabled = 1;
+	c->upstream.bpf.st->enabled = 1;
 	if (c->srv) {
 		struct spliced_conn info;
 
@@ -114,7 +114,7 @@ int kernel_pair(struct conn *c)
 		info.start_ns = c->start_ns;
 		info.server_id = c->srv->id;
 		info.flags = SPLICED_CONN_KERNEL | (c->st == CS_TUNNEL ? SPLICED_CONN_TUNNEL : 0);
-		splice_conn_update(c->client.k.cookie, &info);
+		splice_conn_update(c->client.bpf.cookie, &info);
 	}
 	return 0;
 }
@@ -148,7 +148,7 @@ int kernel_wanted(struct conn *c, struct flow *f)
 /* open a window for the rest of f's body: the daemon's own bytes are all written */
 void kernel_open(struct conn *c, struct flow *f)
 {
-	struct spliced_sock *st = f->src->k.st;
+	struct spliced_sock *st = f->src->bpf.st;
 	uint64_t kern = __atomic_load_n(&st->kern_fwd, __ATOMIC_ACQUIRE);
 	/* the verdict's offsets count the bytes the kernel carried too: the daemon read only
 	 * the passed ones. Every redirected byte lies before this point (no earlier window
@@ -172,7 +172,7 @@ void kernel_open(struct conn *c, struct flow *f)
 /* bytes the verdict redirected since the last look count as moved body bytes */
 void kernel_account(struct flow *f, int *progress)
 {
-	uint64_t k = __atomic_load_n(&f->src->k.st->kern_fwd, __ATOMIC_ACQUIRE);
+	uint64_t k = __atomic_load_n(&f->src->bpf.st->kern_fwd, __ATOMIC_ACQUIRE);
 	uint64_t d = k - f->kern_seen;
 
 	if (!d)
@@ -185,12 +185,12 @@ void kernel_account(struct flow *f, int *progress)
 
 void kernel_caught_up(struct flow *f)
 {
-	__atomic_store_n(&f->src->k.st->user_fwd, f->src->read - f->src->base, __ATOMIC_RELEASE);
+	__atomic_store_n(&f->src->bpf.st->user_fwd, f->src->read - f->src->base, __ATOMIC_RELEASE);
 }
 
 void kernel_span_end(struct conn *c, struct flow *f)
 {
-	struct spliced_sock *st = f->src->k.st;
+	struct spliced_sock *st = f->src->bpf.st;
 
 	if (!f->kspan)
 		return;
@@ -209,16 +209,16 @@ int kernel_src_drained(struct conn *c, struct flow *f)
 {
 	uint64_t received;
 
-	if (!kin(f->src))
+	if (!side_in_maps(f->src))
 		return 1;
 	if (splice_tcp_received(*f->src->fd, &received))
 		return 1;
 	/* tcpi_bytes_received counts the FIN */
-	if (f->src->base + f->src->k.st->seen + 1 < received) {
+	if (f->src->base + f->src->bpf.st->seen + 1 < received) {
 		c->kpoll = 1;
 		return 0;
 	}
-	return kern_drained(c, f->dst);
+	return kernel_drained(c, f->dst);
 }
 
 void kernel_upstream_closing(struct conn *c)
@@ -227,12 +227,12 @@ void kernel_upstream_closing(struct conn *c)
 		return;
 	/* what this upstream's verdict moved into the client stays on the client's books
 	 * (rule 1), and the client's window closes: offsets only grow */
-	c->client.kern_in_closed += c->upstream.k.st->kern_fwd - c->upstream.kern_base;
-	if (kin(&c->client)) {
-		__atomic_store_n(&c->client.k.st->win_end, 0, __ATOMIC_RELEASE);
+	c->client.kern_in_closed += c->upstream.bpf.st->kern_fwd - c->upstream.kern_base;
+	if (side_in_maps(&c->client)) {
+		__atomic_store_n(&c->client.bpf.st->win_end, 0, __ATOMIC_RELEASE);
 		/* and what the client's verdict moved into this upstream is off the books of the
 		 * next one: rule 1 there must not wait for bytes it never gets */
-		c->client.kern_base = c->client.k.st->kern_fwd;
+		c->client.kern_base = c->client.bpf.st->kern_fwd;
 	}
 }
 
@@ -241,8 +241,8 @@ uint64_t kernel_tunnel_bytes(struct conn *c)
 	uint64_t k = 0;
 
 	if (c->req.kspan)
-		k += c->req.src->k.st->kern_fwd;
+		k += c->req.src->bpf.st->kern_fwd;
 	if (c->resp.kspan)
-		k += c->resp.src->k.st->kern_fwd;
+		k += c->resp.src->bpf.st->kern_fwd;
 	return k;
 }

@@ -8,16 +8,16 @@
 
 #include "conn-t.h"
 
-static inline int kin(const struct side *s)
+static inline int side_in_maps(const struct side *s)
 {
-	return s->k.slot != 0;
+	return s->bpf.slot != 0;
 }
 
 /*
- * kern_drained - every byte the kernel redirected into s has reached s's send queue: 1 (the
+ * kernel_drained - every byte the kernel redirected into s has reached s's send queue: 1 (the
  * daemon may write into s), or 0 (not yet: c->kpoll is set, look again soon).
  */
-int kern_drained(struct conn *c, struct side *s);
+int kernel_drained(struct conn *c, struct side *s);
 
 /*
  * kernel_pair - put the current client/upstream pair into the maps (nothing when it is there

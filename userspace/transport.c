@@ -43,7 +43,7 @@ static ssize_t plain_rcv_buf(struct conn *c, struct side *s, char *p, size_t n)
 	}
 	if (r == -EAGAIN && plain_outside_maps(s))
 		s->rd_empty = 1;
-	if (r == 0 && kin(s) && s->k.st->passed > s->read - s->base) {
+	if (r == 0 && side_in_maps(s) && s->bpf.st->passed > s->read - s->base) {
 		c->kpoll = 1;
 		return -EAGAIN;
 	}
@@ -55,14 +55,14 @@ static ssize_t plain_snd_buf(struct conn *c, struct side *s, const char *p, size
 {
 	ssize_t r;
 
-	if (!kern_drained(c, s))
+	if (!kernel_drained(c, s))
 		return -EAGAIN;
 	r = send(*s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (r == -1)
 		return (errno == EAGAIN || errno == EINTR) ? -EAGAIN : -errno;
 	s->written += (uint64_t)r;
-	if (kin(s))
-		s->k.st->user_in = s->written;
+	if (side_in_maps(s))
+		s->bpf.st->user_in = s->written;
 	return r;
 }
 
@@ -93,14 +93,14 @@ static ssize_t splice_snd_pipe(struct conn *c, struct side *s, int pipe_r, size_
 {
 	ssize_t r;
 
-	if (!kern_drained(c, s))
+	if (!kernel_drained(c, s))
 		return -EAGAIN;
 	r = splice(pipe_r, NULL, *s->fd, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (r == -1)
 		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
 	s->written += (uint64_t)r;
-	if (kin(s))
-		s->k.st->user_in = s->written;
+	if (side_in_maps(s))
+		s->bpf.st->user_in = s->written;
 	return r;
 }
 
@@ -114,7 +114,7 @@ static const struct transport_ops plain_ops = {
 
 static int plain_outside_maps(const struct side *s)
 {
-	return s->transport == &plain_ops && !kin(s);
+	return s->transport == &plain_ops && !side_in_maps(s);
 }
 
 /* ---- TLS: OpenSSL does the record crypto (all of it, or the direction kTLS did not take) ---- */
@@ -287,7 +287,7 @@ int transport_pending(const struct side *s)
  */
 int transport_rcv_pipe_ok(const struct side *s)
 {
-	return s->transport->rcv_pipe && !kin(s) && !transport_pending(s);
+	return s->transport->rcv_pipe && !side_in_maps(s) && !transport_pending(s);
 }
 
 int transport_snd_pipe_ok(const struct side *s)
