@@ -67,10 +67,10 @@ struct flow {
 	uint8_t body_done;
 	uint8_t src_eof;
 	uint8_t dst_shut;
-	uint64_t moved;	    /* body bytes moved this message */
-	uint8_t kspan;	    /* a kernel window is open for the rest of this body */
-	uint64_t kern_seen; /* src kern_fwd already accounted */
-	uint64_t kmoved;    /* body bytes the kernel moved this message */
+	uint64_t moved;	     /* body bytes moved this message */
+	uint8_t kernel_span; /* a kernel window is open for the rest of this body */
+	uint64_t kern_seen;  /* src kern_fwd already accounted */
+	uint64_t kern_moved; /* body bytes the kernel moved this message */
 };
 
 struct conn {
@@ -81,12 +81,12 @@ struct conn {
 	struct conn *kpoll_next; /* on the worker's kernel poll list */
 	uint8_t queued;
 	uint8_t dead;
-	uint8_t kqueued;
-	uint8_t kpoll;	    /* waiting on the kernel (a window, a drain): poll soon */
-	uint8_t kernel_ok;  /* the kernel path may be used on this connection */
-	uint8_t kfail;	    /* insertion failed: userspace for good */
-	uint8_t kernel_all; /* splice on: every body of known length or until close too */
-	uint8_t hold;	    /* live upgrade: read nothing more, reach a hand-over point */
+	uint8_t kpoll_queued;  /* on the worker's kernel poll list */
+	uint8_t kernel_wait;   /* waiting on the kernel (a window, a drain): poll it soon */
+	uint8_t kernel_ok;     /* the kernel path may be used on this connection */
+	uint8_t kernel_failed; /* insertion failed: userspace for good */
+	uint8_t kernel_all;    /* splice on: every body of known length or until close too */
+	uint8_t hold;	       /* live upgrade: read nothing more, reach a hand-over point */
 	struct side client, upstream;
 	uint64_t start_ns;
 	struct config *cf; /* the configuration it was accepted under (a reference) */

@@ -58,7 +58,7 @@ struct conn *conn_kpoll_next(struct conn *c)
 {
 	struct conn *next = c->kpoll_next;
 
-	c->kqueued = 0;
+	c->kpoll_queued = 0;
 	c->kpoll_next = NULL;
 	return next;
 }
@@ -132,14 +132,14 @@ void conn_unlink(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	if (c->kqueued) {
+	if (c->kpoll_queued) {
 		struct conn **pp = &w->kpoll;
 
 		while (*pp && *pp != c)
 			pp = &(*pp)->kpoll_next;
 		if (*pp)
 			*pp = c->kpoll_next;
-		c->kqueued = 0;
+		c->kpoll_queued = 0;
 	}
 	flow_close_pipe(&c->req);
 	flow_close_pipe(&c->resp);
@@ -564,16 +564,16 @@ static enum step_rc step_uphandshake(struct conn *c)
 /* fold the kernel-moved bytes of this message into the request and server counters */
 static void count_kernel(struct conn *c)
 {
-	c->bytes_in += c->req.kmoved;
-	c->bytes_out += c->resp.kmoved;
+	c->bytes_in += c->req.kern_moved;
+	c->bytes_out += c->resp.kern_moved;
 	if (c->srv) {
-		atomic_fetch_add(&c->srv->kern_bytes_up, c->req.kmoved);
-		atomic_fetch_add(&c->srv->kern_bytes_down, c->resp.kmoved);
+		atomic_fetch_add(&c->srv->kern_bytes_up, c->req.kern_moved);
+		atomic_fetch_add(&c->srv->kern_bytes_down, c->resp.kern_moved);
 	}
-	stats_add(&g_stats.kern_bytes_up, c->req.kmoved);
-	stats_add(&g_stats.kern_bytes_down, c->resp.kmoved);
-	c->req.kmoved = 0;
-	c->resp.kmoved = 0;
+	stats_add(&g_stats.kern_bytes_up, c->req.kern_moved);
+	stats_add(&g_stats.kern_bytes_down, c->resp.kern_moved);
+	c->req.kern_moved = 0;
+	c->resp.kern_moved = 0;
 }
 
 /*
@@ -609,7 +609,8 @@ static int config_follow(struct conn *c)
 	c->l = nl;
 	pthread_mutex_unlock(&c->w->conns_lock);
 	if (!side_in_maps(&c->client))
-		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
+		c->kernel_ok =
+			splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kernel_failed;
 	c->kernel_all = nl->splice == SPLICE_ON;
 	conf_unref(old);
 	return 0;
@@ -954,9 +955,9 @@ static void tunnel_end(struct conn *c, int abort)
 	static const struct linger rst = {.l_onoff = 1, .l_linger = 0};
 	int dummy = 0;
 
-	if (c->req.kspan)
+	if (c->req.kernel_span)
 		kernel_account(&c->req, &dummy);
-	if (c->resp.kspan)
+	if (c->resp.kernel_span)
 		kernel_account(&c->resp, &dummy);
 	count_user(c);
 	stats_add(&g_stats.tunnels_total, 1);
@@ -1084,11 +1085,11 @@ void conn_run(struct conn *c)
 {
 	if (c->dead)
 		return;
-	c->kpoll = 0;
+	c->kernel_wait = 0;
 	conn_run_once(c);
-	if (!c->dead && c->kpoll && !c->kqueued) {
+	if (!c->dead && c->kernel_wait && !c->kpoll_queued) {
 		/* the kernel gives no signal when a window is done or a queue drained */
-		c->kqueued = 1;
+		c->kpoll_queued = 1;
 		c->kpoll_next = c->w->kpoll;
 		c->w->kpoll = c;
 	}

@@ -104,8 +104,8 @@ struct conn_handover_side {
 
 struct conn_handover_flow {
 	uint32_t body; /* enum body */
-	uint8_t body_done, src_eof, dst_shut, kspan;
-	uint64_t left, moved, kern_seen, kmoved;
+	uint8_t body_done, src_eof, dst_shut, kernel_span;
+	uint64_t left, moved, kern_seen, kern_moved;
 	struct http_chunked ch;
 };
 
@@ -120,7 +120,8 @@ struct conn_handover {
 	uint64_t start_ns, t_start_ms, tunnel_kern, bytes_in, bytes_out, deadline_left_ms;
 	uint32_t requests, peer_port;
 	int32_t status, method, version_minor;
-	uint8_t kernel_ok, kfail, req_keepalive, resp_keepalive, upgrade, resp_started, head_seen;
+	uint8_t kernel_ok, kernel_failed, req_keepalive, resp_keepalive, upgrade, resp_started,
+		head_seen;
 	char peer[48];
 	char host[128], path[256], method_s[16];
 };

@@ -26,7 +26,7 @@ int conn_hold_phase(const struct conn *c)
 	if (c->st == CS_TUNNEL)
 		return 1; /* in the kernel or not: the window state is in the shared slots */
 	return c->st == CS_EXCHANGE && c->req.body_done && c->resp_started && !c->resp.body_done &&
-	       !c->req.kspan && !c->resp.kspan;
+	       !c->req.kernel_span && !c->resp.kernel_span;
 }
 
 int conn_handable(const struct conn *c)
@@ -92,8 +92,8 @@ static void flow_to_record(const struct flow *f, struct conn_handover_flow *o)
 	o->left = f->left;
 	o->moved = f->moved;
 	o->kern_seen = f->kern_seen;
-	o->kmoved = f->kmoved;
-	o->kspan = f->kspan;
+	o->kern_moved = f->kern_moved;
+	o->kernel_span = f->kernel_span;
 	o->ch = f->ch;
 }
 
@@ -106,8 +106,8 @@ static void flow_from_record(struct flow *f, const struct conn_handover_flow *o)
 	f->left = o->left;
 	f->moved = o->moved;
 	f->kern_seen = o->kern_seen;
-	f->kmoved = o->kmoved;
-	f->kspan = o->kspan;
+	f->kern_moved = o->kern_moved;
+	f->kernel_span = o->kernel_span;
 	f->ch = o->ch;
 }
 
@@ -144,7 +144,7 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
 	rec->method = (int32_t)c->method;
 	rec->version_minor = c->version_minor;
 	rec->kernel_ok = c->kernel_ok;
-	rec->kfail = c->kfail;
+	rec->kernel_failed = c->kernel_failed;
 	rec->req_keepalive = (uint8_t)c->req_keepalive;
 	rec->resp_keepalive = (uint8_t)c->resp_keepalive;
 	rec->upgrade = (uint8_t)c->upgrade;
@@ -243,7 +243,7 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 	c->method = (enum http_method)rec->method;
 	c->version_minor = rec->version_minor;
 	c->kernel_ok = rec->kernel_ok && splice_kernel_available();
-	c->kfail = rec->kfail;
+	c->kernel_failed = rec->kernel_failed;
 	/* a connection whose listener is gone finishes what it does, then closes */
 	c->req_keepalive = l ? rec->req_keepalive : 0;
 	c->resp_keepalive = rec->resp_keepalive;

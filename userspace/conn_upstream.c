@@ -148,8 +148,8 @@ void conn_upstream_close(struct conn *c)
 	c->upstream.fd = &c->ufd;
 	c->upstream.syn_adj = 1;
 	transport_plain(&c->upstream);
-	c->req.kspan = 0;
-	c->resp.kspan = 0;
+	c->req.kernel_span = 0;
+	c->resp.kernel_span = 0;
 	if (c->srv) {
 		atomic_fetch_sub(&c->srv->conn_active, 1);
 		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));

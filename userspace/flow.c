@@ -50,8 +50,8 @@ void flow_reset_body(struct flow *f)
 	memset(&f->ch, 0, sizeof(f->ch));
 	f->body_done = 0;
 	f->moved = 0;
-	f->kmoved = 0;
-	f->kspan = 0;
+	f->kern_moved = 0;
+	f->kernel_span = 0;
 }
 
 /* span that can move without looking at it: known length, chunk data, or unbounded */
@@ -170,7 +170,7 @@ static int flow_flush(struct conn *c, struct flow *f, uint64_t *moved, int *prog
  * its budget (the worker runs c again after the others). */
 static int flow_check_done(struct conn *c, struct flow *f, int *progress)
 {
-	if (f->kspan)
+	if (f->kernel_span)
 		kernel_account(f, progress);
 	if (f->body_done || f->body == B_NONE) {
 		kernel_span_end(c, f);
@@ -190,7 +190,7 @@ static int flow_kernel_window(struct conn *c, struct flow *f)
 {
 	if (buf_len(&f->in))
 		return FLOW_NEXT;
-	if (f->kspan) {
+	if (f->kernel_span) {
 		kernel_caught_up(f);
 		return FLOW_NEXT;
 	}
@@ -208,7 +208,7 @@ static int flow_end_of_stream(struct conn *c, struct flow *f, int *progress)
 {
 	if (!f->src_eof)
 		return FLOW_NEXT;
-	if (f->kspan) {
+	if (f->kernel_span) {
 		if (!kernel_src_drained(c, f))
 			return FLOW_BLOCKED;
 		kernel_account(f, progress);
@@ -223,7 +223,7 @@ static int flow_end_of_stream(struct conn *c, struct flow *f, int *progress)
 			f->dst_shut = 1;
 		}
 		f->body_done = 1;
-		f->kspan = 0;
+		f->kernel_span = 0;
 		return FLOW_DONE;
 	default:
 		return f->body_done ? FLOW_CONTINUE : FLOW_EARLY_EOF;
@@ -273,8 +273,8 @@ static int flow_fill_buf(struct conn *c, struct flow *f, int *progress)
 	r = transport_recv(c, f->src, f->in.data + f->in.end, room);
 	if (r == -EAGAIN) {
 		/* an idle tunnel needs no polling: its EOF comes as EPOLLRDHUP */
-		if (f->kspan && f->body != B_TUNNEL)
-			c->kpoll = 1;
+		if (f->kernel_span && f->body != B_TUNNEL)
+			c->kernel_wait = 1;
 		return FLOW_BLOCKED;
 	}
 	if (r < 0)

@@ -11,8 +11,9 @@
 
 /* what flow_run says about one direction */
 enum flow_rc {
-	FLOW_BLOCKED = 0,      /* waiting on a socket (edge re-armed) or on the kernel (kpoll) */
-	FLOW_DONE = 1,	       /* body complete and flushed */
+	FLOW_BLOCKED =
+		0,     /* waiting on a socket (edge re-armed) or on the kernel (c->kernel_wait) */
+	FLOW_DONE = 1, /* body complete and flushed */
 	FLOW_ERR_SRC = -1,     /* the source socket failed */
 	FLOW_ERR_DST = -2,     /* the destination socket failed */
 	FLOW_BAD_FRAMING = -3, /* the chunked framing is broken (or a chunk line too long) */
@@ -36,7 +37,7 @@ void flow_account(struct flow *f, uint64_t n);
  * steps: flush what the daemon holds, check for the body's end, pass buffered bytes the framing
  * allows, open or advance a kernel window, handle the source's end of stream, read more (splice
  * into the pipe, or into the buffer). *moved_total accumulates body bytes the daemon moved (for
- * stats and fairness; the kernel's are in f->kmoved); *progress is set when anything moved.
+ * stats and fairness; the kernel's are in f->kern_moved); *progress is set when anything moved.
  * Returns an enum flow_rc.
  */
 int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progress);

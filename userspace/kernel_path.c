@@ -49,7 +49,7 @@ int kernel_drained(struct conn *c, struct side *s)
 		s->verified = kern;
 		return 1;
 	}
-	c->kpoll = 1;
+	c->kernel_wait = 1;
 	return 0;
 }
 
@@ -71,7 +71,7 @@ int kernel_pair(struct conn *c)
 
 	if (c->upstream.paired)
 		return 0;
-	if (c->kfail || c->ufd < 0 || c->client.ssl || c->upstream.ssl)
+	if (c->kernel_failed || c->ufd < 0 || c->client.ssl || c->upstream.ssl)
 		return -EOPNOTSUPP;
 	/* insert only at a quiet point: bytes queued before insertion are passed up and must be
 	 * copied with recv/send (a socket in the maps cannot splice), while on a quiet pair the
@@ -82,7 +82,7 @@ int kernel_pair(struct conn *c)
 	rc = splice_insert(&c->client.bpf, c->cfd, &c->upstream.bpf, c->ufd, c->cf->splice_cap);
 	if (rc) {
 		/* stay on the userspace path for the rest of this connection */
-		c->kfail = 1;
+		c->kernel_failed = 1;
 		log_debug("%s: kernel path not used: %s", c->peer, strerror(-rc));
 		return rc;
 	}
@@ -132,7 +132,7 @@ int kernel_wanted(struct conn *c, struct flow *f)
 {
 	uint64_t min = c->cf->splice_min_body;
 
-	if (!c->kernel_ok || c->kfail)
+	if (!c->kernel_ok || c->kernel_failed)
 		return 0;
 	if (f->body == B_TUNNEL)
 		return 1;
@@ -155,7 +155,7 @@ void kernel_open(struct conn *c, struct flow *f)
 	 * reached past it), so the window starts at passed bytes read + kernel bytes. */
 	uint64_t off = f->src->read - f->src->base + kern;
 
-	f->kspan = 1;
+	f->kernel_span = 1;
 	c->paths |= CONN_PATH_KERNEL;
 	f->kern_seen = kern;
 	st->user_fwd = f->src->read - f->src->base;
@@ -166,7 +166,7 @@ void kernel_open(struct conn *c, struct flow *f)
 		  (unsigned long long)off, (unsigned long long)st->win_end,
 		  (unsigned long long)st->seen, (unsigned long long)st->passed,
 		  (unsigned long long)st->kern_fwd);
-	c->kpoll = 1;
+	c->kernel_wait = 1;
 }
 
 /* bytes the verdict redirected since the last look count as moved body bytes */
@@ -179,7 +179,7 @@ void kernel_account(struct flow *f, int *progress)
 		return;
 	f->kern_seen = k;
 	flow_account(f, d);
-	f->kmoved += d;
+	f->kern_moved += d;
 	*progress = 1;
 }
 
@@ -192,7 +192,7 @@ void kernel_span_end(struct conn *c, struct flow *f)
 {
 	struct spliced_sock *st = f->src->bpf.st;
 
-	if (!f->kspan)
+	if (!f->kernel_span)
 		return;
 	log_debug("%s: kernel span done: read %llu seen %llu passed %llu kern %llu user_fwd %llu "
 		  "trims %llu",
@@ -200,7 +200,7 @@ void kernel_span_end(struct conn *c, struct flow *f)
 		  (unsigned long long)st->seen, (unsigned long long)st->passed,
 		  (unsigned long long)st->kern_fwd, (unsigned long long)st->user_fwd,
 		  (unsigned long long)st->trims);
-	f->kspan = 0;
+	f->kernel_span = 0;
 }
 
 /* after EOF on a spliced source: has the verdict seen every byte, and did all of it reach
@@ -215,7 +215,7 @@ int kernel_src_drained(struct conn *c, struct flow *f)
 		return 1;
 	/* tcpi_bytes_received counts the FIN */
 	if (f->src->base + f->src->bpf.st->seen + 1 < received) {
-		c->kpoll = 1;
+		c->kernel_wait = 1;
 		return 0;
 	}
 	return kernel_drained(c, f->dst);
@@ -240,9 +240,9 @@ uint64_t kernel_tunnel_bytes(struct conn *c)
 {
 	uint64_t k = 0;
 
-	if (c->req.kspan)
+	if (c->req.kernel_span)
 		k += c->req.src->bpf.st->kern_fwd;
-	if (c->resp.kspan)
+	if (c->resp.kernel_span)
 		k += c->resp.src->bpf.st->kern_fwd;
 	return k;
 }

@@ -15,7 +15,7 @@ static inline int side_in_maps(const struct side *s)
 
 /*
  * kernel_drained - every byte the kernel redirected into s has reached s's send queue: 1 (the
- * daemon may write into s), or 0 (not yet: c->kpoll is set, look again soon).
+ * daemon may write into s), or 0 (not yet: c->kernel_wait is set, look again soon).
  */
 int kernel_drained(struct conn *c, struct side *s);
 
@@ -23,7 +23,7 @@ int kernel_drained(struct conn *c, struct side *s);
  * kernel_pair - put the current client/upstream pair into the maps (nothing when it is there
  * already). 0; -EAGAIN: not at a quiet point yet (try again when the flow next asks);
  * -EOPNOTSUPP: not possible on this connection (TLS, no upstream, an earlier failure); another
- * -errno: the insertion failed and the connection stays in userspace for good (c->kfail).
+ * -errno: the insertion failed and the connection stays in userspace for good (c->kernel_failed).
  */
 int kernel_pair(struct conn *c);
 
@@ -48,7 +48,7 @@ void kernel_span_end(struct conn *c, struct flow *f);
 /*
  * kernel_src_drained - after EOF on f's source: 1 when the verdict has seen every byte the
  * source received and all of it reached the destination's send queue (the destination may be
- * shut down), 0 when not yet (c->kpoll is set).
+ * shut down), 0 when not yet (c->kernel_wait is set).
  */
 int kernel_src_drained(struct conn *c, struct flow *f);
 

@@ -44,7 +44,7 @@ static ssize_t plain_rcv_buf(struct conn *c, struct side *s, char *p, size_t n)
 	if (r == -EAGAIN && plain_outside_maps(s))
 		s->rd_empty = 1;
 	if (r == 0 && side_in_maps(s) && s->bpf.st->passed > s->read - s->base) {
-		c->kpoll = 1;
+		c->kernel_wait = 1;
 		return -EAGAIN;
 	}
 	return r;

@@ -10,7 +10,7 @@
  *   > 0      bytes moved;
  *   0        end of stream (receiving only);
  *   -EAGAIN  would block: the socket's epoll edge is re-armed, or the connection waits on the
- *            kernel path (c->kpoll is set: it is looked at again within a millisecond);
+ *            kernel path (c->kernel_wait is set: it is looked at again within a millisecond);
  *   other -errno: the socket failed (-EPROTO: the TLS stream cannot go on); the caller closes.
  */
 #ifndef SPLICED_TRANSPORT_H
