@@ -1298,7 +1298,8 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	c->ctag.fd = fd;
 	c->ctag.c = c;
 	/* a TLS socket cannot join a sockmap: with userspace crypto the socket carries records,
-	 * and a kTLS socket cannot enter a map (DESIGN.md 6); kTLS uses splice(2) instead */
+	 * and a kTLS socket cannot enter a map on current kernels (docs/TLS.md#data-paths); kTLS
+	 * uses splice(2) instead */
 	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF && !l->tls;
 	c->kernel_all = l->splice == SPLICE_ON;
 	clock_gettime(CLOCK_REALTIME, &ts);

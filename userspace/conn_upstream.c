@@ -241,7 +241,8 @@ static int upstream_take_parked(struct conn *c, struct server *s)
 	c->ut = t;
 	c->ufd = t->fd;
 	/* the socket's totals since connect, not this connection's: tcp_info counts every byte
-	 * it ever moved (rule 1 and the drain checks compare the two) */
+	 * it ever moved, and the kernel path's drain checks compare the two
+	 * (docs/KERNEL_PATH.md#the-three-ordering-rules) */
 	c->upstream.read = rd;
 	c->upstream.written = wr;
 	c->upstream.rd_empty = 1;

@@ -35,7 +35,8 @@ static uint64_t kernel_bytes_into(struct conn *c, struct side *s)
 /*
  * kernel_drained - every byte the kernel redirected into s has reached s's send queue
  * (tcpi_bytes_acked + SIOCOUTQ - SYN >= daemon writes + kernel writes). The daemon writes into
- * s only when this holds, so its bytes can never overtake redirected ones (DESIGN.md 7, rule 1).
+ * s only when this holds, so its bytes can never overtake redirected ones (rule 1, drain before
+ * write: docs/KERNEL_PATH.md#the-three-ordering-rules).
  */
 int kernel_drained(struct conn *c, struct side *s)
 {
@@ -204,7 +205,8 @@ void kernel_span_end(struct conn *c, struct flow *f)
 }
 
 /* after EOF on a spliced source: has the verdict seen every byte, and did all of it reach
- * the destination's send queue? (DESIGN.md pitfall 2) */
+ * the destination's send queue? A half-close before that truncates the stream: the kernel may
+ * still hold its last bytes (docs/KERNEL_PATH.md#sockmap-facts-the-design-rests-on) */
 int kernel_src_drained(struct conn *c, struct flow *f)
 {
 	uint64_t received;
@@ -225,13 +227,15 @@ void kernel_upstream_closing(struct conn *c)
 {
 	if (!c->upstream.paired)
 		return;
-	/* what this upstream's verdict moved into the client stays on the client's books
-	 * (rule 1), and the client's window closes: offsets only grow */
+	/* what this upstream's verdict moved into the client stays on the client's books (the
+	 * daemon's next write into the client waits for it: drain before write,
+	 * docs/KERNEL_PATH.md#the-three-ordering-rules), and the client's window closes:
+	 * offsets only grow */
 	c->client.kern_in_closed += c->upstream.bpf.st->kern_fwd - c->upstream.kern_base;
 	if (side_in_maps(&c->client)) {
 		__atomic_store_n(&c->client.bpf.st->win_end, 0, __ATOMIC_RELEASE);
 		/* and what the client's verdict moved into this upstream is off the books of the
-		 * next one: rule 1 there must not wait for bytes it never gets */
+		 * next one: the drain check there must not wait for bytes it never gets */
 		c->client.kern_base = c->client.bpf.st->kern_fwd;
 	}
 }

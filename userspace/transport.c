@@ -22,7 +22,8 @@
 static int plain_outside_maps(const struct side *s);
 
 /* read from a plain socket; on a socket in the maps EOF counts only once every byte the verdict
- * passed up was read (rule 3) */
+ * passed up was read (rule 3, EOF after every passed byte:
+ * docs/KERNEL_PATH.md#the-three-ordering-rules) */
 static ssize_t plain_rcv_buf(struct conn *c, struct side *s, char *p, size_t n)
 {
 	ssize_t r;
@@ -50,7 +51,8 @@ static ssize_t plain_rcv_buf(struct conn *c, struct side *s, char *p, size_t n)
 	return r;
 }
 
-/* write into a plain socket once the kernel's bytes into it went out first (rule 1) */
+/* write into a plain socket once the kernel's bytes into it went out first (rule 1, drain
+ * before write: docs/KERNEL_PATH.md#the-three-ordering-rules) */
 static ssize_t plain_snd_buf(struct conn *c, struct side *s, const char *p, size_t n)
 {
 	ssize_t r;
@@ -87,8 +89,8 @@ static ssize_t plain_rcv_pipe(struct conn *c, struct side *s, int pipe_w, size_t
 }
 
 /* splice(2) into a socket (plain, or kTLS TX), once the kernel's bytes into it went out first
- * (rule 1). The calls carry no SPLICE_F_MORE, so kTLS never holds back the last record of a
- * span. */
+ * (drain before write, as plain_snd_buf). The calls carry no SPLICE_F_MORE, so kTLS never
+ * holds back the last record of a span. */
 static ssize_t splice_snd_pipe(struct conn *c, struct side *s, int pipe_r, size_t n)
 {
 	ssize_t r;
