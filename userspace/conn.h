@@ -161,6 +161,18 @@ enum step_rc conn_start_exchange(struct conn *c);
 /* conn_retryable - 1 when the request may go to another server after a failure */
 int conn_retryable(const struct conn *c);
 
+/* conn_retry_or_fail - may free c: the upstream answered nothing (why, for the log): send the
+ * request again where that is safe (a reused connection: the same server on a new one; else
+ * another server, up to the pool's retries), else answer status */
+enum step_rc conn_retry_or_fail(struct conn *c, int status, const char *why);
+
+/* conn_exchange_timeout - the inactivity allowed now in CS_EXCHANGE (ms) */
+uint32_t conn_exchange_timeout(struct conn *c);
+
+/* conn_config_follow - after a reload, move c to the current configuration at a request
+ * boundary; 0, or -1 when its listener is gone (c must close after this request) */
+int conn_config_follow(struct conn *c);
+
 /* conn_queue - run c again after the other ready connections (fairness, or a look after an
  * edge consumed while it held) */
 void conn_queue(struct conn *c);
