@@ -6,6 +6,13 @@
  *   or TUNNEL (101 Upgrade / CONNECT 2xx) or CLOSING (error response, lingering close).
  * The hand-off point for the kernel data path is the body relay of EXCHANGE/TUNNEL: each span
  * has an exact length known before a byte of it is moved (flow_span()).
+ *
+ * The connection module is conn.c (lifecycle, the steps, retries, timers, generated
+ * responses, access log) and the files it calls: conn_head.c (request and response heads),
+ * conn_upstream.c (the upstream socket), flow.c (body relay), transport.c (socket I/O),
+ * kernel_path.c (the kernel data path's hand-off rules), conn_handover.c (live upgrade),
+ * conn_show.c (`show connections`). The first part of this header is what the rest of the
+ * daemon calls; the last part is shared by those files only.
  */
 #ifndef SPLICED_CONN_H
 #define SPLICED_CONN_H
@@ -142,7 +149,7 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 
 /*
  * What one step of the state machine tells conn_run: the step_* functions, and every function
- * that ends a step (conn_fail_request, start_exchange, upstream_connect_to, ...).
+ * that ends a step (conn_fail_request, conn_start_exchange, conn_upstream_connect, ...).
  */
 enum step_rc {
 	STEP_FREED = -1, /* the connection was freed (conn_free): touch nothing of it again */
