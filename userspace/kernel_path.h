@@ -8,6 +8,8 @@
 
 #include "conn-t.h"
 
+/* side_in_maps - s is in the kernel path's maps (it holds a slot): bytes the verdict passes up
+ * reach recvmsg only, so s can no longer splice(2) */
 static inline int side_in_maps(const struct side *s)
 {
 	return s->bpf.slot != 0;
