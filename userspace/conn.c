@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * conn.c - the connection state machine (see conn.h for the states).
+ * conn.c - the connection state machine: lifecycle, one step_* function per state, retries,
+ * timers, generated responses, the access log (see conn.h for the states and for the files
+ * the steps call: heads in conn_head.c, bodies in flow.c, the upstream in conn_upstream.c).
  *
  * Sockets are edge-triggered; every event runs conn_run(), which makes all progress possible
  * until each direction is blocked on EAGAIN (which re-arms its edge) or on the other side.
- * Bodies are relayed by exact framing: bytes that arrived with a head are copied from the head
- * buffer, the rest moves with splice(2) through a pipe, in spans whose length is known before
- * the first byte moves (Content-Length, the current chunk's data, or until close/tunnel).
  */
 #include <arpa/inet.h>
 #include <errno.h>
