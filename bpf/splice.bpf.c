@@ -7,16 +7,19 @@
  *   spliced_servers  per-server totals, written by the daemon
  *   spliced_conns    connection table, written by the daemon
  *   spliced_targets  SOCKHASH, no programs: each socket stored under its PEER's cookie, so the
- *                    verdict finds the redirect target with one lookup (DESIGN.md pitfall 6)
+ *                    verdict finds the redirect target with one lookup; every socket is a
+ *                    target before either enters spliced_active (a redirect to a peer not in
+ *                    a map yet is dropped silently)
  *   spliced_active   SOCKHASH with the verdict attached; inserting a socket starts the verdict
  *   spliced_slot_of  socket cookie -> slot in spliced_socks
  *   spliced_socks    per-socket window state (see include/splice_abi.h), mmap-ed by the daemon
  *
  * Verdict-only (no stream parser): with a parser, SK_PASS data corrupts the receive bookkeeping
- * on this kernel (DESIGN.md section 7). The rule that keeps bytes in order: an skb is redirected
- * only when every byte before it has already been forwarded (passed == user_fwd: the daemon has
- * written all it was given) and it ends inside the window the daemon authorized, and the peer is
- * under its in-flight cap. Anything else is SK_PASS: the daemon reads it and forwards it itself.
+ * on this kernel (docs/KERNEL_PATH.md#why-the-verdict-runs-without-a-stream-parser). The rule
+ * that keeps bytes in order: an skb is redirected only when every byte before it has already
+ * been forwarded (passed == user_fwd: the daemon has written all it was given) and it ends
+ * inside the window the daemon authorized, and the peer is under its in-flight cap. Anything
+ * else is SK_PASS: the daemon reads it and forwards it itself.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -1,17 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * conn.c - the connection state machine (see conn.h for the states).
+ * conn.c - the connection state machine: lifecycle, one step_* function per state, retries,
+ * timers, generated responses, the access log (see conn.h for the states and for the files
+ * the steps call: heads in conn_head.c, bodies in flow.c, the upstream in conn_upstream.c).
  *
  * Sockets are edge-triggered; every event runs conn_run(), which makes all progress possible
  * until each direction is blocked on EAGAIN (which re-arms its edge) or on the other side.
- * Bodies are relayed by exact framing: bytes that arrived with a head are copied from the head
- * buffer, the rest moves with splice(2) through a pipe, in spans whose length is known before
- * the first byte moves (Content-Length, the current chunk's data, or until close/tunnel).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,219 +20,29 @@
 
 #include "accesslog.h"
 #include "conf.h"
+#include "conn-t.h"
 #include "conn.h"
-#include "health_state.h"
+#include "conn_head.h"
+#include "conn_upstream.h"
+#include "flow.h"
 #include "http.h"
+#include "kernel_path.h"
 #include "lb.h"
 #include "log.h"
-#include "route.h"
 #include "splice.h"
 #include "stats.h"
 #include "tls.h"
-#include "upstream_idle.h"
+#include "transport.h"
 #include "worker.h"
 
-#define MAX_TRIES 101
-#define RUN_BUDGET (8u << 20) /* bytes moved per conn_run before yielding to others */
 #define LINGER_MS 2000
 
-enum conn_state {
-	CS_HEAD,
-	CS_CONNECT,
-	CS_EXCHANGE,
-	CS_TUNNEL,
-	CS_CLOSING,
-	CS_HANDSHAKE,  /* TLS with the client */
-	CS_UPHANDSHAKE /* TLS with the upstream */
-};
-enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
-
-/* why a request ended before its exchange completed (access log `term=`, see docs/CONFIG.md) */
-enum conn_term {
-	TERM_NONE,	     /* completed, or answered by spliced (the status says why) */
-	TERM_ABORTED,	     /* closed for another reason */
-	TERM_CLIENT_CLOSED,  /* the client closed or reset before the response was complete */
-	TERM_CLIENT_TIMEOUT, /* the client stopped reading or sending (timeout client) */
-	TERM_CLIENT_FRAMING, /* the request body's framing broke after the response started */
-	TERM_SERVER_CLOSED,  /* the server closed, reset or broke the response body */
-	TERM_SERVER_TIMEOUT, /* the server stopped sending (timeout server) */
-	TERM_STOPPED	     /* the daemon stopped (SIGINT, or drain_timeout ran out) */
-};
-static const char *const term_name[] = {"",
-					"aborted",
-					"client_closed",
-					"client_timeout",
-					"client_framing",
-					"server_closed",
-					"server_timeout",
-					"stopped"};
-
-struct conn;
-static int config_follow(struct conn *c);
-static int conn_hold_phase(const struct conn *c);
-
-struct buf {
-	char *data;
-	uint32_t start, end, cap;
-};
-
-/* one socket of the connection, with what the kernel data path needs to know about it */
-struct kside {
-	int *fd;		 /* &conn->cfd or &conn->ufd */
-	struct ksock k;		 /* slot 0: not in the maps */
-	uint64_t read;		 /* bytes the daemon read from it (since accept/connect) */
-	uint64_t written;	 /* bytes the daemon wrote into it */
-	uint64_t base;		 /* read when inserted: verdict offset 0 */
-	uint64_t kern_base;	 /* k.st->kern_fwd when paired with the current peer */
-	uint64_t kern_in_closed; /* kernel bytes into it from peers already closed */
-	uint64_t verified;	 /* kernel bytes into it known to be in its send queue */
-	uint32_t syn_adj;	 /* tcpi_bytes_acked counts the SYN (connected sockets) */
-	uint8_t paired;		 /* in the maps, paired with the current peer */
-	uint8_t rd_empty;	 /* plain socket known empty until its next EPOLLIN (side_recv) */
-	uint8_t ktls_tx;	 /* the kernel encrypts what is written: splice(2) into it */
-	uint8_t ktls_rx;	 /* the kernel decrypts what is read: splice(2) out of it */
-	struct ssl_st *ssl;	 /* TLS: OpenSSL (the handshake, heads; all records without kTLS) */
-};
-
-/* one direction: source socket -> destination socket */
-struct flow {
-	struct kside *src, *dst;
-	struct buf in;	/* read from the source, not yet consumed */
-	struct buf out; /* queued for the destination */
-	int pipe_r, pipe_w;
-	uint32_t in_pipe; /* bytes in the pipe */
-	enum body body;
-	uint64_t left; /* B_LENGTH: body bytes still to move */
-	struct http_chunked ch;
-	uint8_t body_done;
-	uint8_t src_eof;
-	uint8_t dst_shut;
-	uint64_t moved;	    /* body bytes moved this message */
-	uint8_t kspan;	    /* a kernel window is open for the rest of this body */
-	uint64_t kern_seen; /* src kern_fwd already accounted */
-	uint64_t kmoved;    /* body bytes the kernel moved this message */
-};
-
-struct conn {
-	struct worker *w;
-	struct conn *prev, *next;
-	struct conn *ready_next;
-	struct conn *dead_next;	 /* on the worker's graveyard, freed after the event batch */
-	struct conn *kpoll_next; /* on the worker's kernel poll list */
-	uint8_t queued;
-	uint8_t dead;
-	uint8_t kqueued;
-	uint8_t kpoll;	    /* waiting on the kernel (a window, a drain): poll soon */
-	uint8_t kernel_ok;  /* the kernel path may be used on this connection */
-	uint8_t kfail;	    /* insertion failed: userspace for good */
-	uint8_t kernel_all; /* splice on: every body of known length or until close too */
-	uint8_t hold;	    /* live upgrade: read nothing more, reach a hand-over point */
-	struct kside kc, ku;
-	uint64_t start_ns;
-	struct config *cf; /* the configuration it was accepted under (a reference) */
-	struct listener *l;
-	int cfd, ufd;
-	struct ep_tag ctag;
-	struct ep_tag *ut;    /* the upstream's (heap: it outlives a parked connection) */
-	uint32_t uev;	      /* upstream events seen since connect started */
-	uint32_t cev;	      /* client events seen */
-	uint64_t tunnel_kern; /* kernel bytes of the tunnel at the last timer look */
-	uint16_t peer_port;
-	uint8_t linger; /* CLOSING: drain the client's input before closing */
-	char peer[INET6_ADDRSTRLEN];
-	enum conn_state st;
-	uint64_t deadline;
-	struct flow req;       /* client -> upstream */
-	struct flow resp;      /* upstream -> client */
-	struct http_msg *msg;  /* current request head */
-	struct http_msg *rmsg; /* current response head */
-	/* current request */
-	enum http_method method;
-	int req_keepalive;  /* client connection may carry another request */
-	int resp_keepalive; /* upstream connection may carry another request */
-	int upgrade;	    /* request upgrades (to upgrade_proto); CONNECT counts too */
-	int head_seen;	    /* some bytes of the current request head arrived */
-	int resp_started;   /* response bytes were sent to the client */
-	int upstream_fresh; /* upstream connection was opened for this request */
-	int in_request;	    /* routed and not logged yet: conn_free logs it with term */
-	uint64_t
-		resp_mark; /* kc.written before the final response head: nothing sent while equal */
-	enum conn_term term;
-	int status;
-	char host[128];
-	char path[256];
-	char upgrade_proto[UPGRADE_LIST_MAX]; /* the Upgrade value forwarded; a 101 must pick
-					       * from it */
-	char method_s[16];
-	int version_minor;
-	struct pool *pool;
-	struct server *srv;
-	unsigned ntried;
-	uint32_t tried[MAX_TRIES];
-	char *req_head; /* rewritten head, kept for retries */
-	uint32_t req_head_len;
-	uint64_t hash_key;
-	uint64_t t_start;
-	uint64_t bytes_in, bytes_out; /* this request, from / to the client */
-	uint64_t run_budget;
-	unsigned requests;
-	/* for `show connections` (control.c reads them through conn_snapshot()) */
-	uint8_t paths;			      /* CONN_PATH_* the connection used so far */
-	uint64_t user_done_in, user_done_out; /* daemon bytes of finished requests */
-};
-
-#define CONN_PATH_SPLICE 0x1 /* a body moved with splice(2) */
-#define CONN_PATH_KERNEL 0x2 /* a span was handed to the BPF verdict */
-
-static const char *state_name[] = {"head",    "connect",   "exchange",	 "tunnel",
-				   "closing", "handshake", "uphandshake"};
-
-static int buf_alloc(struct buf *b, uint32_t cap)
+const char *conn_state_name(int st)
 {
-	b->data = malloc(cap);
-	if (!b->data)
-		return -ENOMEM;
-	b->start = b->end = 0;
-	b->cap = cap;
-	return 0;
-}
+	static const char *const names[] = {"head",    "connect",   "exchange",	  "tunnel",
+					    "closing", "handshake", "uphandshake"};
 
-static inline uint32_t buf_len(const struct buf *b)
-{
-	return b->end - b->start;
-}
-
-static inline void buf_consume(struct buf *b, uint32_t n)
-{
-	b->start += n;
-	if (b->start == b->end)
-		b->start = b->end = 0;
-}
-
-static void buf_compact(struct buf *b)
-{
-	if (b->start && b->start != b->end)
-		memmove(b->data, b->data + b->start, buf_len(b));
-	b->end -= b->start;
-	b->start = 0;
-}
-
-static inline uint32_t buf_room(struct buf *b)
-{
-	if (b->end == b->cap)
-		buf_compact(b);
-	return b->cap - b->end;
-}
-
-static int buf_append(struct buf *b, const void *p, uint32_t n)
-{
-	if (buf_room(b) < n)
-		buf_compact(b);
-	if (b->cap - b->end < n)
-		return -ENOSPC;
-	memcpy(b->data + b->end, p, n);
-	b->end += n;
-	return 0;
+	return st >= 0 && (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
 struct conn *conn_next(struct conn *c)
@@ -246,7 +54,7 @@ struct conn *conn_kpoll_next(struct conn *c)
 {
 	struct conn *next = c->kpoll_next;
 
-	c->kqueued = 0;
+	c->kpoll_queued = 0;
 	c->kpoll_next = NULL;
 	return next;
 }
@@ -260,43 +68,7 @@ struct conn *conn_ready_next(struct conn *c)
 	return next;
 }
 
-static void flow_close_pipe(struct flow *f)
-{
-	if (f->pipe_r >= 0)
-		close(f->pipe_r);
-	if (f->pipe_w >= 0)
-		close(f->pipe_w);
-	f->pipe_r = f->pipe_w = -1;
-	f->in_pipe = 0;
-}
-
-static int flow_open_pipe(struct conn *c, struct flow *f)
-{
-	int p[2];
-
-	if (f->pipe_r >= 0)
-		return 0;
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
-		return -errno;
-	/* a larger pipe moves more per splice call; failure only costs speed */
-	(void)fcntl(p[1], F_SETPIPE_SZ, (int)c->cf->pipe_size);
-	f->pipe_r = p[0];
-	f->pipe_w = p[1];
-	return 0;
-}
-
-static void flow_reset_body(struct flow *f)
-{
-	f->body = B_NONE;
-	f->left = 0;
-	memset(&f->ch, 0, sizeof(f->ch));
-	f->body_done = 0;
-	f->moved = 0;
-	f->kmoved = 0;
-	f->kspan = 0;
-}
-
-static void conn_queue(struct conn *c)
+void conn_queue(struct conn *c)
 {
 	if (c->queued)
 		return;
@@ -305,20 +77,21 @@ static void conn_queue(struct conn *c)
 	c->w->ready = c;
 }
 
-static void set_deadline(struct conn *c, uint32_t ms)
+void conn_set_deadline(struct conn *c, uint32_t ms)
 {
 	c->deadline = c->w->now_ms + ms;
 }
 
 /* ---- access log ---- */
 
-/* how the TLS records of a side are encrypted/decrypted, for logs */
-static const char *ktls_name(const struct kside *s)
-{
-	static const char *const names[] = {"userspace", "ktls-tx", "ktls-rx", "ktls-tx-rx"};
-
-	return names[(s->ktls_tx ? 1 : 0) | (s->ktls_rx ? 2 : 0)];
-}
+static const char *const term_name[] = {"",
+					"aborted",
+					"client_closed",
+					"client_timeout",
+					"client_framing",
+					"server_closed",
+					"server_timeout",
+					"stopped"};
 
 static void access_log(struct conn *c)
 {
@@ -339,8 +112,8 @@ static void access_log(struct conn *c)
 		     c->path[0] ? c->path : "-", c->version_minor, c->host[0] ? c->host : "-",
 		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		     c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-",
-		     (unsigned long long)(c->w->now_ms - c->t_start), c->kc.ssl ? " tls=" : "",
-		     c->kc.ssl ? ktls_name(&c->kc) : "", c->term ? " term=" : "",
+		     (unsigned long long)(c->w->now_ms - c->t_start), c->client.ssl ? " tls=" : "",
+		     c->client.ssl ? c->client.transport->name : "", c->term ? " term=" : "",
 		     term_name[c->term]);
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
@@ -363,7 +136,8 @@ static void request_done(struct conn *c)
 	c->term = TERM_NONE;
 }
 
-/* the request in flight ends here for reason t: counted and logged once, then conn_free() */
+/* conn_abort - frees c: the request in flight ends here for reason t (counted and logged
+ * once, by conn_free) */
 static void conn_abort(struct conn *c, enum conn_term t)
 {
 	if (c->in_request && !c->term)
@@ -373,183 +147,19 @@ static void conn_abort(struct conn *c, enum conn_term t)
 
 /* ---- teardown ---- */
 
-static inline int kin(const struct kside *s)
-{
-	return s->k.slot != 0;
-}
-
-/*
- * Read readiness of a plain socket outside the maps: after EAGAIN, or a short read, its receive
- * queue is empty, and with edge-triggered epoll the next byte brings an event (conn_event clears
- * the mark), so reading before that would only cost an EAGAIN. Not for TLS (OpenSSL buffers
- * records) or sockets in the maps (the verdict passes bytes up on its own schedule). A short read
- * does not mark a socket whose hang-up was already reported: that edge is spent, EOF must be read.
- */
-static int plain_side(const struct kside *s)
-{
-	return !s->ssl && !kin(s);
-}
-
-/*
- * A server may only speak when asked: bytes that arrive on an upstream connection while no
- * request is outstanding on it (an unsolicited response, or bytes past the end of the last
- * response) must never be taken for the answer to a later request, which may be another
- * client's (parked connections). Such a connection is closed, counted, and the next request
- * goes out on a fresh one.
- */
-enum upstream_idle {
-	UPSTREAM_QUIET,	 /* nothing received, no hang-up: may carry the next request */
-	UPSTREAM_HUNGUP, /* the server closed or reset it: close, nothing to count */
-	UPSTREAM_SPOKE	 /* bytes with no request outstanding: close and count */
-};
-
-/* sock_idle_state - look at an idle socket's receive queue without consuming it */
-static enum upstream_idle sock_idle_state(int fd)
-{
-	char b;
-	ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (r == -1 && (errno == EAGAIN || errno == EINTR))
-		return UPSTREAM_QUIET;
-	return r > 0 ? UPSTREAM_SPOKE : UPSTREAM_HUNGUP;
-}
-
-/*
- * upstream_idle_state - the kept upstream connection of c, between two requests: anything
- * buffered from it, or waiting in its socket? The socket is only peeked at when no read found
- * it empty since its last event (plain sockets outside the maps, see side_recv): the common
- * keep-alive case costs no system call.
- */
-static enum upstream_idle upstream_idle_state(struct conn *c)
-{
-	enum upstream_idle st;
-
-	if (buf_len(&c->resp.in) || c->resp.in_pipe || (c->ku.ssl && tls_pending(c->ku.ssl)))
-		return UPSTREAM_SPOKE;
-	if (c->resp.src_eof || (c->uev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-		return UPSTREAM_HUNGUP;
-	if (c->ku.rd_empty && plain_side(&c->ku))
-		return UPSTREAM_QUIET;
-	st = sock_idle_state(c->ufd);
-	if (st == UPSTREAM_QUIET && plain_side(&c->ku))
-		c->ku.rd_empty = 1;
-	return st;
-}
-
-static void upstream_close(struct conn *c);
-
-/*
- * upstream_check_idle - close c's kept upstream connection unless it is quiet (counting a
- * server that spoke out of turn). Returns 1 when it stays.
- */
-static int upstream_check_idle(struct conn *c)
-{
-	enum upstream_idle st;
-
-	if (c->ufd < 0)
-		return 0;
-	st = upstream_idle_state(c);
-	if (st == UPSTREAM_QUIET)
-		return 1;
-	if (st == UPSTREAM_SPOKE) {
-		log_warnx("%s: upstream %s/%s sent bytes with no request outstanding: connection "
-			  "closed",
-			  c->peer, c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-");
-		stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
-	}
-	c->resp_keepalive = 0; /* never parked */
-	upstream_close(c);
-	return 0;
-}
-
-/*
- * upstream_park - keep an idle upstream connection for the next request to its server (pool
- * `keepalive`), instead of closing it: only at a message boundary both ways, with nothing
- * buffered, a response that allowed keep-alive, plain TCP outside the maps, under the current
- * configuration (server ids are per configuration). Returns 1 when parked.
- */
-static int upstream_park(struct conn *c)
-{
-	struct server *s = c->srv;
-
-	if (!s || !s->pool->keepalive || c->cf != c->w->cf || !c->resp_keepalive ||
-	    !c->resp.body_done || !c->req.body_done || c->resp.src_eof || c->ku.ssl ||
-	    kin(&c->ku) || buf_len(&c->req.out) || c->req.in_pipe ||
-	    upstream_idle_state(c) != UPSTREAM_QUIET || !health_server_reusable(s))
-		return 0;
-	/* the socket stays registered with epoll: parking only changes its tag's owner */
-	if (upstream_idle_put(c->w, c->ut, s->id, s->pool->keepalive,
-			      c->w->now_ms + s->pool->keepalive_timeout_ms, c->ku.read,
-			      c->ku.written))
-		return 0; /* enough parked: upstream_close() closes it */
-	c->ut = NULL;
-	c->ufd = -1;
-	memset(&c->ku, 0, sizeof(c->ku));
-	c->ku.fd = &c->ufd;
-	c->ku.syn_adj = 1;
-	atomic_fetch_sub(&s->conn_active, 1);
-	lb_conn_release(&s->pool->lb, (int)(s - s->pool->servers));
-	c->resp_keepalive = 0;
-	c->resp.in.start = c->resp.in.end = 0;
-	c->resp.out.start = c->resp.out.end = 0;
-	return 1;
-}
-
-static void upstream_close(struct conn *c)
-{
-	if (c->ufd < 0)
-		return;
-	if (upstream_park(c))
-		return;
-	if (c->ku.paired) {
-		/* what this upstream's verdict moved into the client stays on the client's
-		 * books (rule 1), and the client's window closes: offsets only grow */
-		c->kc.kern_in_closed += c->ku.k.st->kern_fwd - c->ku.kern_base;
-		if (kin(&c->kc)) {
-			__atomic_store_n(&c->kc.k.st->win_end, 0, __ATOMIC_RELEASE);
-			/* and what the client's verdict moved into this upstream is off the books
-			 * of the next one: rule 1 there must not wait for bytes it never gets */
-			c->kc.kern_base = c->kc.k.st->kern_fwd;
-		}
-	}
-	if (c->ku.ssl)
-		tls_conn_free(c->ku.ssl);
-	worker_utag_close(c->w, c->ut);
-	c->ut = NULL;
-	c->ufd = -1;
-	/* closing took the socket out of the sockhashes */
-	splice_release(&c->ku.k);
-	memset(&c->ku, 0, sizeof(c->ku));
-	c->ku.fd = &c->ufd;
-	c->ku.syn_adj = 1;
-	c->req.kspan = 0;
-	c->resp.kspan = 0;
-	if (c->srv) {
-		atomic_fetch_sub(&c->srv->conn_active, 1);
-		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));
-	}
-	c->resp_keepalive = 0;
-	/* data from an old upstream must never be mistaken for the next response */
-	c->resp.in.start = c->resp.in.end = 0;
-	c->resp.out.start = c->resp.out.end = 0;
-	c->req.out.start = c->req.out.end = 0;
-	flow_close_pipe(&c->req);
-	flow_close_pipe(&c->resp);
-}
-
-/* conn_unlink - off every list of the worker; the memory goes to the graveyard */
-static void conn_unlink(struct conn *c)
+/* conn_unlink - frees c: off every list of the worker; the memory goes to the graveyard */
+void conn_unlink(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	if (c->kqueued) {
+	if (c->kpoll_queued) {
 		struct conn **pp = &w->kpoll;
 
 		while (*pp && *pp != c)
 			pp = &(*pp)->kpoll_next;
 		if (*pp)
 			*pp = c->kpoll_next;
-		c->kqueued = 0;
+		c->kpoll_queued = 0;
 	}
 	flow_close_pipe(&c->req);
 	flow_close_pipe(&c->resp);
@@ -577,6 +187,8 @@ static void conn_unlink(struct conn *c)
 	w->graveyard = c;
 }
 
+/* conn_free - frees c (see conn.h): both sockets closed, c unlinked, memory kept until
+ * conn_reap */
 void conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -589,23 +201,21 @@ void conn_free(struct conn *c)
 			c->term = c->w->stop ? TERM_STOPPED : TERM_ABORTED;
 		request_done(c);
 	}
-	upstream_close(c);
+	conn_upstream_close(c);
 	if (c->cfd >= 0) {
 		worker_close_watched(w->epfd, c->cfd);
 		c->cfd = -1;
 		atomic_fetch_sub(&g_nconns, 1);
 	}
-	if (kin(&c->kc)) {
-		splice_conn_delete(c->kc.k.cookie);
-		splice_release(&c->kc.k);
+	if (side_in_maps(&c->client)) {
+		splice_conn_delete(c->client.bpf.cookie);
+		splice_release(&c->client.bpf);
 	}
-	if (c->kc.ssl) {
-		tls_conn_free(c->kc.ssl);
-		c->kc.ssl = NULL;
-	}
+	transport_free(&c->client);
 	conn_unlink(c);
 }
 
+/* conn_release - frees c's memory: a connection that is unlinked, or was never linked */
 static void conn_release(struct conn *c)
 {
 	free(c->req.in.data);
@@ -625,6 +235,7 @@ int conn_idle(const struct conn *c)
 	return c->st == CS_HEAD && !c->head_seen && !buf_len(&c->req.in);
 }
 
+/* conn_reap - frees the memory of w's connections freed during the batch */
 void conn_reap(struct worker *w)
 {
 	while (w->graveyard) {
@@ -670,23 +281,24 @@ static const char *status_text(int status)
 }
 
 /*
- * conn_fail_request - answer the client with a small error response and close after it.
- * The body never names a backend: only the status and a fixed phrase.
+ * conn_fail_request - may free c: answer the client with a small error response and close
+ * after it (STEP_AGAIN: c is CLOSING), or close at once when part of a response went out
+ * already (STEP_FREED). The body never names a backend: only the status and a fixed phrase.
  */
-static int conn_fail_request(struct conn *c, int status)
+enum step_rc conn_fail_request(struct conn *c, int status)
 {
 	char out[512];
 	char body[128];
 	int bl, n;
 
-	upstream_close(c);
+	conn_upstream_close(c);
 	c->status = status;
 	stats_error(stats_error_of_status(status));
 	if (c->resp_started) {
 		/* part of a response went out already: the only honest signal left is a close */
 		request_done(c);
 		conn_free(c);
-		return -1;
+		return STEP_FREED;
 	}
 	bl = snprintf(body, sizeof(body), "%d %s\n", status, status_text(status));
 	n = snprintf(out, sizeof(out),
@@ -700,641 +312,14 @@ static int conn_fail_request(struct conn *c, int status)
 	c->st = CS_CLOSING;
 	c->req_keepalive = 0;
 	c->linger = 1; /* the client may still be sending: drain before closing */
-	set_deadline(c, c->cf->timeout_client_ms);
-	return 1;
+	conn_set_deadline(c, c->cf->timeout_client_ms);
+	return STEP_AGAIN;
 }
 
-static void flow_account(struct flow *f, uint64_t n);
-
-/* ---- I/O helpers ---- */
-
-/* returns bytes read (> 0), 0 on EOF, -EAGAIN, or -errno */
-static ssize_t recv_some(int fd, char *p, size_t n)
-{
-	ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
-
-	if (r == -1)
-		return errno == EINTR ? -EAGAIN : -errno;
-	return r;
-}
-
-static struct kside *peer_of(struct conn *c, struct kside *s)
-{
-	return s == &c->kc ? &c->ku : &c->kc;
-}
-
-/* kernel-redirected bytes into s, from every peer it had */
-static uint64_t kern_into(struct conn *c, struct kside *s)
-{
-	struct kside *p = peer_of(c, s);
-	uint64_t v = s->kern_in_closed;
-
-	if (kin(p) && p->paired)
-		v += p->k.st->kern_fwd - p->kern_base;
-	return v;
-}
-
-/*
- * kern_drained - every byte the kernel redirected into s has reached s's send queue
- * (tcpi_bytes_acked + SIOCOUTQ - SYN >= daemon writes + kernel writes). The daemon writes into
- * s only when this holds, so its bytes can never overtake redirected ones (DESIGN.md 7, rule 1).
- */
-static int kern_drained(struct conn *c, struct kside *s)
-{
-	uint64_t kern = kern_into(c, s), sent;
-
-	if (kern == s->verified)
-		return 1;
-	if (splice_tcp_sent(*s->fd, &sent))
-		return 1; /* the socket is broken: the write reports it */
-	if (sent - s->syn_adj >= s->written + kern) {
-		s->verified = kern;
-		return 1;
-	}
-	c->kpoll = 1;
-	return 0;
-}
-
-/* read from a side; rule 3: on a spliced socket, EOF counts only once every passed byte
- * was read. Returns > 0, 0 on EOF, -EAGAIN or -errno. */
-static ssize_t side_recv(struct conn *c, struct kside *s, char *p, size_t n)
-{
-	ssize_t r;
-
-	if (s->rd_empty && plain_side(s))
-		return -EAGAIN;
-	r = s->ssl ? tls_read(s->ssl, p, n) : recv_some(*s->fd, p, n);
-	if ((r > 0 || r == -EAGAIN) && s->ktls_tx && tls_key_update_pending(s->ssl)) {
-		/* OpenSSL would answer with its own KeyUpdate and switch keys under the
-		 * kernel, which keeps encrypting with the old one: close before any write */
-		log_info("%s: TLS KeyUpdate requested by the client; kTLS TX cannot rekey on "
-			 "this kernel: closing",
-			 c->peer);
-		__atomic_fetch_add(&g_tls_counters.ktls_closed, 1, __ATOMIC_RELAXED);
-		tls_close_notify(s->ssl);
-		return -EPROTO;
-	}
-	if (r > 0) {
-		uint32_t ev = s == &c->kc ? c->cev : c->uev;
-
-		s->read += (uint64_t)r;
-		if ((size_t)r < n && plain_side(s) && !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-			s->rd_empty = 1;
-		return r;
-	}
-	if (r == -EAGAIN && plain_side(s))
-		s->rd_empty = 1;
-	if (r == 0 && kin(s) && s->k.st->passed > s->read - s->base) {
-		c->kpoll = 1;
-		return -EAGAIN;
-	}
-	return r;
-}
-
-/* write to a side after rule 1; returns bytes written (> 0), 0 when blocked, -errno */
-static ssize_t side_send(struct conn *c, struct kside *s, const char *p, size_t n)
-{
-	ssize_t r;
-
-	if (s->ssl) {
-		r = tls_write(s->ssl, p, n);
-		if (r > 0)
-			s->written += (uint64_t)r;
-		return r;
-	}
-	if (!kern_drained(c, s))
-		return 0;
-	r = send(*s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (r == -1)
-		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
-	s->written += (uint64_t)r;
-	if (kin(s))
-		s->k.st->user_in = s->written;
-	return r;
-}
-
-static int flush_buf(struct conn *c, struct kside *s, struct buf *b, int *progress)
-{
-	while (buf_len(b)) {
-		ssize_t r = side_send(c, s, b->data + b->start, buf_len(b));
-
-		if (r < 0)
-			return (int)r;
-		if (r == 0)
-			return -EAGAIN;
-		buf_consume(b, (uint32_t)r);
-		*progress = 1;
-	}
-	return 0;
-}
-
-/* ---- kernel data path: pairing and windows ---- */
-
-/* copy a string into a fixed BPF map field, truncating */
-static void str_copy(char *dst, size_t cap, const char *src)
-{
-	size_t n = 0;
-
-	while (n + 1 < cap && src[n])
-		n++;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
-/* make sure the current client/upstream pair is in the maps; 0 or -errno */
-static int kernel_pair(struct conn *c)
-{
-	int rc;
-
-	if (c->ku.paired)
-		return 0;
-	if (c->kfail || c->ufd < 0 || c->kc.ssl || c->ku.ssl)
-		return -EOPNOTSUPP;
-	/* insert only at a quiet point: bytes queued before insertion are passed up and must be
-	 * copied with recv/send (a socket in the maps cannot splice), while on a quiet pair the
-	 * window latches at once. (Insertion mid-stream is byte-exact too since the verdict cuts
-	 * a partly read skb's head: kern_sockmap test 9.) Try again when the flow next asks. */
-	if ((!kin(&c->kc) && splice_queued(c->cfd)) || splice_queued(c->ufd))
-		return -EAGAIN;
-	rc = splice_insert(&c->kc.k, c->cfd, &c->ku.k, c->ufd, c->cf->splice_cap);
-	if (rc) {
-		/* stay on the userspace path for the rest of this connection */
-		c->kfail = 1;
-		log_debug("%s: kernel path not used: %s", c->peer, strerror(-rc));
-		return rc;
-	}
-	if (!c->kc.paired) {
-		c->kc.base = c->kc.read;
-		c->kc.paired = 1;
-	}
-	c->kc.kern_base = c->kc.k.st->kern_fwd;
-	c->ku.base = c->ku.read;
-	c->ku.kern_base = 0;
-	c->ku.paired = 1;
-	c->kc.k.st->user_in = c->kc.written;
-	c->ku.k.st->user_in = c->ku.written;
-	c->kc.k.st->syn_adj = c->kc.syn_adj;
-	c->ku.k.st->syn_adj = c->ku.syn_adj;
-	c->kc.k.st->user_fwd = c->kc.read - c->kc.base;
-	c->ku.k.st->user_fwd = c->ku.read - c->ku.base;
-	c->kc.k.st->enabled = 1;
-	c->ku.k.st->enabled = 1;
-	if (c->srv) {
-		struct spliced_conn info;
-
-		memset(&info, 0, sizeof(info));
-		snprintf(info.client, sizeof(info.client), "%.39s:%u", c->peer,
-			 (unsigned)c->peer_port);
-		str_copy(info.upstream, sizeof(info.upstream), c->srv->spec);
-		str_copy(info.pool, sizeof(info.pool), c->pool->name);
-		str_copy(info.server, sizeof(info.server), c->srv->name);
-		info.start_ns = c->start_ns;
-		info.server_id = c->srv->id;
-		info.flags = SPLICED_CONN_KERNEL | (c->st == CS_TUNNEL ? SPLICED_CONN_TUNNEL : 0);
-		splice_conn_update(c->kc.k.cookie, &info);
-	}
-	return 0;
-}
-
-/*
- * kernel_wanted - does this span go to the kernel? Tunnels always (splice auto and on); bodies
- * of known length and bodies that run until close when the listener says "splice on", or with
- * "splice auto" when at least splice_min_body bytes of them are left. Chunked bodies stay with
- * the daemon: their framing must be parsed. Once a connection's sockets are in the maps they
- * can no longer use splice(2) (passed bytes are copied with recv/send), and a body whose first
- * bytes arrived with its head starts on the passed path until the daemon catches up with the
- * stream (docs/KERNEL_PATH.md), so small bodies are cheaper on splice(2).
- */
-static int kernel_wanted(struct conn *c, struct flow *f)
-{
-	uint64_t min = c->cf->splice_min_body;
-
-	if (!c->kernel_ok || c->kfail)
-		return 0;
-	if (f->body == B_TUNNEL)
-		return 1;
-	if (f->body != B_LENGTH && f->body != B_EOF)
-		return 0;
-	if (c->kernel_all)
-		return 1;
-	if (min == SPLICE_MIN_BODY_OFF)
-		return 0;
-	return f->body == B_EOF || f->left >= min;
-}
-
-/* open a window for the rest of f's body: the daemon's own bytes are all written */
-static void kernel_open(struct conn *c, struct flow *f)
-{
-	struct spliced_sock *st = f->src->k.st;
-	uint64_t kern = __atomic_load_n(&st->kern_fwd, __ATOMIC_ACQUIRE);
-	/* the verdict's offsets count the bytes the kernel carried too: the daemon read only
-	 * the passed ones. Every redirected byte lies before this point (no earlier window
-	 * reached past it), so the window starts at passed bytes read + kernel bytes. */
-	uint64_t off = f->src->read - f->src->base + kern;
-
-	f->kspan = 1;
-	c->paths |= CONN_PATH_KERNEL;
-	f->kern_seen = kern;
-	st->user_fwd = f->src->read - f->src->base;
-	/* publish the end last: the verdict may run on another CPU right now */
-	__atomic_store_n(&st->win_end, f->body == B_LENGTH ? off + f->left : SPLICED_WIN_ALL,
-			 __ATOMIC_RELEASE);
-	log_debug("%s: kernel window [%llu, %llu) seen %llu passed %llu kern %llu", c->peer,
-		  (unsigned long long)off, (unsigned long long)st->win_end,
-		  (unsigned long long)st->seen, (unsigned long long)st->passed,
-		  (unsigned long long)st->kern_fwd);
-	c->kpoll = 1;
-}
-
-/* bytes the verdict redirected since the last look count as moved body bytes */
-static void kernel_account(struct flow *f, int *progress)
-{
-	uint64_t k = __atomic_load_n(&f->src->k.st->kern_fwd, __ATOMIC_ACQUIRE);
-	uint64_t d = k - f->kern_seen;
-
-	if (!d)
-		return;
-	f->kern_seen = k;
-	flow_account(f, d);
-	f->kmoved += d;
-	*progress = 1;
-}
-
-/* after EOF on a spliced source: has the verdict seen every byte, and did all of it reach
- * the destination's send queue? (DESIGN.md pitfall 2) */
-static int kernel_src_drained(struct conn *c, struct flow *f)
-{
-	uint64_t received;
-
-	if (!kin(f->src))
-		return 1;
-	if (splice_tcp_received(*f->src->fd, &received))
-		return 1;
-	/* tcpi_bytes_received counts the FIN */
-	if (f->src->base + f->src->k.st->seen + 1 < received) {
-		c->kpoll = 1;
-		return 0;
-	}
-	return kern_drained(c, f->dst);
-}
-
-/* ---- body relay ---- */
-
-enum flow_rc {
-	FLOW_BLOCKED = 0, /* waiting on a socket (edge re-armed) or on the kernel (kpoll) */
-	FLOW_DONE = 1,	  /* body complete and flushed */
-	FLOW_ERR_SRC = -1,
-	FLOW_ERR_DST = -2,
-	FLOW_BAD_FRAMING = -3,
-	FLOW_EARLY_EOF = -4,
-	FLOW_CONTINUE = -5, /* internal: go round the loop again */
-};
-
-/* span that can move without looking at it: known length, chunk data, or unbounded */
-static uint64_t flow_span(const struct flow *f)
-{
-	switch (f->body) {
-	case B_LENGTH:
-		return f->left;
-	case B_CHUNKED:
-		return http_chunked_in_data(&f->ch) ? f->ch.left : 0;
-	case B_EOF:
-	case B_TUNNEL:
-		return UINT64_MAX;
-	default:
-		return 0;
-	}
-}
-
-/* account n body bytes moved without being parsed */
-static void flow_account(struct flow *f, uint64_t n)
-{
-	f->moved += n;
-	if (f->body == B_LENGTH) {
-		f->left -= n;
-		if (!f->left)
-			f->body_done = 1;
-	} else if (f->body == B_CHUNKED) {
-		http_chunked_skip(&f->ch, n);
-	}
-}
-
-/* move framing-approved bytes from f->in to f->out; returns 0 or FLOW_BAD_FRAMING */
-static int flow_take_from_in(struct flow *f)
-{
-	uint32_t avail = buf_len(&f->in), room, n;
-
-	if (!avail || f->body_done)
-		return 0;
-	room = buf_room(&f->out);
-	n = avail < room ? avail : room;
-	if (!n)
-		return 0;
-	if (f->body == B_LENGTH && f->left < n)
-		n = (uint32_t)f->left;
-	if (f->body == B_CHUNKED) {
-		ssize_t r = http_chunked_feed(&f->ch, f->in.data + f->in.start, n);
-
-		if (r < 0)
-			return FLOW_BAD_FRAMING;
-		n = (uint32_t)r;
-		f->moved += n;
-		if (f->ch.done)
-			f->body_done = 1;
-	} else {
-		flow_account(f, n);
-	}
-	if (n) {
-		buf_append(&f->out, f->in.data + f->in.start, n);
-		buf_consume(&f->in, n);
-	}
-	return 0;
-}
-
-/*
- * splice(2) reads the receive queue: only from sockets outside the maps (the verdict hands
- * passed bytes to recvmsg only); on a TLS side only when the kernel decrypts (kTLS RX) and
- * OpenSSL holds no bytes read ahead, else the bytes there are records, not payload.
- */
-static int splice_src_ok(const struct kside *s)
-{
-	if (kin(s))
-		return 0;
-	return !s->ssl || (s->ktls_rx && !tls_pending(s->ssl));
-}
-
-/* splice(2) into a TLS side only when the kernel encrypts (kTLS TX); the splice calls carry
- * no SPLICE_F_MORE, so the kernel never holds back the last record of a span */
-static int splice_dst_ok(const struct kside *s)
-{
-	return !s->ssl || s->ktls_tx;
-}
-
-/*
- * ktls_splice_error - splice(2) from a kTLS RX socket failed with err. EINVAL: the next record
- * is not data; read it (close_notify ends the stream, anything else closes: a kernel-owned
- * receive key cannot follow a KeyUpdate or renegotiation). EBADMSG: a record failed to
- * decrypt. Returns what flow_run returns next: FLOW_BLOCKED, a negative FLOW_ERR_SRC, or -5
- * ("continue", the source reached its end).
- */
-static int ktls_splice_error(struct conn *c, struct flow *f, int err)
-{
-	char why[128];
-	int rc;
-
-	if (err == EBADMSG) {
-		log_info("%s: TLS record decryption failed (kTLS): closing", c->peer);
-		return FLOW_ERR_SRC;
-	}
-	if (err != EINVAL) {
-		log_debug("%s: splice from kTLS socket: %s", c->peer, strerror(err));
-		return FLOW_ERR_SRC;
-	}
-	rc = tls_ktls_control(*f->src->fd, why, sizeof(why));
-	if (rc == -EAGAIN)
-		return FLOW_BLOCKED;
-	if (rc == 0) {
-		log_debug("%s: close_notify from the client (kTLS)", c->peer);
-		f->src_eof = 1;
-		return FLOW_CONTINUE;
-	}
-	log_info("%s: %s on a kTLS connection: closing", c->peer, why);
-	__atomic_fetch_add(&g_tls_counters.ktls_closed, 1, __ATOMIC_RELAXED);
-	tls_close_notify(f->src->ssl);
-	return FLOW_ERR_SRC;
-}
-
-/*
- * flow_run - relay one direction's body (or tunnel) from src to dst until blocked or done.
- * *moved_total accumulates body bytes the daemon moved (for stats and fairness); bytes the
- * kernel moved are in f->kmoved.
- */
-static int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progress)
-{
-	for (;;) {
-		int rc;
-
-		/* body bytes that came with the head go out in the same send as the head */
-		if (buf_len(&f->out) && buf_len(&f->in) && !f->in_pipe && f->body != B_NONE &&
-		    !f->body_done) {
-			uint32_t before = buf_len(&f->out);
-
-			if (flow_take_from_in(f))
-				return FLOW_BAD_FRAMING;
-			*moved_total += buf_len(&f->out) - before;
-		}
-		rc = flush_buf(c, f->dst, &f->out, progress);
-		if (rc == -EAGAIN)
-			return FLOW_BLOCKED;
-		if (rc < 0)
-			return FLOW_ERR_DST;
-		while (f->in_pipe) {
-			ssize_t r;
-
-			if (!kern_drained(c, f->dst))
-				return FLOW_BLOCKED;
-			r = splice(f->pipe_r, NULL, *f->dst->fd, NULL, f->in_pipe,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (r == -1) {
-				if (errno == EAGAIN || errno == EINTR)
-					return FLOW_BLOCKED;
-				return FLOW_ERR_DST;
-			}
-			f->in_pipe -= (uint32_t)r;
-			f->dst->written += (uint64_t)r;
-			if (kin(f->dst))
-				f->dst->k.st->user_in = f->dst->written;
-			*moved_total += (uint64_t)r;
-			stats_add(f == &c->req ? &g_stats.splice_bytes_up
-					       : &g_stats.splice_bytes_down,
-				  (uint64_t)r);
-			*progress = 1;
-		}
-		if (f->kspan)
-			kernel_account(f, progress);
-		if (f->body_done || f->body == B_NONE) {
-			if (f->kspan)
-				log_debug("%s: kernel span done: read %llu seen %llu passed %llu "
-					  "kern %llu user_fwd %llu trims %llu",
-					  c->peer,
-					  (unsigned long long)(f->src->read - f->src->base),
-					  (unsigned long long)f->src->k.st->seen,
-					  (unsigned long long)f->src->k.st->passed,
-					  (unsigned long long)f->src->k.st->kern_fwd,
-					  (unsigned long long)f->src->k.st->user_fwd,
-					  (unsigned long long)f->src->k.st->trims);
-			f->body_done = 1;
-			f->kspan = 0;
-			return FLOW_DONE;
-		}
-		if (c->run_budget >= RUN_BUDGET) {
-			conn_queue(c);
-			return FLOW_BLOCKED;
-		}
-		if (buf_len(&f->in)) {
-			uint32_t before = buf_len(&f->out);
-
-			if (flow_take_from_in(f))
-				return FLOW_BAD_FRAMING;
-			*moved_total += buf_len(&f->out) - before;
-			if (buf_len(&f->out) != before || f->body_done)
-				continue;
-			/* chunked walker needs more bytes than are buffered: read below */
-		}
-		if (f->kspan && !buf_len(&f->in)) {
-			/* everything the daemon was given is written: the verdict may go on */
-			__atomic_store_n(&f->src->k.st->user_fwd, f->src->read - f->src->base,
-					 __ATOMIC_RELEASE);
-		} else if (!f->kspan && !buf_len(&f->in) && !f->in_pipe && kernel_wanted(c, f) &&
-			   !kernel_pair(c)) {
-			kernel_open(c, f);
-			continue;
-		}
-		if (f->src_eof) {
-			if (f->kspan && !kernel_src_drained(c, f))
-				return FLOW_BLOCKED;
-			if (f->kspan)
-				kernel_account(f, progress);
-			if (f->body == B_EOF) {
-				f->body_done = 1;
-				continue;
-			}
-			if (f->body == B_TUNNEL) {
-				if (!f->dst_shut) {
-					shutdown(*f->dst->fd, SHUT_WR);
-					f->dst_shut = 1;
-				}
-				f->body_done = 1;
-				f->kspan = 0;
-				return FLOW_DONE;
-			}
-			if (f->body_done)
-				continue;
-			return FLOW_EARLY_EOF;
-		}
-		if (c->hold && conn_hold_phase(c))
-			return FLOW_BLOCKED; /* live upgrade: drain what is here, read no more */
-		if (splice_src_ok(f->src) && splice_dst_ok(f->dst)) {
-			uint64_t span = flow_span(f);
-
-			if (span && !buf_len(&f->in) && f->src->rd_empty)
-				return FLOW_BLOCKED;
-			if (span && !buf_len(&f->in) && !flow_open_pipe(c, f)) {
-				size_t want =
-					span < c->cf->pipe_size ? (size_t)span : c->cf->pipe_size;
-				ssize_t r = splice(*f->src->fd, NULL, f->pipe_w, NULL, want,
-						   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-
-				if (r == -1) {
-					if (errno == EAGAIN) {
-						f->src->rd_empty = 1;
-						return FLOW_BLOCKED;
-					}
-					if (errno == EINTR)
-						return FLOW_BLOCKED;
-					if (f->src->ktls_rx) {
-						rc = ktls_splice_error(c, f, errno);
-						if (rc == FLOW_CONTINUE)
-							continue;
-						return rc;
-					}
-					return FLOW_ERR_SRC;
-				}
-				if (r == 0) {
-					f->src_eof = 1;
-					continue;
-				}
-				f->src->read += (uint64_t)r;
-				f->in_pipe += (uint32_t)r;
-				c->paths |= CONN_PATH_SPLICE;
-				c->run_budget += (uint64_t)r;
-				flow_account(f, (uint64_t)r);
-				*progress = 1;
-				continue;
-			}
-		}
-		{
-			uint32_t room = buf_room(&f->in);
-			ssize_t r;
-
-			if (!room)
-				return FLOW_BAD_FRAMING; /* a chunk line longer than the buffer */
-			r = side_recv(c, f->src, f->in.data + f->in.end, room);
-			if (r == -EAGAIN) {
-				/* an idle tunnel needs no polling: its EOF comes as EPOLLRDHUP */
-				if (f->kspan && f->body != B_TUNNEL)
-					c->kpoll = 1;
-				return FLOW_BLOCKED;
-			}
-			if (r < 0)
-				return FLOW_ERR_SRC;
-			if (r == 0) {
-				f->src_eof = 1;
-				continue;
-			}
-			f->in.end += (uint32_t)r;
-			c->run_budget += (uint64_t)r;
-			*progress = 1;
-		}
-	}
-}
-
-/* ---- request handling ---- */
-
-static void span_copy(char *dst, size_t cap, const char *base, struct http_span s)
-{
-	size_t n = s.len < cap - 1 ? s.len : cap - 1;
-
-	memcpy(dst, base + s.off, n);
-	dst[n] = '\0';
-}
-
-static int upstream_connect(struct conn *c);
-
-/* pick a server not tried yet; NULL when none is usable */
-static struct server *pick_server(struct conn *c)
-{
-	struct pool *p = c->pool;
-	uint8_t *usable = c->w->usable; /* per-worker scratch, sized for the largest pool */
-	int idx;
-
-	for (unsigned i = 0; i < p->nservers; i++) {
-		struct server *s = &p->servers[i];
-
-		usable[i] = health_server_usable(s, c->w->now_ms);
-		for (unsigned t = 0; t < c->ntried && usable[i]; t++)
-			if (c->tried[t] == s->id)
-				usable[i] = 0;
-	}
-	idx = lb_pick(&p->lb, usable, c->hash_key);
-	return idx < 0 ? NULL : &p->servers[idx];
-}
-
-/* a connect attempt failed: remember, mark the server, try another or answer 503 */
-static int connect_failed(struct conn *c, const char *why)
-{
-	struct server *s = c->srv;
-
-	stats_error(STATS_ERR_CONNECT_FAILED);
-	if (s) {
-		atomic_fetch_add(&s->conn_fail, 1);
-		atomic_store(&s->failed_until_ms, c->w->now_ms + s->pool->fail_timeout_ms);
-		log_warnx("pool %s server %s: connect failed (%s), marked down for %u ms",
-			  s->pool->name, s->name, why, s->pool->fail_timeout_ms);
-		health_passive_result(s, 0, why, c->w->now_ms);
-	}
-	upstream_close(c);
-	c->srv = NULL;
-	if (c->ntried > c->pool->retries)
-		return conn_fail_request(c, 503);
-	return upstream_connect(c);
-}
-
-static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok);
-static int start_exchange(struct conn *c);
+/* ---- the steps of the state machine, retries ---- */
 
 /* may this request go to another server after a failure? (idempotent, or no body) */
-static int retryable(const struct conn *c)
+int conn_retryable(const struct conn *c)
 {
 	int idempotent = c->method == HTTP_M_GET || c->method == HTTP_M_HEAD ||
 			 c->method == HTTP_M_OPTIONS || c->method == HTTP_M_PUT ||
@@ -1343,96 +328,9 @@ static int retryable(const struct conn *c)
 	return idempotent || c->req.body == B_NONE;
 }
 
-static int upstream_connect(struct conn *c)
-{
-	return upstream_connect_to(c, pick_server(c), 1);
-}
-
-/* connect to s (NULL: nothing usable -> 503): a parked connection when parked_ok allows and
- * the request may take one, else a new one */
-static int upstream_connect_to(struct conn *c, struct server *s, int parked_ok)
-{
-	struct epoll_event ev;
-	struct ep_tag *t;
-	uint64_t rd, wr;
-	int fd, one = 1;
-
-	if (!s)
-		return conn_fail_request(c, 503);
-	c->srv = s;
-	if (c->ntried < MAX_TRIES)
-		c->tried[c->ntried++] = s->id;
-	/* a parked connection to s carries the request when a failure could be retried (the
-	 * server may close an idle connection just as the request goes out) */
-	while (s->pool->keepalive && !s->pool->tls_on && c->cf == c->w->cf && retryable(c) &&
-	       parked_ok && (t = upstream_idle_take(c->w, s->id, &rd, &wr))) {
-		/* its last event may still be in this epoll batch: a parked connection goes to
-		 * another client, so look at it once (the only system call of a reuse) */
-		enum upstream_idle st = sock_idle_state(t->fd);
-
-		if (st != UPSTREAM_QUIET) {
-			if (st == UPSTREAM_SPOKE) {
-				log_warnx(
-					"pool %s server %s: parked connection received bytes with "
-					"no request outstanding: closed",
-					s->pool->name, s->name);
-				stats_error(STATS_ERR_UPSTREAM_UNSOLICITED);
-			}
-			worker_utag_close(c->w, t);
-			continue;
-		}
-		/* still registered with epoll; a server closing it meanwhile would have closed
-		 * it (upstream_idle_event), and one closing it right now is a retryable failure */
-		t->c = c;
-		c->ut = t;
-		c->ufd = t->fd;
-		/* the socket's totals since connect, not this connection's: tcp_info counts
-		 * every byte it ever moved (rule 1 and the drain checks compare the two) */
-		c->ku.read = rd;
-		c->ku.written = wr;
-		c->ku.rd_empty = 1;
-		c->uev = 0;
-		atomic_fetch_add(&s->conn_active, 1);
-		lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
-		c->upstream_fresh = 0;
-		return start_exchange(c);
-	}
-	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		log_warn("socket");
-		c->srv = NULL;
-		return conn_fail_request(c, 503);
-	}
-	t = worker_utag_new(fd, c);
-	if (!t) {
-		close(fd);
-		c->srv = NULL;
-		return conn_fail_request(c, 503);
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->ufd = fd;
-	c->ut = t;
-	c->ku.rd_empty = 1; /* nothing to read before the response: its EPOLLIN says when */
-	atomic_fetch_add(&s->conn_active, 1);
-	atomic_fetch_add(&s->conn_total, 1);
-	lb_conn_acquire(&s->pool->lb, (int)(s - s->pool->servers));
-	c->uev = 0;
-	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-	ev.data.ptr = t;
-	if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-		log_warn("epoll_ctl");
-		return conn_fail_request(c, 503);
-	}
-	c->upstream_fresh = 1;
-	c->st = CS_CONNECT;
-	set_deadline(c, c->pool->connect_timeout_ms);
-	if (connect(fd, (struct sockaddr *)&s->addr, s->addrlen) == -1 && errno != EINPROGRESS)
-		return connect_failed(c, strerror(errno));
-	return 1;
-}
-
-/* the upstream is connected (or reused): queue the head and start the exchange */
-static int start_exchange(struct conn *c)
+/* start_exchange - may free c: the upstream is connected (or reused): queue the head and
+ * start the exchange */
+enum step_rc conn_start_exchange(struct conn *c)
 {
 	c->req.out.start = c->req.out.end = 0;
 	if (buf_append(&c->req.out, c->req_head, c->req_head_len))
@@ -1442,134 +340,12 @@ static int start_exchange(struct conn *c)
 	flow_reset_body(&c->resp);
 	c->resp.src_eof = 0;
 	atomic_fetch_add(&c->srv->requests, 1);
-	set_deadline(c, c->cf->timeout_server_ms);
-	return 1;
+	conn_set_deadline(c, c->cf->timeout_server_ms);
+	return STEP_AGAIN;
 }
 
-static int handle_request(struct conn *c, int head_len)
-{
-	struct http_msg *m = c->msg;
-	const char *b = c->req.in.data + c->req.in.start;
-	const struct route *r;
-	struct http_rewrite rw;
-	const char *connhdr = NULL;
-	struct server *pick;
-	char path[HTTP_MAX_TARGET + 2]; /* normalized: routed on and forwarded */
-	int n;
-
-	c->t_start = c->w->now_ms;
-	c->method = m->method;
-	c->version_minor = m->version_minor;
-	span_copy(c->method_s, sizeof(c->method_s), b, m->method_s);
-	span_copy(c->path, sizeof(c->path), b, m->target);
-	if (route_host_normalize(b + m->host.off, m->host.len, c->host, sizeof(c->host)) < 0)
-		c->host[0] = '\0';
-	c->bytes_in = (uint64_t)head_len;
-	c->bytes_out = 0;
-	c->resp_started = 0;
-	c->status = 0;
-	c->requests++;
-	c->in_request = 1;
-	c->term = TERM_NONE;
-	c->req_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) &&
-			   (m->version_minor == 1 || (m->flags & HTTP_F_CONN_KEEPALIVE));
-	c->upgrade = (m->method == HTTP_M_CONNECT) ||
-		     ((m->flags & HTTP_F_UPGRADE) && (m->flags & HTTP_F_CONN_UPGRADE));
-
-	/* a reload since the last request: route by the new rules (a connection whose listener
-	 * is gone is served on the old ones and closed after this request) */
-	if (c->cf != c->w->cf)
-		(void)config_follow(c);
-	n = http_target_normalize(b, m, path, sizeof(path));
-	if (n < 0) {
-		buf_consume(&c->req.in, (uint32_t)head_len);
-		return conn_fail_request(c, 400);
-	}
-	r = route_match(c->l, b + m->host.off, m->host.len, path, (size_t)n);
-	if (!r) {
-		c->pool = NULL;
-		c->srv = NULL;
-		buf_consume(&c->req.in, (uint32_t)head_len);
-		return conn_fail_request(c, 404);
-	}
-
-	if (r->pool->hash_key == HASH_HEADER) {
-		int h = http_find_header(b, m, r->pool->hash_header);
-
-		c->hash_key = h >= 0 ? lb_hash(b + m->hdrs[h].value.off, m->hdrs[h].value.len)
-				     : lb_hash(c->peer, strlen(c->peer));
-	} else {
-		c->hash_key = lb_hash(c->peer, strlen(c->peer));
-	}
-
-	/* only the protocols the route allows go on; without one this is no upgrade */
-	c->upgrade_proto[0] = '\0';
-	if (c->upgrade && m->method != HTTP_M_CONNECT &&
-	    http_upgrade_filter(b, m, r->upgrade_protocols, c->upgrade_proto,
-				sizeof(c->upgrade_proto), NULL) <= 0) {
-		log_debug("%s: Upgrade to a protocol not allowed, forwarded without it", c->peer);
-		c->upgrade = 0;
-		c->upgrade_proto[0] = '\0';
-	}
-	if (c->upgrade)
-		connhdr = m->method == HTTP_M_CONNECT ? NULL : "upgrade";
-	memset(&rw, 0, sizeof(rw));
-	rw.client_ip = c->peer;
-	rw.proto = c->kc.ssl ? "https" : "http";
-	rw.via = "1.1 spliced";
-	rw.connection = connhdr;
-	rw.upgrade = c->upgrade_proto;
-	rw.path = path;
-	n = http_rewrite_head(b, m, 1, &rw, c->req_head, c->cf->max_header_size + 1024);
-	if (n < 0) {
-		buf_consume(&c->req.in, (uint32_t)head_len);
-		return conn_fail_request(c, 431);
-	}
-	c->req_head_len = (uint32_t)n;
-
-	flow_reset_body(&c->req);
-	switch (m->framing) {
-	case HTTP_BODY_LENGTH:
-		c->req.body = m->content_length ? B_LENGTH : B_NONE;
-		c->req.left = m->content_length;
-		break;
-	case HTTP_BODY_CHUNKED:
-		c->req.body = B_CHUNKED;
-		break;
-	default:
-		c->req.body = B_NONE;
-		break;
-	}
-	buf_consume(&c->req.in, (uint32_t)head_len);
-	if (c->req.body == B_CHUNKED && buf_len(&c->req.in)) {
-		/* chunk framing that arrived with the head is checked before any backend sees
-		 * the request; later framing errors abort the upstream connection */
-		struct http_chunked probe = c->req.ch;
-
-		if (http_chunked_feed(&probe, c->req.in.data + c->req.in.start,
-				      buf_len(&c->req.in)) < 0)
-			return conn_fail_request(c, 400);
-	}
-
-	c->ntried = 0;
-	/* every request is balanced; the keep-alive upstream carries it when the balancer
-	 * picked the server it is connected to (a new pool always means a new connection) */
-	if (c->pool != r->pool)
-		upstream_close(c);
-	c->pool = r->pool;
-	pick = pick_server(c);
-	if (pick && c->ufd >= 0 && pick == c->srv && c->resp_keepalive &&
-	    health_server_reusable(c->srv) && upstream_check_idle(c)) {
-		c->upstream_fresh = 0;
-		c->tried[c->ntried++] = c->srv->id;
-		return start_exchange(c);
-	}
-	upstream_close(c);
-	c->srv = NULL;
-	return upstream_connect_to(c, pick, 1);
-}
-
-static int step_head(struct conn *c)
+/* step_head - may free c: read and parse the request head (CS_HEAD) */
+static enum step_rc step_head(struct conn *c)
 {
 	struct buf *in = &c->req.in;
 	uint32_t max_head = c->cf->max_header_size;
@@ -1580,7 +356,7 @@ static int step_head(struct conn *c)
 						   c->msg);
 
 			if (r > 0)
-				return handle_request(c, r);
+				return conn_head_request(c, r);
 			if (r < 0) {
 				log_debug("%s: request rejected with %d", c->peer, -r);
 				c->method_s[0] = c->path[0] = c->host[0] = '\0';
@@ -1604,77 +380,81 @@ static int step_head(struct conn *c)
 			uint32_t room = in->cap - in->end;
 			ssize_t r;
 
-			r = side_recv(c, &c->kc, in->data + in->end, room);
+			r = transport_recv(c, &c->client, in->data + in->end, room);
 			if (r == -EAGAIN)
-				return 0;
+				return STEP_WAIT;
 			if (r <= 0) {
 				if (r < 0 || buf_len(in))
 					log_debug("%s: client closed mid-head", c->peer);
 				conn_free(c);
-				return -1;
+				return STEP_FREED;
 			}
 			if (!c->head_seen) {
 				c->head_seen = 1;
-				set_deadline(c, c->cf->timeout_header_ms);
+				conn_set_deadline(c, c->cf->timeout_header_ms);
 			}
 			in->end += (uint32_t)r;
 		}
 	}
 }
 
-static int step_connect(struct conn *c)
+/* step_connect - may free c: the connect to the upstream completes (CS_CONNECT) */
+static enum step_rc step_connect(struct conn *c)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
 
 	if (!(c->uev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-		return 0;
+		return STEP_WAIT;
 	if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err)
-		return connect_failed(c, strerror(err));
+		return conn_upstream_failed(c, strerror(err));
 	if (c->uev & EPOLLHUP)
-		return connect_failed(c, "hang-up");
+		return conn_upstream_failed(c, "hang-up");
 	if (c->pool->tls_on) {
-		c->ku.ssl = tls_upstream_new(c->pool, c->srv, c->ufd);
-		if (!c->ku.ssl)
+		struct ssl_st *ssl = tls_upstream_new(c->pool, c->srv, c->ufd);
+
+		if (!ssl)
 			return conn_fail_request(c, 502);
+		transport_tls(&c->upstream, ssl);
 		c->st = CS_UPHANDSHAKE;
-		return 1;
+		return STEP_AGAIN;
 	}
-	return start_exchange(c);
+	return conn_start_exchange(c);
 }
 
-/* TLS with the upstream; a failed handshake or certificate check answers 502 */
-static int step_uphandshake(struct conn *c)
+/* step_uphandshake - may free c: TLS with the upstream (CS_UPHANDSHAKE); a failed handshake
+ * or certificate check answers 502 */
+static enum step_rc step_uphandshake(struct conn *c)
 {
 	char why[256];
-	int r = tls_handshake(c->ku.ssl, why, sizeof(why));
+	int r = tls_handshake(c->upstream.ssl, why, sizeof(why));
 
 	if (r == 0)
-		return 0;
+		return STEP_WAIT;
 	if (r < 0) {
 		log_warnx("%s: upstream %s/%s: TLS handshake failed: %s", c->peer, c->pool->name,
 			  c->srv->name, why);
 		return conn_fail_request(c, 502);
 	}
-	return start_exchange(c);
+	return conn_start_exchange(c);
 }
 
 /* request (and response) complete: log, then next request or close */
 /* fold the kernel-moved bytes of this message into the request and server counters */
 static void count_kernel(struct conn *c)
 {
-	c->bytes_in += c->req.kmoved;
-	c->bytes_out += c->resp.kmoved;
+	c->bytes_in += c->req.kern_moved;
+	c->bytes_out += c->resp.kern_moved;
 	if (c->srv) {
-		atomic_fetch_add(&c->srv->kern_bytes_up, c->req.kmoved);
-		atomic_fetch_add(&c->srv->kern_bytes_down, c->resp.kmoved);
+		atomic_fetch_add(&c->srv->kern_bytes_up, c->req.kern_moved);
+		atomic_fetch_add(&c->srv->kern_bytes_down, c->resp.kern_moved);
 	}
-	stats_add(&g_stats.kern_bytes_up, c->req.kmoved);
-	stats_add(&g_stats.kern_bytes_down, c->resp.kmoved);
-	c->req.kmoved = 0;
-	c->resp.kmoved = 0;
+	stats_add(&g_stats.kern_bytes_up, c->req.kern_moved);
+	stats_add(&g_stats.kern_bytes_down, c->resp.kern_moved);
+	c->req.kern_moved = 0;
+	c->resp.kern_moved = 0;
 }
 
 /*
@@ -1684,7 +464,7 @@ static void count_kernel(struct conn *c)
  * until it closes) when its buffers were sized by different limits or it speaks TLS (the SSL
  * object belongs to the old listener's context). Returns 0, or -1 when its listener is gone.
  */
-static int config_follow(struct conn *c)
+int conn_config_follow(struct conn *c)
 {
 	struct config *ncf = c->w->cf, *old = c->cf;
 	struct listener *nl = NULL;
@@ -1696,10 +476,10 @@ static int config_follow(struct conn *c)
 			nl = &ncf->listeners[i];
 	if (!nl)
 		return -1;
-	if (c->kc.ssl || nl->tls || ncf->max_header_size != old->max_header_size ||
+	if (c->client.ssl || nl->tls || ncf->max_header_size != old->max_header_size ||
 	    ncf->buffer_size != old->buffer_size)
 		return 0;
-	upstream_close(c);
+	conn_upstream_close(c);
 	conf_ref(ncf);
 	/* conn_snapshot() reads these from the main thread: it must never hold a pointer into
 	 * the old configuration once that may be freed (by the unref below) */
@@ -1709,8 +489,9 @@ static int config_follow(struct conn *c)
 	c->cf = ncf;
 	c->l = nl;
 	pthread_mutex_unlock(&c->w->conns_lock);
-	if (!kin(&c->kc))
-		c->kernel_ok = splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kfail;
+	if (!side_in_maps(&c->client))
+		c->kernel_ok =
+			splice_kernel_available() && nl->splice != SPLICE_OFF && !c->kernel_failed;
 	c->kernel_all = nl->splice == SPLICE_ON;
 	conf_unref(old);
 	return 0;
@@ -1729,25 +510,27 @@ static void count_user(struct conn *c)
 	c->user_done_out += c->bytes_out;
 }
 
-static int finish_request(struct conn *c)
+/* finish_request - never frees c: the response is complete: count and log the request, then
+ * wait for the next one or close (always STEP_AGAIN) */
+static enum step_rc finish_request(struct conn *c)
 {
 	count_user(c);
 	count_kernel(c); /* after: the server's user counters hold only the daemon's bytes */
 	request_done(c);
 	/* bytes past the end of this response: the connection can carry nothing more */
 	if (c->resp_keepalive)
-		(void)upstream_check_idle(c);
+		(void)conn_upstream_check_idle(c);
 	/* the upstream is released as soon as it can carry nothing more for this client */
 	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
-		upstream_close(c);
-	if (!c->req_keepalive || !c->req.body_done || config_follow(c)) {
+		conn_upstream_close(c);
+	if (!c->req_keepalive || !c->req.body_done || conn_config_follow(c)) {
 		/* a response that ended before its request did leaves the client stream
 		 * at an unknown position: close (after a lingering drain); so does a
 		 * listener removed by a reload */
 		c->linger = !c->req.body_done;
 		c->st = CS_CLOSING;
-		set_deadline(c, c->cf->timeout_client_ms);
-		return 1;
+		conn_set_deadline(c, c->cf->timeout_client_ms);
+		return STEP_AGAIN;
 	}
 	/* nothing of this request may leak into what is logged or answered for the next */
 	c->resp_started = 0;
@@ -1759,36 +542,37 @@ static int finish_request(struct conn *c)
 	if (buf_len(&c->req.in)) {
 		/* part of the next head is already here (pipelined): the header timeout runs */
 		c->head_seen = 1;
-		set_deadline(c, c->cf->timeout_header_ms);
+		conn_set_deadline(c, c->cf->timeout_header_ms);
 	} else {
 		c->head_seen = 0;
-		set_deadline(c, c->cf->timeout_idle_ms);
+		conn_set_deadline(c, c->cf->timeout_idle_ms);
 	}
-	return 1;
+	return STEP_AGAIN;
 }
 
-/*
- * exchange_timeout - inactivity allowed now: the server's timeout while spliced waits on the
- * upstream (waiting_on_server: no response yet, or nothing of the response left to deliver),
- * else the client's.
- */
+/* waiting_on_server - no response yet, or nothing of the response left to deliver */
 static int waiting_on_server(struct conn *c)
 {
 	return !c->rmsg->head_len || (!buf_len(&c->resp.out) && !c->resp.in_pipe);
 }
 
-static uint32_t exchange_timeout(struct conn *c)
+/*
+ * exchange_timeout - inactivity allowed now: the server's timeout while spliced waits on the
+ * upstream (waiting_on_server), else the client's.
+ */
+uint32_t conn_exchange_timeout(struct conn *c)
 {
 	return waiting_on_server(c) ? c->cf->timeout_server_ms : c->cf->timeout_client_ms;
 }
 
-/* the upstream answered nothing: retry an idempotent request on a fresh connection */
-static int retry_or_fail(struct conn *c, int status, const char *why)
+/* retry_or_fail - may free c: the upstream answered nothing: retry an idempotent request on
+ * a fresh connection, else answer status */
+enum step_rc conn_retry_or_fail(struct conn *c, int status, const char *why)
 {
 	/* nothing of the body moved yet (req.moved == 0): the flow state still describes the
-	 * whole body, and start_exchange() queues the head again */
-	int again =
-		!c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 && retryable(c);
+	 * whole body, and conn_start_exchange() queues the head again */
+	int again = !c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 &&
+		    conn_retryable(c);
 
 	/* a reused connection (kept alive or parked) that the server closed as the request went
 	 * out says nothing about the server: the same server again, on a new connection, and not
@@ -1798,10 +582,10 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 
 		log_debug("%s: reused upstream connection to %s/%s %s, retrying on a new one",
 			  c->peer, c->pool->name, s->name, why);
-		upstream_close(c);
+		conn_upstream_close(c);
 		if (c->ntried > 0 && c->tried[c->ntried - 1] == s->id)
 			c->ntried--;
-		return upstream_connect_to(c, s, 0);
+		return conn_upstream_connect(c, s, 0);
 	}
 	if (again && c->ntried <= c->pool->retries) {
 		log_debug("%s: upstream %s/%s %s, retrying", c->peer, c->pool->name,
@@ -1810,11 +594,11 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 			atomic_fetch_add(&c->srv->conn_fail, 1);
 		struct server *next;
 
-		upstream_close(c);
+		conn_upstream_close(c);
 		c->srv = NULL;
-		next = pick_server(c);
+		next = conn_upstream_pick(c);
 		if (next)
-			return upstream_connect_to(c, next, 1);
+			return conn_upstream_connect(c, next, 1);
 		/* nowhere else to go: the answer is about this failure, not a 503 */
 		log_warnx("%s: upstream %s %s, no other server to retry on", c->peer, c->pool->name,
 			  why);
@@ -1825,142 +609,29 @@ static int retry_or_fail(struct conn *c, int status, const char *why)
 	return conn_fail_request(c, status);
 }
 
-static int response_head(struct conn *c, int *progress)
+/* response_broken - may free c: the server broke the response body (flow result rc): a 502
+ * when not a byte of the response reached the client yet, else the connection closes */
+static enum step_rc response_broken(struct conn *c, int rc)
 {
-	struct buf *in = &c->resp.in;
-	struct http_msg *m = c->rmsg;
-	uint32_t max_head = c->cf->max_header_size;
-
-	for (;;) {
-		if (buf_len(in)) {
-			int r = http_parse_response(in->data + in->start, buf_len(in), max_head,
-						    c->method, m);
-
-			if (r < 0)
-				return conn_fail_request(c, 502);
-			if (r > 0) {
-				const char *b = in->data + in->start;
-				struct http_rewrite rw;
-				char *tmp = c->req_head; /* free again: the request head went out */
-				int informational =
-					m->status >= 100 && m->status < 200 && m->status != 101;
-				int tunnel = (m->status == 101 && c->upgrade &&
-					      c->method != HTTP_M_CONNECT) ||
-					     (c->method == HTTP_M_CONNECT && m->status >= 200 &&
-					      m->status < 300);
-				char proto[UPGRADE_LIST_MAX];
-				unsigned other = 0;
-				int n;
-
-				/* a 101 switches to what the request asked for, or is refused */
-				if (m->status == 101 &&
-				    (!tunnel ||
-				     http_upgrade_filter(b, m, c->upgrade_proto, proto,
-							 sizeof(proto), &other) <= 0 ||
-				     other)) {
-					log_warnx(
-						"%s: upstream %s: 101 to a protocol not asked for",
-						c->peer, c->srv ? c->srv->name : "-");
-					return conn_fail_request(c, 502);
-				}
-				c->status = m->status;
-				if (!informational && c->srv) {
-					char why[16];
-
-					snprintf(why, sizeof(why), "status %d", m->status);
-					health_passive_result(c->srv, m->status < 500, why,
-							      c->w->now_ms);
-				}
-				memset(&rw, 0, sizeof(rw));
-				rw.via = "1.1 spliced";
-				rw.upgrade = m->status == 101 ? proto : NULL;
-				/* stopping: this response is the connection's last */
-				if (atomic_load_explicit(&c->w->draining, memory_order_relaxed))
-					c->req_keepalive = 0;
-				if (tunnel)
-					rw.connection = m->status == 101 ? "upgrade" : NULL;
-				else if (!informational)
-					rw.connection = c->req_keepalive ? NULL : "close";
-				if (!informational && !tunnel) {
-					c->resp_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) &&
-							    m->version_minor == 1 &&
-							    m->framing != HTTP_BODY_UNTIL_CLOSE;
-					if (m->framing == HTTP_BODY_UNTIL_CLOSE) {
-						/* the client can only see the end as a close */
-						c->req_keepalive = 0;
-						rw.connection = "close";
-					} else if (c->req_keepalive && c->version_minor == 0) {
-						rw.connection = "keep-alive";
-					}
-				}
-				n = http_rewrite_head(b, m, 0, &rw, tmp, max_head + 1024);
-				if (n < 0 || buf_append(&c->resp.out, tmp, (uint32_t)n))
-					return conn_fail_request(c, 502);
-				if (!informational)
-					c->resp_mark = c->kc.written;
-				buf_consume(in, (uint32_t)r);
-				c->bytes_out += (uint64_t)n;
-				c->resp_started = 1;
-				*progress = 1;
-				if (informational) {
-					memset(m, 0, sizeof(*m));
-					continue;
-				}
-				flow_reset_body(&c->resp);
-				if (tunnel) {
-					c->resp.body = B_TUNNEL;
-					flow_reset_body(&c->req);
-					c->req.body = B_TUNNEL;
-					c->st = CS_TUNNEL;
-					set_deadline(c, c->cf->timeout_tunnel_ms);
-					return 1;
-				}
-				switch (m->framing) {
-				case HTTP_BODY_LENGTH:
-					c->resp.body = m->content_length ? B_LENGTH : B_NONE;
-					c->resp.left = m->content_length;
-					break;
-				case HTTP_BODY_CHUNKED:
-					c->resp.body = B_CHUNKED;
-					break;
-				case HTTP_BODY_UNTIL_CLOSE:
-					c->resp.body = B_EOF;
-					break;
-				default:
-					c->resp.body = B_NONE;
-				}
-				set_deadline(c, exchange_timeout(c));
-				return 1;
-			}
-		}
-		if (in->start) {
-			buf_compact(in);
-			memset(m, 0, sizeof(*m));
-		}
-		if (in->end == in->cap)
-			return conn_fail_request(c, 502);
-		{
-			uint32_t room = in->cap - in->end;
-			ssize_t r;
-
-			r = side_recv(c, &c->ku, in->data + in->end, room);
-			if (r == -EAGAIN)
-				return 0;
-			if (r <= 0) {
-				c->resp.src_eof = 1;
-				if (buf_len(in))
-					return conn_fail_request(c, 502);
-				return retry_or_fail(c, 502,
-						     r == 0 ? "closed before responding"
-							    : strerror((int)-r));
-			}
-			in->end += (uint32_t)r;
-			*progress = 1;
-		}
+	log_warnx("%s: upstream %s/%s broke the response body (%s)", c->peer, c->pool->name,
+		  c->srv ? c->srv->name : "-",
+		  rc == FLOW_BAD_FRAMING ? "bad chunk framing"
+		  : rc == FLOW_EARLY_EOF ? "closed before its end"
+					 : "read error");
+	stats_error(STATS_ERR_UPSTREAM_BROKEN);
+	if (c->client.written == c->resp_mark && !c->resp.kern_moved) {
+		/* not a byte of it reached the client: it gets an honest answer */
+		c->resp_started = 0;
+		c->resp.out.start = c->resp.out.end = 0;
+		return conn_fail_request(c, 502);
 	}
+	c->status = 502;
+	conn_abort(c, TERM_SERVER_CLOSED);
+	return STEP_FREED;
 }
 
-static int step_exchange(struct conn *c)
+/* step_exchange - may free c: request body up, response head and body down (CS_EXCHANGE) */
+static enum step_rc step_exchange(struct conn *c)
 {
 	int progress = 0;
 	int rc;
@@ -1973,38 +644,38 @@ static int step_exchange(struct conn *c)
 		c->bytes_in += moved;
 		if (rc == FLOW_ERR_DST || rc == FLOW_ERR_SRC) {
 			if (rc == FLOW_ERR_DST && !c->resp_started)
-				return retry_or_fail(c, 502, "reset while receiving the request");
+				return conn_retry_or_fail(c, 502,
+							  "reset while receiving the request");
 			conn_abort(c, rc == FLOW_ERR_DST ? TERM_SERVER_CLOSED : TERM_CLIENT_CLOSED);
-			return -1;
+			return STEP_FREED;
 		}
 		if (rc == FLOW_EARLY_EOF) {
 			log_debug("%s: client closed during the request body", c->peer);
 			conn_abort(c, TERM_CLIENT_CLOSED);
-			return -1;
+			return STEP_FREED;
 		}
 		if (rc == FLOW_BAD_FRAMING) {
 			if (!c->resp_started)
 				return conn_fail_request(c, 400);
 			conn_abort(c, TERM_CLIENT_FRAMING);
-			return -1;
+			return STEP_FREED;
 		}
 	}
 	/* response head, then body: upstream -> client */
 	if (c->resp.body == B_NONE && !c->resp.body_done && c->rmsg->head_len == 0) {
-		rc = response_head(c, &progress);
-		if (rc < 0)
-			return -1;
+		if (conn_head_response(c, &progress) == STEP_FREED)
+			return STEP_FREED;
 		if (c->st != CS_EXCHANGE)
-			return 1;
+			return STEP_AGAIN;
 		if (c->rmsg->head_len == 0) {
 			/* a 100 Continue must reach the client now: it waits for it to send
 			 * the body */
-			rc = flush_buf(c, &c->kc, &c->resp.out, &progress);
+			rc = transport_flush(c, &c->client, &c->resp.out, &progress);
 			if (rc < 0 && rc != -EAGAIN) {
 				conn_abort(c, TERM_CLIENT_CLOSED);
-				return -1;
+				return STEP_FREED;
 			}
-			return progress;
+			return progress ? STEP_AGAIN : STEP_WAIT;
 		}
 	}
 	{
@@ -2014,54 +685,28 @@ static int step_exchange(struct conn *c)
 		c->bytes_out += moved;
 		if (rc == FLOW_ERR_DST) {
 			conn_abort(c, TERM_CLIENT_CLOSED);
-			return -1;
+			return STEP_FREED;
 		}
-		if (rc == FLOW_ERR_SRC || rc == FLOW_EARLY_EOF || rc == FLOW_BAD_FRAMING) {
-			log_warnx("%s: upstream %s/%s broke the response body (%s)", c->peer,
-				  c->pool->name, c->srv ? c->srv->name : "-",
-				  rc == FLOW_BAD_FRAMING ? "bad chunk framing"
-				  : rc == FLOW_EARLY_EOF ? "closed before its end"
-							 : "read error");
-			stats_error(STATS_ERR_UPSTREAM_BROKEN);
-			if (c->kc.written == c->resp_mark && !c->resp.kmoved) {
-				/* not a byte of it reached the client: it gets an honest answer */
-				c->resp_started = 0;
-				c->resp.out.start = c->resp.out.end = 0;
-				return conn_fail_request(c, 502);
-			}
-			c->status = 502;
-			conn_abort(c, TERM_SERVER_CLOSED);
-			return -1;
-		}
+		if (rc == FLOW_ERR_SRC || rc == FLOW_EARLY_EOF || rc == FLOW_BAD_FRAMING)
+			return response_broken(c, rc);
 		if (rc == FLOW_DONE)
 			return finish_request(c);
 	}
 	if (progress)
-		set_deadline(c, exchange_timeout(c));
-	return progress;
+		conn_set_deadline(c, conn_exchange_timeout(c));
+	return progress ? STEP_AGAIN : STEP_WAIT;
 }
 
-/* kernel bytes moved by a tunnel so far (both directions) */
-static uint64_t tunnel_kern_bytes(struct conn *c)
-{
-	uint64_t k = 0;
-
-	if (c->req.kspan)
-		k += c->req.src->k.st->kern_fwd;
-	if (c->resp.kspan)
-		k += c->resp.src->k.st->kern_fwd;
-	return k;
-}
-
-/* a tunnel is over (or aborted): count, log, close; abort sends RST to both sides */
+/* tunnel_end - frees c: a tunnel is over (or aborted): count, log, close; abort sends RST to
+ * both sides */
 static void tunnel_end(struct conn *c, int abort)
 {
 	static const struct linger rst = {.l_onoff = 1, .l_linger = 0};
 	int dummy = 0;
 
-	if (c->req.kspan)
+	if (c->req.kernel_span)
 		kernel_account(&c->req, &dummy);
-	if (c->resp.kspan)
+	if (c->resp.kernel_span)
 		kernel_account(&c->resp, &dummy);
 	count_user(c);
 	stats_add(&g_stats.tunnels_total, 1);
@@ -2075,7 +720,8 @@ static void tunnel_end(struct conn *c, int abort)
 	conn_free(c);
 }
 
-static int step_tunnel(struct conn *c)
+/* step_tunnel - may free c: relay both directions of a tunnel (CS_TUNNEL) */
+static enum step_rc step_tunnel(struct conn *c)
 {
 	int progress = 0;
 	uint64_t up = 0, down = 0;
@@ -2089,84 +735,83 @@ static int step_tunnel(struct conn *c)
 	c->bytes_out += down;
 	if (a < 0 || b < 0 || (c->req.body_done && c->resp.body_done)) {
 		tunnel_end(c, a < 0 || b < 0);
-		return -1;
+		return STEP_FREED;
 	}
 	if ((c->cev | c->uev) & EPOLLERR) {
 		/* a reset on either side: the other side learns it as a reset too */
 		tunnel_end(c, 1);
-		return -1;
+		return STEP_FREED;
 	}
 	if (progress)
-		set_deadline(c, c->cf->timeout_tunnel_ms);
-	return progress;
+		conn_set_deadline(c, c->cf->timeout_tunnel_ms);
+	return progress ? STEP_AGAIN : STEP_WAIT;
 }
 
-/* flush the final response, then half-close and drain the client briefly (lingering close:
- * closing with unread input would send RST and could destroy the response in flight) */
-static int step_closing(struct conn *c)
+/* step_closing - may free c: flush the final response, then half-close and drain the client
+ * briefly (lingering close: closing with unread input would send RST and could destroy the
+ * response in flight) */
+static enum step_rc step_closing(struct conn *c)
 {
 	int progress = 0;
-	int rc = flush_buf(c, &c->kc, &c->resp.out, &progress);
+	int rc = transport_flush(c, &c->client, &c->resp.out, &progress);
 	char sink[4096];
 
 	if (rc == -EAGAIN)
-		return 0;
+		return STEP_WAIT;
 	if (rc < 0) {
 		conn_free(c);
-		return -1;
+		return STEP_FREED;
 	}
 	if (!c->resp.dst_shut) {
 		/* redirected bytes still on their way into the client would be lost */
-		if (!kern_drained(c, &c->kc))
-			return 0;
+		if (!kernel_drained(c, &c->client))
+			return STEP_WAIT;
 		/* a complete exchange with nothing unread closes at once: close() sends a FIN,
 		 * and only unread input would turn it into a RST */
-		if (c->kc.ssl)
-			tls_close_notify(c->kc.ssl);
+		transport_close_notify(&c->client);
 		if (!c->linger && !buf_len(&c->req.in) && !splice_queued(c->cfd)) {
 			conn_free(c);
-			return -1;
+			return STEP_FREED;
 		}
 		shutdown(c->cfd, SHUT_WR);
 		c->resp.dst_shut = 1;
 		if (c->deadline > c->w->now_ms + LINGER_MS)
-			set_deadline(c, LINGER_MS);
+			conn_set_deadline(c, LINGER_MS);
 	}
 	for (int i = 0; i < 64; i++) {
-		ssize_t r = side_recv(c, &c->kc, sink, sizeof(sink));
+		ssize_t r = transport_recv(c, &c->client, sink, sizeof(sink));
 
 		if (r == -EAGAIN)
-			return 0;
+			return STEP_WAIT;
 		if (r <= 0)
 			break;
 	}
 	conn_free(c);
-	return -1;
+	return STEP_FREED;
 }
 
-/* TLS handshake on the client socket (non-blocking; the header timeout bounds it); then
- * note what the kernel took (kTLS) */
-static int step_handshake(struct conn *c)
+/* step_handshake - may free c: TLS handshake on the client socket (non-blocking; the header
+ * timeout bounds it); then note what the kernel took (kTLS) */
+static enum step_rc step_handshake(struct conn *c)
 {
 	char why[256];
-	int r = tls_handshake(c->kc.ssl, why, sizeof(why));
+	int r = tls_handshake(c->client.ssl, why, sizeof(why));
 
 	if (r == 0)
-		return 0;
+		return STEP_WAIT;
 	if (r < 0) {
 		log_debug("%s: TLS handshake failed: %s", c->peer, why);
 		stats_add(&g_stats.tls_failed, 1);
 		stats_error(STATS_ERR_TLS_HANDSHAKE);
 		conn_free(c);
-		return -1;
+		return STEP_FREED;
 	}
 	stats_add(&g_stats.tls_ok, 1);
 	{
 		int tx, rx;
 
-		tls_ktls_state(c->kc.ssl, &tx, &rx);
-		c->kc.ktls_tx = (uint8_t)tx;
-		c->kc.ktls_rx = (uint8_t)rx;
+		tls_ktls_state(c->client.ssl, &tx, &rx);
+		transport_ktls(&c->client, tx, rx);
 		__atomic_fetch_add(&g_tls_counters.handshakes, 1, __ATOMIC_RELAXED);
 		if (tx)
 			__atomic_fetch_add(&g_tls_counters.ktls_tx, 1, __ATOMIC_RELAXED);
@@ -2174,35 +819,37 @@ static int step_handshake(struct conn *c)
 			__atomic_fetch_add(&g_tls_counters.ktls_rx, 1, __ATOMIC_RELAXED);
 	}
 	if (log_verbosity() > 0) {
-		tls_describe(c->kc.ssl, why, sizeof(why));
-		log_debug("%s: TLS %s ktls=%s", c->peer, why, ktls_name(&c->kc));
+		tls_describe(c->client.ssl, why, sizeof(why));
+		log_debug("%s: TLS %s ktls=%s", c->peer, why, c->client.transport->name);
 	}
 	c->st = CS_HEAD;
-	set_deadline(c, c->cf->timeout_header_ms);
-	return 1;
+	conn_set_deadline(c, c->cf->timeout_header_ms);
+	return STEP_AGAIN;
 }
 
 static void conn_run_once(struct conn *c);
 
+/* conn_run - may free c (see conn.h) */
 void conn_run(struct conn *c)
 {
 	if (c->dead)
 		return;
-	c->kpoll = 0;
+	c->kernel_wait = 0;
 	conn_run_once(c);
-	if (!c->dead && c->kpoll && !c->kqueued) {
+	if (!c->dead && c->kernel_wait && !c->kpoll_queued) {
 		/* the kernel gives no signal when a window is done or a queue drained */
-		c->kqueued = 1;
+		c->kpoll_queued = 1;
 		c->kpoll_next = c->w->kpoll;
 		c->w->kpoll = c;
 	}
 }
 
+/* conn_run_once - may free c: run the steps until one waits (or frees c) */
 static void conn_run_once(struct conn *c)
 {
 	c->run_budget = 0;
 	for (;;) {
-		int r;
+		enum step_rc r;
 
 		switch (c->st) {
 		case CS_HEAD:
@@ -2227,13 +874,14 @@ static void conn_run_once(struct conn *c)
 			r = step_closing(c);
 			break;
 		}
-		if (r <= 0)
+		if (r != STEP_AGAIN)
 			return;
 		if (c->queued)
 			return; /* budget used: the worker runs us again after others */
 	}
 }
 
+/* conn_event - may free c (see conn.h) */
 void conn_event(struct conn *c, uint32_t events, int upstream)
 {
 	if (c->dead)
@@ -2243,14 +891,15 @@ void conn_event(struct conn *c, uint32_t events, int upstream)
 	else
 		c->cev |= events;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		(upstream ? &c->ku : &c->kc)->rd_empty = 0;
+		(upstream ? &c->upstream : &c->client)->rd_empty = 0;
 		/* between requests, a kept upstream has nothing to say */
 		if (upstream && c->st == CS_HEAD && c->ufd >= 0)
-			(void)upstream_check_idle(c);
+			(void)conn_upstream_check_idle(c);
 	}
 	conn_run(c);
 }
 
+/* conn_timer - may free c (see conn.h) */
 void conn_timer(struct conn *c)
 {
 	if (c->w->now_ms < c->deadline)
@@ -2263,7 +912,7 @@ void conn_timer(struct conn *c)
 			c->pool = NULL;
 			c->srv = NULL;
 			c->req.in.start = c->req.in.end = 0;
-			if (conn_fail_request(c, 408) > 0)
+			if (conn_fail_request(c, 408) == STEP_AGAIN)
 				conn_run(c);
 			return;
 		}
@@ -2271,8 +920,9 @@ void conn_timer(struct conn *c)
 		return;
 	case CS_CONNECT:
 	case CS_UPHANDSHAKE:
-		if (connect_failed(c, c->st == CS_CONNECT ? "timeout" : "TLS handshake timeout") >
-		    0)
+		if (conn_upstream_failed(c, c->st == CS_CONNECT
+						    ? "timeout"
+						    : "TLS handshake timeout") == STEP_AGAIN)
 			conn_run(c);
 		return;
 	case CS_EXCHANGE:
@@ -2280,19 +930,19 @@ void conn_timer(struct conn *c)
 			  c->srv ? c->srv->name : "-",
 			  c->rmsg->head_len ? "response body" : "waiting for response");
 		if (!c->resp_started) {
-			if (conn_fail_request(c, 504) > 0)
+			if (conn_fail_request(c, 504) == STEP_AGAIN)
 				conn_run(c);
 			return;
 		}
 		conn_abort(c, waiting_on_server(c) ? TERM_SERVER_TIMEOUT : TERM_CLIENT_TIMEOUT);
 		return;
 	case CS_TUNNEL: {
-		uint64_t k = tunnel_kern_bytes(c);
+		uint64_t k = kernel_tunnel_bytes(c);
 
 		/* bytes the kernel moves wake nobody: they count as activity here */
 		if (k != c->tunnel_kern) {
 			c->tunnel_kern = k;
-			set_deadline(c, c->cf->timeout_tunnel_ms);
+			conn_set_deadline(c, c->cf->timeout_tunnel_ms);
 			return;
 		}
 		log_debug("%s: tunnel timeout", c->peer);
@@ -2300,7 +950,7 @@ void conn_timer(struct conn *c)
 		return;
 	}
 	default:
-		log_debug("%s: %s timeout", c->peer, state_name[c->st]);
+		log_debug("%s: %s timeout", c->peer, conn_state_name(c->st));
 		if (c->st == CS_HANDSHAKE) {
 			stats_add(&g_stats.tls_failed, 1);
 			stats_error(STATS_ERR_TLS_HANDSHAKE);
@@ -2310,14 +960,75 @@ void conn_timer(struct conn *c)
 	}
 }
 
-static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
-				const struct sockaddr_storage *peer, socklen_t peerlen, int adopt)
+/* conn_alloc - the heads and buffers of c, sized by its configuration; 0 or -ENOMEM */
+static int conn_alloc(struct conn *c)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	uint32_t bufsz = c->cf->buffer_size;
+
+	c->msg = calloc(1, sizeof(*c->msg));
+	c->rmsg = calloc(1, sizeof(*c->rmsg));
+	c->req_head = malloc(c->cf->max_header_size + 1024);
+	if (!c->msg || !c->rmsg || !c->req_head || buf_alloc(&c->req.in, bufsz) ||
+	    buf_alloc(&c->req.out, bufsz) || buf_alloc(&c->resp.in, bufsz) ||
+	    buf_alloc(&c->resp.out, bufsz))
+		return -ENOMEM;
+	return 0;
+}
+
+/* conn_peer - the client's address and port for logs, from peer (what accept() returned) or
+ * looked up */
+static void conn_peer(struct conn *c, int fd, const struct sockaddr_storage *peer,
+		      socklen_t peerlen)
+{
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+
+	if (peer && peerlen && peerlen <= sizeof(ss)) {
+		memcpy(&ss, peer, peerlen);
+		sl = peerlen;
+	}
+	if (!(peer && peerlen) && getpeername(fd, (struct sockaddr *)&ss, &sl) == -1) {
+		snprintf(c->peer, sizeof(c->peer), "unknown");
+		return;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		c->peer_port = ntohs(s6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer, sizeof(c->peer));
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, c->peer, sizeof(c->peer));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
+			  sizeof(c->peer));
+		c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+}
+
+/* conn_sides - the two sockets of c and the two directions between them */
+static void conn_sides(struct conn *c, int adopt)
+{
+	c->client.fd = &c->cfd;
+	c->upstream.fd = &c->ufd;
+	transport_plain(&c->client);
+	transport_plain(&c->upstream);
+	/* registering with epoll reports bytes already there as an event */
+	c->client.rd_empty = !adopt;
+	c->upstream.syn_adj = 1; /* connected sockets count their SYN in tcpi_bytes_acked */
+	c->req.src = &c->client;
+	c->req.dst = &c->upstream;
+	c->resp.src = &c->upstream;
+	c->resp.dst = &c->client;
+	c->req.pipe_r = c->req.pipe_w = c->resp.pipe_r = c->resp.pipe_w = -1;
+}
+
+struct conn *conn_create(struct worker *w, struct listener *l, int fd,
+			 const struct sockaddr_storage *peer, socklen_t peerlen, int adopt)
+{
+	struct conn *c = calloc(1, sizeof(*c));
 	struct epoll_event ev;
-	uint32_t bufsz = w->cf->buffer_size;
+	struct timespec ts;
 
 	if (!c)
 		goto err_close;
@@ -2327,67 +1038,31 @@ static struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	c->l = l;
 	c->cfd = fd;
 	c->ufd = -1;
-	c->req.pipe_r = c->req.pipe_w = c->resp.pipe_r = c->resp.pipe_w = -1;
-	c->msg = calloc(1, sizeof(*c->msg));
-	c->rmsg = calloc(1, sizeof(*c->rmsg));
-	c->req_head = malloc(w->cf->max_header_size + 1024);
-	if (!c->msg || !c->rmsg || !c->req_head || buf_alloc(&c->req.in, bufsz) ||
-	    buf_alloc(&c->req.out, bufsz) || buf_alloc(&c->resp.in, bufsz) ||
-	    buf_alloc(&c->resp.out, bufsz))
+	conn_sides(c, adopt);
+	if (conn_alloc(c))
 		goto err_free;
-	if (peer && peerlen && peerlen <= sizeof(ss)) {
-		memcpy(&ss, peer, peerlen);
-		sl = peerlen;
-	}
-	if ((peer && peerlen) || getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			c->peer_port = ntohs(s6->sin6_port);
-			if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-				inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer,
-					  sizeof(c->peer));
-			else
-				inet_ntop(AF_INET6, &s6->sin6_addr, c->peer, sizeof(c->peer));
-		} else {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
-				  sizeof(c->peer));
-			c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		}
-	} else {
-		snprintf(c->peer, sizeof(c->peer), "unknown");
-	}
+	conn_peer(c, fd, peer, peerlen);
 	/* TCP_NODELAY comes from the listener (listener_nodelay in worker.c) */
 	c->ctag.kind = EP_CLIENT;
 	c->ctag.fd = fd;
 	c->ctag.c = c;
-	c->kc.fd = &c->cfd;
-	c->ku.fd = &c->ufd;
-	/* registering with epoll reports bytes already there as an event */
-	c->kc.rd_empty = !adopt;
-	c->ku.syn_adj = 1; /* connected sockets count their SYN in tcpi_bytes_acked */
-	c->req.src = &c->kc;
-	c->req.dst = &c->ku;
-	c->resp.src = &c->ku;
-	c->resp.dst = &c->kc;
 	/* a TLS socket cannot join a sockmap: with userspace crypto the socket carries records,
-	 * and a kTLS socket cannot enter a map (DESIGN.md 6); kTLS uses splice(2) instead */
+	 * and a kTLS socket cannot enter a map on current kernels (docs/TLS.md#data-paths); kTLS
+	 * uses splice(2) instead */
 	c->kernel_ok = splice_kernel_available() && l->splice != SPLICE_OFF && !l->tls;
 	c->kernel_all = l->splice == SPLICE_ON;
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		c->start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	c->start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	c->st = CS_HEAD;
 	if (l->tls && !adopt) {
-		c->kc.ssl = tls_conn_new(l, fd);
-		if (!c->kc.ssl)
+		struct ssl_st *ssl = tls_conn_new(l, fd);
+
+		if (!ssl)
 			goto err_free;
+		transport_tls(&c->client, ssl);
 		c->st = CS_HANDSHAKE;
 	}
-	set_deadline(c, c->cf->timeout_header_ms);
+	conn_set_deadline(c, c->cf->timeout_header_ms);
 	stats_add(&g_stats.connections_total, 1);
 	stats_add(&l->st.connections, 1);
 	pthread_mutex_lock(&w->conns_lock);
@@ -2416,340 +1091,4 @@ int conn_new(struct worker *w, struct listener *l, int fd, const struct sockaddr
 	     socklen_t peerlen)
 {
 	return conn_create(w, l, fd, peer, peerlen, 0) ? 0 : -ENOMEM;
-}
-
-/* ---- live upgrade: hand a connection to the next process, or take one over ---- */
-
-/* the phases a connection can be handed over in, once nothing is buffered */
-static int conn_hold_phase(const struct conn *c)
-{
-	if (c->kc.ssl || c->ku.ssl)
-		return 0;
-	if (c->st == CS_TUNNEL)
-		return 1; /* in the kernel or not: the window state is in the shared slots */
-	return c->st == CS_EXCHANGE && c->req.body_done && c->resp_started && !c->resp.body_done &&
-	       !c->req.kspan && !c->resp.kspan;
-}
-
-int conn_handable(const struct conn *c)
-{
-	if (c->dead || c->kc.ssl || c->ku.ssl)
-		return 0;
-	if (buf_len(&c->req.in) || buf_len(&c->req.out) || buf_len(&c->resp.in) ||
-	    buf_len(&c->resp.out) || c->req.in_pipe || c->resp.in_pipe)
-		return 0;
-	if (c->st == CS_HEAD)
-		return !c->head_seen;
-	return conn_hold_phase(c);
-}
-
-int conn_hold(struct conn *c, int on)
-{
-	if (!on) {
-		if (c->hold) {
-			c->hold = 0;
-			conn_queue(c); /* edges consumed while holding: look again */
-		}
-		return 0;
-	}
-	c->hold = 1;
-	return !c->kc.ssl;
-}
-
-static void side_out(const struct kside *k, struct conn_handover_side *o)
-{
-	o->slot = k->k.slot;
-	o->in_map = (uint32_t)k->k.in_map;
-	o->cookie = k->k.cookie;
-	o->read = k->read;
-	o->written = k->written;
-	o->base = k->base;
-	o->kern_base = k->kern_base;
-	o->kern_in_closed = k->kern_in_closed;
-	o->verified = k->verified;
-	o->syn_adj = k->syn_adj;
-	o->paired = k->paired;
-}
-
-static void side_in(struct kside *k, const struct conn_handover_side *o)
-{
-	if (o->slot && splice_adopt_slot(&k->k, o->slot, o->cookie, (int)o->in_map))
-		log_warnx("upgrade: slot %u of a handed-over socket cannot be adopted", o->slot);
-	k->read = o->read;
-	k->written = o->written;
-	k->base = o->base;
-	k->kern_base = o->kern_base;
-	k->kern_in_closed = o->kern_in_closed;
-	k->verified = o->verified;
-	k->syn_adj = o->syn_adj;
-	k->paired = (uint8_t)o->paired;
-}
-
-static void flow_out(const struct flow *f, struct conn_handover_flow *o)
-{
-	o->body = (uint32_t)f->body;
-	o->body_done = f->body_done;
-	o->src_eof = f->src_eof;
-	o->dst_shut = f->dst_shut;
-	o->left = f->left;
-	o->moved = f->moved;
-	o->kern_seen = f->kern_seen;
-	o->kmoved = f->kmoved;
-	o->kspan = f->kspan;
-	o->ch = f->ch;
-}
-
-static void flow_in(struct flow *f, const struct conn_handover_flow *o)
-{
-	f->body = (enum body)o->body;
-	f->body_done = o->body_done;
-	f->src_eof = o->src_eof;
-	f->dst_shut = o->dst_shut;
-	f->left = o->left;
-	f->moved = o->moved;
-	f->kern_seen = o->kern_seen;
-	f->kmoved = o->kmoved;
-	f->kspan = o->kspan;
-	f->ch = o->ch;
-}
-
-void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
-{
-	struct worker *w = c->w;
-
-	memset(rec, 0, sizeof(*rec));
-	rec->magic = CONN_HANDOVER_MAGIC;
-	rec->size = sizeof(*rec);
-	/* an idle keep-alive upstream is not worth moving: the next request is balanced anew */
-	if (c->st == CS_HEAD)
-		upstream_close(c);
-	rec->st = (uint32_t)c->st;
-	rec->has_upstream = c->ufd >= 0;
-	snprintf(rec->listener, sizeof(rec->listener), "%s", c->l->name);
-	if (c->pool)
-		snprintf(rec->pool, sizeof(rec->pool), "%s", c->pool->name);
-	if (c->srv)
-		snprintf(rec->server, sizeof(rec->server), "%s", c->srv->name);
-	side_out(&c->kc, &rec->kc);
-	side_out(&c->ku, &rec->ku);
-	flow_out(&c->req, &rec->req);
-	flow_out(&c->resp, &rec->resp);
-	rec->start_ns = c->start_ns;
-	rec->t_start_ms = c->t_start;
-	rec->tunnel_kern = c->tunnel_kern;
-	rec->bytes_in = c->bytes_in;
-	rec->bytes_out = c->bytes_out;
-	rec->deadline_left_ms = c->deadline > w->now_ms ? c->deadline - w->now_ms : 0;
-	rec->requests = c->requests;
-	rec->peer_port = c->peer_port;
-	rec->status = c->status;
-	rec->method = (int32_t)c->method;
-	rec->version_minor = c->version_minor;
-	rec->kernel_ok = c->kernel_ok;
-	rec->kfail = c->kfail;
-	rec->req_keepalive = (uint8_t)c->req_keepalive;
-	rec->resp_keepalive = (uint8_t)c->resp_keepalive;
-	rec->upgrade = (uint8_t)c->upgrade;
-	rec->resp_started = (uint8_t)c->resp_started;
-	rec->head_seen = (uint8_t)c->head_seen;
-	snprintf(rec->peer, sizeof(rec->peer), "%s", c->peer);
-	snprintf(rec->host, sizeof(rec->host), "%s", c->host);
-	snprintf(rec->path, sizeof(rec->path), "%s", c->path);
-	snprintf(rec->method_s, sizeof(rec->method_s), "%s", c->method_s);
-
-	/* the sockets and their kernel slots now belong to the next process */
-	*cfd = c->cfd;
-	*ufd = c->ufd;
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
-	if (c->ufd >= 0) {
-		epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->ufd, NULL);
-		worker_utag_drop(w, c->ut);
-		c->ut = NULL;
-	}
-	c->cfd = c->ufd = -1;
-	memset(&c->kc.k, 0, sizeof(c->kc.k));
-	memset(&c->ku.k, 0, sizeof(c->ku.k));
-	if (c->srv) {
-		atomic_fetch_sub(&c->srv->conn_active, 1);
-		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));
-		c->srv = NULL;
-	}
-	atomic_fetch_sub(&g_nconns, 1);
-	conn_unlink(c);
-}
-
-int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int ufd)
-{
-	struct config *cf = w->cf;
-	struct listener *l = NULL;
-	struct conn *c;
-
-	if (rec->magic != CONN_HANDOVER_MAGIC || rec->size != sizeof(*rec) ||
-	    (rec->st != CS_HEAD && rec->st != CS_EXCHANGE && rec->st != CS_TUNNEL) ||
-	    (rec->st != CS_HEAD && ufd < 0)) {
-		close(cfd);
-		if (ufd >= 0)
-			close(ufd);
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < cf->nlisteners; i++)
-		if (!strcmp(cf->listeners[i].name, rec->listener))
-			l = &cf->listeners[i];
-	atomic_fetch_add(&g_nconns, 1);
-	c = conn_create(w, l ? l : &cf->listeners[0], cfd, NULL, 0, 1);
-	if (!c) {
-		if (ufd >= 0)
-			close(ufd);
-		return -ENOMEM;
-	}
-	side_in(&c->kc, &rec->kc);
-	side_in(&c->ku, &rec->ku);
-	flow_in(&c->req, &rec->req);
-	flow_in(&c->resp, &rec->resp);
-	c->start_ns = rec->start_ns;
-	c->t_start = rec->t_start_ms;
-	c->tunnel_kern = rec->tunnel_kern;
-	c->bytes_in = rec->bytes_in;
-	c->bytes_out = rec->bytes_out;
-	c->requests = rec->requests;
-	c->status = rec->status;
-	c->method = (enum http_method)rec->method;
-	c->version_minor = rec->version_minor;
-	c->kernel_ok = rec->kernel_ok && splice_kernel_available();
-	c->kfail = rec->kfail;
-	/* a connection whose listener is gone finishes what it does, then closes */
-	c->req_keepalive = l ? rec->req_keepalive : 0;
-	c->resp_keepalive = rec->resp_keepalive;
-	c->upgrade = rec->upgrade;
-	c->resp_started = rec->resp_started;
-	c->head_seen = rec->head_seen;
-	/* a request in flight was routed by the old process: logged here when it ends */
-	c->in_request = rec->st != CS_HEAD;
-	snprintf(c->host, sizeof(c->host), "%s", rec->host);
-	snprintf(c->path, sizeof(c->path), "%s", rec->path);
-	snprintf(c->method_s, sizeof(c->method_s), "%s", rec->method_s);
-	c->pool = conf_find_pool(cf, rec->pool);
-	if (c->pool) {
-		for (unsigned i = 0; i < c->pool->nservers; i++)
-			if (!strcmp(c->pool->servers[i].name, rec->server))
-				c->srv = &c->pool->servers[i];
-	}
-	if (ufd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
-
-		c->ut = worker_utag_new(ufd, c);
-		if (!c->ut) {
-			close(ufd);
-			conn_free(c);
-			return -ENOMEM;
-		}
-		c->ufd = ufd;
-		ev.data.ptr = c->ut;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ufd, &ev) == -1) {
-			free(c->ut);
-			c->ut = NULL;
-			close(ufd);
-			c->ufd = -1;
-			conn_free(c);
-			return -errno;
-		}
-		if (c->srv) {
-			atomic_fetch_add(&c->srv->conn_active, 1);
-			lb_conn_acquire(&c->pool->lb, (int)(c->srv - c->pool->servers));
-		}
-	}
-	c->st = (enum conn_state)rec->st;
-	set_deadline(c, rec->deadline_left_ms ? (uint32_t)rec->deadline_left_ms : 1000);
-	conn_queue(c);
-	return 0;
-}
-
-/* ---- `show connections` ---- */
-
-static void addr_port(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(out, len, "[%s]:%u", a, (unsigned)ntohs(s6->sin6_port));
-	} else if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(out, len, "%s:%u", a, (unsigned)ntohs(s4->sin_port));
-	} else {
-		snprintf(out, len, "-");
-	}
-}
-
-/* a word of the live connection, read while its worker may write it */
-#define PEEK(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-
-static void conn_describe(struct conn *c, struct conn_info *ci)
-{
-	struct spliced_sock *cst = PEEK(c->kc.k.st), *ust = PEEK(c->ku.k.st);
-	struct server *srv = PEEK(c->srv);
-	struct pool *pool = PEEK(c->pool);
-	uint8_t paths = PEEK(c->paths);
-	int st = PEEK(c->st);
-
-	memset(ci, 0, sizeof(*ci));
-	ci->worker = c->w->id;
-	/* the listener, pool and server belong to c->cf, which c holds until it is released */
-	snprintf(ci->listener, sizeof(ci->listener), "%s", c->l->name);
-	if (strchr(c->peer, ':'))
-		snprintf(ci->client, sizeof(ci->client), "[%s]:%u", c->peer,
-			 (unsigned)c->peer_port);
-	else
-		snprintf(ci->client, sizeof(ci->client), "%s:%u", c->peer, (unsigned)c->peer_port);
-	if (pool)
-		snprintf(ci->pool, sizeof(ci->pool), "%s", pool->name);
-	if (srv && PEEK(c->ufd) >= 0) {
-		snprintf(ci->server, sizeof(ci->server), "%s", srv->name);
-		addr_port(&srv->addr, ci->upstream, sizeof(ci->upstream));
-	}
-	ci->state = st >= 0 && (unsigned)st < sizeof(state_name) / sizeof(state_name[0])
-			    ? state_name[st]
-			    : "?";
-	if (PEEK(c->kc.ssl) || PEEK(c->ku.ssl))
-		ci->path = "tls";
-	else if (paths & CONN_PATH_KERNEL)
-		ci->path = "kernel";
-	else if (paths & CONN_PATH_SPLICE)
-		ci->path = "splice";
-	else
-		ci->path = "userspace";
-	ci->start_ns = c->start_ns;
-	ci->cookie = PEEK(c->kc.k.cookie);
-	ci->requests = PEEK(c->requests);
-	ci->user_up = PEEK(c->user_done_in) + PEEK(c->bytes_in);
-	ci->user_down = PEEK(c->user_done_out) + PEEK(c->bytes_out);
-	/* the kernel's share comes from the sockets' window state in the pinned spliced_socks
-	 * map (mmap-ed): what the client's verdict redirected, and what upstream verdicts
-	 * redirected into the client. A slot released meanwhile reads as zeros. */
-	if (cst) {
-		ci->kern_up = __atomic_load_n(&cst->kern_fwd, __ATOMIC_RELAXED);
-		ci->kern_down = PEEK(c->kc.kern_in_closed);
-	}
-	if (ust && PEEK(c->ku.paired)) {
-		uint64_t f = __atomic_load_n(&ust->kern_fwd, __ATOMIC_RELAXED);
-		uint64_t base = PEEK(c->ku.kern_base);
-
-		ci->kern_down += f > base ? f - base : 0;
-	}
-}
-
-unsigned conn_snapshot(struct worker *w, struct conn_info *out, unsigned max)
-{
-	unsigned n = 0;
-
-	pthread_mutex_lock(&w->conns_lock);
-	for (struct conn *c = w->conns; c; c = c->next, n++)
-		if (n < max)
-			conn_describe(c, &out[n]);
-	pthread_mutex_unlock(&w->conns_lock);
-	return n;
 }

@@ -6,6 +6,13 @@
  *   or TUNNEL (101 Upgrade / CONNECT 2xx) or CLOSING (error response, lingering close).
  * The hand-off point for the kernel data path is the body relay of EXCHANGE/TUNNEL: each span
  * has an exact length known before a byte of it is moved (flow_span()).
+ *
+ * The connection module is conn.c (lifecycle, the steps, retries, timers, generated
+ * responses, access log) and the files it calls: conn_head.c (request and response heads),
+ * conn_upstream.c (the upstream socket), flow.c (body relay), transport.c (socket I/O),
+ * kernel_path.c (the kernel data path's hand-off rules), conn_handover.c (live upgrade),
+ * conn_show.c (`show connections`). The first part of this header is what the rest of the
+ * daemon calls; the last part is shared by those files only.
  */
 #ifndef SPLICED_CONN_H
 #define SPLICED_CONN_H
@@ -27,23 +34,25 @@ struct conn;
 int conn_new(struct worker *w, struct listener *l, int fd, const struct sockaddr_storage *peer,
 	     socklen_t peerlen);
 
-/* conn_event - epoll events for the client (upstream = 0) or upstream (upstream = 1) socket. */
+/* conn_event - may free c: epoll events for the client (upstream = 0) or upstream
+ * (upstream = 1) socket. A freed connection is dead (c->dead): its memory lasts until
+ * conn_reap, and every later call on it returns at once. */
 void conn_event(struct conn *c, uint32_t events, int upstream);
 
-/* conn_run - make all progress possible now (used for the ready list). */
+/* conn_run - may free c: make all progress possible now (used for the ready list). */
 void conn_run(struct conn *c);
 
-/* conn_timer - check the connection's deadline against w->now_ms. */
+/* conn_timer - may free c: check the connection's deadline against w->now_ms. */
 void conn_timer(struct conn *c);
 
-/* conn_free - close both sockets and unlink; the memory is released by conn_reap() once the
- * current epoll batch is done (a later event of the batch may name this connection). */
+/* conn_free - frees c: close both sockets and unlink; the memory is released by conn_reap()
+ * once the current epoll batch is done (a later event of the batch may name this connection). */
 void conn_free(struct conn *c);
 
 /* conn_idle - a keep-alive connection waiting for its next request, nothing of it received */
 int conn_idle(const struct conn *c);
 
-/* conn_reap - release connections freed during the last batch. */
+/* conn_reap - frees the memory of the connections freed during the last batch. */
 void conn_reap(struct worker *w);
 
 /* list linkage for the worker */
@@ -102,8 +111,8 @@ struct conn_handover_side {
 
 struct conn_handover_flow {
 	uint32_t body; /* enum body */
-	uint8_t body_done, src_eof, dst_shut, kspan;
-	uint64_t left, moved, kern_seen, kmoved;
+	uint8_t body_done, src_eof, dst_shut, kernel_span;
+	uint64_t left, moved, kern_seen, kern_moved;
 	struct http_chunked ch;
 };
 
@@ -113,12 +122,13 @@ struct conn_handover {
 	uint32_t st;   /* CS_HEAD, CS_EXCHANGE or CS_TUNNEL */
 	uint32_t has_upstream;
 	char listener[64], pool[64], server[64];
-	struct conn_handover_side kc, ku;
+	struct conn_handover_side client, upstream;
 	struct conn_handover_flow req, resp;
 	uint64_t start_ns, t_start_ms, tunnel_kern, bytes_in, bytes_out, deadline_left_ms;
 	uint32_t requests, peer_port;
 	int32_t status, method, version_minor;
-	uint8_t kernel_ok, kfail, req_keepalive, resp_keepalive, upgrade, resp_started, head_seen;
+	uint8_t kernel_ok, kernel_failed, req_keepalive, resp_keepalive, upgrade, resp_started,
+		head_seen;
 	char peer[48];
 	char host[128], path[256], method_s[16];
 };
@@ -135,11 +145,69 @@ int conn_handable(const struct conn *c);
 /* conn_hold - 1: stop reading so the connection reaches a hand-over point (buffers drain);
  * 0: carry on (the upgrade gave up on it). Returns whether it can ever be handed over. */
 int conn_hold(struct conn *c, int on);
-/* conn_detach - fill rec, give up the sockets (*cfd, *ufd; -1 when none) and forget the
- * connection here without closing anything the next process needs. */
+/* conn_detach - frees c: fill rec, give up the sockets (*cfd, *ufd; -1 when none) and forget
+ * the connection here without closing anything the next process needs. */
 void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd);
 /* conn_adopt - the next process: a connection from rec and its sockets; 0 or -errno (the
  * sockets are closed on error). */
 int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int ufd);
+
+/* ---- between the files of the connection module (conn-t.h holds their types) ---- */
+
+/*
+ * What one step of the state machine tells conn_run: the step_* functions, and every function
+ * that ends a step (conn_fail_request, conn_start_exchange, conn_upstream_connect, ...).
+ */
+enum step_rc {
+	STEP_FREED = -1, /* the connection was freed (conn_free): touch nothing of it again */
+	STEP_WAIT = 0,	 /* nothing more to do until an event, the deadline or the kernel poll */
+	STEP_AGAIN = 1,	 /* progress, or a new state: run the state machine again */
+};
+
+/* conn_fail_request - may free c: answer status with a small generated response and close
+ * after it (STEP_AGAIN), or close at once when part of a response went out (STEP_FREED) */
+enum step_rc conn_fail_request(struct conn *c, int status);
+
+/* conn_start_exchange - may free c: the upstream is connected (or reused): queue the request
+ * head and start the exchange */
+enum step_rc conn_start_exchange(struct conn *c);
+
+/* conn_retryable - 1 when the request may go to another server after a failure */
+int conn_retryable(const struct conn *c);
+
+/* conn_retry_or_fail - may free c: the upstream answered nothing (why, for the log): send the
+ * request again where that is safe (a reused connection: the same server on a new one; else
+ * another server, up to the pool's retries), else answer status */
+enum step_rc conn_retry_or_fail(struct conn *c, int status, const char *why);
+
+/* conn_exchange_timeout - the inactivity allowed now in CS_EXCHANGE (ms) */
+uint32_t conn_exchange_timeout(struct conn *c);
+
+/* conn_config_follow - after a reload, move c to the current configuration at a request
+ * boundary; 0, or -1 when its listener is gone (c must close after this request) */
+int conn_config_follow(struct conn *c);
+
+/* conn_queue - run c again after the other ready connections (fairness, or a look after an
+ * edge consumed while it held) */
+void conn_queue(struct conn *c);
+
+/* conn_hold_phase - 1 when c is in a phase it can be handed over in, once nothing is buffered
+ * (conn_handover.c) */
+int conn_hold_phase(const struct conn *c);
+
+/* conn_create - a connection for an accepted (adopt = 0) or handed-over (adopt = 1) client
+ * socket, linked and registered with the worker; NULL on failure (fd is closed) */
+struct conn *conn_create(struct worker *w, struct listener *l, int fd,
+			 const struct sockaddr_storage *peer, socklen_t peerlen, int adopt);
+
+/* conn_unlink - frees c (its memory goes to the graveyard, released by conn_reap): off every
+ * list of the worker; the sockets are the caller's business */
+void conn_unlink(struct conn *c);
+
+/* conn_state_name - "head", "exchange", ... for logs and `show connections` ("?": unknown) */
+const char *conn_state_name(int st);
+
+/* conn_set_deadline - the connection's timer fires ms from now */
+void conn_set_deadline(struct conn *c, uint32_t ms);
 
 #endif

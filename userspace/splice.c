@@ -273,7 +273,7 @@ int splice_insert(struct ksock *a, int afd, struct ksock *b, int bfd, uint64_t c
 		goto err_slots;
 	}
 	/* redirect targets first: a redirect to a peer not yet in the map is dropped silently
-	 * (DESIGN.md pitfall 6) */
+	 * (docs/KERNEL_PATH.md#sockmap-facts-the-design-rests-on) */
 	if (bpf_map_update_elem(fd_targets, &a->cookie, &bfd64, BPF_ANY) ||
 	    bpf_map_update_elem(fd_targets, &b->cookie, &afd64, BPF_ANY)) {
 		err = -errno;
@@ -282,14 +282,16 @@ int splice_insert(struct ksock *a, int afd, struct ksock *b, int bfd, uint64_t c
 	a->st->peer_slot = b->slot;
 	if (a_new) {
 		if (bpf_map_update_elem(fd_active, &a->cookie, &afd64, BPF_ANY)) {
-			err = -errno; /* EOPNOTSUPP: FIN already received (pitfall 5) */
+			/* EOPNOTSUPP: FIN already received, no insertion after FIN */
+			err = -errno;
 			goto err_targets;
 		}
 		a->in_map = 1;
 	}
 	if (bpf_map_update_elem(fd_active, &b->cookie, &bfd64, BPF_ANY)) {
-		/* a is live in the verdict map and must stay there (pitfall 8); its window stays
-		 * closed, so every byte is passed up and the connection carries on in userspace */
+		/* a is live in the verdict map and must stay there (a socket leaves the maps only
+		 * by closing: removing a live one loses data); its window stays closed, so every
+		 * byte is passed up and the connection carries on in userspace */
 		err = -errno;
 		bpf_map_delete_elem(fd_targets, &a->cookie);
 		bpf_map_delete_elem(fd_targets, &b->cookie);
@@ -299,7 +301,8 @@ int splice_insert(struct ksock *a, int afd, struct ksock *b, int bfd, uint64_t c
 		return err;
 	}
 	b->in_map = 1;
-	/* bytes queued before insertion wait for more data unless woken (pitfall 4) */
+	/* bytes queued before insertion wait for more data unless woken
+	 * (docs/KERNEL_PATH.md#sockmap-facts-the-design-rests-on) */
 	setsockopt(afd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 	setsockopt(bfd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 	return 0;

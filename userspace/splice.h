@@ -36,8 +36,9 @@ int splice_probe_access(void);
 
 /*
  * splice_insert - put a connected pair into the maps (or pair a new b with an a already there):
- * both as redirect targets, then both into
- * the verdict map (pitfall 6), then wake bytes queued before insertion (pitfall 4). The window
+ * both as redirect targets, then both into the verdict map (a redirect to a peer not in a map
+ * yet is dropped), then wake bytes queued before insertion (they would wait for more data; see
+ * docs/KERNEL_PATH.md#sockmap-facts-the-design-rests-on). The window
  * starts disabled: every byte is passed up until the caller opens one. Returns 0; -ENOSPC when
  * no slot is free; -EOPNOTSUPP (a socket already got FIN) or another -errno: the pair stays on
  * the userspace path (a socket that made it into the verdict map stays there until close).

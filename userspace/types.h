@@ -253,7 +253,7 @@ struct config {
 				   * SPLICE_MIN_BODY_OFF: bodies never do */
 	uint32_t fail_timeout_ms;
 	unsigned retries;
-	/* operations (issue 6) */
+	/* operations */
 	char control[PATH_MAX]; /* control socket path; "" = none */
 	char metrics[80];	/* Prometheus endpoint ADDR:PORT; "" = none */
 	struct sockaddr_storage metrics_addr;

@@ -5,11 +5,14 @@
  *
  * Topology of every test: a "client" socket connected to an accepted proxy-side socket P1, and a
  * proxy-side socket P2 connected to an accepted "backend" socket. (P1, P2) go into the maps with
- * splice_insert() and get their windows the way conn.c opens them (kernel_pair, kernel_open).
- * The proxy side is a single-threaded pump that mirrors conn.c's flow_run: it forwards what the
- * verdict passed up, writes into a socket only after rule 1 (kern_drained), treats recv() == 0
- * as EOF only when every passed byte was read (rule 3) and propagates a FIN only once the source
- * is drained (kernel_src_drained, DESIGN.md pitfall 2). Client and backend are threads writing
+ * splice_insert() and get their windows the way the daemon opens them (kernel_path.c:
+ * kernel_pair, kernel_open). The proxy side is a single-threaded pump that mirrors the daemon's
+ * flow_run (flow.c): it forwards what the verdict passed up, writes into a socket only after
+ * the kernel's bytes into it reached its send queue (rule 1, drain before write:
+ * kernel_drained), treats recv() == 0 as EOF only when every passed byte was read (rule 3) and
+ * propagates a FIN only once the source is drained (kernel_src_drained; a half-close before
+ * that truncates the stream). The rules: docs/KERNEL_PATH.md#the-three-ordering-rules and
+ * #sockmap-facts-the-design-rests-on. Client and backend are threads writing
  * and verifying a counter pattern (64-bit little-endian words, word k = seed << 40 | k, the same
  * as tests/kern/pattern.py) that locates any misplaced byte in the source stream.
  *
@@ -22,7 +25,7 @@
  * read itself while the stream keeps coming: tcp_read_skb() hands the verdict whole skbs, so
  * the unread tail of a partly read skb comes back with its read head (repeated bytes);
  * 9. on one pair, thousands of spans each way alternate between the pump (reads and writes
- * them itself) and kernel windows of exact length (conn.c kernel_open for a Content-Length
+ * them itself) and kernel windows of exact length (kernel_open for a Content-Length
  * body), sizes 1 B to 4 MiB so boundaries fall inside skbs, both directions at once, writers
  * streaming without pauses at boundaries (flat out, and paced below the pump's speed so that
  * windows latch onto the kernel); insertion happens mid-stream; every byte must arrive once,
@@ -64,7 +67,7 @@
 
 #define CAP (4 * MiB)		/* the daemon's default splice_cap */
 #define CHUNK (256 * KiB)	/* client/backend send and recv size */
-#define FLOW_BUF (256 * KiB)	/* the pump's buffer per direction (conn.c: buffer_size) */
+#define FLOW_BUF (256 * KiB)	/* the pump's buffer per direction (the daemon: buffer_size) */
 #define IO_TIMEOUT_MS 100	/* SO_RCVTIMEO/SO_SNDTIMEO of client and backend sockets */
 #define MAX_JUMPS 8		/* discontinuities recorded per stream */
 #define SEED_UP 0x51ULL		/* client -> backend */
@@ -472,9 +475,9 @@ static uint64_t xfer_done(struct xfer *x)
 	return __atomic_load_n(&x->done, __ATOMIC_ACQUIRE);
 }
 
-/* ---- the proxy side: conn.c's flow_run, single-threaded ---- */
+/* ---- the proxy side: the daemon's flow_run, single-threaded ---- */
 
-/* one proxy-side socket (conn.c struct kside) */
+/* one proxy-side socket (the daemon's struct side, conn-t.h) */
 struct side {
 	int fd;
 	struct ksock k;
@@ -483,7 +486,7 @@ struct side {
 	struct side *peer;
 };
 
-/* one direction (conn.c struct flow) */
+/* one direction (the daemon's struct flow, conn-t.h) */
 struct flow {
 	struct side *src, *dst;
 	uint8_t *buf;
@@ -519,7 +522,8 @@ static uint64_t st_load(const __u64 *p)
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
-/* conn.c kern_drained: every byte the kernel redirected into s has reached s's send queue */
+/* kernel_drained (kernel_path.c): every byte the kernel redirected into s has reached s's send
+ * queue */
 static int kern_drained(struct side *s)
 {
 	uint64_t kern = kin(s->peer) ? st_load(&s->peer->k.st->kern_fwd) : 0, sent;
@@ -535,8 +539,8 @@ static int kern_drained(struct side *s)
 	return 0;
 }
 
-/* conn.c kernel_src_drained: after EOF, has the verdict seen every byte and did it all reach
- * the destination's send queue? */
+/* kernel_src_drained (kernel_path.c): after EOF, has the verdict seen every byte and did it
+ * all reach the destination's send queue? */
 static int src_drained(struct flow *f)
 {
 	uint64_t received;
@@ -570,7 +574,8 @@ static void note_bypass(struct flow *f)
 	}
 }
 
-/* rule 3: recv() == 0 is EOF only once every passed byte was read */
+/* rule 3, EOF after every passed byte: recv() == 0 is EOF only once every passed byte was read
+ * (docs/KERNEL_PATH.md#the-three-ordering-rules) */
 static int eof_allowed(struct flow *f)
 {
 	if (kin(f->src) && st_load(&f->src->k.st->passed) > f->src->read - f->src->base) {
@@ -679,7 +684,7 @@ static void pump_free(struct pump *p)
 	p->up.buf = p->down.buf = NULL;
 }
 
-/* splice_insert plus conn.c kernel_pair's bookkeeping; 0 or -errno */
+/* splice_insert plus kernel_pair's bookkeeping; 0 or -errno */
 static int pump_insert(struct pump *p)
 {
 	int rc = splice_insert(&p->s1.k, p->s1.fd, &p->s2.k, p->s2.fd, CAP);
@@ -710,7 +715,8 @@ static int pump_insert_cap(struct pump *p, uint64_t cap)
 	return rc;
 }
 
-/* conn.c kernel_open: a window over the rest of the stream, the pump's own bytes all written */
+/* kernel_open (kernel_path.c): a window over the rest of the stream, the pump's own bytes all
+ * written */
 static void flow_open(struct flow *f)
 {
 	struct spliced_sock *st = f->src->k.st;
@@ -1733,7 +1739,7 @@ static int head_copy(struct pump *p, size_t want, int drain)
 	size_t got = 0;
 
 	/* drain: go on until a read leaves the queue empty, for at most 8 MiB more (the client
-	 * must not finish: a FIN before insertion makes it fail, DESIGN.md pitfall 5) */
+	 * must not finish: a socket that received a FIN cannot be inserted) */
 	while ((got < want || (drain && got < want + 8 * MiB)) && now() < until) {
 		size_t room = drain ? FLOW_BUF : want - got;
 		ssize_t r = recv(p->s1.fd, p->up.buf, room, MSG_DONTWAIT);
@@ -1901,8 +1907,8 @@ static void test_reorder_investigation(void)
 /*
  * One direction of the alternating test: the stream is cut into spans, each either carried by
  * the pump ("daemon span": a head or a small body, read with recv() and written with send())
- * or authorized to the kernel ("kernel span": conn.c kernel_open for a body of known length,
- * window [read - base, read - base + left)). The pump's bookkeeping mirrors conn.c flow_run:
+ * or authorized to the kernel ("kernel span": kernel_open for a body of known length,
+ * window [read - base, read - base + left)). The pump's bookkeeping mirrors the daemon's flow_run:
  * bytes it read beyond the current span wait in its buffer for the next one; a window opens
  * only when the buffer is empty (everything read has been written); kernel_account() counts
  * kern_fwd deltas against the span's length after every read and before the buffer is taken
@@ -1963,7 +1969,7 @@ static void alt_free(struct alt *a)
 	free(a->kern);
 }
 
-/* conn.c kernel_open for a body of known length: window [off, off + left) */
+/* kernel_open (kernel_path.c) for a body of known length: window [off, off + left) */
 static void alt_open(struct alt *a)
 {
 	struct spliced_sock *st = a->f->src->k.st;
@@ -1984,7 +1990,7 @@ static void alt_open(struct alt *a)
 	__atomic_store_n(&st->win_end, off + a->left, __ATOMIC_RELEASE);
 }
 
-/* conn.c kernel_account: the verdict's redirects count against the span's length */
+/* kernel_account (kernel_path.c): the verdict's redirects count against the span's length */
 static int alt_account(struct alt *a)
 {
 	uint64_t k, d;
@@ -2088,7 +2094,7 @@ static int alt_step(struct alt *a)
 		/* the buffer is empty: everything the pump read has been written */
 		if (!a->all_done && a->kern[a->idx] && !a->open) {
 			if (!*a->insert && a->idx >= ALT_INSERT_AT_SPAN) {
-				/* like conn.c kernel_pair, but without waiting for a quiet
+				/* like kernel_pair, but without waiting for a quiet
 				 * point: the other direction may be in the middle of an skb */
 				if (pump_insert(a->p)) {
 					flow_fail(f, -EOPNOTSUPP, 0);
