@@ -30,7 +30,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: splicectl [-s SOCKET] [-j] OBJECT COMMAND [ARGS...]\n"
 		"\n"
-		"  splicectl [-j] show info|pools|servers|connections|stats\n"
+		"  splicectl [-j] show info|pools|servers|routes|connections|stats\n"
 		"  splicectl [-j] server set POOL SERVER weight N|drain|maintenance|ready\n"
 		"  splicectl [-j] reload\n"
 		"\n"
@@ -51,8 +51,8 @@ static int check_command(int argc, char **argv)
 	if (argc < 1)
 		goto bad;
 	if (!strcmp(argv[0], "show")) {
-		static const char *const objs[] = {"info", "pools", "servers", "connections",
-						   "stats"};
+		static const char *const objs[] = {"info",   "pools",	    "servers",
+						   "routes", "connections", "stats"};
 
 		if (argc != 2)
 			goto bad;

@@ -57,6 +57,20 @@ static const char *regex_arg(char **av, int ac, int i, int *used)
 	return i + 1 < ac ? av[i + 1] : "";
 }
 
+static int compile_into(struct conf_ctx *c, const char *pattern, void **re);
+
+/* compile a condition's regex, keeping the pattern for `show routes` */
+static int cond_regex(struct conf_ctx *c, struct rule_cond *nc, const char *pattern)
+{
+	nc->op = MATCH_REGEX;
+	nc->pattern = strdup(pattern);
+	if (!nc->pattern) {
+		perr(c->ps, c->n->line, "out of memory");
+		return -1;
+	}
+	return compile_into(c, pattern, &nc->re);
+}
+
 static int compile_into(struct conf_ctx *c, const char *pattern, void **re)
 {
 	char err[256];
@@ -88,8 +102,7 @@ int conf_route_regex(struct conf_ctx *c, struct route *r, int is_path, char **av
 	nc = new_cond(c, r, is_path ? COND_PATH : COND_HOST);
 	if (!nc)
 		return -1;
-	nc->op = MATCH_REGEX;
-	return compile_into(c, pat, &nc->re);
+	return cond_regex(c, nc, pat);
 }
 
 static char *dup_or_fail(struct conf_ctx *c, const char *s)
@@ -157,8 +170,7 @@ static int set_header_cond(struct conf_ctx *c, const struct conf_keyword *kw, ch
 			perr(c->ps, c->n->line, "usage: header NAME [VALUE|~REGEX];");
 			return -1;
 		}
-		nc->op = MATCH_REGEX;
-		return compile_into(c, pat, &nc->re);
+		return cond_regex(c, nc, pat);
 	}
 	if (ac != 2) {
 		perr(c->ps, c->n->line,
@@ -268,6 +280,7 @@ void route_rules_free(struct route *r)
 
 		free(c->name);
 		free(c->value);
+		free(c->pattern);
 		if (c->re)
 			rule_regex_free(c->re);
 		for (unsigned k = 0; k < c->nmethods; k++)

@@ -133,6 +133,10 @@ struct conn {
 	int status;
 	char host[128];
 	char path[256];
+	const struct route *route;	/* the route of the current request (NULL: none) */
+	struct conn_rules_state *rules; /* conn_rules.c, on first use */
+	uint8_t peer_addr[16];		/* c->peer as 16 bytes (IPv4 mapped), once set */
+	uint8_t peer_addr_set;
 	char upgrade_proto[UPGRADE_LIST_MAX]; /* the Upgrade value forwarded; a 101 must pick
 					       * from it */
 	char method_s[16];

@@ -12,6 +12,7 @@
 #include "conn-t.h"
 #include "conn.h"
 #include "conn_head.h"
+#include "conn_rules.h"
 #include "conn_upstream.h"
 #include "flow.h"
 #include "health_state.h"
@@ -45,6 +46,7 @@ static void request_begin(struct conn *c, const struct http_msg *m, const char *
 	c->resp_started = 0;
 	c->status = 0;
 	c->requests++;
+	c->route = NULL;
 	c->in_request = 1;
 	c->term = TERM_NONE;
 	c->req_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) &&
@@ -86,8 +88,10 @@ static void request_upgrade(struct conn *c, const struct route *r, const struct 
  * removed, the normalized target path) into c->req_head, kept for retries; 0, or -1 when it
  * does not fit */
 static int request_rewrite(struct conn *c, const struct http_msg *m, const char *b,
-			   const char *path)
+			   const char *path, const struct rule_req *rq)
 {
+	struct conn_rules_ops ops;
+	char upath[HTTP_MAX_TARGET + 2];
 	struct http_rewrite rw;
 	int n;
 
@@ -99,9 +103,12 @@ static int request_rewrite(struct conn *c, const struct http_msg *m, const char 
 		rw.connection = m->method == HTTP_M_CONNECT ? NULL : "upgrade";
 	rw.upgrade = c->upgrade_proto;
 	rw.path = path;
+	/* the route's and listener's request rules: path, Host, headers */
+	if (conn_rules_request(c, rq, &rw, &ops, upath, sizeof(upath)))
+		return -400;
 	n = http_rewrite_head(b, m, 1, &rw, c->req_head, c->cf->max_header_size + 1024);
 	if (n < 0)
-		return -1;
+		return -431;
 	c->req_head_len = (uint32_t)n;
 	return 0;
 }
@@ -166,7 +173,9 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 	const char *b = c->req.in.data + c->req.in.start;
 	char path[HTTP_MAX_TARGET + 2]; /* normalized: routed on and forwarded */
 	const struct route *r;
-	int n;
+	struct rule_req rq;
+	struct rule_caps caps;
+	int n, rc;
 
 	request_begin(c, m, b, head_len);
 	/* a reload since the last request: route by the new rules (a connection whose listener
@@ -178,18 +187,32 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 		buf_consume(&c->req.in, (uint32_t)head_len);
 		return conn_fail_request(c, 400);
 	}
-	r = route_match(c->l, b + m->host.off, m->host.len, path, (size_t)n);
+	rule_req_fill(&rq, b, m, path, (size_t)n, c->host, conn_rules_peer(c));
+	r = route_select(c->l, &rq, &caps);
+	c->route = r;
 	if (!r) {
 		c->pool = NULL;
 		c->srv = NULL;
 		buf_consume(&c->req.in, (uint32_t)head_len);
 		return conn_fail_request(c, 404);
 	}
+	atomic_fetch_add_explicit(&((struct route *)r)->matches, 1, memory_order_relaxed);
+	if (conn_rules_begin(c, r, &rq, &caps)) {
+		buf_consume(&c->req.in, (uint32_t)head_len);
+		return conn_fail_request(c, 500);
+	}
+	if (conn_rules_return(c)) {
+		c->pool = NULL;
+		c->srv = NULL;
+		buf_consume(&c->req.in, (uint32_t)head_len);
+		return conn_fail_request(c, conn_rules_return(c));
+	}
 	request_hash_key(c, r->pool, m, b);
 	request_upgrade(c, r, m, b);
-	if (request_rewrite(c, m, b, path)) {
+	rc = request_rewrite(c, m, b, path, &rq);
+	if (rc) {
 		buf_consume(&c->req.in, (uint32_t)head_len);
-		return conn_fail_request(c, 431);
+		return conn_fail_request(c, -rc);
 	}
 	if (request_framing(c, m, head_len))
 		return conn_fail_request(c, 400);
@@ -261,6 +284,7 @@ static int response_forward(struct conn *c, int head_len, int *progress)
 	struct buf *in = &c->resp.in;
 	struct http_msg *m = c->rmsg;
 	struct http_rewrite rw;
+	struct conn_rules_ops ops;
 	int informational = m->status >= 100 && m->status < 200 && m->status != 101;
 	int tunnel = (m->status == 101 && c->upgrade && c->method != HTTP_M_CONNECT) ||
 		     (c->method == HTTP_M_CONNECT && m->status >= 200 && m->status < 300);
@@ -288,6 +312,9 @@ static int response_forward(struct conn *c, int head_len, int *progress)
 	rw.via = "1.1 spliced";
 	rw.upgrade = m->status == 101 ? proto : NULL;
 	rw.connection = response_connection(c, m, informational, tunnel);
+	/* hidden backend headers and the response rules (not on 1xx heads) */
+	if (!informational)
+		conn_rules_response(c, m->status, &rw, &ops);
 	/* into req_head: free again, the request head went out */
 	n = http_rewrite_head(in->data + in->start, m, 0, &rw, c->req_head,
 			      c->cf->max_header_size + 1024);

@@ -253,6 +253,72 @@ static int show_pools(struct daemon *d, int json, struct obuf *o)
 	return 0;
 }
 
+/* a route's conditions in the configuration's words, "; "-separated, into out */
+static void route_conditions(const struct route *r, char *out, size_t cap)
+{
+	size_t off = 0;
+	char one[512];
+
+	out[0] = '\0';
+	for (unsigned h = 0; h < r->nhosts; h++)
+		off += (size_t)snprintf(out + off, cap - off, "%shost %s", off ? "; " : "",
+					r->hosts[h]);
+	if (r->path[0] && off < cap)
+		off += (size_t)snprintf(out + off, cap - off, "%spath %s", off ? "; " : "",
+					r->path);
+	for (unsigned i = 0; i < r->nconds && off < cap; i++) {
+		rule_cond_describe(&r->conds[i], one, sizeof(one));
+		off += (size_t)snprintf(out + off, cap - off, "%s%s", off ? "; " : "", one);
+	}
+}
+
+static int show_routes(struct daemon *d, int json, struct obuf *o)
+{
+	struct config *cf = d->cf;
+	char conds[2048];
+	int first = 1;
+
+	if (json)
+		ob_printf(o, "[");
+	else
+		ob_printf(o, "%-16s %-16s %-16s %10s %s\n", "LISTENER", "ROUTE", "POOL", "MATCHES",
+			  "CONDITIONS");
+	for (unsigned i = 0; i < cf->nlisteners; i++) {
+		struct listener *l = &cf->listeners[i];
+
+		for (unsigned k = 0; k < l->nroutes; k++) {
+			struct route *r = &l->routes[k];
+			unsigned long long n = atomic_load(&r->matches);
+			const char *pool = r->pool ? r->pool->name : "-";
+
+			route_conditions(r, conds, sizeof(conds));
+			if (!json) {
+				ob_printf(o, "%-16s %-16s %-16s %10llu %s%s\n", l->name, r->name,
+					  pool, n, conds[0] ? conds : "(every request)",
+					  r->act.ret_code ? " (returns)" : "");
+				continue;
+			}
+			ob_printf(o, "%s{\"listener\":", first ? "" : ",");
+			ob_json_str(o, l->name);
+			ob_printf(o, ",\"route\":");
+			ob_json_str(o, r->name);
+			ob_printf(o, ",\"pool\":");
+			if (r->pool)
+				ob_json_str(o, r->pool->name);
+			else
+				ob_printf(o, "null");
+			ob_printf(o, ",\"matches\":%llu,\"return\":%d,\"conditions\":", n,
+				  r->act.ret_code);
+			ob_json_str(o, conds);
+			ob_printf(o, "}");
+			first = 0;
+		}
+	}
+	if (json)
+		ob_printf(o, "]\n");
+	return 0;
+}
+
 static int show_servers(struct daemon *d, int json, struct obuf *o)
 {
 	struct config *cf = d->cf;
@@ -652,6 +718,7 @@ static const struct ctl_cmd {
 	{"show", "info", 2, 2, .show = show_info},
 	{"show", "pools", 2, 2, .show = show_pools},
 	{"show", "servers", 2, 2, .show = show_servers},
+	{"show", "routes", 2, 2, .show = show_routes},
 	{"show", "connections", 2, 2, .show = show_connections},
 	{"show", "stats", 2, 2, .show = show_stats},
 	{"server", "set", 5, 6, .args = "POOL SERVER weight N|drain|maintenance|ready",

@@ -1241,12 +1241,76 @@ static int is_hop_by_hop(const char *buf, const struct http_msg *m, struct http_
 	return conn_lists(buf, m, name);
 }
 
+const char *http_reason(int status)
+{
+	static const struct {
+		int code;
+		const char *text;
+	} tab[] = {
+		{200, "OK"},
+		{201, "Created"},
+		{202, "Accepted"},
+		{204, "No Content"},
+		{301, "Moved Permanently"},
+		{302, "Found"},
+		{303, "See Other"},
+		{307, "Temporary Redirect"},
+		{308, "Permanent Redirect"},
+		{400, "Bad Request"},
+		{401, "Unauthorized"},
+		{403, "Forbidden"},
+		{404, "Not Found"},
+		{405, "Method Not Allowed"},
+		{408, "Request Timeout"},
+		{410, "Gone"},
+		{413, "Content Too Large"},
+		{414, "URI Too Long"},
+		{418, "I'm a teapot"},
+		{429, "Too Many Requests"},
+		{431, "Request Header Fields Too Large"},
+		{500, "Internal Server Error"},
+		{501, "Not Implemented"},
+		{502, "Bad Gateway"},
+		{503, "Service Unavailable"},
+		{504, "Gateway Timeout"},
+		{505, "HTTP Version Not Supported"},
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (tab[i].code == status)
+			return tab[i].text;
+	return status < 400 ? "Unknown" : "Error";
+}
+
+/* does a set or del op of rw name lit (lower case)? with any_kind: add ops count too */
+static int op_names(const struct http_rewrite *rw, const char *lit, int any_kind)
+{
+	size_t len = strlen(lit);
+
+	for (unsigned i = 0; i < rw->nops; i++)
+		if ((any_kind || rw->ops[i].op != HTTP_HDR_ADD) && rw->ops[i].name_len == len &&
+		    !strncasecmp(rw->ops[i].name, lit, len))
+			return 1;
+	return 0;
+}
+
+/* is the header line named n left out by a set or del op of rw? */
+static int ruled_out(const char *buf, struct http_span n, const struct http_rewrite *rw)
+{
+	for (unsigned i = 0; i < rw->nops; i++)
+		if (rw->ops[i].op != HTTP_HDR_ADD && rw->ops[i].name_len == n.len &&
+		    !strncasecmp(rw->ops[i].name, buf + n.off, n.len))
+			return 1;
+	return 0;
+}
+
 int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 		      const struct http_rewrite *rw, char *out, size_t cap)
 {
 	struct out_buf o = {.p = out, .cap = cap};
 	size_t start = is_request ? m->method_s.off : 0;
 	int last_xff = -1, last_via = -1, host_seen = 0, te_seen = 0, h2s = 0;
+	const char *client_ip = rw->client_ip, *proto = rw->proto, *via = rw->via;
 	const char *nl;
 	unsigned i;
 
@@ -1259,14 +1323,21 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 	/* HTTP2-Settings belongs to an h2c upgrade and goes only where one goes */
 	if (is_request && rw->upgrade && protocol_listed(rw->upgrade, "h2c", 3))
 		h2s = http_find_header(buf, m, "http2-settings") >= 0;
+	/* a rule on a header the proxy adds to takes it over */
+	if (op_names(rw, "x-forwarded-for", 1))
+		client_ip = NULL;
+	if (op_names(rw, "x-forwarded-proto", 1))
+		proto = NULL;
+	if (op_names(rw, "via", 1))
+		via = NULL;
 	for (i = 0; i < m->nhdrs; i++) {
 		struct http_span n = m->hdrs[i].name;
 
-		if (is_hop_by_hop(buf, m, n, is_request))
+		if (is_hop_by_hop(buf, m, n, is_request) || ruled_out(buf, n, rw))
 			continue;
-		if (is_request && rw->client_ip && span_ieq(buf, n, "x-forwarded-for"))
+		if (is_request && client_ip && span_ieq(buf, n, "x-forwarded-for"))
 			last_xff = (int)i;
-		else if (rw->via && span_ieq(buf, n, "via"))
+		else if (via && span_ieq(buf, n, "via"))
 			last_via = (int)i;
 		else if (is_request && span_ieq(buf, n, "host"))
 			host_seen = 1;
@@ -1281,10 +1352,13 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 	} else {
 		out_put(&o, buf + start, (size_t)(nl - buf) + 1 - start);
 	}
-	if (is_request && !host_seen && m->host.len) {
+	if (is_request && !host_seen && (m->host.len || rw->host)) {
 		/* HTTP/1.0 in absolute-form: the backend learns the authority from Host */
 		out_str(&o, "Host: ");
-		out_put(&o, buf + m->host.off, m->host.len);
+		if (rw->host)
+			out_str(&o, rw->host);
+		else
+			out_put(&o, buf + m->host.off, m->host.len);
 		out_put(&o, "\r\n", 2);
 	}
 	for (i = 0; i < m->nhdrs; i++) {
@@ -1294,9 +1368,16 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 
 		if (h2s && span_ieq(buf, h->name, "http2-settings")) {
 			/* forwarded as received */
-		} else if (is_hop_by_hop(buf, m, h->name, is_request)) {
+		} else if (is_hop_by_hop(buf, m, h->name, is_request) ||
+			   ruled_out(buf, h->name, rw)) {
 			continue;
 		} else if (is_request && span_ieq(buf, h->name, "host")) {
+			if (rw->host) {
+				out_str(&o, "Host: ");
+				out_str(&o, rw->host);
+				out_put(&o, "\r\n", 2);
+				continue;
+			}
 			v = m->host; /* the authority the request was routed on */
 		} else if (is_request && span_ieq(buf, h->name, "transfer-encoding")) {
 			if (te_seen++)
@@ -1305,9 +1386,9 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 			continue;
 		}
 		if ((int)i == last_xff)
-			add = rw->client_ip;
+			add = client_ip;
 		else if ((int)i == last_via)
-			add = rw->via;
+			add = via;
 		out_put(&o, buf + h->name.off, h->name.len);
 		out_put(&o, ": ", 2);
 		out_put(&o, buf + v.off, v.len);
@@ -1319,19 +1400,29 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 		}
 		out_put(&o, "\r\n", 2);
 	}
-	if (is_request && rw->client_ip && last_xff < 0) {
+	if (is_request && client_ip && last_xff < 0) {
 		out_str(&o, "X-Forwarded-For: ");
-		out_str(&o, rw->client_ip);
+		out_str(&o, client_ip);
 		out_put(&o, "\r\n", 2);
 	}
-	if (is_request && rw->proto) {
+	if (is_request && proto) {
 		out_str(&o, "X-Forwarded-Proto: ");
-		out_str(&o, rw->proto);
+		out_str(&o, proto);
 		out_put(&o, "\r\n", 2);
 	}
-	if (rw->via && last_via < 0) {
+	if (via && last_via < 0) {
 		out_str(&o, "Via: ");
-		out_str(&o, rw->via);
+		out_str(&o, via);
+		out_put(&o, "\r\n", 2);
+	}
+	for (i = 0; i < rw->nops; i++) {
+		const struct http_hdr_op *op = &rw->ops[i];
+
+		if (op->op == HTTP_HDR_DEL)
+			continue;
+		out_put(&o, op->name, op->name_len);
+		out_put(&o, ": ", 2);
+		out_put(&o, op->value, op->value_len);
 		out_put(&o, "\r\n", 2);
 	}
 	if (rw->upgrade && rw->upgrade[0]) {

@@ -183,6 +183,9 @@ int http_target_normalize(const char *buf, const struct http_msg *m, char *out, 
 int http_upgrade_filter(const char *buf, const struct http_msg *m, const char *allow, char *out,
 			size_t cap, unsigned *dropped);
 
+/* http_reason - the reason phrase of a status code ("Not Found"; "Unknown" when none) */
+const char *http_reason(int status);
+
 /* What the proxy adds/replaces when it forwards a head. */
 struct http_rewrite {
 	const char *client_ip;	/* appended to X-Forwarded-For (requests) */
@@ -193,6 +196,22 @@ struct http_rewrite {
 				 * or NULL or "" for none */
 	const char *path;	/* requests: the path to send (http_target_normalize()); NULL or
 				 * "": the request-target as received */
+	const char *host;	/* requests: the Host value to send; NULL: m->host */
+	/* header rules (rules.h): every line named by a set or del op is left out, then the
+	 * set and add ops are written in order; an op on X-Forwarded-For, X-Forwarded-Proto or
+	 * Via replaces what the proxy would add there */
+	const struct http_hdr_op *ops;
+	unsigned nops;
+};
+
+/* one header operation on a head being forwarded (value already expanded, no CR/LF/NUL) */
+enum http_hdr_op_kind { HTTP_HDR_SET, HTTP_HDR_ADD, HTTP_HDR_DEL };
+struct http_hdr_op {
+	uint8_t op; /* enum http_hdr_op_kind */
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
 };
 
 /*

@@ -83,6 +83,24 @@ static void server_sample(struct obuf *o, const char *name, const struct server 
 	va_end(ap);
 }
 
+static void render_routes(struct config *cf, struct obuf *o)
+{
+	family(o, "spliced_route_matches_total", "counter",
+	       "Requests a route was selected for, by listener and route (its name, or #N).");
+	for (unsigned i = 0; i < cf->nlisteners; i++) {
+		struct listener *l = &cf->listeners[i];
+
+		for (unsigned k = 0; k < l->nroutes; k++) {
+			ob_printf(o, "spliced_route_matches_total{listener=\"");
+			ob_label(o, l->name);
+			ob_printf(o, "\",route=\"");
+			ob_label(o, l->routes[k].name);
+			ob_printf(o, "\"} %llu\n",
+				  (unsigned long long)atomic_load(&l->routes[k].matches));
+		}
+	}
+}
+
 static void render_requests(struct config *cf, struct obuf *o)
 {
 	family(o, "spliced_requests_total", "counter",
@@ -274,6 +292,7 @@ void metrics_render(struct daemon *d, struct obuf *o)
 		  (unsigned long long)d->reload_failures);
 
 	render_requests(cf, o);
+	render_routes(cf, o);
 
 	family(o, "spliced_bytes_total", "counter",
 	       "Bytes relayed by direction (up: client to server) and path (userspace: moved by "
@@ -324,7 +343,7 @@ void metrics_render(struct daemon *d, struct obuf *o)
 	family(o, "spliced_errors_total", "counter",
 	       "Errors by reason: responses spliced generated (parse_400, no_route_404, ...) and "
 	       "events (connect_failed per attempt, upstream_broken, upstream_unsolicited, "
-	       "client_aborted, tls_handshake, over_capacity_503, accept_paused).");
+	       "client_aborted, tls_handshake, over_capacity_503, accept_paused, header_dropped).");
 	for (unsigned e = 0; e < STATS_ERR_MAX; e++)
 		ob_printf(o, "spliced_errors_total{reason=\"%s\"} %llu\n", stats_error_name(e),
 			  (unsigned long long)stats_get(&g_stats.errors[e]));

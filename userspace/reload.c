@@ -37,6 +37,16 @@ static struct server *find_server(struct pool *p, const char *name)
 	return NULL;
 }
 
+/* a route's match counter goes on under the same name in the same listener */
+static void carry_route_matches(struct listener *nl, const struct listener *ol)
+{
+	for (unsigned i = 0; i < nl->nroutes; i++)
+		for (unsigned k = 0; k < ol->nroutes; k++)
+			if (!strcmp(nl->routes[i].name, ol->routes[k].name))
+				atomic_store(&nl->routes[i].matches,
+					     atomic_load(&ol->routes[k].matches));
+}
+
 /* carry_over - run-time state of what stays (same names, same server address) */
 static void carry_over(struct config *old, struct config *ncf)
 {
@@ -46,8 +56,10 @@ static void carry_over(struct config *old, struct config *ncf)
 	 * end on the old configuration after this copy are not counted in the new one. */
 	for (unsigned i = 0; i < ncf->nlisteners; i++)
 		for (unsigned k = 0; k < old->nlisteners; k++)
-			if (!strcmp(ncf->listeners[i].name, old->listeners[k].name))
+			if (!strcmp(ncf->listeners[i].name, old->listeners[k].name)) {
 				ncf->listeners[i].st = old->listeners[k].st;
+				carry_route_matches(&ncf->listeners[i], &old->listeners[k]);
+			}
 	for (unsigned i = 0; i < ncf->npools; i++) {
 		struct pool *op = conf_find_pool(old, ncf->pools[i].name);
 

@@ -18,15 +18,16 @@
 void rule_req_fill(struct rule_req *rq, const char *buf, const struct http_msg *m,
 		   const char *target, size_t target_len, const char *host, const uint8_t *src)
 {
-	const char *q = memchr(target, '?', target_len);
+	const char *q = target_len ? memchr(target, '?', target_len) : NULL;
 
 	rq->buf = buf;
 	rq->m = m;
 	rq->host = host ? host : "";
 	rq->host_len = strlen(rq->host);
-	rq->path = target;
+	rq->path = target ? target : "";
 	rq->path_len = q ? (size_t)(q - target) : target_len;
 	rq->query = q ? q + 1 : "";
+	rq->has_query = q != NULL;
 	rq->query_len = q ? target_len - rq->path_len - 1 : 0;
 	rq->src = src;
 }
@@ -265,6 +266,29 @@ static int cond_holds(const struct rule_cond *c, const struct rule_req *rq, stru
 		return 0;
 	}
 	return 0;
+}
+
+void rule_cond_describe(const struct rule_cond *c, char *out, size_t cap)
+{
+	static const char *const kind[] = {"host", "path", "method", "header", "query", "source"};
+	int n = snprintf(out, cap, "%s%s", c->negate ? "not " : "", kind[c->kind]);
+
+	if (c->name && n >= 0 && (size_t)n < cap)
+		n += snprintf(out + n, cap - (size_t)n, " %s", c->name);
+	if (c->op == MATCH_EXACT && n >= 0 && (size_t)n < cap)
+		n += snprintf(out + n, cap - (size_t)n, " %s", c->value);
+	if (c->op == MATCH_REGEX && n >= 0 && (size_t)n < cap)
+		n += snprintf(out + n, cap - (size_t)n, " ~%s", c->pattern ? c->pattern : "?");
+	for (unsigned i = 0; i < c->nmethods && n >= 0 && (size_t)n < cap; i++)
+		n += snprintf(out + n, cap - (size_t)n, " %s", c->methods[i]);
+	for (unsigned i = 0; i < c->ncidrs && n >= 0 && (size_t)n < cap; i++) {
+		const struct rule_cidr *r = &c->cidrs[i];
+		char a[INET6_ADDRSTRLEN];
+		int v4 = r->bits >= 96 && !memcmp(r->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+
+		inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? r->addr + 12 : r->addr, a, sizeof(a));
+		n += snprintf(out + n, cap - (size_t)n, " %s/%u", a, r->bits - (v4 ? 96 : 0));
+	}
 }
 
 int rule_conds_match(const struct rule_cond *c, unsigned n, const struct rule_req *rq,

@@ -29,6 +29,7 @@ struct rule_req {
 	size_t path_len;
 	const char *query; /* after '?', as received (may be empty) */
 	size_t query_len;
+	int has_query;	    /* the target had a '?' */
 	const uint8_t *src; /* client address, 16 bytes (IPv4 as ::ffff:a.b.c.d); NULL: unknown */
 };
 
@@ -77,6 +78,7 @@ struct rule_cond {
 	char *value; /* MATCH_EXACT */
 	size_t value_len;
 	void *re;	/* MATCH_REGEX: pcre2_code (8-bit) */
+	char *pattern;	/* MATCH_REGEX: as written */
 	char **methods; /* COND_METHOD */
 	unsigned nmethods;
 	struct rule_cidr *cidrs; /* COND_SOURCE */
@@ -90,6 +92,9 @@ struct rule_cond {
  */
 int rule_conds_match(const struct rule_cond *c, unsigned n, const struct rule_req *rq,
 		     struct rule_caps *caps);
+
+/* rule_cond_describe - c as the configuration would say it ("not header X-Debug") into out */
+void rule_cond_describe(const struct rule_cond *c, char *out, size_t cap);
 
 /* rule_cidr_parse - "203.0.113.0/24", "2001:db8::/32", "10.1.2.3" into out; 0 or -EINVAL */
 int rule_cidr_parse(const char *s, struct rule_cidr *out);
@@ -184,7 +189,10 @@ int tmpl_expand(const struct tmpl *t, const struct rule_vars *vars, const struct
 
 /* ---- actions ---- */
 
-enum hdr_op_kind { HDR_SET, HDR_ADD, HDR_DEL };
+/* the kinds of http_hdr_op (http.h): HDR_SET, HDR_ADD, HDR_DEL */
+#define HDR_SET HTTP_HDR_SET
+#define HDR_ADD HTTP_HDR_ADD
+#define HDR_DEL HTTP_HDR_DEL
 
 struct hdr_rule {
 	uint8_t op; /* enum hdr_op_kind */
@@ -227,15 +235,6 @@ struct rule_actions {
 
 void rule_actions_init(struct rule_actions *a);
 void rule_actions_free(struct rule_actions *a);
-
-/* one header operation on a head being forwarded (value already expanded) */
-struct http_hdr_op {
-	uint8_t op; /* enum hdr_op_kind */
-	const char *name;
-	size_t name_len;
-	const char *value;
-	size_t value_len;
-};
 
 /*
  * rule_header_forbidden - headers rules may not touch because they frame the message or the

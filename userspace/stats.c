@@ -41,6 +41,7 @@ const char *stats_error_name(unsigned e)
 		[STATS_ERR_TLS_HANDSHAKE] = "tls_handshake",
 		[STATS_ERR_OVER_CAPACITY_503] = "over_capacity_503",
 		[STATS_ERR_ACCEPT_PAUSED] = "accept_paused",
+		[STATS_ERR_HEADER_DROPPED] = "header_dropped",
 	};
 
 	return e < STATS_ERR_MAX ? names[e] : "?";

@@ -33,6 +33,7 @@ enum stats_error {
 	STATS_ERR_UPSTREAM_UNSOLICITED, /* bytes from a server with no request outstanding */
 	STATS_ERR_CLIENT_ABORTED, /* the client closed or timed out before its response was done */
 	STATS_ERR_ACCEPT_PAUSED,  /* accept ran out of descriptors or memory (per episode) */
+	STATS_ERR_HEADER_DROPPED, /* a header rule's value held CR, LF or NUL, or did not fit */
 	STATS_ERR_MAX
 };
 

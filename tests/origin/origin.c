@@ -98,7 +98,8 @@ static void usage(FILE *f)
 		"  -n, --name NAME      backend name for X-Backend and default bodies (default origin)\n"
 		"  -l, --log FILE       append \"METHOD TARGET\" per request\n"
 		"  -P, --pidfile FILE   write the PID once listening\n"
-		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M]  /upload  /echo  /status/NNN\n"
+		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M]  /upload  /echo[?leak=1]\n"
+		"           /status/NNN\n"
 		"           /slow?ms=N  /hold  any request with Upgrade: websocket\n"
 		"           .../switch/PROTO (101 to PROTO whatever was asked, then echo)\n"
 		"           anything else\n");
@@ -939,6 +940,22 @@ static int dispatch(struct conn *c, struct request *rq)
 		return err;
 	if (!strncmp(rq->path, "/size/", 6))
 		return handle_size(c, rq, rq->path + 6);
+	if (!strcmp(rq->path, "/echo") && strstr(rq->query, "leak=1")) {
+		/* what backends say about themselves, for the tests of hidden headers */
+		char head[1024];
+		struct iovec iov[2];
+		int n = format_head(c, rq, head, sizeof(head), 200, "text/plain",
+				    (int64_t)c->head_len,
+				    "Server: Apache/2.4.57 (Debian)\r\nX-Powered-By: PHP/8.2\r\n");
+
+		if (n < 0)
+			return n;
+		iov[0].iov_base = head;
+		iov[0].iov_len = (size_t)n;
+		iov[1].iov_base = c->head;
+		iov[1].iov_len = rq->is_head ? 0 : c->head_len;
+		return send_iov_all(c->fd, iov, 2, 0) ?: rq->conn_close;
+	}
 	if (!strcmp(rq->path, "/echo"))
 		return send_simple(c, rq, 200, "text/plain", c->head, c->head_len)
 			       ?: rq->conn_close;
