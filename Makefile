@@ -37,12 +37,11 @@ UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests
 KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
 TLSCLIENT   := $(OUTPUT)/tests/tlsclient
-FUZZ        := $(OUTPUT)/tests/fuzz_http
 FUZZ_SECONDS ?= 60
 
 .DELETE_ON_ERROR:
-.PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install \
-	uninstall
+.PHONY: all test unit e2e fuzz fuzzers format format-check vmlinux clean help deps demo bench \
+	install uninstall
 
 all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) $(TLSCLIENT) ## build the daemon, tests, test origin
 
@@ -145,15 +144,47 @@ $(TLSCLIENT): tests/origin/tlsclient.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ -lssl -lcrypto
 
-fuzz: $(FUZZ) ## run the HTTP parser fuzzer for FUZZ_SECONDS (default 60)
-	$(Q)mkdir -p $(OUTPUT)/fuzz-corpus
-	$(Q)$(FUZZ) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(OUTPUT)/fuzz-corpus \
-		tests/fuzz/corpus/http
+# ---- fuzzers (libFuzzer): tests/fuzz/fuzz_NAME.c with its seeds in tests/fuzz/corpus/NAME ----
+# A target links against an archive of the daemon's objects (DAEMON_SRCS without main.c) built
+# by clang with coverage and ASan/UBSan under .output/fuzz/, so it follows the source list.
+# Warnings are the gcc build's business. `make fuzz` runs each for FUZZ_SECONDS.
+FUZZ_NAMES  := http resp conf
+FUZZERS     := $(addprefix $(OUTPUT)/tests/fuzz_,$(FUZZ_NAMES))
+FUZZ_OUT    := $(OUTPUT)/fuzz
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Iuserspace -I$(OUTPUT) \
+	       -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJS   := $(addprefix $(FUZZ_OUT)/userspace/,$(filter-out main.c,$(DAEMON_SRCS:.c=.o)))
+FUZZ_LIB    := $(FUZZ_OUT)/libspliced.a
 
-$(FUZZ): tests/fuzz/fuzz_http.c userspace/http.c userspace/http.h | $(OUTPUT)/tests
+fuzzers: $(FUZZERS) ## build the fuzz targets (.output/tests/fuzz_*)
+
+fuzz: $(FUZZERS) ## run every fuzz target for FUZZ_SECONDS each (default 60)
+	$(Q)set -e; for n in $(FUZZ_NAMES); do \
+		mkdir -p $(OUTPUT)/fuzz-corpus/$$n $(OUTPUT)/fuzz-artifacts; \
+		echo "fuzz_$$n: $(FUZZ_SECONDS) s"; \
+		$(OUTPUT)/tests/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 \
+			-artifact_prefix=$(OUTPUT)/fuzz-artifacts/$$n- \
+			$(OUTPUT)/fuzz-corpus/$$n tests/fuzz/corpus/$$n; \
+	done
+
+$(OUTPUT)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) | $(OUTPUT)/tests
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace \
-		tests/fuzz/fuzz_http.c userspace/http.c -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS) -ldl
+
+$(FUZZ_OUT)/userspace/%.o: userspace/%.c | $(FUZZ_OUT)/userspace
+	$(call msg,CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_OUT)/userspace/splice.o: $(SKEL)
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_OUT)/userspace:
+	$(Q)mkdir -p $@
+
+-include $(wildcard $(FUZZ_OUT)/userspace/*.d)
 
 vmlinux: ## regenerate vmlinux/x86/vmlinux.h from the running kernel's BTF
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
