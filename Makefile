@@ -40,8 +40,8 @@ TLSCLIENT   := $(OUTPUT)/tests/tlsclient
 FUZZ_SECONDS ?= 60
 
 .DELETE_ON_ERROR:
-.PHONY: all test unit e2e fuzz fuzzers format format-check vmlinux clean help deps demo bench \
-	install uninstall
+.PHONY: all test unit e2e fuzz fuzzers asan format format-check vmlinux clean help deps demo \
+	bench install uninstall
 
 all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) $(TLSCLIENT) ## build the daemon, tests, test origin
 
@@ -51,9 +51,9 @@ help: ## list targets
 deps: ## install missing Debian packages (idempotent)
 	$(Q)tools/install-deps.sh
 
-test: ## install deps, build, run every test tier (unit, kernel, BATS end to end)
+test: ## install deps, build, run every test tier (unit, kernel, e2e, asan, fuzz, vm)
 	$(Q)tools/install-deps.sh
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all asan fuzzers
 	$(Q)tests/run.sh
 
 unit: $(UNIT_TESTS) ## run unit tests only
@@ -147,7 +147,8 @@ $(TLSCLIENT): tests/origin/tlsclient.c | $(OUTPUT)/tests
 # ---- fuzzers (libFuzzer): tests/fuzz/fuzz_NAME.c with its seeds in tests/fuzz/corpus/NAME ----
 # A target links against an archive of the daemon's objects (DAEMON_SRCS without main.c) built
 # by clang with coverage and ASan/UBSan under .output/fuzz/, so it follows the source list.
-# Warnings are the gcc build's business. `make fuzz` runs each for FUZZ_SECONDS.
+# Warnings are the gcc build's business. `make fuzz` runs each for FUZZ_SECONDS; tests/run.sh
+# (tier fuzz) replays the seeds and runs each for FUZZ_TEST_SECONDS.
 FUZZ_NAMES  := http resp conf
 FUZZERS     := $(addprefix $(OUTPUT)/tests/fuzz_,$(FUZZ_NAMES))
 FUZZ_OUT    := $(OUTPUT)/fuzz
@@ -185,6 +186,47 @@ $(FUZZ_OUT)/userspace:
 	$(Q)mkdir -p $@
 
 -include $(wildcard $(FUZZ_OUT)/userspace/*.d)
+
+# ---- sanitizer gate (tests/run.sh asan) ----
+# The daemon, splicectl and the unit tests again with AddressSanitizer and
+# UndefinedBehaviorSanitizer, under .output/asan/. The daemon's objects come from the same
+# DAEMON_SRCS; the BPF object and the skeleton are shared (no sanitizers in BPF code). A unit test
+# links its source against an archive of the daemon's objects without main.o, so the linker takes
+# the same modules its plain link line names (GNU ld pulls only the members it needs).
+ASAN_OUT   := $(OUTPUT)/asan
+SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_OBJS  := $(addprefix $(ASAN_OUT)/userspace/,$(DAEMON_SRCS:.c=.o))
+ASAN_LIB   := $(ASAN_OUT)/libspliced.a
+ASAN_UNIT  := $(patsubst $(OUTPUT)/tests/%,$(ASAN_OUT)/tests/%,$(UNIT_TESTS))
+
+asan: $(ASAN_OUT)/spliced $(ASAN_OUT)/splicectl $(ASAN_UNIT) ## build the sanitized daemon, splicectl, unit tests
+
+$(ASAN_OUT)/spliced: $(ASAN_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+
+$(ASAN_OUT)/splicectl: tools/splicectl.c userspace/version.h | $(ASAN_OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $< -o $@
+
+$(ASAN_OUT)/userspace/%.o: userspace/%.c | $(ASAN_OUT)/userspace
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(ASAN_OUT)/userspace/splice.o: $(SKEL)
+
+$(ASAN_LIB): $(filter-out %/main.o,$(ASAN_OBJS))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(ASAN_OUT)/tests/test_%: tests/unit/test_%.c $(ASAN_LIB) | $(ASAN_OUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit $^ -o $@ $(LDLIBS)
+
+$(ASAN_OUT) $(ASAN_OUT)/userspace $(ASAN_OUT)/tests:
+	$(Q)mkdir -p $@
+
+-include $(wildcard $(ASAN_OUT)/userspace/*.d $(ASAN_OUT)/tests/*.d)
 
 vmlinux: ## regenerate vmlinux/x86/vmlinux.h from the running kernel's BTF
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
