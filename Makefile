@@ -40,7 +40,7 @@ TLSCLIENT   := $(OUTPUT)/tests/tlsclient
 FUZZ_SECONDS ?= 60
 
 .DELETE_ON_ERROR:
-.PHONY: all test unit e2e fuzz fuzzers asan format format-check vmlinux clean help deps demo \
+.PHONY: all test unit e2e fuzz fuzzers asan soak format format-check vmlinux clean help deps demo \
 	bench install uninstall
 
 all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) $(TLSCLIENT) ## build the daemon, tests, test origin
@@ -61,6 +61,9 @@ unit: $(UNIT_TESTS) ## run unit tests only
 
 e2e: all ## run BATS end-to-end tests only
 	$(Q)tests/run.sh e2e
+
+soak: all ## 1,000,000 short connections, 50 reloads, 3 upgrades; nothing may accumulate (tests/soak)
+	$(Q)tests/soak/soak.sh
 
 demo: ## install deps, build, start demo backends and spliced with the default config
 	$(Q)tools/install-deps.sh
