@@ -39,12 +39,11 @@ UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests
 KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
 TLSCLIENT   := $(OUTPUT)/tests/tlsclient
-FUZZ        := $(OUTPUT)/tests/fuzz_http
 FUZZ_SECONDS ?= 60
 
 .DELETE_ON_ERROR:
-.PHONY: all test unit e2e fuzz format format-check vmlinux clean help deps demo bench install \
-	uninstall
+.PHONY: all test unit e2e fuzz fuzzers asan soak format format-check vmlinux clean help deps demo \
+	bench install uninstall
 
 all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) $(TLSCLIENT) ## build the daemon, tests, test origin
 
@@ -54,9 +53,9 @@ help: ## list targets
 deps: ## install missing Debian packages (idempotent)
 	$(Q)tools/install-deps.sh
 
-test: ## install deps, build, run every test tier (unit, kernel, BATS end to end)
+test: ## install deps, build, run every test tier (unit, kernel, e2e, asan, fuzz, vm)
 	$(Q)tools/install-deps.sh
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all asan fuzzers
 	$(Q)tests/run.sh
 
 unit: $(UNIT_TESTS) ## run unit tests only
@@ -64,6 +63,9 @@ unit: $(UNIT_TESTS) ## run unit tests only
 
 e2e: all ## run BATS end-to-end tests only
 	$(Q)tests/run.sh e2e
+
+soak: all ## 1,000,000 short connections, 50 reloads, 3 upgrades; nothing may accumulate (tests/soak)
+	$(Q)tests/soak/soak.sh
 
 demo: ## install deps, build, start demo backends and spliced with the default config
 	$(Q)tools/install-deps.sh
@@ -162,15 +164,89 @@ $(TLSCLIENT): tests/origin/tlsclient.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ -lssl -lcrypto
 
-fuzz: $(FUZZ) ## run the HTTP parser fuzzer for FUZZ_SECONDS (default 60)
-	$(Q)mkdir -p $(OUTPUT)/fuzz-corpus
-	$(Q)$(FUZZ) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(OUTPUT)/fuzz-corpus \
-		tests/fuzz/corpus/http
+# ---- fuzzers (libFuzzer): tests/fuzz/fuzz_NAME.c with its seeds in tests/fuzz/corpus/NAME ----
+# A target links against an archive of the daemon's objects (DAEMON_SRCS without main.c) built
+# by clang with coverage and ASan/UBSan under .output/fuzz/, so it follows the source list.
+# Warnings are the gcc build's business. `make fuzz` runs each for FUZZ_SECONDS; tests/run.sh
+# (tier fuzz) replays the seeds and runs each for FUZZ_TEST_SECONDS.
+FUZZ_NAMES  := http resp conf
+FUZZERS     := $(addprefix $(OUTPUT)/tests/fuzz_,$(FUZZ_NAMES))
+FUZZ_OUT    := $(OUTPUT)/fuzz
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Iuserspace -I$(OUTPUT) \
+	       -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJS   := $(addprefix $(FUZZ_OUT)/userspace/,$(filter-out main.c,$(DAEMON_SRCS:.c=.o)))
+FUZZ_LIB    := $(FUZZ_OUT)/libspliced.a
 
-$(FUZZ): tests/fuzz/fuzz_http.c userspace/http.c userspace/http.h | $(OUTPUT)/tests
+fuzzers: $(FUZZERS) ## build the fuzz targets (.output/tests/fuzz_*)
+
+fuzz: $(FUZZERS) ## run every fuzz target for FUZZ_SECONDS each (default 60)
+	$(Q)set -e; for n in $(FUZZ_NAMES); do \
+		mkdir -p $(OUTPUT)/fuzz-corpus/$$n $(OUTPUT)/fuzz-artifacts; \
+		echo "fuzz_$$n: $(FUZZ_SECONDS) s"; \
+		$(OUTPUT)/tests/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 \
+			-artifact_prefix=$(OUTPUT)/fuzz-artifacts/$$n- \
+			$(OUTPUT)/fuzz-corpus/$$n tests/fuzz/corpus/$$n; \
+	done
+
+$(OUTPUT)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) | $(OUTPUT)/tests
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace \
-		tests/fuzz/fuzz_http.c userspace/http.c -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS) -ldl
+
+$(FUZZ_OUT)/userspace/%.o: userspace/%.c | $(FUZZ_OUT)/userspace
+	$(call msg,CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_OUT)/userspace/splice.o: $(SKEL)
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_OUT)/userspace:
+	$(Q)mkdir -p $@
+
+-include $(wildcard $(FUZZ_OUT)/userspace/*.d)
+
+# ---- sanitizer gate (tests/run.sh asan) ----
+# The daemon, splicectl and the unit tests again with AddressSanitizer and
+# UndefinedBehaviorSanitizer, under .output/asan/. The daemon's objects come from the same
+# DAEMON_SRCS; the BPF object and the skeleton are shared (no sanitizers in BPF code). A unit test
+# links its source against an archive of the daemon's objects without main.o, so the linker takes
+# the same modules its plain link line names (GNU ld pulls only the members it needs).
+ASAN_OUT   := $(OUTPUT)/asan
+SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_OBJS  := $(addprefix $(ASAN_OUT)/userspace/,$(DAEMON_SRCS:.c=.o))
+ASAN_LIB   := $(ASAN_OUT)/libspliced.a
+ASAN_UNIT  := $(patsubst $(OUTPUT)/tests/%,$(ASAN_OUT)/tests/%,$(UNIT_TESTS))
+
+asan: $(ASAN_OUT)/spliced $(ASAN_OUT)/splicectl $(ASAN_UNIT) ## build the sanitized daemon, splicectl, unit tests
+
+$(ASAN_OUT)/spliced: $(ASAN_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+
+$(ASAN_OUT)/splicectl: tools/splicectl.c userspace/version.h | $(ASAN_OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $< -o $@
+
+$(ASAN_OUT)/userspace/%.o: userspace/%.c | $(ASAN_OUT)/userspace
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(ASAN_OUT)/userspace/splice.o: $(SKEL)
+
+$(ASAN_LIB): $(filter-out %/main.o,$(ASAN_OBJS))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(ASAN_OUT)/tests/test_%: tests/unit/test_%.c $(ASAN_LIB) | $(ASAN_OUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit $^ -o $@ $(LDLIBS)
+
+$(ASAN_OUT) $(ASAN_OUT)/userspace $(ASAN_OUT)/tests:
+	$(Q)mkdir -p $@
+
+-include $(wildcard $(ASAN_OUT)/userspace/*.d $(ASAN_OUT)/tests/*.d)
 
 vmlinux: ## regenerate vmlinux/x86/vmlinux.h from the running kernel's BTF
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)

@@ -6,6 +6,11 @@
 # The vm tier boots a Debian 6.12 kernel under qemu (tools/vmtest) and runs the tier "guest"
 # inside it: the TLS tests with kTLS and with --no-ktls, and the kernel tier. VM_KERNELS
 # (default "6.12") lists the kernels; VM=0 skips the tier.
+# The asan tier runs the sanitized builds (make asan: ASan + UBSan) of the unit tests, and
+# ASAN_E2E (a part of the end-to-end suite that reaches every module) with the sanitized daemon
+# and splicectl; any sanitizer report fails. ASAN=0 leaves it out of "all".
+# The fuzz tier replays each fuzz target's seeds (tests/fuzz/corpus/NAME) and fuzzes it for
+# FUZZ_TEST_SECONDS (default 20). FUZZ=0 leaves it out of "all".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +46,57 @@ run_tap() { # name, command...
 	fi
 }
 
+# the sanitized end-to-end part: every module (routing, balancing, failover, parser refusals,
+# bodies on splice(2) and on the kernel path, TLS, health, reload, live upgrade, the control
+# socket and metrics, the drain on SIGTERM) on the path the kernel allows, and the tunnels
+# again with --no-splice (userspace relay). Files, not single tests, so a new test in them
+# runs here too.
+ASAN_E2E=${ASAN_E2E:-"config routing balance failover smuggling accesslog limits transfer tls
+	health reload upgrade lifecycle ops websocket rules desync"}
+ASAN_E2E_NOSPLICE=${ASAN_E2E_NOSPLICE:-"websocket"}
+asan_e2e() {
+	local f files=() nosplice=()
+	for f in $ASAN_E2E; do files+=("tests/e2e/$f.bats"); done
+	for f in $ASAN_E2E_NOSPLICE; do nosplice+=("tests/e2e/$f.bats"); done
+	SPLICED_ARGS= run_tap "asan: e2e (bats), kernel path allowed" bats --tap "$@" "${files[@]}"
+	SPLICED_ARGS=--no-splice run_tap "asan: e2e (bats), --no-splice" \
+		bats --tap "$@" "${nosplice[@]}"
+}
+
+# fuzz_one NAME: TAP lines for .output/tests/fuzz_NAME: its seeds replayed, then fuzzed for
+# FUZZ_TEST_SECONDS in a scratch corpus (the seeds are not touched); a crash input is kept in
+# .output/fuzz-artifacts/
+FUZZ_NAMES=${FUZZ_NAMES:-"http resp conf"}
+fuzz_one() {
+	local n=$1 bin=$OUT/tests/fuzz_$1 seeds=tests/fuzz/corpus/$1 work out rc
+	local secs=${FUZZ_TEST_SECONDS:-20}
+	if [ ! -x "$bin" ]; then
+		echo "not ok - fuzz_$n: $bin missing: run 'make fuzzers'"
+		return
+	fi
+	mkdir -p "$OUT/fuzz-artifacts"
+	out=$(mktemp)
+	"$bin" -runs=0 -artifact_prefix="$OUT/fuzz-artifacts/$n-" "$seeds" >"$out" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		echo "ok - fuzz_$n: $(ls "$seeds" | wc -l) seeds replayed"
+	else
+		echo "not ok - fuzz_$n: seeds replayed: exit $rc"
+		tail -n 40 "$out" | sed 's/^/#   /'
+	fi
+	work=$(mktemp -d)
+	"$bin" -max_total_time="$secs" -max_len=8192 -timeout=10 -print_final_stats=1 \
+		-artifact_prefix="$OUT/fuzz-artifacts/$n-" "$work" "$seeds" >"$out" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		echo "ok - fuzz_$n: $secs s, $(sed -n 's/^stat::number_of_executed_units: *//p' "$out") inputs"
+	else
+		echo "not ok - fuzz_$n: $secs s: exit $rc (reproduce: $bin FILE; FILE in $OUT/fuzz-artifacts/)"
+		grep -v '^#[0-9]' "$out" | tail -n 60 | sed 's/^/#   /'
+	fi
+	rm -rf "$work" "$out"
+}
+
 if [ "$tiers" = all ] || [ "$tiers" = unit ]; then
 	for t in "$OUT"/tests/test_*; do
 		[ -x "$t" ] || continue
@@ -64,6 +120,53 @@ if [ "$tiers" = all ] || [ "$tiers" = e2e ]; then
 	# shellcheck disable=SC2086
 	SPLICED_ARGS=--no-splice run_tap "e2e (bats), --no-splice" bats --tap "$@" $both
 	run_tap "e2e (bats), kernel path" bats --tap "$@" tests/e2e/kernel.bats
+fi
+
+if { [ "$tiers" = all ] && [ "${ASAN:-1}" != 0 ]; } || [ "$tiers" = asan ]; then
+	t0=$(date +%s)
+	san=$OUT/asan
+	if [ ! -x "$san/spliced" ] || [ ! -x "$san/splicectl" ]; then
+		echo "not ok - asan: $san/spliced or $san/splicectl missing: run 'make asan'"
+		fail=$((fail + 1))
+	else
+		# a report makes the process exit non-zero (abort: the test sees a dead daemon too);
+		# the daemon's reports go to files, since its stderr is not always looked at and it
+		# may run as nobody: helpers.bash fails the test that produced one
+		sanlogs=$(mktemp -d /tmp/spliced-sanitizer.XXXXXX)
+		chmod 1777 "$sanlogs"
+		bindir=$(mktemp -d /tmp/spliced-asan-bin.XXXXXX)
+		chmod 0755 "$bindir"
+		# copies, so a concurrent rebuild cannot swap them mid-run (as e2e_bins does)
+		cp "$san/spliced" "$san/splicectl" "$bindir/"
+		trap 'rm -f "$log"; rm -rf "$sanlogs" "$bindir"' EXIT
+		export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:disable_coredump=1"
+		export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
+		for t in "$san"/tests/test_*; do
+			[ -x "$t" ] || continue
+			run_tap "asan: unit: $(basename "$t")" "$t"
+		done
+		ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$sanlogs/asan" \
+			UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$sanlogs/ubsan" \
+			SANITIZER_LOG_DIR=$sanlogs SPLICED_BIN=$bindir/spliced \
+			SPLICECTL=$bindir/splicectl TLS_BULK_MIB=128 TLS_SMALL=1 \
+			asan_e2e "$@"
+		# a report no test was charged with (a process that outlived its test)
+		for f in "$sanlogs"/*; do
+			[ -f "$f" ] || continue
+			echo "not ok - asan: sanitizer report outside any test: $(basename "$f")"
+			sed 's/^/#   /' "$f" | head -n 60
+			fail=$((fail + 1))
+		done
+		unset ASAN_OPTIONS UBSAN_OPTIONS
+	fi
+	echo "# asan: took $(($(date +%s) - t0)) s"
+fi
+if { [ "$tiers" = all ] && [ "${FUZZ:-1}" != 0 ]; } || [ "$tiers" = fuzz ]; then
+	t0=$(date +%s)
+	for n in $FUZZ_NAMES; do
+		run_tap "fuzz: fuzz_$n" fuzz_one "$n"
+	done
+	echo "# fuzz: took $(($(date +%s) - t0)) s"
 fi
 
 if [ "$tiers" = guest ]; then

@@ -196,6 +196,54 @@ static char *read_all(int fd, size_t *len)
 	return buf;
 }
 
+/* print the daemon's answer (ans[0..len), modified in place); returns the exit status */
+static int print_answer(char *ans, size_t len, int json, const char *sock)
+{
+	const char *status, *body;
+	char *last;
+
+	/* the last line is the status */
+	while (len && ans[len - 1] == '\n')
+		ans[--len] = '\0';
+	last = strrchr(ans, '\n');
+	if (last) {
+		*last = '\0';
+		status = last + 1;
+		body = ans;
+	} else {
+		status = ans; /* a one-line answer is only the status */
+		body = "";
+	}
+	if (!strcmp(status, "OK")) {
+		if (*body)
+			printf("%s\n", body);
+		else if (json)
+			printf("null\n");
+		return EXIT_OK;
+	}
+	if (!strncmp(status, "ERR", 3)) {
+		const char *msg = status[3] == ' ' ? status + 4 : "error";
+
+		if (json) {
+			if (*body && !strchr(body, '\n') && body[0] == '{') {
+				printf("%s\n", body); /* the daemon's own document (reload) */
+			} else {
+				printf("{\"error\":");
+				json_string(stdout, msg);
+				printf("}\n");
+			}
+		} else if (*body) {
+			fprintf(stderr, "%s\n", body);
+		}
+		fprintf(stderr, "splicectl: %s\n", msg);
+		return EXIT_ERR;
+	}
+	fprintf(stderr, "splicectl: %s closed the connection without a complete answer\n", sock);
+	if (json)
+		printf("{\"error\":\"no complete answer from the daemon\"}\n");
+	return EXIT_CONNECT;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -206,10 +254,9 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *sock = DEFAULT_SOCKET;
-	char req[REQUEST_MAX], *ans, *last;
-	const char *status, *body;
+	char req[REQUEST_MAX], *ans;
 	size_t len = 0, off;
-	int json = 0, ch, fd;
+	int json = 0, ch, fd, rc;
 
 	while ((ch = getopt_long(argc, argv, "+s:jVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -285,44 +332,7 @@ int main(int argc, char **argv)
 		}
 		return EXIT_CONNECT;
 	}
-	/* the last line is the status */
-	while (len && ans[len - 1] == '\n')
-		ans[--len] = '\0';
-	last = strrchr(ans, '\n');
-	if (last) {
-		*last = '\0';
-		status = last + 1;
-		body = ans;
-	} else {
-		status = ans; /* a one-line answer is only the status */
-		body = "";
-	}
-	if (!strcmp(status, "OK")) {
-		if (*body)
-			printf("%s\n", body);
-		else if (json)
-			printf("null\n");
-		return EXIT_OK;
-	}
-	if (!strncmp(status, "ERR", 3)) {
-		const char *msg = status[3] == ' ' ? status + 4 : "error";
-
-		if (json) {
-			if (*body && !strchr(body, '\n') && body[0] == '{') {
-				printf("%s\n", body); /* the daemon's own document (reload) */
-			} else {
-				printf("{\"error\":");
-				json_string(stdout, msg);
-				printf("}\n");
-			}
-		} else if (*body) {
-			fprintf(stderr, "%s\n", body);
-		}
-		fprintf(stderr, "splicectl: %s\n", msg);
-		return EXIT_ERR;
-	}
-	fprintf(stderr, "splicectl: %s closed the connection without a complete answer\n", sock);
-	if (json)
-		printf("{\"error\":\"no complete answer from the daemon\"}\n");
-	return EXIT_CONNECT;
+	rc = print_answer(ans, len, json, sock);
+	free(ans);
+	return rc;
 }

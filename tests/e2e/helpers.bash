@@ -470,6 +470,26 @@ e2e_dump_logs() {
 	done
 }
 
+# e2e_sanitizer_reports: under tests/run.sh asan, SANITIZER_LOG_DIR is where the sanitized
+# binaries write their reports (log_path in ASAN_OPTIONS / UBSAN_OPTIONS: one file per process,
+# created only when there is something to report, also by a daemon that dropped to nobody or
+# whose stderr a test captured, and by LeakSanitizer when the daemon exits). Called in teardown,
+# after every process the test started has stopped: each report fails the test, is printed and
+# moved aside.
+e2e_sanitizer_reports() {
+	local dir=${SANITIZER_LOG_DIR:-} f found=0
+	[[ -n $dir && -d $dir ]] || return 0
+	for f in "$dir"/*; do
+		[[ -f $f ]] || continue
+		found=1
+		echo "# ---- sanitizer report $(basename "$f") (first 60 lines)" >&2
+		head -n 60 "$f" | sed 's/^/#   /' >&2
+		mkdir -p "$dir/seen"
+		mv "$f" "$dir/seen/$BATS_SUITE_TEST_NUMBER-$(basename "$f")"
+	done
+	((found == 0))
+}
+
 teardown() {
 	local pid name pin
 	if [[ -z ${BATS_TEST_COMPLETED:-} ]]; then
@@ -490,4 +510,5 @@ teardown() {
 			rmdir "$pin" 2>/dev/null || true
 		done <"$BATS_TEST_TMPDIR/.pins"
 	fi
+	e2e_sanitizer_reports
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# limits.bats - max_connections, max_header_size, running out of descriptors.
+# limits.bats - max_connections, max_header_size, running out of descriptors, and a
+# slowloris crowd beside a normal client.
 
 load helpers
 
@@ -153,4 +154,89 @@ PY
 	# one warning for the episode, however many connections arrived during it
 	assert_equal 1 "$(grep -c 'accept.*Too many open files' "$SPLICED_ERR")" "EMFILE log lines"
 	grep -q 'accepting again' "$SPLICED_ERR" || fail "no end of the episode in the log"
+
+# Slowloris: SLOW_CONNS (1000) connections from 127.0.0.1 trickle a request head a byte at a
+# time and never finish it, while a client on 127.0.0.2 opens a connection per request: every
+# one of its requests must be answered 200. The daemon's memory per held connection (VmRSS with
+# the connections held minus before, over their count) is reported as a TAP comment, not
+# asserted (it is a measurement, and ASan builds count differently).
+@test "limits: 1000 slowloris connections trickling heads; another client's requests all get 200" {
+	start_origin o
+	start_spliced "global { timeout header 60s; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	run timeout 90 "$PYTHON" - "$SPLICED_PORT" "$SPLICED_PID" "${SLOW_CONNS:-1000}" <<'PY'
+import http.client, resource, socket, sys, time
+port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 256)), hard))
+
+def rss_kb():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+def ask(path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                   source_address=("127.0.0.2", 0))
+    try:
+        c.request("GET", path, headers={"Connection": "close"})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    except (OSError, http.client.HTTPException) as e:
+        return type(e).__name__
+    finally:
+        c.close()
+
+for i in range(5):  # warm up every worker
+    ask("/warm%d" % i)
+time.sleep(0.3)
+base = rss_kb()
+slow = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /slow%d HTTP/1.1\r\nHost: x\r\nX-Trickle: " % i)
+    slow.append(s)
+statuses = []
+t_end = time.time() + 6
+rounds = 0
+while time.time() < t_end:  # a byte per connection per round, the client in between
+    for s in slow:
+        try:
+            s.send(b"a")
+        except OSError:
+            pass
+    rounds += 1
+    statuses.append(ask("/during%d" % len(statuses)))
+time.sleep(0.3)
+held_kb = rss_kb()
+alive = 0
+for s in slow:
+    s.setblocking(False)
+    try:
+        s.recv(200)  # an answer or the end: the daemon let it go
+    except BlockingIOError:
+        alive += 1
+    except OSError:
+        pass
+for s in slow:
+    s.close()
+ok = sum(1 for st in statuses if st == 200)
+print("client: %d/%d answered 200 %s" % (ok, len(statuses),
+      sorted(set(str(st) for st in statuses if st != 200))))
+print("# slowloris: %d connections, %d still held after %d trickle rounds; daemon VmRSS %d -> "
+      "%d KiB: %.1f KiB per held connection" % (n, alive, rounds, base, held_kb,
+                                                (held_kb - base) / max(alive, 1)))
+PY
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep '^# slowloris' <<<"$output" >&3
+	local line
+	line=$(grep '^client:' <<<"$output")
+	[[ $line =~ ^client:\ ([0-9]+)/([0-9]+) ]] || fail "no client line"
+	((BASH_REMATCH[2] >= 5)) || fail "too few client requests: $line"
+	assert_equal "${BASH_REMATCH[2]}" "${BASH_REMATCH[1]}" "client requests answered 200"
+	# and the daemon serves as before once they are gone
+	assert_equal 200 "$(http_code "$(url /after)")"
 }

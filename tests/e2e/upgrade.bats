@@ -2,7 +2,8 @@
 # upgrade.bats - live upgrade on SIGUSR2: the binary at the same path is started again and takes
 # the listening sockets and the established connections; a download in flight keeps its digest,
 # a kept-alive connection answers its next request from the new process, a wrk load sees no
-# error, the old process is gone afterwards; a new binary that cannot start changes nothing.
+# error, the old process is gone afterwards, three upgrades in a row leave each new process the
+# same descriptors; a new binary that cannot start changes nothing.
 
 load helpers
 
@@ -46,6 +47,36 @@ download_across_upgrade() {
 	wait "$cpid"
 	[ "$(stat -c %s "$out")" -eq "$size" ]
 	[ "$(sha_of_file "$out")" = "$("${CURL[@]}" "$(origin_url a /size/$size)" | sha_of_stream)" ]
+}
+
+# non_tcp_fds PID: how many descriptors PID holds, TCP sockets left out (those come and go with
+# the traffic and the health checks)
+non_tcp_fds() {
+	local tcp
+	tcp=$(awk 'NR > 1 { print $10 }' /proc/net/tcp /proc/net/tcp6 | sort -u)
+	for f in /proc/"$1"/fd/*; do readlink "$f"; done 2>/dev/null |
+		sed 's/^socket:\[\([0-9]*\)\]$/\1/' | grep -cvxF -f <(echo "${tcp:-none}")
+}
+
+@test "upgrade: three upgrades in a row: each new process holds the same descriptors (libcurl's are not inherited)" {
+	own_binary
+	start_origin a
+	start_spliced "global { upgrade_timeout 30s; }
+listener web { bind 127.0.0.1:@PORT@; route { pool a; } }
+pool a {
+	health http /health interval 50ms timeout 1s;
+	server s 127.0.0.1:${ORIGIN_PORTS[a]};
+}"
+	local counts=() i
+	for i in 1 2 3; do
+		upgrade_and_wait
+		wait_until 10 _proc_gone "$SPLICED_PID"
+		SPLICED_PID=$NEW_PID
+		assert_equal 200 "$(http_code "$(url /after$i)")"
+		counts+=("$(non_tcp_fds "$SPLICED_PID")")
+	done
+	echo "descriptors other than TCP sockets after each upgrade: ${counts[*]}"
+	assert_equal "${counts[0]} ${counts[0]} ${counts[0]}" "${counts[*]}" "descriptors per generation"
 }
 
 @test "upgrade: a download in flight survives with its digest, the old process exits" {
