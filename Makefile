@@ -169,7 +169,7 @@ $(TLSCLIENT): tests/origin/tlsclient.c | $(OUTPUT)/tests
 # by clang with coverage and ASan/UBSan under .output/fuzz/, so it follows the source list.
 # Warnings are the gcc build's business. `make fuzz` runs each for FUZZ_SECONDS; tests/run.sh
 # (tier fuzz) replays the seeds and runs each for FUZZ_TEST_SECONDS.
-FUZZ_NAMES  := http resp conf
+FUZZ_NAMES  := http resp conf rules
 FUZZERS     := $(addprefix $(OUTPUT)/tests/fuzz_,$(FUZZ_NAMES))
 FUZZ_OUT    := $(OUTPUT)/fuzz
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Iuserspace -I$(OUTPUT) \

@@ -345,10 +345,11 @@ int conn_rules_request(struct conn *c, const struct rule_req *rq, struct http_re
 	ha = r && r->upstream_host_set ? r : l;
 	if (ha->upstream_host_set == 1) {
 		n = tmpl_expand(&ha->upstream_host, &v, rq, &s->caps, o->host, sizeof(o->host) - 1);
-		if (n > 0) {
+		if (n > 0 && rule_host_valid(o->host, (size_t)n)) {
 			o->host[n] = '\0';
 			rw->host = o->host;
-		} else if (n < 0) {
+		} else {
+			/* not a host: the one received goes on */
 			stats_error(STATS_ERR_HEADER_DROPPED);
 		}
 	}

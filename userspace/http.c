@@ -417,7 +417,7 @@ static void path_put_hex(struct path_out *o, unsigned char v)
 	path_put(o, hex[v & 15]);
 }
 
-int http_path_normalize(const char *p, size_t n, char *out, size_t cap)
+static int path_normalize_once(const char *p, size_t n, char *out, size_t cap)
 {
 	struct path_out o = {.p = out};
 	const char *qm;
@@ -488,6 +488,27 @@ int http_path_normalize(const char *p, size_t n, char *out, size_t cap)
 		return 0;
 	out[o.len] = '\0';
 	return (int)o.len;
+}
+
+int http_path_normalize(const char *p, size_t n, char *out, size_t cap)
+{
+	char tmp[HTTP_MAX_TARGET + 2];
+	int check_only = !out, len;
+
+	if (check_only) {
+		if (n + 2 > sizeof(tmp))
+			return path_normalize_once(p, n, NULL, 0);
+		out = tmp;
+		cap = sizeof(tmp);
+	}
+	len = path_normalize_once(p, n, out, cap);
+	if (len < 0)
+		return len;
+	/* decoding can make a refused shape ("%25%32E" is "%252E" once "%32" is decoded): such a
+	 * path is refused as well, so what goes upstream is always a path spliced accepts */
+	if (path_normalize_once(out, (size_t)len, NULL, 0) < 0)
+		return -400;
+	return check_only ? 0 : len;
 }
 
 int http_target_normalize(const char *buf, const struct http_msg *m, char *out, size_t cap)

@@ -15,6 +15,8 @@
 
 #include "rules.h"
 
+#define HOST_NAME_LIMIT 256
+
 void rule_req_fill(struct rule_req *rq, const char *buf, const struct http_msg *m,
 		   const char *target, size_t target_len, const char *host, const uint8_t *src)
 {
@@ -579,6 +581,42 @@ const char *rule_header_forbidden(const char *name, int is_request)
 	return *name ? NULL : "it is empty";
 }
 
+int rule_host_valid(const char *s, size_t len)
+{
+	size_t i = 0, colon = len;
+
+	if (!len || len >= HOST_NAME_LIMIT)
+		return 0;
+	if (s[0] == '[') {
+		/* [IPv6] */
+		while (i < len && s[i] != ']')
+			if (!isxdigit((unsigned char)s[i]) && !strchr("[:.", s[i++]))
+				return 0;
+			else
+				i += isxdigit((unsigned char)s[i]) ? 1 : 0;
+		if (i >= len)
+			return 0;
+		i++;
+		colon = i;
+	} else {
+		for (; i < len && s[i] != ':'; i++)
+			if (!isalnum((unsigned char)s[i]) && !strchr("-._", s[i]))
+				return 0;
+		if (!i)
+			return 0;
+		colon = i;
+	}
+	if (colon == len)
+		return 1;
+	/* ":PORT", 1 to 5 digits */
+	if (s[colon] != ':' || len - colon < 2 || len - colon > 6)
+		return 0;
+	for (i = colon + 1; i < len; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
 int rule_request_id_valid(const char *s, size_t len)
 {
 	if (!len || len > 128)
@@ -593,7 +631,7 @@ int rule_rewrite_path(const struct rule_actions *a, const struct rule_vars *vars
 		      const struct rule_req *rq, const char *path, size_t plen, const char *query,
 		      size_t qlen, char *out, size_t cap)
 {
-	char tmp[HTTP_MAX_TARGET + 2];
+	char tmp[HTTP_MAX_TARGET + 2], tmp2[HTTP_MAX_TARGET + 2];
 	struct rule_caps caps;
 	const char *p = path;
 	size_t n = plen;
@@ -626,17 +664,17 @@ int rule_rewrite_path(const struct rule_actions *a, const struct rule_vars *vars
 	}
 	if (!n || p[0] != '/')
 		return -EBADMSG;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] <= ' ' || p[i] == '#' || (unsigned char)p[i] == 127)
-			return -EBADMSG;
-	if (n + (has_q ? 1 + qlen : 0) + 1 > cap)
+	if (n + (has_q ? 1 + qlen : 0) + 1 > sizeof(tmp2))
 		return -ENOSPC;
-	memmove(out, p, n);
+	memmove(tmp2, p, n);
 	if (has_q) {
-		out[n++] = '?';
-		memcpy(out + n, query, qlen);
+		tmp2[n++] = '?';
+		memcpy(tmp2 + n, query, qlen);
 		n += qlen;
 	}
-	out[n] = '\0';
-	return (int)n;
+	/* what goes upstream is a target spliced itself would accept, in the form it forwards */
+	len = http_path_normalize(tmp2, n, out, cap);
+	if (len == -ENOSPC)
+		return -ENOSPC;
+	return len < 0 ? -EBADMSG : len;
 }

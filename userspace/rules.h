@@ -243,6 +243,10 @@ void rule_actions_free(struct rule_actions *a);
  */
 const char *rule_header_forbidden(const char *name, int is_request);
 
+/* rule_host_valid - a Host value a rule made: NAME or [IPv6], NAME of A-Za-z0-9 . - _, then
+ * an optional :PORT of 1 to 5 digits */
+int rule_host_valid(const char *s, size_t len);
+
 /* rule_request_id_valid - an incoming ID kept as is: 1-128 of [A-Za-z0-9._:-] */
 int rule_request_id_valid(const char *s, size_t len);
 

@@ -453,6 +453,9 @@ static void test_dot_segment_bypass(void)
 		{"/public/..\\admin", -400},
 		{"/public/..%5cadmin", -400},
 		{"/public/%252e%252e/admin", -400},
+		/* encoded twice only once an unreserved character is decoded ("%32" is '2') */
+		{"/public/%25%32e%25%32e/admin", -400},
+		{"/5/%25%32EE", -400},
 		{"/public/%00/../admin", -400},
 		{"/../public/x", -400},
 		{"/public/../../admin", -400},
