@@ -310,6 +310,8 @@ static int compile_tmpl(struct conf_ctx *c, const char *text, struct tmpl *t)
 		perr(c->ps, c->n->line, "'%s': %s", c->what, err);
 		return -1;
 	}
+	if (c->acts)
+		c->acts->vars_used |= t->vars;
 	return 0;
 }
 

@@ -226,10 +226,14 @@ static void fill_vars(struct conn *c, struct rule_vars *v, int status, char *st,
 {
 	struct conn_rules_state *s = c->rules;
 
+	uint32_t used = lact(c)->vars_used | (ract(c) ? ract(c)->vars_used : 0);
+
 	memset(v, 0, sizeof(*v));
 	set_str(v, VAR_REMOTE_ADDR, c->peer);
-	snprintf(s->port, sizeof(s->port), "%u", c->peer_port);
-	set_str(v, VAR_REMOTE_PORT, s->port);
+	if (used & (1u << VAR_REMOTE_PORT)) {
+		snprintf(s->port, sizeof(s->port), "%u", c->peer_port);
+		set_str(v, VAR_REMOTE_PORT, s->port);
+	}
 	set_str(v, VAR_HOST, c->host);
 	set_str(v, VAR_SERVER_NAME, c->host);
 	set_str(v, VAR_METHOD, c->method_s);
@@ -243,11 +247,12 @@ static void fill_vars(struct conn *c, struct rule_vars *v, int status, char *st,
 	set_str(v, VAR_SERVER, c->srv ? c->srv->name : "");
 	set_str(v, VAR_LISTENER, c->l->name);
 	set_str(v, VAR_ROUTE, c->route ? c->route->name : "");
-	if (status) {
+	if (status && (used & (1u << VAR_STATUS))) {
 		snprintf(st, stcap, "%d", status);
 		set_str(v, VAR_STATUS, st);
 	}
-	{
+	/* the clock only for templates that print it */
+	if (used & (1u << VAR_TIME_ISO8601)) {
 		struct timespec ts;
 		struct tm tm;
 

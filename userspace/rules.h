@@ -231,6 +231,7 @@ struct rule_actions {
 	unsigned nhide;
 	struct error_page *pages;
 	unsigned npages;
+	uint32_t vars_used; /* bit per enum rule_var any of its templates uses */
 };
 
 void rule_actions_init(struct rule_actions *a);
