@@ -26,8 +26,8 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
-	       stats.c obuf.c admin.c control.c metrics.c
+DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c worker.c upstream_idle.c conn.c route.c lb.c http.c http_rewrite.c log.c splice.c health.c health_state.c tls.c \
+	       stats.c obuf.c admin.c control.c control_show.c metrics.c
 # the connection module beyond conn.c (docs/ARCHITECTURE.md)
 DAEMON_SRCS += conn_handover.c conn_head.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
@@ -99,7 +99,7 @@ $(SKEL): $(BPF_OBJ)
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name splice_bpf > $@
 
-$(OUTPUT)/tests/test_http: tests/unit/test_http.c $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+$(OUTPUT)/tests/test_http: tests/unit/test_http.c $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@
 
@@ -116,7 +116,7 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
 			   $(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/conf_rules.o \
 			   $(OUTPUT)/userspace/rules.o \
-			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
 
@@ -124,14 +124,14 @@ $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
 $(OUTPUT)/tests/test_rules: tests/unit/test_rules.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
 			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
-			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
 			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
-			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
 
@@ -139,14 +139,14 @@ $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o 
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health_state.o \
 			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
 			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/lb.o \
-			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lbpf -lssl -lcrypto -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
 			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
 			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
-			  $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+			  $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpcre2-8 -lpthread
 
