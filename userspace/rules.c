@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,21 @@ void rule_regex_free(void *re)
 	pcre2_code_free(re);
 }
 
-/* one match data block per thread: enough pairs for $0..$9 (more groups are matched, not kept) */
+/* one match data block per thread: enough pairs for $0..$9 (more groups are matched, not
+ * kept); freed when its thread exits */
 static __thread pcre2_match_data *tls_md;
+static pthread_key_t md_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_free(void *md)
+{
+	pcre2_match_data_free(md);
+}
+
+static void md_key_init(void)
+{
+	(void)pthread_key_create(&md_key, md_free);
+}
 
 int rule_regex_match(void *re, const char *s, size_t len, struct rule_caps *caps)
 {
@@ -73,6 +87,8 @@ int rule_regex_match(void *re, const char *s, size_t len, struct rule_caps *caps
 		tls_md = pcre2_match_data_create(RULE_MAX_CAPS, NULL);
 		if (!tls_md)
 			return -1;
+		pthread_once(&md_once, md_key_init);
+		(void)pthread_setspecific(md_key, tls_md);
 	}
 	rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, tls_md, NULL);
 	if (rc == PCRE2_ERROR_NOMATCH)

@@ -154,6 +154,7 @@ PY
 	# one warning for the episode, however many connections arrived during it
 	assert_equal 1 "$(grep -c 'accept.*Too many open files' "$SPLICED_ERR")" "EMFILE log lines"
 	grep -q 'accepting again' "$SPLICED_ERR" || fail "no end of the episode in the log"
+}
 
 # Slowloris: SLOW_CONNS (1000) connections from 127.0.0.1 trickle a request head a byte at a
 # time and never finish it, while a client on 127.0.0.2 opens a connection per request: every
