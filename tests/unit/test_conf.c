@@ -304,7 +304,7 @@ static void test_full_pools(void)
 		ASSERT_STREQ(p->name, want[i].name, "pool name");
 		ASSERT_EQ(p->algo, want[i].algo, want[i].name);
 		ASSERT_EQ(p->hash_key, want[i].key, want[i].name);
-		ASSERT_STREQ(p->hash_header, want[i].header, want[i].name);
+		ASSERT_STREQ(p->hash_name, want[i].header, want[i].name);
 		ASSERT_EQ(p->nservers, want[i].nservers, want[i].name);
 		ASSERT_EQ(p->used, want[i].used, want[i].name);
 		ASSERT_EQ(p->lb_ready, 1, want[i].name);
@@ -635,9 +635,9 @@ static void test_err_unknown_pool(void)
 {
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
-		     "\tsticky on;\n"
+		     "\tstickiness on;\n"
 		     "}\n" BASE,
-		     3, "unknown pool setting 'sticky'", 1);
+		     3, "unknown pool setting 'stickiness'", 1);
 	/* the server is dropped, so the pool is also empty */
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81 weight 2 slow;\n"
@@ -814,12 +814,20 @@ static void test_err_balance(void)
 		     "\tserver x 127.0.0.1:81;\n"
 		     "\tbalance hash header;\n"
 		     "}\n" BASE,
-		     3, "usage: balance hash [source|header NAME]", 1);
+		     3, "usage: balance hash [source|header NAME|cookie NAME|uri|query NAME]", 1);
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
-		     "\tbalance hash cookie sid;\n"
+		     "\tbalance hash session sid;\n"
 		     "}\n" BASE,
-		     3, "usage: balance hash [source|header NAME]", 1);
+		     3, "usage: balance hash [source|header NAME|cookie NAME|uri|query NAME]", 1);
+	expect_error("pool q { server x 127.0.0.1:81; retry_on 500; }\n" BASE, 1,
+		     "unknown retry_on '500' (expected connect_failure, timeout, reset, 502, 503, "
+		     "504, off)",
+		     1);
+	expect_error("pool q { server x 127.0.0.1:81; sticky cookie a=b; }\n" BASE, 1,
+		     "invalid cookie name 'a=b'", 1);
+	expect_error("pool q { server x 127.0.0.1:81; timeout header 1s; }\n" BASE, 1,
+		     "unknown timeout 'header' (expected connect, server, client)", 1);
 	expect_error("pool q { server x 127.0.0.1:81; balance; }\n" BASE, 1, "usage: balance", 1);
 	expect_error("pool q { server x 127.0.0.1:81; balance hash header \"X User\"; }\n" BASE, 1,
 		     "invalid character ' ' in name 'X User'", 1);

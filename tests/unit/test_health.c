@@ -215,7 +215,7 @@ static void test_conf_errors(void)
 	expect_error(LISTENER "pool p {\n slow_start soon;\n server a 127.0.0.1:80; }\n", 3,
 		     "invalid duration 'soon'");
 	expect_error(LISTENER "pool p {\n eject 5;\n server a 127.0.0.1:80; }\n", 3,
-		     "unknown eject '5' (expected consecutive_failures, off)");
+		     "unknown eject '5' (expected consecutive_failures, slow, off)");
 	expect_error(LISTENER
 		     "pool p {\n eject consecutive_failures 0;\n server a 127.0.0.1:80; }\n",
 		     3, "invalid number '0' for 'eject consecutive_failures'");
@@ -227,8 +227,9 @@ static void test_conf_errors(void)
 		     3, "unknown eject option 'every'");
 	expect_error(LISTENER "pool p {\n max_ejection_percent 101;\n server a 127.0.0.1:80; }\n",
 		     3, "invalid number '101' for 'max_ejection_percent'");
-	expect_error(LISTENER "pool p {\n server a 127.0.0.1:80 maint;\n}\n", 3,
-		     "unknown server option 'maint' (expected weight N, backup, maintenance)");
+	expect_error(
+		LISTENER "pool p {\n server a 127.0.0.1:80 maint;\n}\n", 3,
+		"unknown server option 'maint' (expected weight N, backup, maintenance, max_conn N)");
 	/* several errors at once, each at its line */
 	expect_error(LISTENER
 		     "pool p {\n health http x;\n slow_start -1;\n server a 127.0.0.1:80; }\n",
