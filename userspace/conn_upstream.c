@@ -176,6 +176,30 @@ static int tried(const struct conn *c, const struct server *s)
 }
 
 /*
+ * pick_marked - no server is usable, but marks may hide some that might answer: a primary not
+ * tried yet before a backup, the least busy first (an ejected server has no balancer weight, so
+ * the balancer cannot choose here); the scan starts at a spot the request's hash key gives, so
+ * equal servers share the load. NULL when none might answer.
+ */
+static struct server *pick_marked(struct conn *c)
+{
+	struct pool *p = c->pool;
+	struct server *best = NULL;
+
+	for (unsigned k = 0; k < p->nservers; k++) {
+		struct server *s = &p->servers[(k + c->hash_key) % p->nservers];
+
+		if (!health_server_may_answer(s) || tried(c, s) || queue_full(s))
+			continue;
+		if (!best || (best->backup && !s->backup) ||
+		    (best->backup == s->backup &&
+		     atomic_load(&s->conn_active) < atomic_load(&best->conn_active)))
+			best = s;
+	}
+	return best;
+}
+
+/*
  * pick a server not tried yet; NULL when none is usable (c->pick_full: some would be, but are at
  * their max_conn). The sticky cookie's server first when it is usable; else the balancer among
  * the usable servers; and when marks left none (fail_timeout, passive ejection), among the
@@ -207,14 +231,8 @@ struct server *conn_upstream_pick(struct conn *c)
 		any |= usable[i];
 	}
 	idx = any ? lb_pick(&p->lb, usable, c->hash_key) : -1;
-	if (idx < 0 && !c->pick_full) {
-		for (unsigned i = 0; i < p->nservers; i++) {
-			struct server *s = &p->servers[i];
-
-			usable[i] = health_server_may_answer(s) && !tried(c, s) && !queue_full(s);
-		}
-		idx = lb_pick(&p->lb, usable, c->hash_key);
-	}
+	if (idx < 0 && !c->pick_full)
+		return pick_marked(c);
 	return idx < 0 ? NULL : &p->servers[idx];
 }
 
