@@ -57,6 +57,12 @@ free_port() {
 
 declare -A PORT
 echo "$DELAY" >"$TMP/c.delay"
+# 1000 different paths, so that `hash uri` has keys to spread
+cat >"$TMP/paths.lua" <<'LUA'
+request = function()
+	return wrk.format("GET", "/k" .. math.random(1000))
+end
+LUA
 for s in a b c; do
 	PORT[$s]=$(free_port)
 	extra=()
@@ -85,7 +91,8 @@ CONF
 	for _ in $(seq 50); do [ -n "$(ss -Hltn "( sport = :$port )")" ] && break; sleep 0.1; done
 	declare -A before
 	for s in a b c; do before[$s]=$(wc -l <"$TMP/$s.log" 2>/dev/null || echo 0); done
-	timeout $((SECS + 20)) wrk -t1 -c16 -d"${SECS}s" --latency "http://127.0.0.1:$port/" >"$TMP/wrk.out" 2>&1
+	timeout $((SECS + 20)) wrk -t1 -c16 -d"${SECS}s" --latency -s "$TMP/paths.lua" \
+		"http://127.0.0.1:$port/" >"$TMP/wrk.out" 2>&1
 	kill -INT "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	rm -rf "/sys/fs/bpf/spliced-slow-$$"
@@ -99,7 +106,7 @@ CONF
 }
 
 rows=()
-for algo in round_robin least_conn random hash; do
+for algo in round_robin least_conn random "hash uri"; do
 	for eject in off on; do
 		log "balance $algo, eject slow $eject (${SECS}s)"
 		read -r total a b c p50 p99 < <(run "$algo" "$eject")
@@ -113,19 +120,20 @@ section() {
 	echo
 	echo "Generated on $(date -u '+%Y-%m-%d %H:%M') UTC, kernel $(uname -r), one run per row."
 	echo "Three origins behind one pool, server c answering ${DELAY} ms late (the origin's \`-D\`"
-	echo "delay file), a and b at once; \`wrk -t1 -c16 -d${SECS}s --latency\` on \`GET /\` through"
-	echo "spliced (2 workers). Requests per server from the origins' request logs. \"eject slow on\":"
+	echo "delay file), a and b at once; \`wrk -t1 -c16 -d${SECS}s --latency\` with a script that asks"
+	echo "for one of 1000 paths at random, through spliced (2 workers). Requests per server from the"
+	echo "origins' request logs. \"eject slow on\":"
 	echo "\`eject slow 3 window 1s min_requests 5 threshold 5ms; eject consecutive_failures 5 base 2s;\`"
 	echo "(c is ejected for 2 s, 4 s, 8 s ... while it stays slow, and comes back in between)."
-	echo "\`hash\` balances on the client address: one client, so every request goes to one server,"
-	echo "which only an ejection changes. Load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+	echo "\`hash uri\` keeps each path on its server: c keeps its third of the keys unless it is"
+	echo "ejected (its keys then move to a and b). Load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 	echo "(2 CPUs shared with other work: the shares matter, not the rates)."
 	echo
 	echo "| balance | eject slow | requests | a | b | c (slow) | c's share | p50 | p99 |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s\n' "${rows[@]}"
 	echo
-	echo "Round robin gives the slow server its third of the requests whatever its latency;"
+	echo "Round robin and hashing give the slow server its share whatever its latency;"
 	echo "\`least_conn\` and \`random\` (two choices, the less loaded wins) already send it less,"
 	echo "because its requests stay in flight longer; \`eject slow\` takes it out under every"
 	echo "algorithm, at the cost of the requests it answers between ejections."
