@@ -781,6 +781,17 @@ static unsigned pool_weight_scale(const struct pool *p)
 	return scale;
 }
 
+/* the `sticky cookie` value naming sv: opaque (never its address), the same in every process
+ * and after a restart, so a client keeps its server across both */
+static void server_cookie(const struct pool *p, struct server *sv)
+{
+	char id[2 * NAME_MAX_LEN + 1];
+	int n = snprintf(id, sizeof(id), "%s/%s", p->name, sv->name);
+
+	snprintf(sv->cookie, sizeof(sv->cookie), "%016llx",
+		 (unsigned long long)lb_hash(id, n > 0 ? (size_t)n : 0));
+}
+
 /* resolve references, apply inherited defaults, build balancers and the server table */
 static void conf_link(struct parser *ps, struct config *cf)
 {
@@ -820,6 +831,13 @@ static void conf_link(struct parser *ps, struct config *cf)
 
 		if (!p->connect_timeout_ms)
 			p->connect_timeout_ms = cf->timeout_connect_ms;
+		if (!p->timeout_server_ms)
+			p->timeout_server_ms = cf->timeout_server_ms;
+		if (!p->timeout_client_ms)
+			p->timeout_client_ms = cf->timeout_client_ms;
+		/* HAProxy's default for `timeout queue`: the connect timeout */
+		if (!p->queue_timeout_ms)
+			p->queue_timeout_ms = p->connect_timeout_ms;
 		if (!p->fail_timeout_ms)
 			p->fail_timeout_ms = cf->fail_timeout_ms;
 		if (p->retries == (unsigned)-1)
@@ -859,6 +877,7 @@ static void conf_link(struct parser *ps, struct config *cf)
 				w[s] = sv->h.lb_weight;
 				bk[s] = sv->backup;
 				names[s] = sv->name;
+				server_cookie(p, sv);
 				sv->pool = p;
 				sv->id = cf->nservers;
 				cf->servers[cf->nservers++] = sv;

@@ -78,6 +78,17 @@ static const char *names(const struct conf_keyword *tab, int with_args, char *bu
 	return buf;
 }
 
+/* "a, b, c" from a word list */
+static const char *names_of_words(const struct conf_word *w, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (; w && w->name; w++)
+		off = add(buf, len, off, "%s%s", off ? ", " : "", w->name);
+	return buf;
+}
+
 /* "usage: WHAT NAME ARGS [OPTION ARGS]...;" for a row (what: the row's parents, or NULL) */
 static void usage(struct conf_ctx *c, const char *what, const struct conf_keyword *kw)
 {
@@ -510,6 +521,8 @@ static const struct conf_keyword server_options[] = {
 	 .range = &(const struct conf_range){.lo = 0, .hi = 1000}},
 	{"backup", 0, 0, .set = conf_set_flag, .off = SRV(backup)},
 	{"maintenance", 0, 0, .set = conf_set_flag, .off = SRV(maintenance)},
+	{"max_conn", 1, 1, .args = "N", .set = conf_set_count, .off = SRV(max_conn),
+	 .range = &(const struct conf_range){.lo = 1, .hi = 1000000}},
 	{NULL},
 };
 
@@ -573,9 +586,15 @@ static int set_algo(struct conf_ctx *c, const struct conf_keyword *kw, char **av
 	return 0;
 }
 
-/* balance hash [source|header NAME] */
+/* balance hash [source|header NAME|cookie NAME|uri|query NAME] */
 static int set_hash(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
 {
+	static const struct conf_word keys[] = {
+		{"header", HASH_HEADER},
+		{"cookie", HASH_COOKIE},
+		{"query", HASH_QUERY},
+		{NULL, 0},
+	};
 	struct pool *p = c->obj;
 
 	if (set_algo(c, kw, av, ac))
@@ -584,9 +603,15 @@ static int set_hash(struct conf_ctx *c, const struct conf_keyword *kw, char **av
 		p->hash_key = HASH_SOURCE;
 		return 0;
 	}
-	if (ac == 2 && !strcmp(av[0], "header")) {
-		p->hash_key = HASH_HEADER;
-		return copy_name(c->ps, c->n, av[1], p->hash_header, sizeof(p->hash_header));
+	if (ac == 1 && !strcmp(av[0], "uri")) {
+		p->hash_key = HASH_URI;
+		return 0;
+	}
+	for (const struct conf_word *k = keys; ac == 2 && k->name; k++) {
+		if (strcmp(av[0], k->name))
+			continue;
+		p->hash_key = (enum hash_key)k->value;
+		return copy_name(c->ps, c->n, av[1], p->hash_name, sizeof(p->hash_name));
 	}
 	usage(c, "balance", kw);
 	return -1;
@@ -596,7 +621,7 @@ static const struct conf_keyword balance_algos[] = {
 	{"round_robin", 0, 0, .set = set_algo},
 	{"least_conn", 0, 0, .set = set_algo},
 	{"random", 0, 0, .set = set_algo},
-	{"hash", 0, 2, .args = "[source|header NAME]", .set = set_hash},
+	{"hash", 0, 2, .args = "[source|header NAME|cookie NAME|uri|query NAME]", .set = set_hash},
 	{NULL},
 };
 
@@ -778,12 +803,138 @@ static int set_eject_off(struct conf_ctx *c, const struct conf_keyword *kw, char
 	return 0;
 }
 
+static const struct conf_keyword eject_slow_options[] = {
+	{"window", 1, 1, .args = "D", .set = conf_set_duration, .off = POOL(eject_slow_window_ms),
+	 .range = &(const struct conf_range){.lo = 100, .hi = UINT32_MAX}},
+	{"min_requests", 1, 1, .args = "N", .set = conf_set_count,
+	 .off = POOL(eject_slow_min_requests), .range = &count_1000},
+	{"threshold", 1, 1, .args = "D", .set = conf_set_duration,
+	 .off = POOL(eject_slow_threshold_ms), .range = &any_duration},
+	{NULL},
+};
+
+/* eject slow FACTOR [window D] [min_requests N] [threshold D] */
+static int set_eject_slow(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	int rc = conf_set_count(c, kw, av, ac);
+
+	if (conf_options(c, kw->sub, av + 1, ac - 1, "eject slow"))
+		return -1;
+	return rc;
+}
+
 static const struct conf_keyword eject_kinds[] = {
 	{"consecutive_failures", 1, 5, .args = "N", .set = set_eject, .off = POOL(eject_failures),
 	 .range = &count_1000, .sub = eject_options},
+	{"slow", 1, 7, .args = "FACTOR", .set = set_eject_slow, .off = POOL(eject_slow_factor),
+	 .range = &(const struct conf_range){.lo = 2, .hi = 1000}, .sub = eject_slow_options},
 	{"off", 0, 0, .set = set_eject_off},
 	{NULL},
 };
+
+#define POOL_TIMEOUT(kind, member)                                                                 \
+	{                                                                                          \
+		.name = kind, .min_args = 1, .max_args = 1, .args = "D", .set = conf_set_duration, \
+		.off = POOL(member), .range = &positive_duration                                   \
+	}
+
+/* `timeout KIND D` inside a pool: overrides the global timeout of that kind */
+static const struct conf_keyword pool_timeout_kinds[] = {
+	POOL_TIMEOUT("connect", connect_timeout_ms),
+	POOL_TIMEOUT("server", timeout_server_ms),
+	POOL_TIMEOUT("client", timeout_client_ms),
+	{NULL},
+};
+
+static const struct conf_word retry_causes[] = {
+	{"connect_failure", RETRY_CONNECT},
+	{"timeout", RETRY_TIMEOUT},
+	{"reset", RETRY_RESET},
+	{"502", RETRY_502},
+	{"503", RETRY_503},
+	{"504", RETRY_504},
+	{"off", 0},
+	{NULL, 0},
+};
+
+/* retry_on CAUSE...: the set of causes replaces the default; `off` alone: none */
+static int set_retry_on(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct pool *p = c->obj;
+	char list[256];
+	unsigned bits = 0;
+
+	for (int i = 0; i < ac; i++) {
+		const struct conf_word *w = kw->words;
+
+		while (w->name && strcmp(av[i], w->name))
+			w++;
+		if (!w->name) {
+			perr(c->ps, c->n->line, "unknown retry_on '%s' (expected %s)", av[i],
+			     names_of_words(kw->words, list, sizeof(list)));
+			return -1;
+		}
+		if (!w->value && ac > 1) {
+			perr(c->ps, c->n->line, "retry_on off takes no other cause");
+			return -1;
+		}
+		bits |= (unsigned)w->value;
+	}
+	p->retry_on = bits;
+	return 0;
+}
+
+static const struct conf_keyword sticky_cookie_options[] = {
+	{"ttl", 1, 1, .args = "D", .set = conf_set_duration, .off = POOL(sticky_ttl_ms),
+	 .range = &(const struct conf_range){.lo = 1000, .hi = UINT32_MAX}},
+	{NULL},
+};
+
+/* a cookie name: a token (RFC 6265), so it is sent as written */
+static int cookie_name_ok(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f ||
+		    strchr("()<>@,;:\\\"/[]?={}", *s))
+			return 0;
+	return 1;
+}
+
+/* sticky cookie NAME [ttl D] */
+static int set_sticky_cookie(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct pool *p = c->obj;
+
+	if (!cookie_name_ok(av[0]) || strlen(av[0]) >= sizeof(p->sticky_cookie)) {
+		perr(c->ps, c->n->line, "invalid cookie name '%s'", av[0]);
+		return -1;
+	}
+	snprintf(p->sticky_cookie, sizeof(p->sticky_cookie), "%s", av[0]);
+	return conf_options(c, kw->sub, av + 1, ac - 1, "sticky cookie");
+}
+
+static const struct conf_keyword sticky_kinds[] = {
+	{"cookie", 1, 3, .args = "NAME", .set = set_sticky_cookie, .sub = sticky_cookie_options},
+	{NULL},
+};
+
+static const struct conf_keyword queue_options[] = {
+	{"timeout", 1, 1, .args = "D", .set = conf_set_duration, .off = POOL(queue_timeout_ms),
+	 .range = &positive_duration},
+	{NULL},
+};
+
+/* queue N [timeout D] */
+static int set_queue(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	int rc = conf_set_count(c, kw, av, ac);
+
+	if (conf_options(c, kw->sub, av + 1, ac - 1, "queue"))
+		return -1;
+	return rc;
+}
 
 static const struct conf_keyword pool_keywords[] = {
 	{"server", 2, CONF_MAX_ARGS, .args = "NAME HOST:PORT", .set = set_server,
@@ -799,13 +950,20 @@ static const struct conf_keyword pool_keywords[] = {
 	{"health", 1, CONF_MAX_ARGS, .set = conf_set_subtable, .sub = health_kinds},
 	{"slow_start", 1, 1, .args = "D", .set = conf_set_duration, .off = POOL(slow_start_ms),
 	 .range = &any_duration},
-	{"eject", 1, 6, .set = conf_set_subtable, .sub = eject_kinds},
+	{"eject", 1, 8, .set = conf_set_subtable, .sub = eject_kinds},
 	{"max_ejection_percent", 1, 1, .args = "P", .set = conf_set_count,
 	 .off = POOL(max_ejection_percent), .range = &percent},
 	{"keepalive", 1, 1, .args = "N", .set = conf_set_count, .off = POOL(keepalive),
 	 .range = &(const struct conf_range){.lo = 0, .hi = 1024}},
 	{"keepalive_timeout", 1, 1, .args = "D", .set = conf_set_duration,
 	 .off = POOL(keepalive_timeout_ms), .range = &positive_duration},
+	{"timeout", 2, 2, .args = "KIND D", .set = conf_set_subtable, .sub = pool_timeout_kinds},
+	{"retry_on", 1, 7, .args = "CAUSE...", .set = set_retry_on, .words = retry_causes},
+	{"retry_timeout", 1, 1, .args = "D", .set = conf_set_duration,
+	 .off = POOL(retry_timeout_ms), .range = &any_duration},
+	{"sticky", 2, 4, .set = conf_set_subtable, .sub = sticky_kinds},
+	{"queue", 1, 3, .args = "N", .set = set_queue, .off = POOL(queue_max),
+	 .range = &(const struct conf_range){.lo = 0, .hi = 1000000}, .sub = queue_options},
 	{NULL},
 };
 
@@ -841,6 +999,10 @@ static int set_pool(struct conf_ctx *c, const struct conf_keyword *kw, char **av
 	p->eject_base_ms = 10000;
 	p->eject_max_ms = 300000;
 	p->max_ejection_percent = 50;
+	p->retry_on = RETRY_DEFAULT;
+	p->eject_slow_window_ms = 10000;
+	p->eject_slow_min_requests = 5;
+	p->eject_slow_threshold_ms = 100;
 	copy_name(c->ps, c->n, av[0], p->name, sizeof(p->name));
 	for (unsigned i = 0; i + 1 < cf->npools; i++)
 		if (!strcmp(cf->pools[i].name, p->name))

@@ -27,8 +27,9 @@ enum conn_state {
 	CS_EXCHANGE,
 	CS_TUNNEL,
 	CS_CLOSING,
-	CS_HANDSHAKE,  /* TLS with the client */
-	CS_UPHANDSHAKE /* TLS with the upstream */
+	CS_HANDSHAKE,	/* TLS with the client */
+	CS_UPHANDSHAKE, /* TLS with the upstream */
+	CS_QUEUE	/* waiting for a server slot (queue.c) */
 };
 enum body { B_NONE, B_LENGTH, B_CHUNKED, B_EOF, B_TUNNEL };
 
@@ -143,9 +144,15 @@ struct conn {
 	int version_minor;
 	struct pool *pool;
 	struct server *srv;
-	unsigned ntried;
+	unsigned ntried; /* tries of this request so far (the access log's tries=) */
 	uint32_t tried[MAX_TRIES];
-	char *req_head; /* rewritten head, kept for retries */
+	uint8_t pick_full;	    /* the last pick found servers only at their max_conn */
+	uint8_t qstate;		    /* queue.c: not queued, waiting in the pool's queue, granted */
+	struct conn *qnext, *qprev; /* queue.c: in the pool's queue or the worker's granted list */
+	struct server *slot_srv;    /* queue.c: the server whose max_conn slot c holds */
+	struct server *sticky_srv;  /* sticky.c: the server the request's cookie names, or NULL */
+	uint64_t t_sent_ms;	    /* the request head was queued for the server */
+	char *req_head;		    /* rewritten head, kept for retries */
 	uint32_t req_head_len;
 	uint64_t hash_key;
 	uint64_t t_start;

@@ -26,10 +26,13 @@
 #include "conn_rules.h"
 #include "conn_upstream.h"
 #include "flow.h"
+#include "health_state.h"
 #include "http.h"
 #include "kernel_path.h"
 #include "lb.h"
 #include "log.h"
+#include "queue.h"
+#include "retry.h"
 #include "splice.h"
 #include "stats.h"
 #include "tls.h"
@@ -40,8 +43,8 @@
 
 const char *conn_state_name(int st)
 {
-	static const char *const names[] = {"head",    "connect",   "exchange",	  "tunnel",
-					    "closing", "handshake", "uphandshake"};
+	static const char *const names[] = {"head",    "connect",   "exchange",	   "tunnel",
+					    "closing", "handshake", "uphandshake", "queue"};
 
 	return st >= 0 && (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
@@ -97,7 +100,7 @@ static const char *const term_name[] = {"",
 static void access_log(struct conn *c)
 {
 	char line[1024];
-	char tbuf[64];
+	char tbuf[64], tries[24] = "";
 	struct tm tm;
 	time_t now = time(NULL);
 	int n;
@@ -108,17 +111,20 @@ static void access_log(struct conn *c)
 		return;
 	gmtime_r(&now, &tm);
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (c->pool && c->ntried > 1)
+		snprintf(tries, sizeof(tries), " tries=%u", c->ntried);
 	n = snprintf(line, sizeof(line),
 		     "%s %s %s \"%s %s HTTP/1.%d\" host=%s status=%d bytes_in=%llu "
-		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s%s%s%s%s%s%s\n",
+		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s%s%s%s%s%s%s%s\n",
 		     tbuf, c->l->name, c->peer, c->method_s[0] ? c->method_s : "-",
 		     c->path[0] ? c->path : "-", c->version_minor, c->host[0] ? c->host : "-",
 		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		     c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-",
-		     (unsigned long long)(c->w->now_ms - c->t_start), c->client.ssl ? " tls=" : "",
-		     c->client.ssl ? c->client.transport->name : "", c->route ? " route=" : "",
-		     c->route ? c->route->name : "", rid ? " request_id=" : "", rid ? rid : "",
-		     c->term ? " term=" : "", term_name[c->term]);
+		     (unsigned long long)(c->w->now_ms - c->t_start), tries,
+		     c->client.ssl ? " tls=" : "", c->client.ssl ? c->client.transport->name : "",
+		     c->route ? " route=" : "", c->route ? c->route->name : "",
+		     rid ? " request_id=" : "", rid ? rid : "", c->term ? " term=" : "",
+		     term_name[c->term]);
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
 	/* one write(2) per line: O_APPEND keeps lines of concurrent workers whole */
@@ -136,6 +142,7 @@ static void request_done(struct conn *c)
 	    c->term == TERM_CLIENT_FRAMING)
 		stats_error(STATS_ERR_CLIENT_ABORTED);
 	access_log(c);
+	c->ntried = 0;
 	c->in_request = 0;
 	c->term = TERM_NONE;
 }
@@ -340,7 +347,8 @@ enum step_rc conn_start_exchange(struct conn *c)
 	flow_reset_body(&c->resp);
 	c->resp.src_eof = 0;
 	atomic_fetch_add(&c->srv->requests, 1);
-	conn_set_deadline(c, c->cf->timeout_server_ms);
+	c->t_sent_ms = c->w->now_ms;
+	conn_set_deadline(c, c->pool->timeout_server_ms);
 	return STEP_AGAIN;
 }
 
@@ -520,8 +528,10 @@ static enum step_rc finish_request(struct conn *c)
 	/* bytes past the end of this response: the connection can carry nothing more */
 	if (c->resp_keepalive)
 		(void)conn_upstream_check_idle(c);
-	/* the upstream is released as soon as it can carry nothing more for this client */
-	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive)
+	/* the upstream is released as soon as it can carry nothing more for this client, and
+	 * after every request when its server's max_conn counts requests in flight */
+	if (!c->resp_keepalive || !c->req.body_done || !c->req_keepalive ||
+	    (c->srv && c->srv->max_conn))
 		conn_upstream_close(c);
 	if (!c->req_keepalive || !c->req.body_done || conn_config_follow(c)) {
 		/* a response that ended before its request did leaves the client stream
@@ -562,51 +572,14 @@ static int waiting_on_server(struct conn *c)
  */
 uint32_t conn_exchange_timeout(struct conn *c)
 {
-	return waiting_on_server(c) ? c->cf->timeout_server_ms : c->cf->timeout_client_ms;
+	return waiting_on_server(c) ? c->pool->timeout_server_ms : c->pool->timeout_client_ms;
 }
 
-/* retry_or_fail - may free c: the upstream answered nothing: retry an idempotent request on
- * a fresh connection, else answer status */
+/* conn_retry_or_fail - may free c: the upstream closed or reset before answering: retry.c
+ * decides (the `reset` cause of retry_on) */
 enum step_rc conn_retry_or_fail(struct conn *c, int status, const char *why)
 {
-	/* nothing of the body moved yet (req.moved == 0): the flow state still describes the
-	 * whole body, and conn_start_exchange() queues the head again */
-	int again = !c->resp_started && buf_len(&c->resp.in) == 0 && c->req.moved == 0 &&
-		    conn_retryable(c);
-
-	/* a reused connection (kept alive or parked) that the server closed as the request went
-	 * out says nothing about the server: the same server again, on a new connection, and not
-	 * counted as a try (a server closing idle connections must not cost a 502) */
-	if (again && !c->upstream_fresh && c->srv) {
-		struct server *s = c->srv;
-
-		log_debug("%s: reused upstream connection to %s/%s %s, retrying on a new one",
-			  c->peer, c->pool->name, s->name, why);
-		conn_upstream_close(c);
-		if (c->ntried > 0 && c->tried[c->ntried - 1] == s->id)
-			c->ntried--;
-		return conn_upstream_connect(c, s, 0);
-	}
-	if (again && c->ntried <= c->pool->retries) {
-		log_debug("%s: upstream %s/%s %s, retrying", c->peer, c->pool->name,
-			  c->srv ? c->srv->name : "-", why);
-		if (c->upstream_fresh && c->srv)
-			atomic_fetch_add(&c->srv->conn_fail, 1);
-		struct server *next;
-
-		conn_upstream_close(c);
-		c->srv = NULL;
-		next = conn_upstream_pick(c);
-		if (next)
-			return conn_upstream_connect(c, next, 1);
-		/* nowhere else to go: the answer is about this failure, not a 503 */
-		log_warnx("%s: upstream %s %s, no other server to retry on", c->peer, c->pool->name,
-			  why);
-		return conn_fail_request(c, status);
-	}
-	log_warnx("%s: upstream %s/%s %s", c->peer, c->pool->name, c->srv ? c->srv->name : "-",
-		  why);
-	return conn_fail_request(c, status);
+	return retry_or_fail(c, RETRY_RESET, status, why);
 }
 
 /* response_broken - may free c: the server broke the response body (flow result rc): a 502
@@ -870,6 +843,9 @@ static void conn_run_once(struct conn *c)
 		case CS_UPHANDSHAKE:
 			r = step_uphandshake(c);
 			break;
+		case CS_QUEUE:
+			r = queue_step(c);
+			break;
 		default:
 			r = step_closing(c);
 			break;
@@ -931,11 +907,17 @@ void conn_timer(struct conn *c)
 			  c->srv ? c->srv->name : "-",
 			  c->rmsg->head_len ? "response body" : "waiting for response");
 		if (!c->resp_started) {
-			if (conn_fail_request(c, 504) == STEP_AGAIN)
+			if (!c->rmsg->head_len && c->req.body_done && c->srv)
+				health_passive_result(c->srv, 0, "timeout", c->w->now_ms);
+			if (retry_or_fail(c, RETRY_TIMEOUT, 504, "timed out") == STEP_AGAIN)
 				conn_run(c);
 			return;
 		}
 		conn_abort(c, waiting_on_server(c) ? TERM_SERVER_TIMEOUT : TERM_CLIENT_TIMEOUT);
+		return;
+	case CS_QUEUE:
+		if (queue_expired(c) == STEP_AGAIN)
+			conn_run(c);
 		return;
 	case CS_TUNNEL: {
 		uint64_t k = kernel_tunnel_bytes(c);

@@ -19,6 +19,7 @@
 #include "lb.h"
 #include "log.h"
 #include "route.h"
+#include "sticky.h"
 #include "transport.h"
 #include "worker.h"
 
@@ -53,20 +54,6 @@ static void request_begin(struct conn *c, const struct http_msg *m, const char *
 			   (m->version_minor == 1 || (m->flags & HTTP_F_CONN_KEEPALIVE));
 	c->upgrade = (m->method == HTTP_M_CONNECT) ||
 		     ((m->flags & HTTP_F_UPGRADE) && (m->flags & HTTP_F_CONN_UPGRADE));
-}
-
-/* request_hash_key - what the pool's consistent hash balances on: a header, or the client */
-static void request_hash_key(struct conn *c, const struct pool *p, const struct http_msg *m,
-			     const char *b)
-{
-	if (p->hash_key == HASH_HEADER) {
-		int h = http_find_header(b, m, p->hash_header);
-
-		c->hash_key = h >= 0 ? lb_hash(b + m->hdrs[h].value.off, m->hdrs[h].value.len)
-				     : lb_hash(c->peer, strlen(c->peer));
-	} else {
-		c->hash_key = lb_hash(c->peer, strlen(c->peer));
-	}
 }
 
 /* request_upgrade - only the protocols route r allows go on (c->upgrade_proto); without one
@@ -207,7 +194,7 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 		buf_consume(&c->req.in, (uint32_t)head_len);
 		return conn_fail_request(c, conn_rules_return(c));
 	}
-	request_hash_key(c, r->pool, m, b);
+	sticky_request(c, r->pool, m, b);
 	request_upgrade(c, r, m, b);
 	rc = request_rewrite(c, m, b, path, &rq);
 	if (rc) {
@@ -288,7 +275,7 @@ static int response_forward(struct conn *c, int head_len, int *progress)
 	int informational = m->status >= 100 && m->status < 200 && m->status != 101;
 	int tunnel = (m->status == 101 && c->upgrade && c->method != HTTP_M_CONNECT) ||
 		     (c->method == HTTP_M_CONNECT && m->status >= 200 && m->status < 300);
-	char proto[UPGRADE_LIST_MAX];
+	char proto[UPGRADE_LIST_MAX], cookie[NAME_MAX_LEN + 80];
 	unsigned other = 0;
 	int n;
 
@@ -315,6 +302,8 @@ static int response_forward(struct conn *c, int head_len, int *progress)
 	/* hidden backend headers and the response rules (not on 1xx heads) */
 	if (!informational)
 		conn_rules_response(c, m->status, &rw, &ops);
+	if (!informational)
+		rw.set_cookie = sticky_response(c, cookie, sizeof(cookie));
 	/* into req_head: free again, the request head went out */
 	n = http_rewrite_head(in->data + in->start, m, 0, &rw, c->req_head,
 			      c->cf->max_header_size + 1024);
@@ -350,6 +339,11 @@ enum step_rc conn_head_response(struct conn *c, int *progress)
 			if (r < 0)
 				return conn_fail_request(c, 502);
 			if (r > 0) {
+				enum step_rc rc;
+
+				if (!(c->rmsg->status >= 100 && c->rmsg->status < 200) &&
+				    conn_upstream_head(c, &rc))
+					return rc; /* retry_on: the request went to another server */
 				r = response_forward(c, r, progress);
 				if (r < 0)
 					return conn_fail_request(c, 502);

@@ -20,6 +20,8 @@
 #include "kernel_path.h"
 #include "lb.h"
 #include "log.h"
+#include "queue.h"
+#include "retry.h"
 #include "stats.h"
 #include "transport.h"
 #include "upstream_idle.h"
@@ -134,6 +136,7 @@ static int upstream_park(struct conn *c)
 /* conn_upstream_close - frees c's upstream side (never c): parks it when it can, else closes */
 void conn_upstream_close(struct conn *c)
 {
+	queue_release(c); /* the server slot, or the place in the queue */
 	if (c->ufd < 0)
 		return;
 	if (upstream_park(c))
@@ -164,23 +167,82 @@ void conn_upstream_close(struct conn *c)
 	flow_close_pipe(&c->resp);
 }
 
-/* pick a server not tried yet; NULL when none is usable */
+static int tried(const struct conn *c, const struct server *s)
+{
+	for (unsigned t = 0; t < c->ntried; t++)
+		if (c->tried[t] == s->id)
+			return 1;
+	return 0;
+}
+
+/*
+ * pick_marked - no server is usable, but marks may hide some that might answer: a primary not
+ * tried yet before a backup, the least busy first (an ejected server has no balancer weight, so
+ * the balancer cannot choose here); the scan starts at a spot the request's hash key gives, so
+ * equal servers share the load. NULL when none might answer.
+ */
+static struct server *pick_marked(struct conn *c)
+{
+	struct pool *p = c->pool;
+	struct server *best = NULL;
+
+	for (unsigned k = 0; k < p->nservers; k++) {
+		struct server *s = &p->servers[(k + c->hash_key) % p->nservers];
+
+		if (!health_server_may_answer(s) || tried(c, s) || queue_full(s))
+			continue;
+		if (!best || (best->backup && !s->backup) ||
+		    (best->backup == s->backup &&
+		     atomic_load(&s->conn_active) < atomic_load(&best->conn_active)))
+			best = s;
+	}
+	return best;
+}
+
+/*
+ * pick a server not tried yet; NULL when none is usable (c->pick_full: some would be, but are at
+ * their max_conn). The sticky cookie's server first when it is usable; else the balancer among
+ * the usable servers; and when marks left none (fail_timeout, passive ejection), among the
+ * servers that might answer all the same: a mark must never turn the last server up into a 503
+ * (nginx forgets its failure marks in that case too). Active checks and admin states still
+ * decide.
+ */
 struct server *conn_upstream_pick(struct conn *c)
 {
 	struct pool *p = c->pool;
 	uint8_t *usable = c->w->usable; /* per-worker scratch, sized for the largest pool */
-	int idx;
+	int idx, any = 0;
 
+	c->pick_full = 0;
+	if (c->sticky_srv && c->sticky_srv->pool == p) {
+		struct server *s = c->sticky_srv;
+
+		if (health_server_usable(s, c->w->now_ms) && !tried(c, s) && !queue_full(s))
+			return s;
+	}
 	for (unsigned i = 0; i < p->nservers; i++) {
 		struct server *s = &p->servers[i];
 
-		usable[i] = health_server_usable(s, c->w->now_ms);
-		for (unsigned t = 0; t < c->ntried && usable[i]; t++)
-			if (c->tried[t] == s->id)
-				usable[i] = 0;
+		usable[i] = health_server_usable(s, c->w->now_ms) && !tried(c, s);
+		if (usable[i] && queue_full(s)) {
+			usable[i] = 0;
+			c->pick_full = 1;
+		}
+		any |= usable[i];
 	}
-	idx = lb_pick(&p->lb, usable, c->hash_key);
+	idx = any ? lb_pick(&p->lb, usable, c->hash_key) : -1;
+	if (idx < 0 && !c->pick_full)
+		return pick_marked(c);
 	return idx < 0 ? NULL : &p->servers[idx];
+}
+
+/* upstream_head - may free c: a final response head arrived from c->srv (not forwarded yet):
+ * its latency counts for the slow-server rule, and a 5xx may send the request elsewhere */
+int conn_upstream_head(struct conn *c, enum step_rc *rc)
+{
+	if (c->srv && c->w->now_ms >= c->t_sent_ms)
+		health_head_latency(c->srv, (c->w->now_ms - c->t_sent_ms) * 1000);
+	return retry_response(c, rc);
 }
 
 /* connect_failed - may free c: a connect attempt failed: remember, mark the server, try
@@ -199,15 +261,20 @@ enum step_rc conn_upstream_failed(struct conn *c, const char *why)
 	}
 	conn_upstream_close(c);
 	c->srv = NULL;
-	if (c->ntried > c->pool->retries)
+	if (!retry_allowed(c, RETRY_CONNECT))
 		return conn_fail_request(c, 503);
 	return upstream_connect(c);
 }
 
-/* upstream_connect - may free c: connect to the server the balancer picks (none: 503) */
+/* upstream_connect - may free c: the next try after a failed connect, on the server the
+ * balancer picks (none: 503) */
 static enum step_rc upstream_connect(struct conn *c)
 {
-	return conn_upstream_connect(c, conn_upstream_pick(c), 1);
+	struct server *s = conn_upstream_pick(c);
+
+	if (s)
+		retry_count(c, RETRY_CONNECT);
+	return conn_upstream_connect(c, s, 1);
 }
 
 /*
@@ -297,8 +364,11 @@ static enum step_rc upstream_open(struct conn *c, struct server *s)
 
 enum step_rc conn_upstream_connect(struct conn *c, struct server *s, int parked_ok)
 {
+	/* every usable server at its max_conn: wait for a slot (or 503 when the queue is full) */
 	if (!s)
-		return conn_fail_request(c, 503);
+		return c->pick_full ? queue_wait(c) : conn_fail_request(c, 503);
+	if (!queue_take_slot(c, s))
+		return queue_wait(c);
 	c->srv = s;
 	if (c->ntried < MAX_TRIES)
 		c->tried[c->ntried++] = s->id;

@@ -13,6 +13,7 @@
  * ejection), the waker it registered is written.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "log.h"
 
 #define RAMP_STEP_MS 100
+#define CONF_SLOW_MAX 256 /* servers of a pool judged for latency (the first ones) */
 
 static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
 static int waker = -1; /* under health_lock: the health thread's eventfd, -1: none */
@@ -289,6 +291,12 @@ int health_server_usable(struct server *s, uint64_t now_ms)
 	return atomic_load_explicit(&s->failed_until_ms, memory_order_relaxed) <= now_ms;
 }
 
+int health_server_may_answer(struct server *s)
+{
+	return __atomic_load_n(&s->weight, __ATOMIC_RELAXED) &&
+	       atomic_load_explicit(&s->h.state, memory_order_relaxed) == SRV_UP;
+}
+
 int health_server_reusable(struct server *s)
 {
 	int st = atomic_load_explicit(&s->h.state, memory_order_relaxed);
@@ -296,12 +304,51 @@ int health_server_reusable(struct server *s)
 	return st != SRV_DOWN && st != SRV_MAINT;
 }
 
+/*
+ * eject_locked - caller holds health_lock: eject s now for its next back-off period; why (the
+ * last failure) and the reason (printf) go to the log and the status table.
+ */
+static void eject_locked(struct server *s, uint64_t now_ms, const char *why, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void eject_locked(struct server *s, uint64_t now_ms, const char *why, const char *fmt, ...)
+{
+	struct server_health *h = &s->h;
+	struct pool *p = s->pool;
+	char reason[sizeof(h->reason) - 16];
+	va_list ap;
+	uint32_t ms;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	/* the back-off exponent forgets one doubling per base period spent without ejection */
+	if (h->nejections && p->eject_base_ms) {
+		uint64_t calm = now_ms > h->eject_end_ms ? now_ms - h->eject_end_ms : 0;
+		uint64_t steps = calm / p->eject_base_ms;
+
+		h->nejections = steps >= h->nejections ? 0 : h->nejections - (unsigned)steps;
+	}
+	h->nejections++;
+	ms = health_ejection_ms(p, h->nejections);
+	atomic_store(&h->ejected_until_ms, now_ms + ms);
+	atomic_store(&h->consec_fail, 0);
+	atomic_store(&h->up_since_ms, 0);
+	atomic_fetch_add(&h->transitions, 1);
+	h->ejected = 1;
+	h->last_change_ms = now_ms;
+	snprintf(h->reason, sizeof(h->reason), "passive: %s", reason);
+	log_info("pool %s server %s: up -> ejected (passive: %s, last: %s) for %u ms", p->name,
+		 s->name, reason, why ? why : "-", ms);
+	apply_weight(s, now_ms);
+	wake_locked();
+}
+
 void health_passive_result(struct server *s, int ok, const char *why, uint64_t now_ms)
 {
 	struct server_health *h = &s->h;
 	struct pool *p = s->pool;
 	unsigned n, nejected = 0;
-	uint32_t ms;
 
 	if (ok) {
 		/* a load first: the common case writes nothing, so the line is not bounced */
@@ -329,29 +376,95 @@ void health_passive_result(struct server *s, int ok, const char *why, uint64_t n
 				 p->max_ejection_percent);
 		goto out;
 	}
-	/* the back-off exponent forgets one doubling per base period spent without ejection */
-	if (h->nejections && p->eject_base_ms) {
-		uint64_t calm = now_ms > h->eject_end_ms ? now_ms - h->eject_end_ms : 0;
-		uint64_t steps = calm / p->eject_base_ms;
-
-		h->nejections = steps >= h->nejections ? 0 : h->nejections - (unsigned)steps;
-	}
-	h->nejections++;
-	ms = health_ejection_ms(p, h->nejections);
-	atomic_store(&h->ejected_until_ms, now_ms + ms);
-	atomic_store(&h->consec_fail, 0);
-	atomic_store(&h->up_since_ms, 0);
-	atomic_fetch_add(&h->transitions, 1);
-	h->ejected = 1;
-	h->last_change_ms = now_ms;
-	snprintf(h->reason, sizeof(h->reason), "passive: %u consecutive failures", n);
-	log_info("pool %s server %s: up -> ejected (passive: %u consecutive failures, last: %s) "
-		 "for %u ms",
-		 p->name, s->name, n, why ? why : "-", ms);
-	apply_weight(s, now_ms);
-	wake_locked();
+	eject_locked(s, now_ms, why, "%u consecutive failures", n);
 out:
 	pthread_mutex_unlock(&health_lock);
+}
+
+void health_head_latency(struct server *s, uint64_t us)
+{
+	if (!s->pool->eject_slow_factor)
+		return;
+	atomic_fetch_add_explicit(&s->head_lat_sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->head_lat_n, 1, memory_order_relaxed);
+}
+
+uint64_t health_median(uint64_t *v, unsigned n)
+{
+	/* insertion sort: a pool has few servers */
+	for (unsigned i = 1; i < n; i++) {
+		uint64_t x = v[i];
+		unsigned j = i;
+
+		for (; j > 0 && v[j - 1] > x; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+	if (!n)
+		return 0;
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * slow_window - caller holds health_lock: the end of pool p's latency window. Each server's
+ * mean response-head latency over the window is compared with the median of the means of the
+ * pool's other servers (only servers with eject_slow_min_requests answers count); one above
+ * eject_slow_factor times that median and above eject_slow_threshold_ms is ejected like a
+ * failing server (same back-off, same max_ejection_percent). The window's sums start over.
+ */
+static void slow_window(struct pool *p, uint64_t now_ms)
+{
+	uint64_t mean[CONF_SLOW_MAX], others[CONF_SLOW_MAX];
+	unsigned n = p->nservers < CONF_SLOW_MAX ? p->nservers : CONF_SLOW_MAX, nejected = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct server *s = &p->servers[i];
+		uint64_t sum = atomic_exchange(&s->head_lat_sum_us, 0);
+		uint64_t cnt = atomic_exchange(&s->head_lat_n, 0);
+
+		mean[i] = cnt >= p->eject_slow_min_requests && cnt ? sum / cnt : UINT64_MAX;
+		nejected += atomic_load(&s->h.ejected_until_ms) > now_ms;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct server *s = &p->servers[i];
+		unsigned k = 0;
+		uint64_t med;
+
+		if (mean[i] == UINT64_MAX || mean[i] < (uint64_t)p->eject_slow_threshold_ms * 1000)
+			continue;
+		for (unsigned j = 0; j < n; j++)
+			if (j != i && mean[j] != UINT64_MAX)
+				others[k++] = mean[j];
+		if (!k)
+			continue;
+		med = health_median(others, k);
+		if (mean[i] <= med * p->eject_slow_factor)
+			continue;
+		if (atomic_load(&s->h.ejected_until_ms) > now_ms ||
+		    atomic_load(&s->h.state) != SRV_UP)
+			continue;
+		if (!health_eject_allowed(p->nservers, nejected, p->max_ejection_percent)) {
+			log_info(
+				"pool %s server %s: slow (mean %llu ms, others %llu ms), not ejected: "
+				"%u of %u servers are already (max_ejection_percent %u)",
+				p->name, s->name, (unsigned long long)(mean[i] / 1000),
+				(unsigned long long)(med / 1000), nejected, p->nservers,
+				p->max_ejection_percent);
+			continue;
+		}
+		{
+			char why[64];
+
+			snprintf(why, sizeof(why), "mean %llu ms, others %llu ms",
+				 (unsigned long long)(mean[i] / 1000),
+				 (unsigned long long)(med / 1000));
+			eject_locked(s, now_ms, why, "slow: %llu ms against %llu ms",
+				     (unsigned long long)(mean[i] / 1000),
+				     (unsigned long long)(med / 1000));
+		}
+		atomic_fetch_add(&p->st.slow_ejections, 1);
+		nejected++;
+	}
 }
 
 /* ---- weights ---- */
@@ -414,6 +527,20 @@ uint32_t health_tick(struct config *cf, uint64_t now_ms)
 				next = RAMP_STEP_MS;
 		}
 		apply_weight(s, now_ms);
+	}
+	for (unsigned i = 0; i < cf->npools; i++) {
+		struct pool *p = &cf->pools[i];
+
+		if (!p->eject_slow_factor)
+			continue;
+		if (!p->slow_window_end_ms)
+			p->slow_window_end_ms = now_ms + p->eject_slow_window_ms;
+		if (now_ms >= p->slow_window_end_ms) {
+			slow_window(p, now_ms);
+			p->slow_window_end_ms = now_ms + p->eject_slow_window_ms;
+		}
+		if (p->slow_window_end_ms - now_ms < next)
+			next = p->slow_window_end_ms - now_ms;
 	}
 	pthread_mutex_unlock(&health_lock);
 	return next ? (uint32_t)next : 1;

@@ -14,8 +14,11 @@
  *               (`ready`) puts the server up at once, one failed check away from down
  *               (HAProxy's behaviour), and checks it immediately.
  * Passive ejection is a time-limited mark on top of the state: `eject consecutive_failures N`
- * connect failures or 5xx responses in a row eject the server for base, 2*base, 4*base ... up to
- * max; never more than max_ejection_percent of a pool's servers are ejected at once.
+ * connect failures, timeouts or 5xx responses in a row eject the server for base, 2*base,
+ * 4*base ... up to max; so does `eject slow F`: a mean response-head latency over the window
+ * above F times the median of the other servers' means. Never more than max_ejection_percent
+ * of a pool's servers are ejected at once. Neither a failure mark nor an ejection makes the
+ * pool refuse a request while a server might answer (health_server_may_answer).
  *
  * Threads: workers call health_server_usable() and health_passive_result(); the health thread
  * reports checks and ticks; the control socket may call health_set_admin() and
@@ -38,6 +41,14 @@
 int health_server_usable(struct server *s, uint64_t now_ms);
 
 /*
+ * health_server_may_answer - 1 when s might answer a request whatever its short-term marks:
+ * state up (active checks and admin say so) and weight > 0, failure mark (fail_timeout) and
+ * passive ejection ignored. The pick falls back to these servers when no server is usable, so
+ * that marks never turn the last server that might answer into a 503. Lock-free.
+ */
+int health_server_may_answer(struct server *s);
+
+/*
  * health_server_reusable - 1 when an idle keep-alive connection to s may carry another
  * request: anything but down or maintenance (a draining server finishes its connections'
  * work; an ejected one keeps the connections it has). Lock-free.
@@ -53,6 +64,13 @@ int health_server_reusable(struct server *s);
  * success costs one atomic load; only an ejection takes a lock.
  */
 void health_passive_result(struct server *s, int ok, const char *why, uint64_t now_ms);
+
+/*
+ * health_head_latency - a response head arrived from s us microseconds after its request
+ * went out: added to the current window of the pool's `eject slow` rule (nothing when the
+ * pool has none). Two relaxed atomic adds; any thread.
+ */
+void health_head_latency(struct server *s, uint64_t us);
 
 /*
  * health_effective_weight - the balancer weight s should have at now_ms, in balancer units
@@ -119,7 +137,8 @@ int health_check_result(struct server *s, int ok, const char *what, uint32_t lat
 #define HEALTH_TICK_MAX_MS 1000
 
 /* health_tick - housekeeping for every server of cf: end expired ejections (logged, with slow
- * start), and give the balancer each server's effective weight when it changed. Returns the
+ * start), give the balancer each server's effective weight when it changed, and at the end of
+ * each pool's `eject slow` window eject the servers far slower than the others. Returns the
  * milliseconds until something needs the next tick (ramp step or ejection end), at most
  * HEALTH_TICK_MAX_MS. */
 uint32_t health_tick(struct config *cf, uint64_t now_ms);
@@ -131,6 +150,10 @@ int health_eject_allowed(unsigned nservers, unsigned nejected, unsigned percent)
 /* health_ejection_ms - length of the n-th (1-based) ejection in a row for pool p:
  * eject_base_ms doubled n - 1 times, at most eject_max_ms. */
 uint32_t health_ejection_ms(const struct pool *p, unsigned n);
+
+/* health_median - the median of v[0..n) (sorts v; the mean of the two middle values when n is
+ * even; 0 when n is 0). */
+uint64_t health_median(uint64_t *v, unsigned n);
 
 /* health_state_name - "up", "down", "draining", "maintenance" ("?" when out of range). */
 const char *health_state_name(int state);

@@ -768,6 +768,47 @@ int http_find_header(const char *buf, const struct http_msg *m, const char *name
 	return -1;
 }
 
+int http_find_cookie(const char *buf, const struct http_msg *m, const char *name,
+		     struct http_span *value)
+{
+	size_t nl = strlen(name);
+
+	for (unsigned i = 0; i < m->nhdrs; i++) {
+		struct http_span v = m->hdrs[i].value;
+		const char *p = buf + v.off, *end = p + v.len;
+
+		if (!span_ieq(buf, m->hdrs[i].name, "cookie"))
+			continue;
+		/* cookie-string: name=value pairs separated by "; " (RFC 6265 4.2.1); be lenient
+		 * about the spaces */
+		while (p < end) {
+			const char *pair = p, *eq, *semi;
+
+			while (pair < end && (*pair == ' ' || *pair == '\t'))
+				pair++;
+			semi = memchr(pair, ';', (size_t)(end - pair));
+			if (!semi)
+				semi = end;
+			eq = memchr(pair, '=', (size_t)(semi - pair));
+			if (eq && (size_t)(eq - pair) == nl && !memcmp(pair, name, nl)) {
+				const char *vs = eq + 1, *ve = semi;
+
+				while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
+					ve--;
+				if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
+					vs++;
+					ve--;
+				}
+				value->off = (uint32_t)(vs - buf);
+				value->len = (uint32_t)(ve - vs);
+				return 1;
+			}
+			p = semi + 1;
+		}
+	}
+	return 0;
+}
+
 /* chunked walker states */
 enum {
 	CH_SIZE = 0,  /* chunk-size hex digits (none read yet when line_len == 0) */

@@ -112,6 +112,14 @@ int http_parse_response(const char *buf, size_t len, size_t max_head, enum http_
 /* Case-insensitive lookup of the first header named @name; returns its index or -1. */
 int http_find_header(const char *buf, const struct http_msg *m, const char *name);
 
+/*
+ * http_find_cookie - the value of the first cookie named @name (case-sensitive, as RFC 6265
+ * compares them) in the Cookie header lines of a request head; the surrounding double quotes of
+ * a quoted value are not part of it. Returns 1 and the span in *value, or 0 when absent.
+ */
+int http_find_cookie(const char *buf, const struct http_msg *m, const char *name,
+		     struct http_span *value);
+
 /* Chunked transfer coding walker. Bytes are forwarded verbatim; this only finds boundaries. */
 struct http_chunked {
 	uint8_t state;	    /* private */
@@ -196,6 +204,7 @@ struct http_rewrite {
 				 * or NULL or "" for none */
 	const char *path;	/* requests: the path to send (http_target_normalize()); NULL or
 				 * "": the request-target as received */
+	const char *set_cookie; /* responses: a Set-Cookie value added last (NULL or "": none) */
 	const char *host;	/* requests: the Host value to send; NULL: m->host */
 	/* header rules (rules.h): every line named by a set or del op is left out, then the
 	 * set and add ops are written in order; an op on X-Forwarded-For, X-Forwarded-Proto or
@@ -226,7 +235,8 @@ struct http_hdr_op {
  * else, and "chunked," or "Chunked" might be read differently by the backend). Then
  * rw->client_ip appended to an existing X-Forwarded-For (or added), X-Forwarded-Proto
  * (requests, when rw->proto), Via (appended to an existing Via), "Upgrade: <rw->upgrade>" when
- * set, "Connection: <rw->connection>" when set, and the final CRLF. HTTP2-Settings goes along
+ * set, "Connection: <rw->connection>" when set, "Set-Cookie: <rw->set_cookie>" when set, and
+ * the final CRLF. HTTP2-Settings goes along
  * only with a request whose rw->upgrade lists h2c, and is then named in the Connection line too
  * (RFC 7540 3.2.1). Content-Length and a response's Transfer-Encoding are copied unchanged:
  * bodies are relayed with their own framing.

@@ -354,6 +354,8 @@ static void write_added(struct out_buf *o, int is_request, const struct http_rew
 			out_str(o, "HTTP2-Settings");
 		out_put(o, "\r\n", 2);
 	}
+	if (rw->set_cookie && rw->set_cookie[0])
+		put_line(o, "Set-Cookie", rw->set_cookie);
 }
 
 int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,

@@ -101,6 +101,60 @@ static void render_routes(struct config *cf, struct obuf *o)
 	}
 }
 
+/* one sample of a per-pool metric: NAME{pool=".." then fmt, as server_sample() */
+static void pool_sample(struct obuf *o, const char *name, const struct pool *p, const char *fmt,
+			...) __attribute__((format(printf, 4, 5)));
+static void pool_sample(struct obuf *o, const char *name, const struct pool *p, const char *fmt,
+			...)
+{
+	va_list ap;
+
+	ob_printf(o, "%s{pool=\"", name);
+	ob_label(o, p->name);
+	ob_printf(o, "\"");
+	va_start(ap, fmt);
+	ob_vprintf(o, fmt, ap);
+	va_end(ap);
+}
+
+/* retries, the queue and slow-server ejections of every pool */
+static void render_pools(struct config *cf, struct obuf *o)
+{
+	family(o, "spliced_pool_retries_total", "counter",
+	       "Tries after the first of a request, by pool and cause (retry_on: connect_failure, "
+	       "timeout, reset, 502, 503, 504).");
+	for (unsigned i = 0; i < cf->npools; i++)
+		for (unsigned k = 0; k < STATS_RETRY_CAUSES; k++)
+			pool_sample(o, "spliced_pool_retries_total", &cf->pools[i],
+				    ",cause=\"%s\"} %llu\n", stats_retry_cause_name(k),
+				    (unsigned long long)stats_get(&cf->pools[i].st.retries[k]));
+	family(o, "spliced_pool_queue_length", "gauge",
+	       "Requests waiting for a server slot (max_conn) now.");
+	for (unsigned i = 0; i < cf->npools; i++)
+		pool_sample(o, "spliced_pool_queue_length", &cf->pools[i], "} %u\n",
+			    atomic_load(&cf->pools[i].queue.len));
+	family(o, "spliced_pool_queued_total", "counter",
+	       "Requests that waited in the pool's queue for a server slot.");
+	for (unsigned i = 0; i < cf->npools; i++)
+		pool_sample(o, "spliced_pool_queued_total", &cf->pools[i], "} %llu\n",
+			    (unsigned long long)stats_get(&cf->pools[i].st.queued));
+	family(o, "spliced_pool_queue_rejected_total", "counter",
+	       "Requests answered 503 by the queue: full (on arrival) or timeout (waited too long).");
+	for (unsigned i = 0; i < cf->npools; i++) {
+		pool_sample(o, "spliced_pool_queue_rejected_total", &cf->pools[i],
+			    ",reason=\"full\"} %llu\n",
+			    (unsigned long long)stats_get(&cf->pools[i].st.queue_full));
+		pool_sample(o, "spliced_pool_queue_rejected_total", &cf->pools[i],
+			    ",reason=\"timeout\"} %llu\n",
+			    (unsigned long long)stats_get(&cf->pools[i].st.queue_timeout));
+	}
+	family(o, "spliced_pool_slow_ejections_total", "counter",
+	       "Servers ejected by the pool's `eject slow` rule.");
+	for (unsigned i = 0; i < cf->npools; i++)
+		pool_sample(o, "spliced_pool_slow_ejections_total", &cf->pools[i], "} %llu\n",
+			    (unsigned long long)stats_get(&cf->pools[i].st.slow_ejections));
+}
+
 static void render_requests(struct config *cf, struct obuf *o)
 {
 	family(o, "spliced_requests_total", "counter",
@@ -348,6 +402,7 @@ void metrics_render(struct daemon *d, struct obuf *o)
 		ob_printf(o, "spliced_errors_total{reason=\"%s\"} %llu\n", stats_error_name(e),
 			  (unsigned long long)stats_get(&g_stats.errors[e]));
 
+	render_pools(cf, o);
 	render_servers(cf, o);
 }
 

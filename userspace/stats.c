@@ -47,6 +47,16 @@ const char *stats_error_name(unsigned e)
 	return e < STATS_ERR_MAX ? names[e] : "?";
 }
 
+const char *stats_retry_cause_name(unsigned i)
+{
+	/* in the order of the RETRY_* bits (types.h) */
+	static const char *const names[STATS_RETRY_CAUSES] = {
+		"connect_failure", "timeout", "reset", "502", "503", "504",
+	};
+
+	return i < STATS_RETRY_CAUSES ? names[i] : "?";
+}
+
 enum stats_error stats_error_of_status(int status)
 {
 	switch (status) {

@@ -71,6 +71,10 @@ static inline void stats_error(enum stats_error e)
 /* stats_error_name - "parse_400", "no_route_404", ... ("?" out of range). */
 const char *stats_error_name(unsigned e);
 
+/* stats_retry_cause_name - the `retry_on` word of cause i (the RETRY_* bit number, below
+ * STATS_RETRY_CAUSES): "connect_failure", "timeout", "reset", "502", "503", "504"; "?" else. */
+const char *stats_retry_cause_name(unsigned i);
+
 /* stats_error_of_status - the reason counted for a response spliced generated itself. */
 enum stats_error stats_error_of_status(int status);
 

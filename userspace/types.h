@@ -24,7 +24,18 @@
 
 enum splice_mode { SPLICE_AUTO = 0, SPLICE_ON, SPLICE_OFF };
 #define SPLICE_MIN_BODY_OFF UINT64_MAX
-enum hash_key { HASH_SOURCE = 0, HASH_HEADER };
+/* what `balance hash` hashes (sticky.c): the client address, a header, a cookie, the
+ * request-target, or a query argument; the name is pool->hash_name */
+enum hash_key { HASH_SOURCE = 0, HASH_HEADER, HASH_COOKIE, HASH_URI, HASH_QUERY };
+
+/* pool->retry_on bits (`retry_on`, retry.c): what makes a request go to another server */
+#define RETRY_CONNECT 0x01 /* connect refused, timed out or reset */
+#define RETRY_TIMEOUT 0x02 /* no response head within `timeout server` */
+#define RETRY_RESET 0x04   /* the server closed or reset before a byte of a response */
+#define RETRY_502 0x08	   /* a response with this status */
+#define RETRY_503 0x10
+#define RETRY_504 0x20
+#define RETRY_DEFAULT (RETRY_CONNECT | RETRY_RESET)
 
 /* active health checks of a pool (health.c); HEALTH_CHECK_NONE: servers are assumed up */
 enum health_check { HEALTH_CHECK_NONE = 0, HEALTH_CHECK_HTTP, HEALTH_CHECK_TCP };
@@ -93,6 +104,8 @@ struct server {
 	uint8_t backup;
 	uint8_t maintenance; /* `maintenance` option: starts in SRV_MAINT */
 	uint32_t id;	     /* index in the global server table (BPF per-server stats key) */
+	unsigned max_conn;   /* `max_conn`: requests in flight at once; 0: no cap (queue.c) */
+	char cookie[20];     /* `sticky cookie` value naming it (opaque: a hash of its name) */
 	struct pool *pool;
 	int line;
 	/* runtime, shared by all workers */
@@ -105,6 +118,11 @@ struct server {
 	_Atomic uint64_t kern_bytes_up;	  /* client -> server, redirected by the kernel */
 	_Atomic uint64_t kern_bytes_down; /* server -> client, redirected by the kernel */
 	_Atomic int64_t conn_active;
+	_Atomic uint32_t slots; /* requests holding one of max_conn (queue.c, under its lock) */
+	/* response-head latency of the current slow-ejection window (added by the workers,
+	 * taken by the health tick: health_state.c) */
+	_Atomic uint64_t head_lat_sum_us;
+	_Atomic uint64_t head_lat_n;
 	struct server_health h; /* health.c */
 };
 
@@ -135,9 +153,24 @@ struct listener_stats {
 	_Atomic uint64_t dur_sum_ms;
 };
 
+#define STATS_RETRY_CAUSES 6 /* the RETRY_* bits, in their order (retry_cause_name()) */
+
 struct pool_stats {
 	_Atomic uint64_t requests;
-	_Atomic uint64_t status_class[6]; /* [1] 1xx ... [5] 5xx; [0] anything else */
+	_Atomic uint64_t status_class[6];	      /* [1] 1xx ... [5] 5xx; [0] anything else */
+	_Atomic uint64_t retries[STATS_RETRY_CAUSES]; /* tries after the first, by cause */
+	_Atomic uint64_t queued;		      /* requests that waited in the queue */
+	_Atomic uint64_t queue_full;		      /* 503: the queue was full */
+	_Atomic uint64_t queue_timeout;		      /* 503: the wait ran out */
+	_Atomic uint64_t slow_ejections;	      /* servers ejected for latency */
+};
+
+struct conn;
+
+/* requests of a pool waiting for a server slot, oldest first (queue.c, under its lock) */
+struct pool_queue {
+	struct conn *head, *tail;
+	_Atomic unsigned len; /* read without the lock by the metrics and the pick */
 };
 
 struct pool {
@@ -145,15 +178,26 @@ struct pool {
 	int line;
 	enum lb_algo algo;
 	enum hash_key hash_key;
-	char hash_header[NAME_MAX_LEN];
+	char hash_name[NAME_MAX_LEN]; /* header, cookie or query argument name */
 	struct server *servers;
 	unsigned nservers;
 	struct lb lb;
 	int lb_ready;
 	uint32_t connect_timeout_ms;
-	uint32_t fail_timeout_ms; /* how long a failed server is skipped */
+	uint32_t timeout_server_ms; /* `timeout server` of the pool; 0 in the file: the global */
+	uint32_t timeout_client_ms; /* `timeout client` of the pool; 0 in the file: the global */
+	uint32_t fail_timeout_ms;   /* how long a failed server is skipped */
 	unsigned retries;
-	int used; /* referenced by a route */
+	unsigned retry_on;	   /* RETRY_* bits */
+	uint32_t retry_timeout_ms; /* no new try this long after the request head; 0: no limit */
+	/* `sticky cookie NAME [ttl D]` (sticky.c) */
+	char sticky_cookie[NAME_MAX_LEN]; /* "": off */
+	uint32_t sticky_ttl_ms;		  /* Max-Age of the cookie; 0: a session cookie */
+	/* `queue N timeout D` (queue.c): requests over every server's max_conn wait */
+	unsigned queue_max; /* 0: none wait (503 at once) */
+	uint32_t queue_timeout_ms;
+	struct pool_queue queue; /* run-time */
+	int used;		 /* referenced by a route */
 	/* upstream TLS (tls.c): `tls [verify on|off] [ca FILE] [sni NAME];` */
 	int tls_on;
 	int tls_verify; /* default on */
@@ -167,7 +211,13 @@ struct pool {
 	uint32_t eject_base_ms;	       /* first ejection; doubles on each repeat */
 	uint32_t eject_max_ms;	       /* longest ejection */
 	unsigned max_ejection_percent; /* never more of the pool's servers ejected at once */
-	unsigned weight_scale;	       /* balancer units per unit of configured weight (>= 1) */
+	/* `eject slow FACTOR [window D] [min_requests N] [threshold D]` (health_state.c) */
+	unsigned eject_slow_factor;	  /* 0: off */
+	uint32_t eject_slow_window_ms;	  /* latency is averaged over this window */
+	unsigned eject_slow_min_requests; /* fewer answers in a window: not judged */
+	uint32_t eject_slow_threshold_ms; /* a mean below this is never slow */
+	uint64_t slow_window_end_ms;	  /* under the health lock */
+	unsigned weight_scale;		  /* balancer units per unit of configured weight (>= 1) */
 	unsigned keepalive; /* idle upstream connections kept per worker and server; 0 off */
 	uint32_t keepalive_timeout_ms; /* how long one may stay idle */
 	struct pool_stats st;	       /* carried over by a reload (same name) */

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
+#include "queue.h"
 #include "stats.h"
 #include "upstream_idle.h"
 #include "worker.h"
@@ -600,10 +601,17 @@ static void *worker_main(void *arg)
 				break;
 			case EP_DEAD:
 				break;
-			case EP_WAKE:
+			case EP_WAKE: {
+				uint64_t cnt;
+
+				/* level-triggered: read, or every epoll_wait returns at once */
+				(void)!read(w->wakefd, &cnt, sizeof(cnt));
 				break;
 			}
+			}
 		}
+		/* requests that waited for a server slot and got one (queue.c) */
+		queue_run_granted(w);
 		/* connections that used their budget run again after everyone else */
 		{
 			struct conn *r = w->ready;

@@ -49,6 +49,10 @@ struct worker {
 	struct idle_upstream
 		*idle;		  /* parked upstream connections, oldest first (upstream_idle.c) */
 	struct ep_tag *dead_tags; /* upstream tags to free after the event batch */
+	/* connections granted a server slot by another thread (queue.c, under its lock), and
+	 * the flag that says the list is worth a look */
+	struct conn *qgranted;
+	_Atomic int qwake;
 	unsigned nidle, idle_cap;
 	uint64_t last_sweep_ms;
 	volatile int stop;

@@ -243,3 +243,123 @@ pool p { server a 127.0.0.1:${ORIGIN_PORTS[a]}; server b 127.0.0.1:${ORIGIN_PORT
 	assert_equal "20 bk" "$output" "no primary up"
 	[ "$(file_lines "$(origin_log bk)")" -eq 20 ]
 }
+
+# ---- session affinity, per-server caps and the queue ----
+
+# control LINE: one command on the control socket $CTL_SOCK, the answer on stdout
+control() {
+	"$PYTHON" - "$CTL_SOCK" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+sys.stdout.write(out.decode("latin1"))
+PY
+}
+
+@test "balance: sticky cookie keeps a client on its server for 100 requests and moves it when drained" {
+	start_origin a
+	start_origin b
+	start_origin c
+	CTL_SOCK=$BATS_TEST_TMPDIR/control.sock
+	start_spliced "global { control $CTL_SOCK; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { sticky cookie SRV ttl 1h; server a 127.0.0.1:${ORIGIN_PORTS[a]};
+	server b 127.0.0.1:${ORIGIN_PORTS[b]}; server c 127.0.0.1:${ORIGIN_PORTS[c]}; }"
+	local jar=$BATS_TEST_TMPDIR/jar first cookie hdrs=$BATS_TEST_TMPDIR/hdrs
+	"${CURL[@]}" -c "$jar" -b "$jar" -D "$hdrs" -o "$BATS_TEST_TMPDIR/first" "$(url /first)"
+	first=$(cat "$BATS_TEST_TMPDIR/first")
+	cat "$hdrs"
+	grep -qi '^Set-Cookie: SRV=[0-9a-f]\{16\}; Path=/; HttpOnly; Max-Age=3600' "$hdrs" ||
+		fail "no sticky cookie"
+	cookie=$(awk '$6 == "SRV" { print $7 }' "$jar")
+	# an opaque value: neither the address nor the port of a server
+	[[ $cookie != *127.0.0.1* && $cookie != *"${ORIGIN_PORTS[$first]}"* ]]
+	# 100 requests on new connections with the cookie: all on the same server, no new cookie
+	run "${CURL[@]}" -b "$jar" -D "$hdrs" -H 'Connection: close' "$(url '/s[1-100]')"
+	assert_equal 100 "$(grep -c "^$first\$" <<<"$output")" "requests on $first"
+	if grep -qi '^Set-Cookie' "$hdrs"; then fail "cookie set again"; fi
+	# without a cookie, round robin spreads them
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/n[1-6]')"
+	[ "$(sort -u <<<"$output" | wc -l)" -eq 3 ]
+	# drained: the client moves, gets a new cookie, and sticks to its new server
+	control "server set p $first drain"
+	"${CURL[@]}" -c "$jar" -b "$jar" -D "$hdrs" -o "$BATS_TEST_TMPDIR/moved" "$(url /moved)"
+	local moved
+	moved=$(cat "$BATS_TEST_TMPDIR/moved")
+	echo "first=$first moved=$moved"
+	[[ $moved != "$first" ]]
+	grep -qi '^Set-Cookie: SRV=' "$hdrs" || fail "no new cookie after the move"
+	run "${CURL[@]}" -b "$jar" -H 'Connection: close' "$(url '/m[1-30]')"
+	assert_equal 30 "$(grep -c "^$moved\$" <<<"$output")" "requests on $moved after the move"
+}
+
+@test "balance: hash cookie, hash query and hash uri keep one key on one server" {
+	start_origin a
+	start_origin b
+	start_origin c
+	start_spliced "listener web { bind 127.0.0.1:@PORT@;
+	route { path /c/; pool pc; } route { path /q/; pool pq; } route { pool pu; } }
+pool pc { balance hash cookie sid; server a 127.0.0.1:${ORIGIN_PORTS[a]};
+	server b 127.0.0.1:${ORIGIN_PORTS[b]}; server c 127.0.0.1:${ORIGIN_PORTS[c]}; }
+pool pq { balance hash query user; server a 127.0.0.1:${ORIGIN_PORTS[a]};
+	server b 127.0.0.1:${ORIGIN_PORTS[b]}; server c 127.0.0.1:${ORIGIN_PORTS[c]}; }
+pool pu { balance hash uri; server a 127.0.0.1:${ORIGIN_PORTS[a]};
+	server b 127.0.0.1:${ORIGIN_PORTS[b]}; server c 127.0.0.1:${ORIGIN_PORTS[c]}; }"
+	local k seen=() out
+	for k in $(seq 1 12); do
+		out=$("${CURL[@]}" -b "x=1; sid=user$k; y=2" "$(url "/c/[1-5]")" | sort -u)
+		[ "$(wc -l <<<"$out")" -eq 1 ] || fail "cookie sid=user$k went to: $out"
+		seen+=("$out")
+		out=$("${CURL[@]}" "$(url "/q/x?a=1&user=u$k&r=[1-5]")" | sort -u)
+		[ "$(wc -l <<<"$out")" -eq 1 ] || fail "query user=u$k went to: $out"
+		out=$(for i in 1 2 3 4 5; do "${CURL[@]}" "$(url "/page$k")"; done | sort -u)
+		[ "$(wc -l <<<"$out")" -eq 1 ] || fail "uri /page$k went to: $out"
+	done
+	[ "$(printf '%s\n' "${seen[@]}" | sort -u | wc -l)" -ge 2 ] || fail "every sid on one server"
+}
+
+@test "balance: max_conn with a queue under wrk: never over the cap, every request served or 503" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	start_origin a -I
+	start_origin b -I
+	start_spliced "global { metrics 127.0.0.1:@PORT2@; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { queue 8 timeout 1s; server a 127.0.0.1:${ORIGIN_PORTS[a]} max_conn 2;
+	server b 127.0.0.1:${ORIGIN_PORTS[b]} max_conn 3; }"
+	local w=$BATS_TEST_TMPDIR/wrk.out m=$BATS_TEST_TMPDIR/metrics
+	timeout 30 wrk -t1 -c40 -d4s "$(url '/slow?ms=40')" >"$w" 2>&1 || true
+	cat "$w"
+	# every request still waiting gets its answer within the queue timeout
+	sleep 1.5
+	"${CURL[@]}" -o "$m" "http://127.0.0.1:$SPLICED_PORT2/metrics"
+	grep '^spliced_pool_queue\|^spliced_pool_queued' "$m"
+	local lines ok busy served maxa maxb full tmo queued
+	lines=$(file_lines "$ACCESS_LOG")
+	ok=$(grep -c ' status=200 ' "$ACCESS_LOG" || true)
+	busy=$(grep -c ' status=503 ' "$ACCESS_LOG" || true)
+	served=$(($(file_lines "$(origin_log a)") + $(file_lines "$(origin_log b)")))
+	maxa=$(grep -o 'inflight=[0-9]*' "$(origin_log a)" | cut -d= -f2 | sort -n | tail -1)
+	maxb=$(grep -o 'inflight=[0-9]*' "$(origin_log b)" | cut -d= -f2 | sort -n | tail -1)
+	full=$(awk -F' ' '/^spliced_pool_queue_rejected_total\{pool="p",reason="full"\}/ { print $2 }' "$m")
+	tmo=$(awk -F' ' '/^spliced_pool_queue_rejected_total\{pool="p",reason="timeout"\}/ { print $2 }' "$m")
+	queued=$(awk -F' ' '/^spliced_pool_queued_total\{pool="p"\}/ { print $2 }' "$m")
+	echo "# access log $lines lines: $ok served, $busy 503; origins saw $served (max in flight a=$maxa b=$maxb); queued $queued, rejected full=$full timeout=$tmo" >&3
+	[ "$lines" -gt 100 ]
+	assert_equal "$lines" "$((ok + busy))" "every request served or 503"
+	assert_equal "$ok" "$served" "requests served = requests the servers saw"
+	assert_equal "$busy" "$((full + tmo))" "503s = queue rejections"
+	[ "$queued" -gt 0 ]
+	[ "$busy" -gt 0 ]
+	assert_between 1 "$maxa" 2 "requests in flight at a"
+	assert_between 1 "$maxb" 3 "requests in flight at b"
+	grep -q '^spliced_pool_queue_length{pool="p"} 0$' "$m"
+}

@@ -195,3 +195,184 @@ pool p { fail_timeout 1s; server back 127.0.0.1:$port; server other 127.0.0.1:${
 	echo "$output"
 	assert_between 3 "$(grep -c '^back$' <<<"$output")" 7 "requests to the recovered server"
 }
+
+# ---- lone usable server, retry_on, a server killed under load ----
+
+# codes_until_ok URL SECONDS: GET every 100 ms until a 200 or the time is up; prints the codes
+codes_until_ok() {
+	local u=$1 end code
+	end=$(($(now_ms) + $2 * 1000))
+	while (($(now_ms) < end)); do
+		code=$(http_code "$u" -H 'Connection: close')
+		printf '%s\n' "$code"
+		[[ $code == 200 ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# restart_origin NAME SECONDS: stop an origin, keep its port closed for SECONDS, start it again
+restart_origin() {
+	local port=${ORIGIN_PORTS[$1]}
+	stop_origin "$1"
+	sleep "$2"
+	start_origin "$1" -p "$port"
+}
+
+@test "failover: a lone server restarted for two seconds answers as soon as it is back, no 503 after" {
+	start_origin solo
+	# a failure marks it for 10 s, and one failure would eject it (100 %): neither may keep
+	# the pool's last server from answering
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { fail_timeout 10s; eject consecutive_failures 1 base 10s; max_ejection_percent 100;
+	server solo 127.0.0.1:$ORIGIN_PORT; }"
+	assert_equal 200 "$(http_code "$(url /before)")"
+	stop_origin solo
+	assert_equal 503 "$(http_code "$(url /down)")" "while the server is down"
+	sleep 2
+	start_origin solo -p "${ORIGIN_PORTS[solo]}"
+	run "${CURL[@]}" -o /dev/null -w '%{http_code}\n' -H 'Connection: close' "$(url '/back[1-20]')"
+	echo "$output"
+	assert_equal 20 "$(grep -c '^200$' <<<"$output")" "answers once the server is back"
+	grep -q 'server solo: connect failed' "$SPLICED_ERR"
+}
+
+@test "failover: two servers, one in maintenance: the other restarted answers as soon as it is back" {
+	start_origin a
+	start_origin b
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { fail_timeout 10s; server a 127.0.0.1:${ORIGIN_PORTS[a]} maintenance;
+	server b 127.0.0.1:${ORIGIN_PORTS[b]}; }"
+	assert_equal b "$(backend_of "$(url /x)")"
+	stop_origin b
+	assert_equal 503 "$(http_code "$(url /down)")" "maintenance is still out"
+	sleep 2
+	start_origin b -p "${ORIGIN_PORTS[b]}"
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/back[1-20]')"
+	assert_equal 20 "$(grep -c '^b$' <<<"$output")" "answers from b once it is back"
+}
+
+@test "failover: a backup takes over, restarts without a 503 once back, and hands back to the primary" {
+	local pport
+	pport=$(free_port)
+	start_origin bk
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { fail_timeout 1500ms; server prim 127.0.0.1:$pport; server bk 127.0.0.1:${ORIGIN_PORTS[bk]} backup; }"
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/a[1-5]')"
+	assert_equal 5 "$(grep -c '^bk$' <<<"$output")" "the backup took over"
+	restart_origin bk 2
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/b[1-10]')"
+	echo "$output"
+	assert_equal 10 "$(grep -c '^bk$' <<<"$output")" "the backup answers as soon as it is back"
+	start_origin prim -p "$pport"
+	sleep 1.6
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/c[1-10]')"
+	echo "$output"
+	assert_equal 10 "$(grep -c '^prim$' <<<"$output")" "handed back to the primary"
+}
+
+@test "failover: retry_on 502 503 504 sends a GET elsewhere; the last response is returned; never a POST" {
+	start_origin b502 -S 502
+	start_origin b503 -S 503
+	start_origin good
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { path /; pool p; } }
+pool p { retry_on 502 503 504; retries 2;
+	server b502 127.0.0.1:${ORIGIN_PORTS[b502]}; server b503 127.0.0.1:${ORIGIN_PORTS[b503]};
+	server good 127.0.0.1:${ORIGIN_PORTS[good]}; }"
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/g[1-12]')"
+	echo "$output"
+	assert_equal 12 "$(grep -c '^good$' <<<"$output")" "every GET answered by good"
+	wait_lines "$ACCESS_LOG" 12
+	grep -q 'tries=3' "$ACCESS_LOG" || fail "no request with tries=3 in the access log"
+	grep -q 'tries=2' "$ACCESS_LOG" || fail "no request with tries=2 in the access log"
+	# a POST with a streamed (chunked) body is never sent again: the 5xx goes to the client
+	local i code posts=0
+	for i in 1 2 3 4 5 6; do
+		code=$(printf 'body %.0s' {1..2000} | "${CURL[@]}" -o /dev/null -w '%{http_code}' \
+			-H 'Transfer-Encoding: chunked' --data-binary @- "$(url /post)")
+		[[ $code == 200 ]] || posts=$((posts + 1))
+	done
+	assert_between 1 "$posts" 6 "POSTs answered 5xx"
+	if grep '"POST' "$ACCESS_LOG" | grep -q 'tries='; then fail "a POST was sent twice"; fi
+	# good saw exactly the POSTs it answered: none came through a retry
+	assert_equal $((6 - posts)) "$(grep -c '^POST' "$(origin_log good)")" "POSTs at good"
+}
+
+@test "failover: with every server answering 5xx the client gets the last server's response" {
+	start_origin b502 -S 502
+	start_origin b503 -S 503
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { retry_on 502 503; server b502 127.0.0.1:${ORIGIN_PORTS[b502]};
+	server b503 127.0.0.1:${ORIGIN_PORTS[b503]}; }"
+	local i out
+	for i in 1 2 3 4; do
+		out=$("${CURL[@]}" -w ' %{http_code}' -H 'Connection: close' "$(url /x$i)")
+		echo "$out"
+		# the body names the server that answered: the second one tried
+		[[ $out == "502 Bad Gateway from b502"*" 502" || $out == "503 Service Unavailable from b503"*" 503" ]] ||
+			fail "not a backend's own 5xx: $out"
+	done
+	wait_lines "$ACCESS_LOG" 4
+	[ "$(grep -c 'tries=2' "$ACCESS_LOG")" -eq 4 ]
+	# each line names the server whose response went out
+	grep 'status=502' "$ACCESS_LOG" | grep -qv 'backend=p/b502' && fail "502 from another server"
+	grep 'status=503' "$ACCESS_LOG" | grep -qv 'backend=p/b503' && fail "503 from another server"
+	return 0
+}
+
+@test "failover: retry_on timeout: a GET to a server past its timeout goes elsewhere, a POST gets 504" {
+	echo 3000 >"$BATS_TEST_TMPDIR/slow.delay"
+	start_origin slow -D "$BATS_TEST_TMPDIR/slow.delay"
+	start_origin good
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { timeout server 400ms; retry_on connect_failure timeout;
+	server slow 127.0.0.1:${ORIGIN_PORTS[slow]}; server good 127.0.0.1:${ORIGIN_PORTS[good]}; }"
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/t[1-4]')"
+	echo "$output"
+	assert_equal 4 "$(grep -c '^good$' <<<"$output")" "GETs answered by good"
+	local code
+	for i in 1 2; do
+		code=$(printf 'x%.0s' {1..100} | "${CURL[@]}" -o /dev/null -w '%{http_code}' \
+			-H 'Transfer-Encoding: chunked' --data-binary @- "$(url /p$i)")
+		[[ $code == 200 || $code == 504 ]] || fail "POST: $code"
+	done
+	wait_lines "$ACCESS_LOG" 6
+	grep '"POST' "$ACCESS_LOG" | grep -q 'tries=' && fail "a POST was retried"
+	grep -q '"POST .*status=504 .*backend=p/slow' "$ACCESS_LOG" || fail "no POST 504 from slow"
+	grep -q 'tries=2' "$ACCESS_LOG"
+}
+
+@test "failover: 60 s of wrk while one of three servers is killed and restarted in a loop" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	start_origin a
+	start_origin b
+	start_origin c
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { keepalive 16; fail_timeout 1s; retry_on connect_failure reset timeout 502 503 504;
+	timeout server 5s;
+	server a 127.0.0.1:${ORIGIN_PORTS[a]}; server b 127.0.0.1:${ORIGIN_PORTS[b]};
+	server c 127.0.0.1:${ORIGIN_PORTS[c]}; }"
+	local w=$BATS_TEST_TMPDIR/wrk.out end kills=0 non2xx sockerr
+	timeout 90 wrk -t1 -c16 -d60s "$(url /load)" >"$w" 2>&1 &
+	local wp=$!
+	record_pid "$wp" wrk
+	end=$(($(now_ms) + 57000))
+	while (($(now_ms) < end)); do
+		sleep 1
+		kill -KILL "${ORIGIN_PIDS[c]}"
+		wait "${ORIGIN_PIDS[c]}" 2>/dev/null || true
+		kills=$((kills + 1))
+		sleep 1
+		start_origin c -p "${ORIGIN_PORTS[c]}"
+	done
+	wait "$wp" || true
+	cat "$w"
+	non2xx=$(awk '/Non-2xx/ { print $NF }' "$w")
+	sockerr=$(awk -F'[ ,]+' '/Socket errors/ { print $4 + $6 + $8 + $10 }' "$w")
+	echo "# kills: $kills, non-2xx: ${non2xx:-0}, socket errors: ${sockerr:-0}, $(grep -oE '[0-9]+ requests in' "$w")" >&3
+	grep -qE '[0-9]+ requests in' "$w"
+	[ "$kills" -ge 20 ]
+	assert_equal 0 "${non2xx:-0}" "non-2xx responses"
+	assert_equal 0 "${sockerr:-0}" "socket errors"
+	kill -0 "$SPLICED_PID"
+}

@@ -416,3 +416,34 @@ pool p { health http /health interval 100ms timeout 1s; $servers }"
 	assert_between 1 "$threads" 6 "daemon threads"
 	awk -v c="$cpu" 'BEGIN { exit !(c < 50) }' || fail "daemon CPU ${cpu}% >= 50%"
 }
+
+@test "health: eject slow: a server made slow is ejected, gets no traffic, and returns" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	local delay=$BATS_TEST_TMPDIR/c.delay
+	start_origin a
+	start_origin b
+	start_origin c -D "$delay"
+	start_spliced "listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { eject slow 4 window 1s min_requests 3 threshold 50ms; eject consecutive_failures 5 base 3s;
+	server a 127.0.0.1:${ORIGIN_PORTS[a]}; server b 127.0.0.1:${ORIGIN_PORTS[b]};
+	server c 127.0.0.1:${ORIGIN_PORTS[c]}; }"
+	echo 300 >"$delay"
+	timeout 20 wrk -t1 -c6 -d3s "$(url /load)" >/dev/null 2>&1 || true
+	grep 'server c' "$SPLICED_ERR"
+	grep -q 'server c: up -> ejected (passive: slow: [0-9]* ms against [0-9]* ms' "$SPLICED_ERR" ||
+		fail "c was not ejected for being slow"
+	if grep -q 'server [ab]: up -> ejected' "$SPLICED_ERR"; then fail "a fast server ejected"; fi
+	# fast again; while the ejection lasts c gets nothing
+	echo 0 >"$delay"
+	local before
+	before=$(file_lines "$(origin_log c)")
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/e[1-12]')"
+	assert_equal 0 "$(grep -c '^c$' <<<"$output")" "requests to c while ejected"
+	assert_equal "$before" "$(file_lines "$(origin_log c)")"
+	# and it comes back
+	wait_until 8 grep -q 'server c: ejected -> up (ejection ended)' "$SPLICED_ERR" ||
+		fail "the ejection did not end"
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/r[1-12]')"
+	echo "$output" | sort | uniq -c
+	assert_equal 4 "$(grep -c '^c$' <<<"$output")" "requests to c after the ejection"
+}

@@ -671,3 +671,25 @@ upgrade_takeover() {
 		fail "the new process does not run as nobody"
 	assert_equal nobody "$(stat -c %U "$CTL_SOCK")" "owner of the control socket"
 }
+
+@test "ops: metrics count retries by cause, per pool" {
+	local closed m=$BATS_TEST_TMPDIR/m
+	closed=$(free_port)
+	start_origin b502 -S 502
+	start_origin good
+	start_spliced "global { metrics 127.0.0.1:@PORT2@; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { retry_on connect_failure 502; retries 2; fail_timeout 1ms;
+	server dead 127.0.0.1:$closed; server b502 127.0.0.1:${ORIGIN_PORTS[b502]};
+	server good 127.0.0.1:${ORIGIN_PORTS[good]}; }"
+	run "${CURL[@]}" -H 'Connection: close' "$(url '/r[1-9]')"
+	assert_equal 9 "$(grep -c '^good$' <<<"$output")"
+	scrape "$m"
+	grep '^spliced_pool_' "$m"
+	# round robin from dead: dead -> b502 -> good, b502 -> good, good
+	[ "$(metric "$m" 'spliced_pool_retries_total{pool="p",cause="connect_failure"}')" -ge 3 ]
+	[ "$(metric "$m" 'spliced_pool_retries_total{pool="p",cause="502"}')" -ge 3 ]
+	assert_equal 0 "$(metric "$m" 'spliced_pool_retries_total{pool="p",cause="timeout"}')"
+	assert_equal 0 "$(metric "$m" 'spliced_pool_queue_length{pool="p"}')"
+	assert_equal 0 "$(metric "$m" 'spliced_pool_queue_rejected_total{pool="p",reason="full"}')"
+}

@@ -239,3 +239,24 @@ pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
 	# the header timeout (1 s), not the idle timeout (5 s), bounds an incomplete head
 	assert_between 800 "$ms" 3500 "time from the half head to the close (ms)"
 }
+
+@test "timeouts: per-pool timeout server: a report pool waits, the API pool next to it gives up" {
+	start_origin o
+	start_spliced "global { timeout server 10s; }
+listener web { bind 127.0.0.1:@PORT@;
+	route { host api.test; pool api; } route { host reports.test; pool reports; } }
+pool api { timeout server 300ms; timeout connect 1s; retry_on connect_failure;
+	server o 127.0.0.1:$ORIGIN_PORT; }
+pool reports { timeout server 5s; server o 127.0.0.1:$ORIGIN_PORT; }"
+	local t0 code ms
+	t0=$(now_ms)
+	code=$(http_code "$(url '/slow?ms=1200')" -H 'Host: api.test')
+	ms=$(($(now_ms) - t0))
+	echo "api: $code in $ms ms"
+	assert_equal 504 "$code" "api pool past its 300 ms"
+	assert_between 250 "$ms" 1100 "time to the 504 (ms)"
+	code=$(http_code "$(url '/slow?ms=1200')" -H 'Host: reports.test')
+	assert_equal 200 "$code" "reports pool within its 5 s"
+	# fast requests pass on both
+	assert_equal 200 "$(http_code "$(url /fast)" -H 'Host: api.test')"
+}

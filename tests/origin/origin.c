@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,10 @@
 
 static const char *backend_name = "origin";
 static int log_fd = -1;
+static const char *delay_file; /* -D: milliseconds to wait before answering, read per request */
+static int fixed_status;       /* -S: answer every plain request with this status */
+static int log_inflight;       /* -I: log lines end with " inflight=N" */
+static _Atomic int inflight;   /* requests received whose response has not started yet */
 
 /*
  * The 1 MiB pattern block followed by a copy of its first WRITE_CHUNK bytes, so that a send of
@@ -68,7 +73,19 @@ struct conn {
 	char *head; /* current request head as received, head_len bytes */
 	size_t head_len;
 	char *work; /* NUL-split copy of head used for parsing */
+	int busy;   /* counted in inflight: the request's response has not started */
 };
+
+/* the response of c's request starts: it no longer counts in inflight (before its first byte
+ * goes out, so a proxy that waits for the response before sending the next request never sees
+ * two counted at once) */
+static void unbusy(struct conn *c)
+{
+	if (c->busy) {
+		c->busy = 0;
+		atomic_fetch_sub(&inflight, 1);
+	}
+}
 
 struct request {
 	char *method;
@@ -92,12 +109,16 @@ typedef void (*body_cb)(void *ctx, const unsigned char *data, size_t n);
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: origin -p PORT [-a ADDR] [-n NAME] [-l LOGFILE] [-P PIDFILE]\n"
+		"usage: origin -p PORT [-a ADDR] [-n NAME] [-l LOGFILE] [-P PIDFILE] [-D FILE] [-S N] [-I]\n"
 		"  -p, --port PORT      TCP port (0 = ephemeral, printed on stdout)\n"
 		"  -a, --addr ADDR      listen address, IPv4 or IPv6 (default 127.0.0.1)\n"
 		"  -n, --name NAME      backend name for X-Backend and default bodies (default origin)\n"
 		"  -l, --log FILE       append \"METHOD TARGET\" per request\n"
 		"  -P, --pidfile FILE   write the PID once listening\n"
+		"  -D, --delay-file FILE  wait the milliseconds FILE holds (when it exists) before\n"
+		"                       answering a request (read per request: a test makes it slow)\n"
+		"  -S, --status N       answer every request but /hold, /upload and upgrades with N\n"
+		"  -I, --log-inflight   end each log line with \" inflight=N\" (requests not answered yet)\n"
 		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M]  /upload  /echo[?leak=1]\n"
 		"           /status/NNN\n"
 		"           /slow?ms=N  /hold  any request with Upgrade: websocket\n"
@@ -486,6 +507,8 @@ static int send_simple(struct conn *c, const struct request *rq, int status, con
 	struct iovec iov[2];
 	int n;
 
+	unbusy(c);
+
 	n = format_head(c, rq, head, sizeof(head), status, ctype, (int64_t)body_len, "");
 	if (n < 0)
 		return n;
@@ -697,26 +720,57 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static void log_request(const struct request *rq)
+static void log_request(const struct request *rq, int now_inflight)
 {
-	size_t ml, tl;
+	size_t ml, tl, n;
 	char *line;
 
 	if (log_fd == -1)
 		return;
 	ml = strlen(rq->method);
 	tl = strlen(rq->target);
-	line = malloc(ml + tl + 2);
+	line = malloc(ml + tl + 32);
 	if (!line)
 		return;
 	memcpy(line, rq->method, ml);
 	line[ml] = ' ';
 	memcpy(line + ml + 1, rq->target, tl);
-	line[ml + 1 + tl] = '\n';
+	n = ml + 1 + tl;
+	if (log_inflight)
+		n += (size_t)snprintf(line + n, 24, " inflight=%d", now_inflight);
+	line[n++] = '\n';
 	/* one write(2) on an O_APPEND fd: lines from concurrent threads never interleave */
-	if (write(log_fd, line, ml + tl + 2) == -1)
+	if (write(log_fd, line, n) == -1)
 		perror("origin: log write");
 	free(line);
+}
+
+/* -D: the delay the file asks for now (0 when it is missing or empty) */
+static void delay_from_file(void)
+{
+	char buf[32];
+	struct timespec ts;
+	ssize_t n;
+	long ms;
+	int fd;
+
+	if (!delay_file)
+		return;
+	fd = open(delay_file, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	ms = atol(buf);
+	if (ms <= 0)
+		return;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
 }
 
 static void sha_cb(void *ctx, const unsigned char *data, size_t n)
@@ -938,6 +992,12 @@ static int dispatch(struct conn *c, struct request *rq)
 		return send_text(c, rq, 400, "bad chunked framing\n") ?: 1;
 	if (err)
 		return err;
+	delay_from_file();
+	if (fixed_status) {
+		snprintf(msg, sizeof(msg), "%d %s from %s\n", fixed_status, reason(fixed_status),
+			 backend_name);
+		return send_text(c, rq, fixed_status, msg) ?: rq->conn_close;
+	}
 	if (!strncmp(rq->path, "/size/", 6))
 		return handle_size(c, rq, rq->path + 6);
 	if (!strcmp(rq->path, "/echo") && strstr(rq->query, "leak=1")) {
@@ -1008,8 +1068,10 @@ static void conn_serve(struct conn *c)
 			send_text(c, NULL, 400, "bad request\n");
 			return;
 		}
-		log_request(&rq);
+		c->busy = 1;
+		log_request(&rq, atomic_fetch_add(&inflight, 1) + 1);
 		rc = dispatch(c, &rq);
+		unbusy(c);
 		free(rq.path);
 		if (rc)
 			return;
@@ -1136,6 +1198,9 @@ int main(int argc, char **argv)
 		{"name", required_argument, NULL, 'n'},
 		{"log", required_argument, NULL, 'l'},
 		{"pidfile", required_argument, NULL, 'P'},
+		{"delay-file", required_argument, NULL, 'D'},
+		{"status", required_argument, NULL, 'S'},
+		{"log-inflight", no_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1147,7 +1212,7 @@ int main(int argc, char **argv)
 	FILE *pf;
 	int opt, lfd, fd, one = 1;
 
-	while ((opt = getopt_long(argc, argv, "p:a:n:l:P:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "p:a:n:l:P:D:S:Ih", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			port = optarg;
@@ -1163,6 +1228,20 @@ int main(int argc, char **argv)
 			break;
 		case 'P':
 			pidfile = optarg;
+			break;
+		case 'D':
+			delay_file = optarg;
+			break;
+		case 'S':
+			fixed_status = atoi(optarg);
+			if (fixed_status < 200 || fixed_status > 599 || fixed_status == 204 ||
+			    fixed_status == 304) {
+				fprintf(stderr, "origin: -S takes 200-599 (not 204/304)\n");
+				return 2;
+			}
+			break;
+		case 'I':
+			log_inflight = 1;
 			break;
 		case 'h':
 			usage(stdout);

@@ -304,7 +304,7 @@ static void test_full_pools(void)
 		ASSERT_STREQ(p->name, want[i].name, "pool name");
 		ASSERT_EQ(p->algo, want[i].algo, want[i].name);
 		ASSERT_EQ(p->hash_key, want[i].key, want[i].name);
-		ASSERT_STREQ(p->hash_header, want[i].header, want[i].name);
+		ASSERT_STREQ(p->hash_name, want[i].header, want[i].name);
 		ASSERT_EQ(p->nservers, want[i].nservers, want[i].name);
 		ASSERT_EQ(p->used, want[i].used, want[i].name);
 		ASSERT_EQ(p->lb_ready, 1, want[i].name);
@@ -404,6 +404,12 @@ static void test_defaults(void)
 	ASSERT_EQ(p->connect_timeout_ms, 3000, "pool connect_timeout");
 	ASSERT_EQ(p->retries, 2, "pool retries");
 	ASSERT_EQ(p->fail_timeout_ms, 10000, "pool fail_timeout");
+	ASSERT_EQ(p->retry_on, RETRY_CONNECT | RETRY_RESET, "retry_on connect_failure reset");
+	ASSERT_EQ(p->retry_timeout_ms, 0, "retry_timeout off");
+	ASSERT_EQ(p->queue_max, 0, "queue 0");
+	ASSERT_EQ(p->queue_timeout_ms, 3000, "queue timeout: the connect timeout");
+	ASSERT_EQ(p->eject_slow_factor, 0, "eject slow off");
+	ASSERT_STREQ(p->sticky_cookie, "", "sticky off");
 	if (ASSERT_EQ(p->nservers, 1, "nservers")) {
 		ASSERT_EQ(p->servers[0].weight, 1, "weight");
 		ASSERT_EQ(p->servers[0].backup, 0, "backup");
@@ -428,6 +434,51 @@ static void test_pool_inherits_global(void)
 	ASSERT_EQ(cf->pools[0].fail_timeout_ms, 60000, "fail_timeout inherited");
 	ASSERT_EQ(cf->pools[1].connect_timeout_ms, 7000, "connect_timeout inherits global");
 	ASSERT_EQ(cf->pools[1].retries, 0, "retries 0 inherited (not the default)");
+out:
+	conf_free(cf);
+}
+
+static void test_failover_keywords(void)
+{
+	struct config *cf = expect_ok(
+		"global { timeout server 9s; timeout client 8s; }\n"
+		"pool f { timeout server 2s; timeout connect 300ms; retry_on timeout 502 503;"
+		" retry_timeout 5s; sticky cookie SRV ttl 1h; queue 20 timeout 4s;"
+		" eject slow 5 window 2s min_requests 9 threshold 30ms; balance hash cookie sid;"
+		" server a 127.0.0.1:81 max_conn 7; server b 127.0.0.1:82; }\n"
+		"pool q { balance hash query user; server c 127.0.0.1:83; }\n"
+		"pool u { balance hash uri; retry_on off; server d 127.0.0.1:84; }\n" BASE);
+	struct pool *p;
+
+	if (!cf)
+		return;
+	if (!ASSERT_EQ(cf->npools, 4, "npools"))
+		goto out;
+	p = &cf->pools[0];
+	ASSERT_EQ(p->timeout_server_ms, 2000, "own timeout server");
+	ASSERT_EQ(p->timeout_client_ms, 8000, "timeout client inherited");
+	ASSERT_EQ(p->connect_timeout_ms, 300, "timeout connect");
+	ASSERT_EQ(p->retry_on, RETRY_TIMEOUT | RETRY_502 | RETRY_503, "retry_on");
+	ASSERT_EQ(p->retry_timeout_ms, 5000, "retry_timeout");
+	ASSERT_STREQ(p->sticky_cookie, "SRV", "sticky cookie");
+	ASSERT_EQ(p->sticky_ttl_ms, 3600000, "ttl");
+	ASSERT_EQ(p->queue_max, 20, "queue");
+	ASSERT_EQ(p->queue_timeout_ms, 4000, "queue timeout");
+	ASSERT_EQ(p->eject_slow_factor, 5, "eject slow");
+	ASSERT_EQ(p->eject_slow_window_ms, 2000, "window");
+	ASSERT_EQ(p->eject_slow_min_requests, 9, "min_requests");
+	ASSERT_EQ(p->eject_slow_threshold_ms, 30, "threshold");
+	ASSERT_EQ(p->hash_key, HASH_COOKIE, "hash cookie");
+	ASSERT_STREQ(p->hash_name, "sid", "cookie name");
+	ASSERT_EQ(p->servers[0].max_conn, 7, "max_conn");
+	ASSERT_EQ(p->servers[1].max_conn, 0, "no cap");
+	ASSERT_EQ(strlen(p->servers[0].cookie), 16, "opaque cookie value");
+	ASSERT_TRUE(strcmp(p->servers[0].cookie, p->servers[1].cookie), "one per server");
+	ASSERT_EQ(cf->pools[1].hash_key, HASH_QUERY, "hash query");
+	ASSERT_STREQ(cf->pools[1].hash_name, "user", "query name");
+	ASSERT_EQ(cf->pools[2].hash_key, HASH_URI, "hash uri");
+	ASSERT_EQ(cf->pools[2].retry_on, 0, "retry_on off");
+	ASSERT_EQ(cf->pools[3].timeout_server_ms, 9000, "BASE pool: the global timeout server");
 out:
 	conf_free(cf);
 }
@@ -635,9 +686,9 @@ static void test_err_unknown_pool(void)
 {
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
-		     "\tsticky on;\n"
+		     "\tstickiness on;\n"
 		     "}\n" BASE,
-		     3, "unknown pool setting 'sticky'", 1);
+		     3, "unknown pool setting 'stickiness'", 1);
 	/* the server is dropped, so the pool is also empty */
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81 weight 2 slow;\n"
@@ -814,12 +865,20 @@ static void test_err_balance(void)
 		     "\tserver x 127.0.0.1:81;\n"
 		     "\tbalance hash header;\n"
 		     "}\n" BASE,
-		     3, "usage: balance hash [source|header NAME]", 1);
+		     3, "usage: balance hash [source|header NAME|cookie NAME|uri|query NAME]", 1);
 	expect_error("pool q {\n"
 		     "\tserver x 127.0.0.1:81;\n"
-		     "\tbalance hash cookie sid;\n"
+		     "\tbalance hash session sid;\n"
 		     "}\n" BASE,
-		     3, "usage: balance hash [source|header NAME]", 1);
+		     3, "usage: balance hash [source|header NAME|cookie NAME|uri|query NAME]", 1);
+	expect_error("pool q { server x 127.0.0.1:81; retry_on 500; }\n" BASE, 1,
+		     "unknown retry_on '500' (expected connect_failure, timeout, reset, 502, 503, "
+		     "504, off)",
+		     1);
+	expect_error("pool q { server x 127.0.0.1:81; sticky cookie a=b; }\n" BASE, 1,
+		     "invalid cookie name 'a=b'", 1);
+	expect_error("pool q { server x 127.0.0.1:81; timeout header 1s; }\n" BASE, 1,
+		     "unknown timeout 'header' (expected connect, server, client)", 1);
 	expect_error("pool q { server x 127.0.0.1:81; balance; }\n" BASE, 1, "usage: balance", 1);
 	expect_error("pool q { server x 127.0.0.1:81; balance hash header \"X User\"; }\n" BASE, 1,
 		     "invalid character ' ' in name 'X User'", 1);
@@ -1685,6 +1744,7 @@ int main(void)
 	RUN_TEST(test_full_servers);
 	RUN_TEST(test_defaults);
 	RUN_TEST(test_pool_inherits_global);
+	RUN_TEST(test_failover_keywords);
 	RUN_TEST(test_buffer_covers_header);
 	RUN_TEST(test_syntax_accepted);
 	RUN_TEST(test_err_unknown_section);

@@ -99,6 +99,11 @@ static struct config *pool_of(unsigned n, const char *stmts, const char *server_
 	return cf;
 }
 
+static uint64_t stats_of_slow(struct pool *p)
+{
+	return atomic_load(&p->st.slow_ejections);
+}
+
 static int state_of(struct server *s)
 {
 	return atomic_load(&s->h.state);
@@ -215,7 +220,7 @@ static void test_conf_errors(void)
 	expect_error(LISTENER "pool p {\n slow_start soon;\n server a 127.0.0.1:80; }\n", 3,
 		     "invalid duration 'soon'");
 	expect_error(LISTENER "pool p {\n eject 5;\n server a 127.0.0.1:80; }\n", 3,
-		     "unknown eject '5' (expected consecutive_failures, off)");
+		     "unknown eject '5' (expected consecutive_failures, slow, off)");
 	expect_error(LISTENER
 		     "pool p {\n eject consecutive_failures 0;\n server a 127.0.0.1:80; }\n",
 		     3, "invalid number '0' for 'eject consecutive_failures'");
@@ -227,8 +232,9 @@ static void test_conf_errors(void)
 		     3, "unknown eject option 'every'");
 	expect_error(LISTENER "pool p {\n max_ejection_percent 101;\n server a 127.0.0.1:80; }\n",
 		     3, "invalid number '101' for 'max_ejection_percent'");
-	expect_error(LISTENER "pool p {\n server a 127.0.0.1:80 maint;\n}\n", 3,
-		     "unknown server option 'maint' (expected weight N, backup, maintenance)");
+	expect_error(
+		LISTENER "pool p {\n server a 127.0.0.1:80 maint;\n}\n", 3,
+		"unknown server option 'maint' (expected weight N, backup, maintenance, max_conn N)");
 	/* several errors at once, each at its line */
 	expect_error(LISTENER
 		     "pool p {\n health http x;\n slow_start -1;\n server a 127.0.0.1:80; }\n",
@@ -572,6 +578,67 @@ static void test_format_status(void)
 	conf_free(cf);
 }
 
+/* eject slow: the window's means against the median of the other servers */
+static void test_slow_ejection(void)
+{
+	struct config *cf =
+		pool_of(4, "eject slow 3 window 1s min_requests 3 threshold 50ms;", NULL);
+	struct pool *p = &cf->pools[0];
+	uint64_t v[] = {5, 1, 4, 2}, w[] = {3, 1, 2};
+
+	ASSERT_EQ(health_median(v, 4), 3, "median of four: the mean of the middle two");
+	ASSERT_EQ(health_median(w, 3), 2, "median of three");
+	ASSERT_EQ(p->eject_slow_factor, 3, "factor");
+	ASSERT_EQ(p->eject_slow_window_ms, 1000, "window");
+	health_tick(cf, T0); /* the first window starts */
+	for (int i = 0; i < 10; i++) {
+		health_head_latency(&p->servers[0], 20000);
+		health_head_latency(&p->servers[1], 25000);
+		health_head_latency(&p->servers[2], 30000);
+		health_head_latency(&p->servers[3], 400000); /* 400 ms */
+	}
+	health_tick(cf, T0 + 500);
+	ASSERT_EQ(health_server_usable(&p->servers[3], T0 + 500), 1, "judged at the window's end");
+	health_tick(cf, T0 + 1000);
+	ASSERT_EQ(health_server_usable(&p->servers[3], T0 + 1000), 0, "the slow server is ejected");
+	for (unsigned i = 0; i < 3; i++)
+		ASSERT_EQ(health_server_usable(&p->servers[i], T0 + 1000), 1, "the others stay");
+	ASSERT_EQ(stats_of_slow(p), 1, "counted");
+	/* a next window: under the threshold nobody is slow, even 10x the others */
+	for (int i = 0; i < 10; i++) {
+		health_head_latency(&p->servers[0], 1000);
+		health_head_latency(&p->servers[1], 40000);
+		health_head_latency(&p->servers[2], 1000);
+	}
+	health_tick(cf, T0 + 2000);
+	ASSERT_EQ(health_server_usable(&p->servers[1], T0 + 2000), 1, "40 ms is under 50 ms");
+	/* too few answers: not judged */
+	health_head_latency(&p->servers[1], 900000);
+	health_head_latency(&p->servers[0], 1000);
+	health_head_latency(&p->servers[0], 1000);
+	health_head_latency(&p->servers[0], 1000);
+	health_tick(cf, T0 + 3000);
+	ASSERT_EQ(health_server_usable(&p->servers[1], T0 + 3000), 1, "one answer is not judged");
+	conf_free(cf);
+}
+
+/* the last server that might answer: marks do not count, states do */
+static void test_may_answer(void)
+{
+	struct config *cf = pool_of(2, "eject consecutive_failures 1;", NULL);
+	struct pool *p = &cf->pools[0];
+
+	health_passive_result(&p->servers[0], 0, "refused", T0);
+	atomic_store(&p->servers[0].failed_until_ms, T0 + 10000);
+	ASSERT_EQ(health_server_usable(&p->servers[0], T0), 0, "ejected and marked");
+	ASSERT_EQ(health_server_may_answer(&p->servers[0]), 1, "but it might answer");
+	ASSERT_EQ(health_set_admin(&p->servers[1], "maint"), 0, "maintenance");
+	ASSERT_EQ(health_server_may_answer(&p->servers[1]), 0, "maintenance never answers");
+	ASSERT_EQ(health_set_admin(&p->servers[1], "drain"), 0, "drain");
+	ASSERT_EQ(health_server_may_answer(&p->servers[1]), 0, "draining never takes new ones");
+	conf_free(cf);
+}
+
 int main(void)
 {
 	RUN_TEST(test_conf_health_http);
@@ -586,6 +653,8 @@ int main(void)
 	RUN_TEST(test_ejection_cap);
 	RUN_TEST(test_ejection_not_when_down);
 	RUN_TEST(test_format_status);
+	RUN_TEST(test_slow_ejection);
+	RUN_TEST(test_may_answer);
 	free(msgs);
 	return TEST_DONE();
 }

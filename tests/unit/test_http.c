@@ -752,6 +752,23 @@ static void test_find_header(void)
 	ASSERT_EQ(http_find_header(s, &msg, "X-Foo2"), -1, "longer");
 }
 
+static void test_find_cookie(void)
+{
+	const char *s = "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; sidx=2;sid=abc\r\n"
+			"Cookie: q=\"quoted\" ; SRV=x\r\n\r\n";
+	struct http_span v;
+
+	ASSERT_TRUE(parse_req(s) > 0, "ok");
+	ASSERT_EQ(http_find_cookie(s, &msg, "sid", &v), 1, "found past a longer name");
+	ASSERT_EQ(v.len, 3, "value length");
+	ASSERT_TRUE(!memcmp(s + v.off, "abc", 3), "value");
+	ASSERT_EQ(http_find_cookie(s, &msg, "q", &v), 1, "second Cookie line");
+	ASSERT_TRUE(v.len == 6 && !memcmp(s + v.off, "quoted", 6), "quotes and spaces dropped");
+	ASSERT_EQ(http_find_cookie(s, &msg, "srv", &v), 0, "names are case-sensitive");
+	ASSERT_EQ(http_find_cookie(s, &msg, "SRV", &v), 1, "last pair");
+	ASSERT_EQ(http_find_cookie(s, &msg, "si", &v), 0, "prefix");
+}
+
 static void test_req_repeat_call_after_success(void)
 {
 	const char *s = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
@@ -1439,6 +1456,18 @@ static void test_rewrite_response_close(void)
 		     "TE kept");
 }
 
+static void test_rewrite_set_cookie(void)
+{
+	const char *s = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	struct http_rewrite rw = {.set_cookie = "SRV=0123; Path=/"};
+	char out[512];
+
+	ASSERT_TRUE(rewrite(s, 0, &rw, out, sizeof(out)) > 0, "ok");
+	ASSERT_STREQ(out,
+		     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nSet-Cookie: SRV=0123; Path=/\r\n\r\n",
+		     "Set-Cookie last");
+}
+
 static void test_rewrite_skips_leading_crlf(void)
 {
 	const char *s = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -1579,5 +1608,7 @@ int main(void)
 	RUN_TEST(test_rewrite_enospc);
 	RUN_TEST(test_rewrite_unparsed);
 	RUN_TEST(test_rewrite_reparses);
+	RUN_TEST(test_find_cookie);
+	RUN_TEST(test_rewrite_set_cookie);
 	return TEST_DONE();
 }

@@ -646,9 +646,11 @@ T_END=$(date +%s)
 } >>"$META"
 
 mkdir -p "$(dirname "$OUT")"
-# the TLS section (tools/bench/tls.sh) is measured separately: keep it across regenerations
+# the TLS section (tools/bench/tls.sh) and the slow-server section (tools/bench/slow.sh) are
+# measured separately: keep them across regenerations
 if [ -f "$OUT" ]; then
-	sed -n '/^<!-- TLS \(guest \)\{0,1\}section:/,/^<!-- end of TLS \(guest \)\{0,1\}section -->/p' "$OUT" \
+	sed -n -e '/^<!-- TLS \(guest \)\{0,1\}section:/,/^<!-- end of TLS \(guest \)\{0,1\}section -->/p' \
+		-e '/^<!-- slow server section:/,/^<!-- end of slow server section -->/p' "$OUT" \
 		>"$TMP/tls-section.md"
 fi
 python3 "$BENCH_DIR/report.py" --tmp "$TMP" --out "$OUT" || die "report generation failed"
