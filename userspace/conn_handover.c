@@ -229,6 +229,13 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 			close(ufd);
 		return -ENOMEM;
 	}
+	/* an exchange or a tunnel relays through the buffers of an exchange (conn_mem.c) */
+	if (rec->st != CS_HEAD && conn_mem_exchange(c)) {
+		if (ufd >= 0)
+			close(ufd);
+		conn_free(c);
+		return -ENOMEM;
+	}
 	side_from_record(&c->client, &rec->client);
 	side_from_record(&c->upstream, &rec->upstream);
 	flow_from_record(&c->req, &rec->req);

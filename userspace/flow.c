@@ -6,7 +6,6 @@
  * (Content-Length, the current chunk's data, or until close/tunnel).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,15 +14,16 @@
 #include "conn.h"
 #include "flow.h"
 #include "kernel_path.h"
+#include "spare.h"
 #include "stats.h"
 #include "transport.h"
 
-void flow_close_pipe(struct flow *f)
+void flow_close_pipe(struct conn *c, struct flow *f)
 {
-	if (f->pipe_r >= 0)
-		close(f->pipe_r);
-	if (f->pipe_w >= 0)
-		close(f->pipe_w);
+	int p[2] = {f->pipe_r, f->pipe_w};
+
+	/* an empty pipe goes to the worker's spare pool; one holding bytes is closed */
+	spare_pipe_put(&c->w->spare, p);
 	f->pipe_r = f->pipe_w = -1;
 	f->in_pipe = 0;
 }
@@ -31,13 +31,13 @@ void flow_close_pipe(struct flow *f)
 int flow_open_pipe(struct conn *c, struct flow *f)
 {
 	int p[2];
+	int rc;
 
 	if (f->pipe_r >= 0)
 		return 0;
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
-		return -errno;
-	/* a larger pipe moves more per splice call; failure only costs speed */
-	(void)fcntl(p[1], F_SETPIPE_SZ, (int)c->cf->pipe_size);
+	rc = spare_pipe_get(&c->w->spare, p);
+	if (rc)
+		return rc;
 	f->pipe_r = p[0];
 	f->pipe_w = p[1];
 	return 0;
@@ -265,9 +265,13 @@ static int flow_fill_pipe(struct conn *c, struct flow *f, int *progress)
  * splice(2) */
 static int flow_fill_buf(struct conn *c, struct flow *f, int *progress)
 {
-	uint32_t room = buf_room(&f->in);
+	uint32_t room;
 	ssize_t r;
 
+	/* a body read into the buffer gets a whole one (the head buffer it came with is small) */
+	if (conn_mem_full(c, &f->in))
+		return FLOW_ERR_SRC;
+	room = buf_room(&f->in);
 	if (!room)
 		return FLOW_BAD_FRAMING; /* a chunk line longer than the buffer */
 	r = transport_recv(c, f->src, f->in.data + f->in.end, room);

@@ -20,10 +20,11 @@ enum flow_rc {
 	FLOW_EARLY_EOF = -4,   /* the source closed before the body's end */
 };
 
-/* flow_close_pipe - close f's pipe (its bytes are dropped) */
-void flow_close_pipe(struct flow *f);
+/* flow_close_pipe - f gives its pipe up: back to the worker's spare pool when empty, else
+ * closed (its bytes are dropped) */
+void flow_close_pipe(struct conn *c, struct flow *f);
 
-/* flow_open_pipe - f's pipe, created once; 0 or -errno */
+/* flow_open_pipe - f's pipe, taken once (from the worker's spare pool, or new); 0 or -errno */
 int flow_open_pipe(struct conn *c, struct flow *f);
 
 /* flow_reset_body - no body yet: the next message's framing is set by the caller */
