@@ -80,6 +80,8 @@ struct flow {
 	uint8_t body_done;
 	uint8_t src_eof;
 	uint8_t dst_shut;
+	uint8_t chunk_out;   /* B_EOF re-framed: the destination gets it as chunks */
+	uint8_t chunk_crlf;  /* chunk_out: the span in the pipe is a chunk, CRLF after it */
 	uint64_t moved;	     /* body bytes moved this message */
 	uint8_t kernel_span; /* a kernel window is open for the rest of this body */
 	uint64_t kern_seen;  /* src kern_fwd already accounted */
@@ -130,6 +132,8 @@ struct conn {
 	enum http_method method;
 	int req_keepalive;  /* client connection may carry another request */
 	int resp_keepalive; /* upstream connection may carry another request */
+	int resp_chunked;   /* the response body runs until close and goes to the client
+			     * chunked (response_connection) */
 	int upgrade;	    /* request upgrades (to upgrade_proto); CONNECT counts too */
 	int head_seen;	    /* some bytes of the current request head arrived */
 	int resp_started;   /* response bytes were sent to the client */

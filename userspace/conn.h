@@ -108,7 +108,7 @@ unsigned conn_snapshot(struct worker *w, struct conn_info *out, unsigned max);
  * up; in each case with nothing buffered in the daemon (buffers and pipes empty) and no TLS.
  * Sockets in the kernel data path keep their slot: the maps are shared by both processes.
  */
-#define CONN_HANDOVER_MAGIC 0x53504c32u /* "SPL2": bump when the record changes */
+#define CONN_HANDOVER_MAGIC 0x53504c33u /* "SPL3": bump when the record changes */
 
 struct conn_handover_side {
 	uint32_t slot; /* 0: not in the maps */
@@ -122,6 +122,7 @@ struct conn_handover_side {
 struct conn_handover_flow {
 	uint32_t body; /* enum body */
 	uint8_t body_done, src_eof, dst_shut, kernel_span;
+	uint8_t chunk_out, pad[7];
 	uint64_t left, moved, kern_seen, kern_moved;
 	struct http_chunked ch;
 };

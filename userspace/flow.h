@@ -37,8 +37,9 @@ void flow_account(struct flow *f, uint64_t n);
  * flow_run - relay one direction's body (or tunnel) from src to dst until blocked or done, in
  * steps: flush what the daemon holds, check for the body's end, pass buffered bytes the framing
  * allows, open or advance a kernel window, handle the source's end of stream, read more (splice
- * into the pipe, or into the buffer). *moved_total accumulates body bytes the daemon moved (for
- * stats and fairness; the kernel's are in f->kern_moved); *progress is set when anything moved.
+ * into the pipe, or into the buffer). *moved_total accumulates body bytes the daemon moved, with
+ * the chunk framing it adds to a re-framed body (for stats and fairness; the kernel's are in
+ * f->kern_moved); *progress is set when anything moved.
  * Returns an enum flow_rc.
  */
 int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progress);

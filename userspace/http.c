@@ -1339,6 +1339,8 @@ int http_rewrite_head(const char *buf, const struct http_msg *m, int is_request,
 		out_str(&o, rw->upgrade);
 		out_put(&o, "\r\n", 2);
 	}
+	if (!is_request && rw->chunked)
+		out_str(&o, "Transfer-Encoding: chunked\r\n");
 	if (rw->connection || h2s) {
 		out_str(&o, "Connection: ");
 		if (rw->connection)

@@ -193,6 +193,9 @@ struct http_rewrite {
 				 * or NULL or "" for none */
 	const char *path;	/* requests: the path to send (http_target_normalize()); NULL or
 				 * "": the request-target as received */
+	int chunked;		/* responses: add "Transfer-Encoding: chunked" (a body that runs
+				 * until close, re-framed by the proxy; the response has no
+				 * Transfer-Encoding of its own) */
 };
 
 /*
@@ -207,7 +210,8 @@ struct http_rewrite {
  * else, and "chunked," or "Chunked" might be read differently by the backend). Then
  * rw->client_ip appended to an existing X-Forwarded-For (or added), X-Forwarded-Proto
  * (requests, when rw->proto), Via (appended to an existing Via), "Upgrade: <rw->upgrade>" when
- * set, "Connection: <rw->connection>" when set, and the final CRLF. HTTP2-Settings goes along
+ * set, "Transfer-Encoding: chunked" for a response when rw->chunked, "Connection:
+ * <rw->connection>" when set, and the final CRLF. HTTP2-Settings goes along
  * only with a request whose rw->upgrade lists h2c, and is then named in the Connection line too
  * (RFC 7540 3.2.1). Content-Length and a response's Transfer-Encoding are copied unchanged:
  * bodies are relayed with their own framing.

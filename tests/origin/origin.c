@@ -68,6 +68,7 @@ struct conn {
 	char *head; /* current request head as received, head_len bytes */
 	size_t head_len;
 	char *work; /* NUL-split copy of head used for parsing */
+	int reset;  /* end with a reset instead of a FIN (/size/N?reset_at=M) */
 };
 
 struct request {
@@ -98,7 +99,8 @@ static void usage(FILE *f)
 		"  -n, --name NAME      backend name for X-Backend and default bodies (default origin)\n"
 		"  -l, --log FILE       append \"METHOD TARGET\" per request\n"
 		"  -P, --pidfile FILE   write the PID once listening\n"
-		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M]  /upload  /echo  /status/NNN\n"
+		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M][&reset_at=M]  /upload\n"
+		"           /echo  /status/NNN\n"
 		"           /slow?ms=N  /hold  any request with Upgrade: websocket\n"
 		"           .../switch/PROTO (101 to PROTO whatever was asked, then echo)\n"
 		"           anything else\n");
@@ -763,6 +765,20 @@ static int handle_size(struct conn *c, struct request *rq, const char *arg)
 		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 			;
 	}
+	if (!chunked && query_get(rq->query, "reset_at", v, sizeof(v)) && parse_size(v, &k) == 0 &&
+	    k < n) {
+		/* the first M bytes, then a reset: a server cut mid-body (the rest never
+		 * comes, and no FIN says the body ended) */
+		err = send_pattern(c->fd, 0, k, 0);
+		if (!err) {
+			/* let the bytes leave before the reset drops what is unsent */
+			struct timespec ts = {.tv_nsec = 100000000L};
+
+			nanosleep(&ts, NULL);
+		}
+		c->reset = 1;
+		return 1;
+	}
 	if (!chunked) {
 		err = send_pattern(c->fd, 0, n, 0);
 		return err ?: rq->conn_close;
@@ -1008,6 +1024,13 @@ static void linger_close(struct conn *c)
 	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 	int i;
 
+	if (c->reset) {
+		struct linger rst = {.l_onoff = 1, .l_linger = 0};
+
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		close(c->fd);
+		return;
+	}
 	if (shutdown(c->fd, SHUT_WR) == 0) {
 		for (i = 0; i < 20; i++) {
 			if (poll(&pfd, 1, 50) == 0)
