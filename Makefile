@@ -29,7 +29,9 @@ endif
 DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c worker.c upstream_idle.c conn.c route.c lb.c http.c http_rewrite.c log.c splice.c health.c health_state.c tls.c \
 	       stats.c obuf.c admin.c control.c control_show.c metrics.c
 # the connection module beyond conn.c (docs/ARCHITECTURE.md)
-DAEMON_SRCS += conn_handover.c conn_head.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c queue.c retry.c sticky.c
+DAEMON_SRCS += conn_handover.c conn_head.c conn_mem.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c queue.c retry.c sticky.c
+# the spare buffers and pipes of a worker
+DAEMON_SRCS += spare.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * buf.h - a fixed-capacity byte buffer: bytes live in data[start, end), appended at end and
- * consumed from start; compacted to the front when the end reaches the capacity.
+ * consumed from start; compacted to the front when the end reaches the capacity. The memory
+ * comes from the connection's phase (conn_mem.c) and the worker's spare pool (spare.c); a buffer
+ * a connection does not hold has data NULL and every length 0.
  */
 #ifndef SPLICED_BUF_H
 #define SPLICED_BUF_H
@@ -15,16 +17,6 @@ struct buf {
 	char *data;
 	uint32_t start, end, cap;
 };
-
-static inline int buf_alloc(struct buf *b, uint32_t cap)
-{
-	b->data = malloc(cap);
-	if (!b->data)
-		return -ENOMEM;
-	b->start = b->end = 0;
-	b->cap = cap;
-	return 0;
-}
 
 static inline uint32_t buf_len(const struct buf *b)
 {

@@ -406,6 +406,7 @@ static void conf_defaults(struct config *cf)
 	cf->max_connections = 10000;
 	cf->buffer_size = 32768;
 	cf->pipe_size = 262144;
+	cf->buffer_pool = 64;
 	cf->fail_timeout_ms = 10000;
 	cf->splice_cap = 4 << 20;
 	cf->splice_min_body = SPLICE_MIN_BODY_OFF;

@@ -473,6 +473,8 @@ static const struct conf_keyword global_keywords[] = {
 	 .range = &(const struct conf_range){.lo = 4096, .hi = 16 << 20}},
 	{"pipe_size", 1, 1, .args = "S", .set = conf_set_size32, .off = CF(pipe_size),
 	 .range = &(const struct conf_range){.lo = 4096, .hi = 1 << 20}},
+	{"buffer_pool", 1, 1, .args = "N", .set = conf_set_count, .off = CF(buffer_pool),
+	 .range = &(const struct conf_range){.lo = 0, .hi = 65536}},
 	{"splice_cap", 1, 1, .args = "S", .set = conf_set_size64, .off = CF(splice_cap),
 	 .range = &(const struct conf_range){.lo = 65536, .hi = 1ULL << 40}},
 	{"splice_min_body", 1, 1, .args = "S|off", .set = conf_set_size64,

@@ -20,6 +20,7 @@ struct transport_ops;
 
 #define MAX_TRIES 101
 #define RUN_BUDGET (8u << 20) /* bytes moved per conn_run before yielding to others */
+#define CONN_HEAD_MIN 1024    /* first size of a head buffer (doubled as a head grows) */
 
 enum conn_state {
 	CS_HEAD,
@@ -80,6 +81,8 @@ struct flow {
 	uint8_t body_done;
 	uint8_t src_eof;
 	uint8_t dst_shut;
+	uint8_t chunk_out;   /* B_EOF re-framed: the destination gets it as chunks */
+	uint8_t chunk_crlf;  /* chunk_out: the span in the pipe is a chunk, CRLF after it */
 	uint64_t moved;	     /* body bytes moved this message */
 	uint8_t kernel_span; /* a kernel window is open for the rest of this body */
 	uint64_t kern_seen;  /* src kern_fwd already accounted */
@@ -115,14 +118,23 @@ struct conn {
 	char peer[INET6_ADDRSTRLEN];
 	enum conn_state st;
 	uint64_t deadline;
-	struct flow req;       /* client -> upstream */
-	struct flow resp;      /* upstream -> client */
-	struct http_msg *msg;  /* current request head */
+	struct flow req;  /* client -> upstream */
+	struct flow resp; /* upstream -> client */
+	/* what a connection holds depends on its phase (conn_mem.c): between requests nothing
+	 * but itself; while a head arrives req.in (small, growing) and head_scan; during an
+	 * exchange the rest below and the body buffers. NULL / no data when not held. */
+	struct http_msg *msg;  /* current request head (from its exchange on) */
 	struct http_msg *rmsg; /* current response head */
+	uint32_t head_scan;    /* parser progress in the head being received (http_msg.scan) */
+	uint64_t wait_ms;      /* when it began waiting for its current head (accept, or the end
+				* of the previous response): the oldest are closed first at
+				* max_connections (conn_reclaim) */
 	/* current request */
 	enum http_method method;
 	int req_keepalive;  /* client connection may carry another request */
 	int resp_keepalive; /* upstream connection may carry another request */
+	int resp_chunked;   /* the response body runs until close and goes to the client
+			     * chunked (response_connection) */
 	int upgrade;	    /* request upgrades (to upgrade_proto); CONNECT counts too */
 	int head_seen;	    /* some bytes of the current request head arrived */
 	int resp_started;   /* response bytes were sent to the client */

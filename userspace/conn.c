@@ -33,6 +33,7 @@
 #include "log.h"
 #include "queue.h"
 #include "retry.h"
+#include "spare.h"
 #include "splice.h"
 #include "stats.h"
 #include "tls.h"
@@ -172,8 +173,8 @@ void conn_unlink(struct conn *c)
 			*pp = c->kpoll_next;
 		c->kpoll_queued = 0;
 	}
-	flow_close_pipe(&c->req);
-	flow_close_pipe(&c->resp);
+	flow_close_pipe(c, &c->req);
+	flow_close_pipe(c, &c->resp);
 	/* the control socket walks the list from the main thread (conn_snapshot) */
 	pthread_mutex_lock(&w->conns_lock);
 	if (c->prev)
@@ -229,14 +230,9 @@ void conn_free(struct conn *c)
 /* conn_release - frees c's memory: a connection that is unlinked, or was never linked */
 static void conn_release(struct conn *c)
 {
-	free(c->req.in.data);
-	free(c->req.out.data);
-	free(c->resp.in.data);
-	free(c->resp.out.data);
-	free(c->msg);
-	free(c->rmsg);
-	free(c->req_head);
+	conn_mem_free(c);
 	conn_rules_free(c);
+	spare_count(&c->w->spare, -(int64_t)sizeof(*c));
 	if (c->cf)
 		conf_unref(c->cf);
 	free(c);
@@ -245,6 +241,53 @@ static void conn_release(struct conn *c)
 int conn_idle(const struct conn *c)
 {
 	return c->st == CS_HEAD && !c->head_seen && !buf_len(&c->req.in);
+}
+
+/* what conn_reclaim closes first: idle keep-alive connections, then incomplete heads (the
+ * oldest first); UINT64_MAX: never */
+static uint64_t reclaim_key(const struct conn *c)
+{
+	if (c->dead || (c->st != CS_HEAD && c->st != CS_HANDSHAKE))
+		return UINT64_MAX;
+	if (c->st == CS_HEAD && c->requests && conn_idle(c))
+		return c->wait_ms;
+	return (1ull << 62) + c->wait_ms;
+}
+
+#define RECLAIM_MAX 32
+
+unsigned conn_reclaim(struct worker *w, unsigned n)
+{
+	struct conn *pick[RECLAIM_MAX];
+	uint64_t key[RECLAIM_MAX];
+	unsigned np = 0;
+
+	if (n > RECLAIM_MAX)
+		n = RECLAIM_MAX;
+	/* one pass keeping the n smallest keys in order (n is small) */
+	for (struct conn *c = w->conns; c && n; c = c->next) {
+		uint64_t k = reclaim_key(c);
+		unsigned i;
+
+		if (k == UINT64_MAX || (np == n && k >= key[np - 1]))
+			continue;
+		if (np < n)
+			np++;
+		for (i = np - 1; i > 0 && key[i - 1] > k; i--) {
+			key[i] = key[i - 1];
+			pick[i] = pick[i - 1];
+		}
+		key[i] = k;
+		pick[i] = c;
+	}
+	for (unsigned i = 0; i < np; i++) {
+		log_debug("%s: closed at max_connections (%s, waiting %llu ms)", pick[i]->peer,
+			  key[i] < (1ull << 62) ? "idle keep-alive" : "incomplete head",
+			  (unsigned long long)(w->now_ms - pick[i]->wait_ms));
+		stats_error(STATS_ERR_OVER_CAPACITY_CLOSED);
+		conn_free(pick[i]);
+	}
+	return np;
 }
 
 /* conn_reap - frees the memory of w's connections freed during the batch */
@@ -272,6 +315,10 @@ enum step_rc conn_fail_request(struct conn *c, int status)
 	size_t blen, hl;
 	int n, vl = 0;
 
+	if (conn_mem_full(c, &c->resp.out)) {
+		conn_free(c);
+		return STEP_FREED;
+	}
 	conn_upstream_close(c);
 	c->status = status;
 	/* a route's `return` is an answer, not an error */
@@ -352,19 +399,42 @@ enum step_rc conn_start_exchange(struct conn *c)
 	return STEP_AGAIN;
 }
 
+/* head_parse - parse what req.in holds of a head: > 0 head length (c->msg filled), 0 more
+ * bytes needed, < 0 an HTTP status to refuse it with, or -ENOMEM. The parse runs in the worker's
+ * w->head_msg; only its progress stays with c (head_scan) until the head is complete. */
+static int head_parse(struct conn *c)
+{
+	struct buf *in = &c->req.in;
+	struct http_msg *m = c->w->head_msg;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	m->scan = c->head_scan;
+	r = http_parse_request(in->data + in->start, buf_len(in), c->cf->max_header_size, m);
+	c->head_scan = r == 0 ? m->scan : 0;
+	if (r <= 0)
+		return r;
+	if (conn_mem_exchange(c))
+		return -ENOMEM;
+	*c->msg = *m;
+	return r;
+}
+
 /* step_head - may free c: read and parse the request head (CS_HEAD) */
 static enum step_rc step_head(struct conn *c)
 {
 	struct buf *in = &c->req.in;
-	uint32_t max_head = c->cf->max_header_size;
 
 	for (;;) {
 		if (buf_len(in)) {
-			int r = http_parse_request(in->data + in->start, buf_len(in), max_head,
-						   c->msg);
+			int r = head_parse(c);
 
 			if (r > 0)
 				return conn_head_request(c, r);
+			if (r == -ENOMEM) {
+				conn_free(c);
+				return STEP_FREED;
+			}
 			if (r < 0) {
 				log_debug("%s: request rejected with %d", c->peer, -r);
 				c->method_s[0] = c->path[0] = c->host[0] = '\0';
@@ -378,19 +448,33 @@ static enum step_rc step_head(struct conn *c)
 		if (in->start) {
 			/* the parser works on offsets from the head start: keep it at 0 */
 			buf_compact(in);
-			memset(c->msg, 0, sizeof(*c->msg));
+			c->head_scan = 0;
 		}
-		if (in->end == in->cap) {
-			c->t_start = c->w->now_ms;
-			return conn_fail_request(c, 431);
+		/* a head buffer only once bytes are there; a full one grows up to buffer_size */
+		if (!in->data && transport_rd_empty(&c->client))
+			return STEP_WAIT;
+		if (!in->data || in->end == in->cap) {
+			int rc = conn_mem_grow(c, in);
+
+			if (rc == -ENOSPC) {
+				c->t_start = c->w->now_ms;
+				return conn_fail_request(c, 431);
+			}
+			if (rc) {
+				conn_free(c);
+				return STEP_FREED;
+			}
 		}
 		{
 			uint32_t room = in->cap - in->end;
 			ssize_t r;
 
 			r = transport_recv(c, &c->client, in->data + in->end, room);
-			if (r == -EAGAIN)
+			if (r == -EAGAIN) {
+				/* nothing came: an idle connection holds no head buffer */
+				conn_mem_head_idle(c);
 				return STEP_WAIT;
+			}
 			if (r <= 0) {
 				if (r < 0 || buf_len(in))
 					log_debug("%s: client closed mid-head", c->peer);
@@ -525,6 +609,8 @@ static enum step_rc finish_request(struct conn *c)
 	count_user(c);
 	count_kernel(c); /* after: the server's user counters hold only the daemon's bytes */
 	request_done(c);
+	/* the route's rules are this request's: an answer before the next is routed has none */
+	c->route = NULL;
 	/* bytes past the end of this response: the connection can carry nothing more */
 	if (c->resp_keepalive)
 		(void)conn_upstream_check_idle(c);
@@ -547,8 +633,9 @@ static enum step_rc finish_request(struct conn *c)
 	c->bytes_in = c->bytes_out = 0;
 	c->status = 0;
 	c->st = CS_HEAD;
-	memset(c->msg, 0, sizeof(*c->msg));
+	conn_mem_idle(c); /* an idle connection holds nothing but itself */
 	c->t_start = c->w->now_ms;
+	c->wait_ms = c->w->now_ms;
 	if (buf_len(&c->req.in)) {
 		/* part of the next head is already here (pipelined): the header timeout runs */
 		c->head_seen = 1;
@@ -943,21 +1030,6 @@ void conn_timer(struct conn *c)
 	}
 }
 
-/* conn_alloc - the heads and buffers of c, sized by its configuration; 0 or -ENOMEM */
-static int conn_alloc(struct conn *c)
-{
-	uint32_t bufsz = c->cf->buffer_size;
-
-	c->msg = calloc(1, sizeof(*c->msg));
-	c->rmsg = calloc(1, sizeof(*c->rmsg));
-	c->req_head = malloc(c->cf->max_header_size + 1024);
-	if (!c->msg || !c->rmsg || !c->req_head || buf_alloc(&c->req.in, bufsz) ||
-	    buf_alloc(&c->req.out, bufsz) || buf_alloc(&c->resp.in, bufsz) ||
-	    buf_alloc(&c->resp.out, bufsz))
-		return -ENOMEM;
-	return 0;
-}
-
 /* conn_peer - the client's address and port for logs, from peer (what accept() returned) or
  * looked up */
 static void conn_peer(struct conn *c, int fd, const struct sockaddr_storage *peer,
@@ -1022,8 +1094,8 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	c->cfd = fd;
 	c->ufd = -1;
 	conn_sides(c, adopt);
-	if (conn_alloc(c))
-		goto err_free;
+	spare_count(&w->spare, sizeof(*c)); /* buffers come when bytes do (conn_mem.c) */
+	c->wait_ms = w->now_ms;
 	conn_peer(c, fd, peer, peerlen);
 	/* TCP_NODELAY comes from the listener (listener_nodelay in worker.c) */
 	c->ctag.kind = EP_CLIENT;

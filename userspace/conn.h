@@ -27,6 +27,7 @@
 struct worker;
 struct listener;
 struct conn;
+struct buf;
 
 /* conn_new - take ownership of an accepted client socket; registers it with the worker.
  * peer: the address accept() returned (NULL: looked up). Returns 0, or -errno (the fd is closed
@@ -51,6 +52,15 @@ void conn_free(struct conn *c);
 
 /* conn_idle - a keep-alive connection waiting for its next request, nothing of it received */
 int conn_idle(const struct conn *c);
+
+/*
+ * conn_reclaim - frees up to n of w's connections: at max_connections with clients waiting in
+ * the listen queue, close the connections slowest to send a request head to admit them: idle
+ * keep-alive connections first (the longest idle first), then incomplete heads (a TLS
+ * handshake counts as one; a connection that sent nothing yet too), the oldest first.
+ * Connections in an exchange, a tunnel or closing are never taken. Returns how many closed.
+ */
+unsigned conn_reclaim(struct worker *w, unsigned n);
 
 /* conn_reap - frees the memory of the connections freed during the last batch. */
 void conn_reap(struct worker *w);
@@ -98,7 +108,7 @@ unsigned conn_snapshot(struct worker *w, struct conn_info *out, unsigned max);
  * up; in each case with nothing buffered in the daemon (buffers and pipes empty) and no TLS.
  * Sockets in the kernel data path keep their slot: the maps are shared by both processes.
  */
-#define CONN_HANDOVER_MAGIC 0x53504c32u /* "SPL2": bump when the record changes */
+#define CONN_HANDOVER_MAGIC 0x53504c33u /* "SPL3": bump when the record changes */
 
 struct conn_handover_side {
 	uint32_t slot; /* 0: not in the maps */
@@ -112,6 +122,7 @@ struct conn_handover_side {
 struct conn_handover_flow {
 	uint32_t body; /* enum body */
 	uint8_t body_done, src_eof, dst_shut, kernel_span;
+	uint8_t chunk_out, pad[7];
 	uint64_t left, moved, kern_seen, kern_moved;
 	struct http_chunked ch;
 };
@@ -209,5 +220,28 @@ const char *conn_state_name(int st);
 
 /* conn_set_deadline - the connection's timer fires ms from now */
 void conn_set_deadline(struct conn *c, uint32_t ms);
+
+/*
+ * The memory of a connection by phase (conn_mem.c). The functions returning int return 0 or
+ * -ENOMEM (the caller closes the connection); what they allocated stays with c either way and
+ * goes back with conn_mem_free.
+ * conn_mem_head - a head buffer (req.in, CONN_HEAD_MIN bytes) when c holds none.
+ * conn_mem_grow - b is full: twice its size up to buffer_size (the last step takes a pooled
+ *   buffer), bytes kept; -ENOSPC when it is at buffer_size already.
+ * conn_mem_full - b at buffer_size (taken from the worker's spare pool; bytes kept).
+ * conn_mem_exchange - what an exchange uses: msg, rmsg (zeroed when new), req_head and the
+ *   body buffers.
+ * conn_mem_idle - between requests: the heads freed, every empty buffer and pipe given back
+ *   (a buffer or pipe still holding bytes stays).
+ * conn_mem_head_idle - a head buffer that stayed empty goes back (nothing arrived).
+ * conn_mem_free - everything goes back (the connection is released).
+ */
+int conn_mem_head(struct conn *c);
+int conn_mem_grow(struct conn *c, struct buf *b);
+int conn_mem_full(struct conn *c, struct buf *b);
+int conn_mem_exchange(struct conn *c);
+void conn_mem_idle(struct conn *c);
+void conn_mem_head_idle(struct conn *c);
+void conn_mem_free(struct conn *c);
 
 #endif

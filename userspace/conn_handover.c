@@ -94,6 +94,7 @@ static void flow_to_record(const struct flow *f, struct conn_handover_flow *o)
 	o->kern_seen = f->kern_seen;
 	o->kern_moved = f->kern_moved;
 	o->kernel_span = f->kernel_span;
+	o->chunk_out = f->chunk_out;
 	o->ch = f->ch;
 }
 
@@ -108,6 +109,7 @@ static void flow_from_record(struct flow *f, const struct conn_handover_flow *o)
 	f->kern_seen = o->kern_seen;
 	f->kern_moved = o->kern_moved;
 	f->kernel_span = o->kernel_span;
+	f->chunk_out = o->chunk_out;
 	f->ch = o->ch;
 }
 
@@ -227,6 +229,13 @@ int conn_adopt(struct worker *w, const struct conn_handover *rec, int cfd, int u
 	if (!c) {
 		if (ufd >= 0)
 			close(ufd);
+		return -ENOMEM;
+	}
+	/* an exchange or a tunnel relays through the buffers of an exchange (conn_mem.c) */
+	if (rec->st != CS_HEAD && conn_mem_exchange(c)) {
+		if (ufd >= 0)
+			close(ufd);
+		conn_free(c);
 		return -ENOMEM;
 	}
 	side_from_record(&c->client, &rec->client);

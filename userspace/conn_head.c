@@ -213,6 +213,7 @@ static const char *response_connection(struct conn *c, const struct http_msg *m,
 {
 	const char *connection;
 
+	c->resp_chunked = 0;
 	/* stopping: this response is the connection's last */
 	if (atomic_load_explicit(&c->w->draining, memory_order_relaxed))
 		c->req_keepalive = 0;
@@ -223,7 +224,14 @@ static const char *response_connection(struct conn *c, const struct http_msg *m,
 	connection = c->req_keepalive ? NULL : "close";
 	c->resp_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) && m->version_minor == 1 &&
 			    m->framing != HTTP_BODY_UNTIL_CLOSE;
-	if (m->framing == HTTP_BODY_UNTIL_CLOSE) {
+	if (m->framing == HTTP_BODY_UNTIL_CLOSE && c->version_minor == 1 &&
+	    http_find_header(c->resp.in.data + c->resp.in.start, m, "transfer-encoding") < 0) {
+		/* an HTTP/1.1 client gets the body chunked (nginx does the same): a server that
+		 * cuts it with a reset leaves the client a body without its last chunk, which it
+		 * sees as an error, not as a complete response; and its connection can carry
+		 * on. (A body with a transfer coding of its own stays as it is.) */
+		c->resp_chunked = 1;
+	} else if (m->framing == HTTP_BODY_UNTIL_CLOSE) {
 		/* the client can only see the end as a close */
 		c->req_keepalive = 0;
 		connection = "close";
@@ -256,6 +264,7 @@ static void response_body_start(struct conn *c, const struct http_msg *m, int tu
 		break;
 	case HTTP_BODY_UNTIL_CLOSE:
 		c->resp.body = B_EOF;
+		c->resp.chunk_out = (uint8_t)c->resp_chunked; /* flow.c writes the chunks */
 		break;
 	default:
 		c->resp.body = B_NONE;
@@ -304,6 +313,7 @@ static int response_forward(struct conn *c, int head_len, int *progress)
 		conn_rules_response(c, m->status, &rw, &ops);
 	if (!informational)
 		rw.set_cookie = sticky_response(c, cookie, sizeof(cookie));
+	rw.chunked = c->resp_chunked;
 	/* into req_head: free again, the request head went out */
 	n = http_rewrite_head(in->data + in->start, m, 0, &rw, c->req_head,
 			      c->cf->max_header_size + 1024);

@@ -163,8 +163,8 @@ void conn_upstream_close(struct conn *c)
 	c->resp.in.start = c->resp.in.end = 0;
 	c->resp.out.start = c->resp.out.end = 0;
 	c->req.out.start = c->req.out.end = 0;
-	flow_close_pipe(&c->req);
-	flow_close_pipe(&c->resp);
+	flow_close_pipe(c, &c->req);
+	flow_close_pipe(c, &c->resp);
 }
 
 static int tried(const struct conn *c, const struct server *s)

@@ -6,7 +6,7 @@
  * (Content-Length, the current chunk's data, or until close/tunnel).
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,29 +15,31 @@
 #include "conn.h"
 #include "flow.h"
 #include "kernel_path.h"
+#include "spare.h"
 #include "stats.h"
 #include "transport.h"
 
-void flow_close_pipe(struct flow *f)
+void flow_close_pipe(struct conn *c, struct flow *f)
 {
-	if (f->pipe_r >= 0)
-		close(f->pipe_r);
-	if (f->pipe_w >= 0)
-		close(f->pipe_w);
+	int p[2] = {f->pipe_r, f->pipe_w};
+
+	/* an empty pipe goes to the worker's spare pool; one holding bytes is closed */
+	spare_pipe_put(&c->w->spare, p);
 	f->pipe_r = f->pipe_w = -1;
 	f->in_pipe = 0;
+	f->chunk_crlf = 0;
 }
 
 int flow_open_pipe(struct conn *c, struct flow *f)
 {
 	int p[2];
+	int rc;
 
 	if (f->pipe_r >= 0)
 		return 0;
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
-		return -errno;
-	/* a larger pipe moves more per splice call; failure only costs speed */
-	(void)fcntl(p[1], F_SETPIPE_SZ, (int)c->cf->pipe_size);
+	rc = spare_pipe_get(&c->w->spare, p);
+	if (rc)
+		return rc;
 	f->pipe_r = p[0];
 	f->pipe_w = p[1];
 	return 0;
@@ -52,6 +54,8 @@ void flow_reset_body(struct flow *f)
 	f->moved = 0;
 	f->kern_moved = 0;
 	f->kernel_span = 0;
+	f->chunk_out = 0;
+	f->chunk_crlf = 0;
 }
 
 /* span that can move without looking at it: known length, chunk data, or unbounded */
@@ -83,6 +87,32 @@ void flow_account(struct flow *f, uint64_t n)
 	}
 }
 
+/* chunk-size line of an n-byte chunk into line (CHUNK_LINE_MAX bytes); its length */
+#define CHUNK_LINE_MAX 20
+static int chunk_line(char *line, uint64_t n)
+{
+	return snprintf(line, CHUNK_LINE_MAX, "%llx\r\n", (unsigned long long)n);
+}
+
+/* a body that runs until close, re-framed: the buffered bytes go out as one chunk (its size
+ * line, the bytes, CRLF) */
+static void flow_take_chunk(struct flow *f, uint32_t avail, uint32_t room)
+{
+	char line[CHUNK_LINE_MAX];
+	uint32_t n;
+	int hl;
+
+	if (room <= CHUNK_LINE_MAX + 2)
+		return; /* the destination takes what is queued first */
+	n = avail < room - CHUNK_LINE_MAX - 2 ? avail : room - CHUNK_LINE_MAX - 2;
+	hl = chunk_line(line, n);
+	buf_append(&f->out, line, (uint32_t)hl);
+	buf_append(&f->out, f->in.data + f->in.start, n);
+	buf_append(&f->out, "\r\n", 2);
+	buf_consume(&f->in, n);
+	flow_account(f, n);
+}
+
 /* move framing-approved bytes from f->in to f->out; returns 0 or FLOW_BAD_FRAMING */
 static int flow_take_from_in(struct flow *f)
 {
@@ -91,6 +121,10 @@ static int flow_take_from_in(struct flow *f)
 	if (!avail || f->body_done)
 		return 0;
 	room = buf_room(&f->out);
+	if (f->chunk_out) {
+		flow_take_chunk(f, avail, room);
+		return 0;
+	}
 	n = avail < room ? avail : room;
 	if (!n)
 		return 0;
@@ -163,6 +197,17 @@ static int flow_flush(struct conn *c, struct flow *f, uint64_t *moved, int *prog
 			  (uint64_t)r);
 		*progress = 1;
 	}
+	if (f->chunk_crlf) {
+		/* the chunk that went through the pipe ends here */
+		f->chunk_crlf = 0;
+		buf_append(&f->out, "\r\n", 2);
+		*moved += 2;
+		rc = transport_flush(c, f->dst, &f->out, progress);
+		if (rc == -EAGAIN)
+			return FLOW_BLOCKED;
+		if (rc < 0)
+			return FLOW_ERR_DST;
+	}
 	return FLOW_NEXT;
 }
 
@@ -204,7 +249,7 @@ static int flow_kernel_window(struct conn *c, struct flow *f)
 /* step 5, end of stream: the source is at EOF (once the kernel's bytes of it are through):
  * the end of a body that runs until close, of a tunnel direction (half-close the destination),
  * or a body cut short */
-static int flow_end_of_stream(struct conn *c, struct flow *f, int *progress)
+static int flow_end_of_stream(struct conn *c, struct flow *f, uint64_t *moved, int *progress)
 {
 	if (!f->src_eof)
 		return FLOW_NEXT;
@@ -215,6 +260,12 @@ static int flow_end_of_stream(struct conn *c, struct flow *f, int *progress)
 	}
 	switch (f->body) {
 	case B_EOF:
+		if (f->chunk_out) {
+			/* a clean FIN: the last chunk (a reset never gets here: the client sees
+			 * a body without its end) */
+			buf_append(&f->out, "0\r\n\r\n", 5);
+			*moved += 5;
+		}
 		f->body_done = 1;
 		return FLOW_CONTINUE;
 	case B_TUNNEL:
@@ -232,7 +283,7 @@ static int flow_end_of_stream(struct conn *c, struct flow *f, int *progress)
 
 /* step 6a, fill the pipe: splice(2) as many bytes as the framing lets move unseen (FLOW_NEXT:
  * nothing to splice now, read into the buffer instead) */
-static int flow_fill_pipe(struct conn *c, struct flow *f, int *progress)
+static int flow_fill_pipe(struct conn *c, struct flow *f, uint64_t *moved, int *progress)
 {
 	uint64_t span = flow_span(f);
 	ssize_t r;
@@ -254,6 +305,16 @@ static int flow_fill_pipe(struct conn *c, struct flow *f, int *progress)
 		return FLOW_CONTINUE;
 	}
 	f->in_pipe += (uint32_t)r;
+	if (f->chunk_out) {
+		/* the span is one chunk: its size line goes out first (the buffer is flushed
+		 * before the pipe), its CRLF once the pipe is empty (flow_flush) */
+		char line[CHUNK_LINE_MAX];
+		int hl = chunk_line(line, (uint64_t)r);
+
+		buf_append(&f->out, line, (uint32_t)hl);
+		*moved += (uint64_t)hl;
+		f->chunk_crlf = 1;
+	}
 	c->paths |= CONN_PATH_SPLICE;
 	c->run_budget += (uint64_t)r;
 	flow_account(f, (uint64_t)r);
@@ -265,9 +326,13 @@ static int flow_fill_pipe(struct conn *c, struct flow *f, int *progress)
  * splice(2) */
 static int flow_fill_buf(struct conn *c, struct flow *f, int *progress)
 {
-	uint32_t room = buf_room(&f->in);
+	uint32_t room;
 	ssize_t r;
 
+	/* a body read into the buffer gets a whole one (the head buffer it came with is small) */
+	if (conn_mem_full(c, &f->in))
+		return FLOW_ERR_SRC;
+	room = buf_room(&f->in);
 	if (!room)
 		return FLOW_BAD_FRAMING; /* a chunk line longer than the buffer */
 	r = transport_recv(c, f->src, f->in.data + f->in.end, room);
@@ -290,14 +355,14 @@ static int flow_fill_buf(struct conn *c, struct flow *f, int *progress)
 }
 
 /* step 6, fill: read more from the source, unless a live upgrade holds the connection */
-static int flow_fill(struct conn *c, struct flow *f, int *progress)
+static int flow_fill(struct conn *c, struct flow *f, uint64_t *moved, int *progress)
 {
 	int rc;
 
 	if (c->hold && conn_hold_phase(c))
 		return FLOW_BLOCKED; /* live upgrade: drain what is here, read no more */
 	if (transport_rcv_pipe_ok(f->src) && transport_snd_pipe_ok(f->dst)) {
-		rc = flow_fill_pipe(c, f, progress);
+		rc = flow_fill_pipe(c, f, moved, progress);
 		if (rc != FLOW_NEXT)
 			return rc;
 	}
@@ -318,9 +383,9 @@ int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progres
 		if (rc == FLOW_NEXT)
 			rc = flow_kernel_window(c, f);
 		if (rc == FLOW_NEXT)
-			rc = flow_end_of_stream(c, f, progress);
+			rc = flow_end_of_stream(c, f, moved_total, progress);
 		if (rc == FLOW_NEXT)
-			rc = flow_fill(c, f, progress);
+			rc = flow_fill(c, f, moved_total, progress);
 	} while (rc == FLOW_CONTINUE);
 	return rc;
 }

@@ -20,10 +20,11 @@ enum flow_rc {
 	FLOW_EARLY_EOF = -4,   /* the source closed before the body's end */
 };
 
-/* flow_close_pipe - close f's pipe (its bytes are dropped) */
-void flow_close_pipe(struct flow *f);
+/* flow_close_pipe - f gives its pipe up: back to the worker's spare pool when empty, else
+ * closed (its bytes are dropped) */
+void flow_close_pipe(struct conn *c, struct flow *f);
 
-/* flow_open_pipe - f's pipe, created once; 0 or -errno */
+/* flow_open_pipe - f's pipe, taken once (from the worker's spare pool, or new); 0 or -errno */
 int flow_open_pipe(struct conn *c, struct flow *f);
 
 /* flow_reset_body - no body yet: the next message's framing is set by the caller */
@@ -36,8 +37,9 @@ void flow_account(struct flow *f, uint64_t n);
  * flow_run - relay one direction's body (or tunnel) from src to dst until blocked or done, in
  * steps: flush what the daemon holds, check for the body's end, pass buffered bytes the framing
  * allows, open or advance a kernel window, handle the source's end of stream, read more (splice
- * into the pipe, or into the buffer). *moved_total accumulates body bytes the daemon moved (for
- * stats and fairness; the kernel's are in f->kern_moved); *progress is set when anything moved.
+ * into the pipe, or into the buffer). *moved_total accumulates body bytes the daemon moved, with
+ * the chunk framing it adds to a re-framed body (for stats and fairness; the kernel's are in
+ * f->kern_moved); *progress is set when anything moved.
  * Returns an enum flow_rc.
  */
 int flow_run(struct conn *c, struct flow *f, uint64_t *moved_total, int *progress);

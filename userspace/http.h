@@ -205,6 +205,9 @@ struct http_rewrite {
 	const char *path;	/* requests: the path to send (http_target_normalize()); NULL or
 				 * "": the request-target as received */
 	const char *set_cookie; /* responses: a Set-Cookie value added last (NULL or "": none) */
+	int chunked;		/* responses: add "Transfer-Encoding: chunked" (a body that runs
+				 * until close, re-framed by the proxy; the response has no
+				 * Transfer-Encoding of its own) */
 	const char *host;	/* requests: the Host value to send; NULL: m->host */
 	/* header rules (rules.h): every line named by a set or del op is left out, then the
 	 * set and add ops are written in order; an op on X-Forwarded-For, X-Forwarded-Proto or
@@ -235,8 +238,9 @@ struct http_hdr_op {
  * else, and "chunked," or "Chunked" might be read differently by the backend). Then
  * rw->client_ip appended to an existing X-Forwarded-For (or added), X-Forwarded-Proto
  * (requests, when rw->proto), Via (appended to an existing Via), "Upgrade: <rw->upgrade>" when
- * set, "Connection: <rw->connection>" when set, "Set-Cookie: <rw->set_cookie>" when set, and
- * the final CRLF. HTTP2-Settings goes along
+ * set, "Transfer-Encoding: chunked" for a response when rw->chunked, "Connection:
+ * <rw->connection>" when set, "Set-Cookie: <rw->set_cookie>" when set, and the final CRLF.
+ * HTTP2-Settings goes along
  * only with a request whose rw->upgrade lists h2c, and is then named in the Connection line too
  * (RFC 7540 3.2.1). Content-Length and a response's Transfer-Encoding are copied unchanged:
  * bodies are relayed with their own framing.

@@ -344,6 +344,8 @@ static void write_added(struct out_buf *o, int is_request, const struct http_rew
 	}
 	if (rw->upgrade && rw->upgrade[0])
 		put_line(o, "Upgrade", rw->upgrade);
+	if (!is_request && rw->chunked)
+		out_str(o, "Transfer-Encoding: chunked\r\n");
 	if (rw->connection || pl->h2s) {
 		out_str(o, "Connection: ");
 		if (rw->connection)

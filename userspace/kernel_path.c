@@ -124,7 +124,8 @@ int kernel_pair(struct conn *c)
  * kernel_wanted - does this span go to the kernel? Tunnels always (splice auto and on); bodies
  * of known length and bodies that run until close when the listener says "splice on", or with
  * "splice auto" when at least splice_min_body bytes of them are left. Chunked bodies stay with
- * the daemon: their framing must be parsed. Once a connection's sockets are in the maps they
+ * the daemon: their framing must be parsed; so do bodies that run until close re-framed as
+ * chunked for the client (chunk_out): the verdict cannot insert the chunk-size lines. Once a connection's sockets are in the maps they
  * can no longer use splice(2) (passed bytes are copied with recv/send), and a body whose first
  * bytes arrived with its head starts on the passed path until the daemon catches up with the
  * stream (docs/KERNEL_PATH.md), so small bodies are cheaper on splice(2).
@@ -137,7 +138,7 @@ int kernel_wanted(struct conn *c, struct flow *f)
 		return 0;
 	if (f->body == B_TUNNEL)
 		return 1;
-	if (f->body != B_LENGTH && f->body != B_EOF)
+	if ((f->body != B_LENGTH && f->body != B_EOF) || f->chunk_out)
 		return 0;
 	if (c->kernel_all)
 		return 1;

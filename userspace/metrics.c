@@ -397,7 +397,8 @@ void metrics_render(struct daemon *d, struct obuf *o)
 	family(o, "spliced_errors_total", "counter",
 	       "Errors by reason: responses spliced generated (parse_400, no_route_404, ...) and "
 	       "events (connect_failed per attempt, upstream_broken, upstream_unsolicited, "
-	       "client_aborted, tls_handshake, over_capacity_503, accept_paused, header_dropped).");
+	       "client_aborted, tls_handshake, over_capacity_closed, accept_paused, "
+	       "max_connections, header_dropped).");
 	for (unsigned e = 0; e < STATS_ERR_MAX; e++)
 		ob_printf(o, "spliced_errors_total{reason=\"%s\"} %llu\n", stats_error_name(e),
 			  (unsigned long long)stats_get(&g_stats.errors[e]));

@@ -39,8 +39,9 @@ const char *stats_error_name(unsigned e)
 		[STATS_ERR_UPSTREAM_UNSOLICITED] = "upstream_unsolicited",
 		[STATS_ERR_CLIENT_ABORTED] = "client_aborted",
 		[STATS_ERR_TLS_HANDSHAKE] = "tls_handshake",
-		[STATS_ERR_OVER_CAPACITY_503] = "over_capacity_503",
+		[STATS_ERR_OVER_CAPACITY_CLOSED] = "over_capacity_closed",
 		[STATS_ERR_ACCEPT_PAUSED] = "accept_paused",
+		[STATS_ERR_MAX_CONNECTIONS] = "max_connections",
 		[STATS_ERR_HEADER_DROPPED] = "header_dropped",
 	};
 

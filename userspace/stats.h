@@ -29,11 +29,14 @@ enum stats_error {
 	STATS_ERR_CONNECT_FAILED,	/* one failed upstream connect attempt (retried or not) */
 	STATS_ERR_UPSTREAM_BROKEN,	/* the upstream broke a response body */
 	STATS_ERR_TLS_HANDSHAKE,	/* client TLS handshake failed or timed out */
-	STATS_ERR_OVER_CAPACITY_503,	/* max_connections reached at accept */
+	STATS_ERR_OVER_CAPACITY_CLOSED, /* a slow connection closed to admit one at
+					 * max_connections */
 	STATS_ERR_UPSTREAM_UNSOLICITED, /* bytes from a server with no request outstanding */
-	STATS_ERR_CLIENT_ABORTED, /* the client closed or timed out before its response was done */
-	STATS_ERR_ACCEPT_PAUSED,  /* accept ran out of descriptors or memory (per episode) */
-	STATS_ERR_HEADER_DROPPED, /* a header rule's value held CR, LF or NUL, or did not fit */
+	STATS_ERR_CLIENT_ABORTED,  /* the client closed or timed out before its response was done */
+	STATS_ERR_ACCEPT_PAUSED,   /* accept ran out of descriptors or memory (per episode) */
+	STATS_ERR_MAX_CONNECTIONS, /* clients wait in the listen queue at max_connections (per
+				    * episode) */
+	STATS_ERR_HEADER_DROPPED,  /* a header rule's value held CR, LF or NUL, or did not fit */
 	STATS_ERR_MAX
 };
 

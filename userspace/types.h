@@ -298,6 +298,7 @@ struct config {
 	uint32_t max_connections;
 	uint32_t buffer_size;	  /* per direction userspace buffer */
 	uint32_t pipe_size;	  /* splice(2) pipe capacity */
+	uint32_t buffer_pool;	  /* spare buffers (and pipes) each worker keeps for reuse */
 	uint64_t splice_cap;	  /* bytes in flight into a peer before falling back to PASS */
 	uint64_t splice_min_body; /* splice auto: bodies this long go to the kernel path;
 				   * SPLICE_MIN_BODY_OFF: bodies never do */

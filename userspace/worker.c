@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "conn.h"
+#include "http.h"
 #include "log.h"
 #include "queue.h"
 #include "stats.h"
@@ -158,39 +159,113 @@ static void starve_end(struct ep_tag *t, int quiet)
 		log_info("listener %s: accepting again", t->l->name);
 }
 
+/*
+ * At max_connections new clients wait in the listen queue (HAProxy does the same) instead of
+ * being refused: accepting stops, and resumes when a slot is free (after the event batch that
+ * freed it, or on the sweep for slots other workers freed). While clients wait, the worker
+ * closes its connections that are slowest to send a request head to admit them
+ * (conn_reclaim: idle keep-alive ones first, then the oldest incomplete heads), as nginx drains
+ * its reusable connections. An episode runs from the first client that waits until the
+ * connections are below 90% of the limit again: one warning, one max_connections count, one
+ * line at its end.
+ */
+static _Atomic int limit_episode;
+
+static void limit_begin(struct worker *w, struct ep_tag *t)
+{
+	if (atomic_exchange(&limit_episode, 1))
+		return;
+	log_warnx("listener %s: max_connections (%u) reached: new connections wait in the listen "
+		  "queue, the slowest to send a request are closed to admit them",
+		  t->l->name, w->cf->max_connections);
+	stats_error(STATS_ERR_MAX_CONNECTIONS);
+}
+
+/* limit_check - on the sweep: has the episode ended? */
+static void limit_check(struct worker *w)
+{
+	uint64_t n = atomic_load(&g_nconns);
+
+	if (atomic_load(&limit_episode) && !w->nfull &&
+	    n * 10 < (uint64_t)w->cf->max_connections * 9 && atomic_exchange(&limit_episode, 0))
+		log_info("below max_connections again (%llu connections)", (unsigned long long)n);
+}
+
+/* full_begin - t has clients waiting that no slot could be made for: retried (full_end: not) */
+static void full_begin(struct worker *w, struct ep_tag *t)
+{
+	if (t->full)
+		return;
+	t->full = 1;
+	w->nfull++;
+}
+
+static void full_end(struct worker *w, struct ep_tag *t)
+{
+	if (!t->full)
+		return;
+	t->full = 0;
+	w->nfull--;
+}
+
+/* listen_queued - clients waiting in a listening socket's accept queue (TCP_INFO reports it
+ * for a listener in tcpi_unacked); 1 when it cannot be told */
+static unsigned listen_queued(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1 || ti.tcpi_state != TCP_LISTEN)
+		return 1;
+	return ti.tcpi_unacked;
+}
+
+/* slot_take - count one more connection if max_connections allows it; 1 when counted */
+static int slot_take(struct worker *w)
+{
+	if (atomic_fetch_add(&g_nconns, 1) < w->cf->max_connections)
+		return 1;
+	atomic_fetch_sub(&g_nconns, 1);
+	return 0;
+}
+
 static void accept_all(struct worker *w, struct ep_tag *t)
 {
 	for (;;) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
-		int fd = accept4(t->fd, (struct sockaddr *)&peer, &plen,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd;
 
+		if (!slot_take(w)) {
+			unsigned waiting = listen_queued(t->fd);
+
+			/* nobody waiting: the next arrival raises a new edge */
+			if (!waiting)
+				return;
+			limit_begin(w, t);
+			if (!conn_reclaim(w, waiting) || !slot_take(w)) {
+				full_begin(w, t);
+				return;
+			}
+		}
+		fd = accept4(t->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno == EAGAIN || errno == EINTR) {
+			int err = errno;
+
+			atomic_fetch_sub(&g_nconns, 1);
+			if (err == EAGAIN || err == EINTR) {
 				/* the episode ends with the queue empty, not at the first accept
 				 * that works: descriptors come back a few at a time */
 				starve_end(t, 0);
+				full_end(w, t);
 				return;
 			}
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				starve_begin(t, errno);
+			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+				starve_begin(t, err);
 				return;
 			}
 			continue; /* ECONNABORTED and friends: the next one may be fine */
-		}
-		if (atomic_fetch_add(&g_nconns, 1) >= w->cf->max_connections) {
-			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-						   "Content-Length: 24\r\nConnection: close\r\n"
-						   "\r\n503 Service Unavailable\n";
-
-			/* over the limit: a short answer, best effort, then close */
-			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-			close(fd);
-			stats_error(STATS_ERR_OVER_CAPACITY_503);
-			atomic_fetch_sub(&g_nconns, 1);
-			continue;
 		}
 		/* adding the socket to epoll reports data that is already there */
 		conn_new(w, t->l, fd, &peer, plen);
@@ -303,6 +378,7 @@ static void swap_apply(struct worker *w, struct config *ncf)
 		int kept = 0;
 
 		starve_end(&w->ltags[o], 1); /* a kept socket is retried below */
+		full_end(w, &w->ltags[o]);
 		for (unsigned i = 0; i < w->next_nltags && !kept; i++)
 			kept = w->next_ltags[i].fd == w->ltags[o].fd;
 		if (!kept && w->ltags[o].fd >= 0) {
@@ -335,6 +411,7 @@ static void swap_apply(struct worker *w, struct config *ncf)
 		}
 	}
 	w->cf = ncf;
+	spare_config(&w->spare, ncf->buffer_size, ncf->pipe_size, ncf->buffer_pool);
 	/* server ids belong to a configuration: parked connections go */
 	upstream_idle_flush(w, 1);
 	/* an edge may have been consumed by the old registration: look for queued clients */
@@ -350,6 +427,7 @@ static void drain_begin(struct worker *w)
 	for (unsigned i = 0; i < w->nltags; i++) {
 		accept_all(w, &w->ltags[i]);
 		starve_end(&w->ltags[i], 1);
+		full_end(w, &w->ltags[i]);
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
 		close(w->ltags[i].fd);
 		w->ltags[i].fd = -1;
@@ -410,6 +488,7 @@ static void listeners_pause(struct worker *w, int pause)
 			accept_all(w, &w->ltags[i]);
 			/* the new process accepts what is left */
 			starve_end(&w->ltags[i], 1);
+			full_end(w, &w->ltags[i]);
 			epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->ltags[i].fd, NULL);
 		} else {
 			ev.data.ptr = &w->ltags[i];
@@ -536,10 +615,13 @@ static void sweep(struct worker *w)
 {
 	struct conn *c = w->conns, *next;
 
-	/* starved listening sockets (paused ones are left to the new process) */
+	/* starved or full listening sockets (paused ones are left to the new process) */
 	for (unsigned i = 0; i < w->nltags && w->ho_phase != WORKER_HO_HAND; i++)
-		if (w->ltags[i].starved && w->ltags[i].fd >= 0)
+		if ((w->ltags[i].starved || w->ltags[i].full) && w->ltags[i].fd >= 0)
 			accept_all(w, &w->ltags[i]);
+	limit_check(w);
+	/* after a spike, freed heap goes back to the system */
+	spare_sweep(&w->spare);
 	if (w->nidle)
 		upstream_idle_flush(w, 0);
 	while (c) {
@@ -635,6 +717,12 @@ static void *worker_main(void *arg)
 				k = next;
 			}
 		}
+		/* clients waiting at max_connections get the slots this batch freed */
+		if (w->nfull && w->ho_phase != WORKER_HO_HAND &&
+		    atomic_load(&g_nconns) < w->cf->max_connections)
+			for (unsigned i = 0; i < w->nltags; i++)
+				if (w->ltags[i].full && w->ltags[i].fd >= 0)
+					accept_all(w, &w->ltags[i]);
 		if (w->now_ms - w->last_sweep_ms >= SWEEP_MS) {
 			w->last_sweep_ms = w->now_ms;
 			sweep(w);
@@ -660,6 +748,12 @@ int worker_start(struct worker *w)
 	w->usable = calloc(most, 1);
 	if (!w->usable)
 		return -ENOMEM;
+	w->head_msg = calloc(1, sizeof(*w->head_msg));
+	if (!w->head_msg)
+		return -ENOMEM;
+	rc = spare_init(&w->spare, w->cf->buffer_size, w->cf->pipe_size, w->cf->buffer_pool);
+	if (rc)
+		return rc;
 
 	pthread_mutex_init(&w->ho_lock, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -705,6 +799,8 @@ void worker_stop(struct worker *w)
 			close(w->ltags[i].fd);
 	free(w->ltags);
 	free(w->usable);
+	free(w->head_msg);
+	spare_destroy(&w->spare);
 	close(w->wakefd);
 	close(w->epfd);
 	pthread_mutex_destroy(&w->conns_lock);

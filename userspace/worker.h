@@ -9,10 +9,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "spare.h"
 #include "types.h"
 
 struct conn;
 struct idle_upstream;
+struct http_msg;
 
 enum ep_kind { EP_LISTEN = 1, EP_CLIENT, EP_UPSTREAM, EP_WAKE, EP_DEAD };
 
@@ -23,6 +25,7 @@ struct ep_tag {
 	struct listener *l; /* EP_LISTEN */
 	uint8_t reused;	    /* EP_LISTEN: socket carried over from the previous configuration */
 	uint8_t starved;    /* EP_LISTEN: accept ran out of descriptors or memory (retried) */
+	uint8_t full;	    /* EP_LISTEN: clients wait at max_connections (retried) */
 	uint16_t bind;	    /* EP_LISTEN: index in l->binds */
 	struct conn *c;	    /* EP_CLIENT, EP_UPSTREAM (NULL: a parked upstream connection) */
 	struct ep_tag *dead_next; /* EP_UPSTREAM: freed after the event batch */
@@ -45,7 +48,10 @@ struct worker {
 	struct conn *ready;	    /* connections to run again without an event (fairness) */
 	struct conn *graveyard;	    /* freed during this batch, released after it */
 	struct conn *kpoll;	    /* waiting on the kernel data path: run again in 1 ms */
-	uint8_t *usable; /* pick_server() scratch: one byte per server of the largest pool */
+	uint8_t *usable;    /* pick_server() scratch: one byte per server of the largest pool */
+	struct spare spare; /* spare buffers and pipes of the connections (spare.h) */
+	struct http_msg *head_msg; /* where request heads are parsed while they arrive */
+	unsigned nfull;		   /* listening sockets with t->full set */
 	struct idle_upstream
 		*idle;		  /* parked upstream connections, oldest first (upstream_idle.c) */
 	struct ep_tag *dead_tags; /* upstream tags to free after the event batch */

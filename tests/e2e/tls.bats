@@ -153,6 +153,13 @@ EOF
 	direct=$("${CURL[@]}" "$(origin_url o '/size/20m?chunked=1')" | sha_of_stream)
 	through=$(tcurl a.test '/size/20m?chunked=1' | sha_of_stream)
 	assert_equal "$direct" "$through" "chunked download digest"
+	# a body that runs until close goes out chunked (through the buffer without kTLS TX)
+	direct=$("${CURL[@]}" "$(origin_url o '/size/20m?close=1')" | sha_of_stream)
+	through=$(tcurl a.test '/size/20m?close=1' -D "$BATS_TEST_TMPDIR/h" | sha_of_stream)
+	assert_equal "$direct" "$through" "close-delimited download digest"
+	assert_contains "$(tr -d '\r' <"$BATS_TEST_TMPDIR/h")" "Transfer-Encoding: chunked"
+	run tcurl a.test '/size/20m?close=1&reset_at=2m' -o /dev/null
+	[[ $status -eq 18 || $status -eq 56 ]] || fail "a cut body over TLS: curl exit $status"
 }
 
 @test "tls: garbage instead of a ClientHello is closed and never reaches the origin" {

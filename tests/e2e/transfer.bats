@@ -71,14 +71,47 @@ direct_repr() {
 	grep -q '^POST /upload' "$(origin_log o)"
 }
 
-@test "transfer: close-delimited response" {
+@test "transfer: close-delimited response reaches an HTTP/1.1 client chunked, keep-alive goes on" {
 	one_pool
 	local want got h
 	want=$(direct_sha 10m)
 	got=$("${CURL[@]}" -D "$BATS_TEST_TMPDIR/h" "$(url '/size/10m?close=1')" | sha_of_stream)
 	assert_equal "$want" "$got"
 	h=$(tr -d '\r' <"$BATS_TEST_TMPDIR/h")
+	echo "$h"
 	assert_not_contains "$h" "Content-Length"
+	assert_contains "$h" "Transfer-Encoding: chunked"
+	assert_not_contains "$h" "Connection: close"
+	# the client connection carries the next request (one connect for the two)
+	"${CURL[@]}" -w '%{num_connects}\n' -o /dev/null -o "$BATS_TEST_TMPDIR/second" \
+		"$(url '/size/1m?close=1')" "$(url /size/100)" >"$BATS_TEST_TMPDIR/nc"
+	assert_equal "1 0" "$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/nc" | sed 's/ $//')" "connects per request"
+	assert_equal 100 "$(stat -c %s "$BATS_TEST_TMPDIR/second")" "second response"
+}
+
+@test "transfer: a close-delimited body the origin cuts with a reset fails at the HTTP/1.1 client" {
+	one_pool
+	local rc=0
+	"${CURL[@]}" -o "$BATS_TEST_TMPDIR/body" -D "$BATS_TEST_TMPDIR/h" \
+		"$(url '/size/10m?close=1&reset_at=3m')" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+	cat "$BATS_TEST_TMPDIR/err"
+	assert_contains "$(tr -d '\r' <"$BATS_TEST_TMPDIR/h")" "Transfer-Encoding: chunked"
+	# 18: transfer closed with outstanding read data; 56: receive failure
+	[[ $rc -eq 18 || $rc -eq 56 ]] || fail "curl exit $rc: the cut body passed for complete"
+	(($(stat -c %s "$BATS_TEST_TMPDIR/body") < 10485760)) || fail "a cut body came whole"
+	wait_lines "$ACCESS_LOG" 1
+	assert_contains "$(cat "$ACCESS_LOG")" "term=server_closed"
+}
+
+@test "transfer: close-delimited response to an HTTP/1.0 client stays close-delimited" {
+	one_pool
+	local want got h
+	want=$(direct_sha 10m)
+	got=$("${CURL[@]}" --http1.0 -D "$BATS_TEST_TMPDIR/h" "$(url '/size/10m?close=1')" | sha_of_stream)
+	assert_equal "$want" "$got"
+	h=$(tr -d '\r' <"$BATS_TEST_TMPDIR/h")
+	assert_not_contains "$h" "Content-Length"
+	assert_not_contains "$h" "chunked"
 	assert_contains "$h" "Connection: close"
 }
 

@@ -74,6 +74,7 @@ struct conn {
 	size_t head_len;
 	char *work; /* NUL-split copy of head used for parsing */
 	int busy;   /* counted in inflight: the request's response has not started */
+	int reset;  /* end with a reset instead of a FIN (/size/N?reset_at=M) */
 };
 
 /* the response of c's request starts: it no longer counts in inflight (before its first byte
@@ -119,7 +120,8 @@ static void usage(FILE *f)
 		"                       answering a request (read per request: a test makes it slow)\n"
 		"  -S, --status N       answer every request but /hold, /upload and upgrades with N\n"
 		"  -I, --log-inflight   end each log line with \" inflight=N\" (requests not answered yet)\n"
-		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M]  /upload  /echo[?leak=1]\n"
+		"endpoints: /size/N[k|m|g][?chunked=1|?close=1][&pause_ms=M][&reset_at=M]  /upload\n"
+		"           /echo[?leak=1]\n"
 		"           /status/NNN\n"
 		"           /slow?ms=N  /hold  any request with Upgrade: websocket\n"
 		"           .../switch/PROTO (101 to PROTO whatever was asked, then echo)\n"
@@ -818,6 +820,20 @@ static int handle_size(struct conn *c, struct request *rq, const char *arg)
 		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 			;
 	}
+	if (!chunked && query_get(rq->query, "reset_at", v, sizeof(v)) && parse_size(v, &k) == 0 &&
+	    k < n) {
+		/* the first M bytes, then a reset: a server cut mid-body (the rest never
+		 * comes, and no FIN says the body ended) */
+		err = send_pattern(c->fd, 0, k, 0);
+		if (!err) {
+			/* let the bytes leave before the reset drops what is unsent */
+			struct timespec ts = {.tv_nsec = 100000000L};
+
+			nanosleep(&ts, NULL);
+		}
+		c->reset = 1;
+		return 1;
+	}
 	if (!chunked) {
 		err = send_pattern(c->fd, 0, n, 0);
 		return err ?: rq->conn_close;
@@ -1087,6 +1103,13 @@ static void linger_close(struct conn *c)
 	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 	int i;
 
+	if (c->reset) {
+		struct linger rst = {.l_onoff = 1, .l_linger = 0};
+
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		close(c->fd);
+		return;
+	}
 	if (shutdown(c->fd, SHUT_WR) == 0) {
 		for (i = 0; i < 20; i++) {
 			if (poll(&pfd, 1, 50) == 0)

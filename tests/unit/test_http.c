@@ -1468,6 +1468,25 @@ static void test_rewrite_set_cookie(void)
 		     "Set-Cookie last");
 }
 
+/* a body that runs until close, re-framed for an HTTP/1.1 client: the head says chunked */
+static void test_rewrite_response_chunked(void)
+{
+	const char *s = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+	struct http_rewrite rw = {.via = "1.1 spliced", .chunked = 1};
+	char out[512];
+
+	ASSERT_TRUE(rewrite(s, 0, &rw, out, sizeof(out)) > 0, "ok");
+	ASSERT_EQ(msg.framing, HTTP_BODY_UNTIL_CLOSE, "until close");
+	ASSERT_STREQ(out,
+		     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nVia: 1.1 spliced\r\n"
+		     "Transfer-Encoding: chunked\r\n\r\n",
+		     "chunked added");
+	/* requests never get it from this field */
+	ASSERT_TRUE(rewrite("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1, &rw, out, sizeof(out)) > 0,
+		    "request");
+	ASSERT_TRUE(strstr(out, "Transfer-Encoding") == NULL, "no TE on a request");
+}
+
 static void test_rewrite_skips_leading_crlf(void)
 {
 	const char *s = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -1604,6 +1623,7 @@ int main(void)
 	RUN_TEST(test_rewrite_te_canonical);
 	RUN_TEST(test_rewrite_via_append);
 	RUN_TEST(test_rewrite_response_close);
+	RUN_TEST(test_rewrite_response_chunked);
 	RUN_TEST(test_rewrite_skips_leading_crlf);
 	RUN_TEST(test_rewrite_enospc);
 	RUN_TEST(test_rewrite_unparsed);
