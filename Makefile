@@ -30,9 +30,12 @@ DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrad
 	       stats.c obuf.c admin.c control.c metrics.c
 # the connection module beyond conn.c (docs/ARCHITECTURE.md)
 DAEMON_SRCS += conn_handover.c conn_head.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c
+# the kernel access lists beside the kernel data path
+DAEMON_SRCS += acl.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h
+ACL_SKEL    := $(OUTPUT)/acl.skel.h
 UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
 	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls \
 	       $(OUTPUT)/tests/test_stats $(OUTPUT)/tests/test_rules
@@ -88,16 +91,20 @@ $(OUTPUT)/userspace/%.o: userspace/%.c | $(OUTPUT)/userspace
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# only splice.c includes the skeleton
+# only splice.c includes the splice skeleton, only acl.c the acl one
 $(OUTPUT)/userspace/splice.o: $(SKEL)
+$(OUTPUT)/userspace/acl.o: $(ACL_SKEL)
 
-$(BPF_OBJ): bpf/splice.bpf.c include/splice_abi.h $(VMLINUX) | $(OUTPUT)/bpf
+$(OUTPUT)/bpf/splice.bpf.o: include/splice_abi.h
+$(OUTPUT)/bpf/acl.bpf.o: include/acl_abi.h
+
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(VMLINUX) | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(SKEL): $(BPF_OBJ)
+$(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name splice_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
 $(OUTPUT)/tests/test_http: tests/unit/test_http.c $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
@@ -197,6 +204,7 @@ $(FUZZ_OUT)/userspace/%.o: userspace/%.c | $(FUZZ_OUT)/userspace
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 $(FUZZ_OUT)/userspace/splice.o: $(SKEL)
+$(FUZZ_OUT)/userspace/acl.o: $(ACL_SKEL)
 
 $(FUZZ_LIB): $(FUZZ_OBJS)
 	$(call msg,AR,$@)
@@ -234,6 +242,7 @@ $(ASAN_OUT)/userspace/%.o: userspace/%.c | $(ASAN_OUT)/userspace
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c $< -o $@
 
 $(ASAN_OUT)/userspace/splice.o: $(SKEL)
+$(ASAN_OUT)/userspace/acl.o: $(ACL_SKEL)
 
 $(ASAN_LIB): $(filter-out %/main.o,$(ASAN_OBJS))
 	$(call msg,AR,$@)

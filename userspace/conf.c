@@ -781,11 +781,55 @@ static unsigned pool_weight_scale(const struct pool *p)
 	return scale;
 }
 
+static uint16_t bind_port(const struct bind_addr *b)
+{
+	if (b->addr.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&b->addr)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&b->addr)->sin_port);
+}
+
+/*
+ * A listener's allow/deny is enforced in the kernel per listening port (acl.bpf.c keys its
+ * lists by it): two listeners on one port (different addresses) cannot have different lists,
+ * and a list needs a port that is known.
+ */
+static void check_acl_ports(struct parser *ps, struct config *cf)
+{
+	for (unsigned i = 0; i < cf->nlisteners; i++) {
+		const struct listener *l = &cf->listeners[i];
+
+		for (unsigned b = 0; b < l->nbinds; b++) {
+			uint16_t port = bind_port(&l->binds[b]);
+
+			if (l->act.acl.n && !port) {
+				perr(ps, l->binds[b].line,
+				     "listener '%s' has allow/deny: bind it to a fixed port",
+				     l->name);
+				continue;
+			}
+			for (unsigned j = 0; j < i; j++) {
+				const struct listener *o = &cf->listeners[j];
+
+				if (!l->act.acl.n && !o->act.acl.n)
+					continue;
+				for (unsigned k = 0; k < o->nbinds; k++)
+					if (bind_port(&o->binds[k]) == port)
+						perr(ps, l->binds[b].line,
+						     "listeners '%s' and '%s' share port %u: allow/deny "
+						     "act per port, so only one listener on a port may "
+						     "have them",
+						     o->name, l->name, port);
+			}
+		}
+	}
+}
+
 /* resolve references, apply inherited defaults, build balancers and the server table */
 static void conf_link(struct parser *ps, struct config *cf)
 {
 	unsigned total = 0;
 
+	check_acl_ports(ps, cf);
 	for (unsigned i = 0; i < cf->nlisteners; i++) {
 		struct listener *l = &cf->listeners[i];
 

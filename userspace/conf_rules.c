@@ -4,7 +4,7 @@
  * (`method`, `header`, `query`, `source`, `not ...`, and the regex forms of `host` and `path`,
  * which conf.c hands over) and the actions a route or its listener applies (`request_header`,
  * `response_header`, `rewrite`, `strip_prefix`, `return`, `upstream_host`, `request_id`,
- * `hide_headers`, `error_page`). Two keyword tables that conf.c chains after its own listener
+ * `hide_headers`, `error_page`, the access list `allow`/`deny` and `methods`). Two keyword tables that conf.c chains after its own listener
  * and route rows; regexes and templates are compiled here, once, with FILE:LINE errors.
  */
 #include <errno.h>
@@ -607,6 +607,72 @@ static int set_error_page(struct conf_ctx *c, const struct conf_keyword *kw, cha
 	return 0;
 }
 
+/* allow|deny CIDR...|all; - one access list per block, first match wins */
+static int set_acl(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct rule_actions *a = acts(c, kw);
+	int deny = !strcmp(kw->name, "deny");
+
+	for (int i = 0; i < ac; i++) {
+		struct rule_cidr cidr;
+		int shadow = 0, rc;
+
+		if (!strcmp(av[i], "all")) {
+			memset(&cidr, 0, sizeof(cidr)); /* ::/0 holds IPv4 too (::ffff:0:0/96) */
+		} else if (rule_cidr_parse(av[i], &cidr)) {
+			perr(c->ps, c->n->line,
+			     "'%s': invalid address '%s' (ADDRESS, ADDRESS/BITS or all; IPv4 or "
+			     "IPv6)",
+			     kw->name, av[i]);
+			return -1;
+		}
+		rc = rule_acl_add(&a->acl, &cidr, deny, c->n->line, &shadow);
+		if (rc == -EEXIST) {
+			perr(c->ps, c->n->line,
+			     "'%s %s' never matches: the entry at line %d covers it and comes first "
+			     "(first match wins)",
+			     kw->name, av[i], shadow);
+			return -1;
+		}
+		if (rc) {
+			perr(c->ps, c->n->line, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* methods METHOD...; - the methods a route serves; others get 405 with Allow */
+static int set_methods(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct rule_actions *a = acts(c, kw);
+
+	if (a->nmethods) {
+		perr(c->ps, c->n->line, "one 'methods' per block");
+		return -1;
+	}
+	a->methods = calloc((size_t)ac, sizeof(char *));
+	if (!a->methods) {
+		perr(c->ps, c->n->line, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < ac; i++) {
+		for (const char *p = av[i]; *p; p++) {
+			if (!isupper((unsigned char)*p) && *p != '-' && *p != '_') {
+				perr(c->ps, c->n->line,
+				     "'methods': invalid method '%s' (upper case: GET, POST...)",
+				     av[i]);
+				return -1;
+			}
+		}
+		a->methods[a->nmethods] = dup_or_fail(c, av[i]);
+		if (!a->methods[a->nmethods])
+			return -1;
+		a->nmethods++;
+	}
+	return 0;
+}
+
 /* the actions, the same rows for a listener and, after the conditions, a route (c->acts says
  * whose) */
 const struct conf_keyword conf_listener_rules[] = {
@@ -619,6 +685,9 @@ const struct conf_keyword conf_listener_rules[] = {
 	{"request_id", 1, 3, .args = "on|off [header NAME]", .set = set_request_id},
 	{"hide_headers", 1, CONF_MAX_ARGS, .args = "NAME...|off", .set = set_hide_headers},
 	{"error_page", 2, CONF_MAX_ARGS, .args = "CODE... FILE", .set = set_error_page},
+	{"allow", 1, CONF_MAX_ARGS, .args = "CIDR...|all", .set = set_acl},
+	{"deny", 1, CONF_MAX_ARGS, .args = "CIDR...|all", .set = set_acl},
+	{"methods", 1, CONF_MAX_ARGS, .args = "METHOD...", .set = set_methods},
 	{NULL},
 };
 

@@ -130,6 +130,7 @@ struct conn {
 	uint64_t
 		resp_mark; /* client.written before the final response head: none sent while equal */
 	enum conn_term term;
+	const char *refused; /* why spliced refused the request (access log `refused=`), NULL */
 	int status;
 	char host[128];
 	char path[256];

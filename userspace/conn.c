@@ -110,7 +110,7 @@ static void access_log(struct conn *c)
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	n = snprintf(line, sizeof(line),
 		     "%s %s %s \"%s %s HTTP/1.%d\" host=%s status=%d bytes_in=%llu "
-		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s%s%s%s%s%s%s\n",
+		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s%s%s%s%s%s%s%s%s\n",
 		     tbuf, c->l->name, c->peer, c->method_s[0] ? c->method_s : "-",
 		     c->path[0] ? c->path : "-", c->version_minor, c->host[0] ? c->host : "-",
 		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
@@ -118,7 +118,8 @@ static void access_log(struct conn *c)
 		     (unsigned long long)(c->w->now_ms - c->t_start), c->client.ssl ? " tls=" : "",
 		     c->client.ssl ? c->client.transport->name : "", c->route ? " route=" : "",
 		     c->route ? c->route->name : "", rid ? " request_id=" : "", rid ? rid : "",
-		     c->term ? " term=" : "", term_name[c->term]);
+		     c->term ? " term=" : "", term_name[c->term], c->refused ? " refused=" : "",
+		     c->refused ? c->refused : "");
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
 	/* one write(2) per line: O_APPEND keeps lines of concurrent workers whole */

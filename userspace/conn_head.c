@@ -49,6 +49,7 @@ static void request_begin(struct conn *c, const struct http_msg *m, const char *
 	c->route = NULL;
 	c->in_request = 1;
 	c->term = TERM_NONE;
+	c->refused = NULL;
 	c->req_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) &&
 			   (m->version_minor == 1 || (m->flags & HTTP_F_CONN_KEEPALIVE));
 	c->upgrade = (m->method == HTTP_M_CONNECT) ||
@@ -200,6 +201,14 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 	if (conn_rules_begin(c, r, &rq, &caps)) {
 		buf_consume(&c->req.in, (uint32_t)head_len);
 		return conn_fail_request(c, 500);
+	}
+	rc = conn_rules_refuse(c, &rq);
+	if (rc) {
+		/* the route's allow/deny (403) or methods (405): no backend sees it */
+		c->pool = NULL;
+		c->srv = NULL;
+		buf_consume(&c->req.in, (uint32_t)head_len);
+		return conn_fail_request(c, rc);
 	}
 	if (conn_rules_return(c)) {
 		c->pool = NULL;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "admin.h"
 #include "clock.h"
 #include "conn.h"
@@ -538,6 +539,17 @@ static int show_stats(struct daemon *d, int json, struct obuf *o)
 			ob_printf(o, "errors.%-21s %llu\n", stats_error_name(e),
 				  (unsigned long long)v);
 	}
+	{
+		/* connection requests the listener filter dropped: refused in the kernel */
+		uint64_t seen = 0, dropped = 0;
+
+		(void)acl_kernel_counters(&seen, &dropped);
+		if (json)
+			ob_printf(o, ",\"acl_kernel_drop\":%llu", (unsigned long long)dropped);
+		else
+			ob_printf(o, "errors.%-21s %llu\n", "acl_kernel_drop",
+				  (unsigned long long)dropped);
+	}
 	if (json) {
 		ob_printf(o, "},\"kernel\":");
 		if (have_kern)
@@ -655,6 +667,35 @@ static int server_set(struct daemon *d, int json, char **av, int ac, struct obuf
 	return 0;
 }
 
+static int show_acl(struct daemon *d, int json, struct obuf *o)
+{
+	return acl_show(d->cf, json, o);
+}
+
+/* `acl deny|allow|del CIDR`: a run-time entry of the listener access lists (acl.h) */
+static int acl_set(struct daemon *d, int json, char **av, int ac, struct obuf *o)
+{
+	enum acl_op op = !strcmp(av[1], "deny")	   ? ACL_OP_DENY
+			 : !strcmp(av[1], "allow") ? ACL_OP_ALLOW
+						   : ACL_OP_DEL;
+	char err[160];
+
+	(void)d;
+	(void)ac;
+	if (acl_runtime(op, av[2], err, sizeof(err))) {
+		ob_printf(o, "ERR %s\n", err);
+		return 1;
+	}
+	log_info("control: acl %s %s", av[1], av[2]);
+	if (json) {
+		ob_printf(o, "{\"acl\":\"%s\",\"cidr\":", av[1]);
+		ob_json_str(o, av[2]);
+		ob_printf(o, ",\"enforced\":\"%s\"}\n", acl_kernel_on() ? "kernel" : "accept");
+	}
+	ob_printf(o, "OK\n");
+	return 0;
+}
+
 static int do_reload(struct daemon *d, int json, char **av, int ac, struct obuf *o)
 {
 	char *buf = NULL;
@@ -721,6 +762,10 @@ static const struct ctl_cmd {
 	{"show", "routes", 2, 2, .show = show_routes},
 	{"show", "connections", 2, 2, .show = show_connections},
 	{"show", "stats", 2, 2, .show = show_stats},
+	{"show", "acl", 2, 2, .show = show_acl},
+	{"acl", "deny", 3, 3, .args = "CIDR", .run = acl_set},
+	{"acl", "allow", 3, 3, .args = "CIDR", .run = acl_set},
+	{"acl", "del", 3, 3, .args = "CIDR", .run = acl_set},
 	{"server", "set", 5, 6, .args = "POOL SERVER weight N|drain|maintenance|ready",
 	 .run = server_set},
 	{"reload", NULL, 1, 1, .run = do_reload},

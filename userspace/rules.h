@@ -102,6 +102,42 @@ int rule_cidr_parse(const char *s, struct rule_cidr *out);
 /* rule_cidr_match - is the 16-byte address a inside c? */
 int rule_cidr_match(const struct rule_cidr *c, const uint8_t *a);
 
+/* ---- access lists: `allow CIDR...;` / `deny CIDR...;`, first match wins ---- */
+
+enum rule_acl_verdict { RULE_ACL_NONE = 0, RULE_ACL_ALLOW, RULE_ACL_DENY };
+
+struct rule_acl_entry {
+	struct rule_cidr cidr;
+	uint8_t deny;
+	int line;
+	uint64_t hits; /* connections or requests it decided (__atomic adds by the data plane) */
+};
+
+struct rule_acl {
+	struct rule_acl_entry *e; /* in the file's order */
+	unsigned n;
+};
+
+/*
+ * rule_acl_add - append "allow|deny cidr" (deny set: deny) from line to a. An entry that can
+ * never match (an earlier entry's prefix contains it) is refused: -EEXIST with *shadow set to
+ * the line of that earlier entry. Because no entry shadows a later one, the longest matching
+ * prefix is always the first match, which is what the kernel's LPM tries give (acl.bpf.c).
+ * Returns 0, -EEXIST or -ENOMEM.
+ */
+int rule_acl_add(struct rule_acl *a, const struct rule_cidr *cidr, int deny, int line, int *shadow);
+
+/* rule_acl_decide - the first entry of a that holds the 16-byte address: its verdict (and
+ * its index in *idx unless idx is NULL), or RULE_ACL_NONE */
+enum rule_acl_verdict rule_acl_decide(const struct rule_acl *a, const uint8_t *addr, unsigned *idx);
+
+/* rule_cidr_format - c as written ("10.0.0.0/8", "2001:db8::/32") into out */
+void rule_cidr_format(const struct rule_cidr *c, char *out, size_t cap);
+
+/* rule_addr_of - the 16-byte form (IPv4 as ::ffff:a.b.c.d) of an AF_INET/AF_INET6 sockaddr;
+ * 0, or -EAFNOSUPPORT */
+int rule_addr_of(const void *sockaddr, uint8_t out[16]);
+
 /* rule_regex_compile - PCRE2 with JIT; NULL and the reason in err when pattern is invalid */
 void *rule_regex_compile(const char *pattern, char *err, size_t errlen);
 void rule_regex_free(void *re);
@@ -231,6 +267,9 @@ struct rule_actions {
 	unsigned nhide;
 	struct error_page *pages;
 	unsigned npages;
+	struct rule_acl acl; /* allow/deny: a listener's at accept (TCP peer), a route's: 403 */
+	char **methods;	     /* `methods`: others get 405 (a route's replaces its listener's) */
+	unsigned nmethods;
 };
 
 void rule_actions_init(struct rule_actions *a);

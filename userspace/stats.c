@@ -42,6 +42,9 @@ const char *stats_error_name(unsigned e)
 		[STATS_ERR_OVER_CAPACITY_503] = "over_capacity_503",
 		[STATS_ERR_ACCEPT_PAUSED] = "accept_paused",
 		[STATS_ERR_HEADER_DROPPED] = "header_dropped",
+		[STATS_ERR_ACL_DENIED] = "acl_denied",
+		[STATS_ERR_FORBIDDEN_403] = "forbidden_403",
+		[STATS_ERR_METHOD_405] = "method_405",
 	};
 
 	return e < STATS_ERR_MAX ? names[e] : "?";
@@ -52,8 +55,12 @@ enum stats_error stats_error_of_status(int status)
 	switch (status) {
 	case 400:
 		return STATS_ERR_PARSE_400;
+	case 403:
+		return STATS_ERR_FORBIDDEN_403;
 	case 404:
 		return STATS_ERR_NO_ROUTE_404;
+	case 405:
+		return STATS_ERR_METHOD_405;
 	case 408:
 		return STATS_ERR_CLIENT_TIMEOUT_408;
 	case 413:

@@ -34,6 +34,9 @@ enum stats_error {
 	STATS_ERR_CLIENT_ABORTED, /* the client closed or timed out before its response was done */
 	STATS_ERR_ACCEPT_PAUSED,  /* accept ran out of descriptors or memory (per episode) */
 	STATS_ERR_HEADER_DROPPED, /* a header rule's value held CR, LF or NUL, or did not fit */
+	STATS_ERR_ACL_DENIED,	  /* a listener's allow/deny refused a connection after accept */
+	STATS_ERR_FORBIDDEN_403,  /* a route's allow/deny refused a request */
+	STATS_ERR_METHOD_405,	  /* a route's `methods` refused a request */
 	STATS_ERR_MAX
 };
 

@@ -283,6 +283,7 @@ struct options {
 	int verbose;
 	int no_splice;
 	int no_ktls;
+	int no_kernel_acl; /* listener access lists after accept, not in the kernel */
 };
 
 #endif

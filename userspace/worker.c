@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
@@ -83,6 +84,7 @@ int worker_listen_one(const struct bind_addr *b)
 		goto err;
 	if (listen(fd, 4096) == -1)
 		goto err;
+	(void)acl_attach(fd); /* listener access lists in the kernel, when available */
 	return fd;
 err : {
 	int err = -errno;
@@ -188,6 +190,11 @@ static void accept_all(struct worker *w, struct ep_tag *t)
 			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 			stats_error(STATS_ERR_OVER_CAPACITY_503);
+			atomic_fetch_sub(&g_nconns, 1);
+			continue;
+		}
+		if (acl_refused(t->l, &peer)) { /* denied without the kernel filter */
+			close(fd);
 			atomic_fetch_sub(&g_nconns, 1);
 			continue;
 		}
