@@ -29,7 +29,7 @@ endif
 DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
 	       stats.c obuf.c admin.c control.c metrics.c
 # the connection module beyond conn.c (docs/ARCHITECTURE.md)
-DAEMON_SRCS += conn_handover.c conn_head.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c
+DAEMON_SRCS += conn_handover.c conn_head.c conn_limits.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c
 # the kernel access lists beside the kernel data path
 DAEMON_SRCS += acl.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))

@@ -704,6 +704,13 @@ static int set_listener_upgrade(struct conf_ctx *c, const struct conf_keyword *k
 	return 0;
 }
 
+static const struct conf_word underscore_modes[] = {
+	{"drop", UNDERSCORE_DROP},
+	{"reject", UNDERSCORE_REJECT},
+	{"pass", UNDERSCORE_PASS},
+	{NULL, 0},
+};
+
 static const struct conf_word splice_modes[] = {
 	{"auto", SPLICE_AUTO},
 	{"on", SPLICE_ON},
@@ -720,6 +727,14 @@ const struct conf_keyword conf_listener_keywords[] = {
 	 .words = splice_modes},
 	{"upgrade_protocols", 1, CONF_MAX_ARGS, .args = "NAME...|none",
 	 .set = set_listener_upgrade},
+	{"max_uri_length", 1, 1, .args = "N", .set = conf_set_count,
+	 .off = offsetof(struct listener, max_uri_length),
+	 .range = &(const struct conf_range){.lo = 1, .hi = HTTP_MAX_TARGET}},
+	{"max_headers", 1, 1, .args = "N", .set = conf_set_count,
+	 .off = offsetof(struct listener, max_headers),
+	 .range = &(const struct conf_range){.lo = 1, .hi = HTTP_MAX_HEADERS}},
+	{"underscore_headers", 1, 1, .args = "drop|reject|pass", .set = conf_set_enum,
+	 .off = offsetof(struct listener, underscore_headers), .words = underscore_modes},
 	{.sub = conf_listener_rules},
 };
 

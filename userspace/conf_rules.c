@@ -673,6 +673,25 @@ static int set_methods(struct conf_ctx *c, const struct conf_keyword *kw, char *
 	return 0;
 }
 
+/* max_body_size S; - request bodies longer than S are refused (413); 0: no limit */
+static int set_max_body_size(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct rule_actions *a = acts(c, kw);
+	uint64_t v;
+
+	(void)ac;
+	if (conf_parse_size(av[0], &v)) {
+		perr(c->ps, c->n->line,
+		     "'max_body_size': a size (512, 16k, 10m, 1g; 0: no limit), "
+		     "not '%s'",
+		     av[0]);
+		return -1;
+	}
+	a->max_body = v;
+	a->max_body_set = 1;
+	return 0;
+}
+
 /* the actions, the same rows for a listener and, after the conditions, a route (c->acts says
  * whose) */
 const struct conf_keyword conf_listener_rules[] = {
@@ -688,6 +707,7 @@ const struct conf_keyword conf_listener_rules[] = {
 	{"allow", 1, CONF_MAX_ARGS, .args = "CIDR...|all", .set = set_acl},
 	{"deny", 1, CONF_MAX_ARGS, .args = "CIDR...|all", .set = set_acl},
 	{"methods", 1, CONF_MAX_ARGS, .args = "METHOD...", .set = set_methods},
+	{"max_body_size", 1, 1, .args = "S", .set = set_max_body_size},
 	{NULL},
 };
 

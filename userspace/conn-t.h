@@ -83,6 +83,7 @@ struct flow {
 	uint8_t kernel_span; /* a kernel window is open for the rest of this body */
 	uint64_t kern_seen;  /* src kern_fwd already accounted */
 	uint64_t kern_moved; /* body bytes the kernel moved this message */
+	uint64_t limit;	     /* chunked: most body data bytes (framing not counted); 0: none */
 };
 
 struct conn {

@@ -661,6 +661,16 @@ static enum step_rc step_exchange(struct conn *c)
 			conn_abort(c, TERM_CLIENT_FRAMING);
 			return STEP_FREED;
 		}
+		if (rc == FLOW_TOO_LARGE) {
+			/* max_body_size: the upstream connection carries part of a body and is
+			 * closed either way (conn_fail_request / conn_abort never keep it) */
+			c->refused = "body_too_large";
+			if (!c->resp_started)
+				return conn_fail_request(c, 413);
+			stats_error(STATS_ERR_TOO_LARGE_413);
+			conn_abort(c, TERM_CLIENT_FRAMING);
+			return STEP_FREED;
+		}
 	}
 	/* response head, then body: upstream -> client */
 	if (c->resp.body == B_NONE && !c->resp.body_done && c->rmsg->head_len == 0) {

@@ -270,6 +270,8 @@ struct rule_actions {
 	struct rule_acl acl; /* allow/deny: a listener's at accept (TCP peer), a route's: 403 */
 	char **methods;	     /* `methods`: others get 405 (a route's replaces its listener's) */
 	unsigned nmethods;
+	uint64_t max_body;    /* `max_body_size`: request body bytes (0: no limit) */
+	uint8_t max_body_set; /* a route's replaces its listener's */
 };
 
 void rule_actions_init(struct rule_actions *a);

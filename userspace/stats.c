@@ -45,6 +45,9 @@ const char *stats_error_name(unsigned e)
 		[STATS_ERR_ACL_DENIED] = "acl_denied",
 		[STATS_ERR_FORBIDDEN_403] = "forbidden_403",
 		[STATS_ERR_METHOD_405] = "method_405",
+		[STATS_ERR_URI_TOO_LONG_414] = "uri_too_long_414",
+		[STATS_ERR_UNDERSCORE] = "underscore_header",
+		[STATS_ERR_UNDERSCORE_DROPPED] = "underscore_dropped",
 	};
 
 	return e < STATS_ERR_MAX ? names[e] : "?";
@@ -61,6 +64,8 @@ enum stats_error stats_error_of_status(int status)
 		return STATS_ERR_NO_ROUTE_404;
 	case 405:
 		return STATS_ERR_METHOD_405;
+	case 414:
+		return STATS_ERR_URI_TOO_LONG_414;
 	case 408:
 		return STATS_ERR_CLIENT_TIMEOUT_408;
 	case 413:

@@ -37,6 +37,9 @@ enum stats_error {
 	STATS_ERR_ACL_DENIED,	  /* a listener's allow/deny refused a connection after accept */
 	STATS_ERR_FORBIDDEN_403,  /* a route's allow/deny refused a request */
 	STATS_ERR_METHOD_405,	  /* a route's `methods` refused a request */
+	STATS_ERR_URI_TOO_LONG_414,   /* max_uri_length */
+	STATS_ERR_UNDERSCORE,	      /* underscore_headers reject: a request refused (400) */
+	STATS_ERR_UNDERSCORE_DROPPED, /* underscore_headers drop: headers left out */
 	STATS_ERR_MAX
 };
 

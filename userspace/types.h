@@ -23,6 +23,8 @@
 #define UPGRADE_LIST_MAX 128 /* `upgrade_protocols` names, space-separated, NUL included */
 
 enum splice_mode { SPLICE_AUTO = 0, SPLICE_ON, SPLICE_OFF };
+/* `underscore_headers`: request headers with '_' in their name (Content_Length) */
+enum underscore_mode { UNDERSCORE_DROP = 0, UNDERSCORE_REJECT, UNDERSCORE_PASS };
 #define SPLICE_MIN_BODY_OFF UINT64_MAX
 enum hash_key { HASH_SOURCE = 0, HASH_HEADER };
 
@@ -222,6 +224,9 @@ struct listener {
 	char upgrade_protocols[UPGRADE_LIST_MAX]; /* `upgrade_protocols`, see struct route */
 	int upgrade_line;			  /* 0: not set, routes get "websocket" */
 	struct rule_actions act; /* rules.h: defaults every route of it applies first */
+	unsigned max_uri_length; /* request-target bytes (414 beyond); 0: the parser's 8 KiB */
+	unsigned max_headers;	 /* request header lines (431 beyond); 0: the parser's 128 */
+	int underscore_headers;	 /* enum underscore_mode */
 	/* TLS termination (tls.c); no certificate: plain HTTP */
 	struct tls_cert_conf *certs;
 	unsigned ncerts;
