@@ -26,7 +26,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
+DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c limit_table.c worker.c upstream_idle.c conn.c route.c lb.c http.c log.c splice.c health.c health_state.c tls.c \
 	       stats.c obuf.c admin.c control.c metrics.c
 # the connection module beyond conn.c (docs/ARCHITECTURE.md)
 DAEMON_SRCS += conn_handover.c conn_head.c conn_limits.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c
@@ -122,7 +122,7 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 # the configuration loads without OpenSSL: its tests link no tls.o (tls_prepare is apart)
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
 			   $(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/conf_rules.o \
-			   $(OUTPUT)/userspace/rules.o \
+			   $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o \
 			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
@@ -130,14 +130,14 @@ $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
 # the rule engine through the configuration, as routes select requests
 $(OUTPUT)/tests/test_rules: tests/unit/test_rules.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
+			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o \
 			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
+			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o \
 			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
@@ -145,14 +145,14 @@ $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o 
 # the health state machine is driven without its thread; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health_state.o \
 			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/lb.o \
+			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o $(OUTPUT)/userspace/lb.o \
 			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lbpf -lssl -lcrypto -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
 			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
+			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o \
 			  $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpcre2-8 -lpthread

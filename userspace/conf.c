@@ -24,6 +24,7 @@
 #include "conf_keywords.h"
 #include "http.h"
 #include "lb.h"
+#include "limit_table.h"
 
 static void node_free(struct node *n)
 {
@@ -404,6 +405,7 @@ static void conf_defaults(struct config *cf)
 	cf->timeout_tunnel_ms = 3600000;
 	cf->max_header_size = 16384;
 	cf->max_connections = 10000;
+	cf->limit_table_size = LIMIT_TABLE_DEFAULT;
 	cf->buffer_size = 32768;
 	cf->pipe_size = 262144;
 	cf->fail_timeout_ms = 10000;
@@ -738,6 +740,29 @@ const struct conf_keyword conf_listener_keywords[] = {
 	{.sub = conf_listener_rules},
 };
 
+/* the limits' table keys: by listener, route and position, so the same limit of a reloaded
+ * configuration goes on with the counts it had */
+static void set_limit_scopes(struct parser *ps, struct listener *l)
+{
+	char name[2 * NAME_MAX_LEN + 16];
+
+	for (unsigned i = 0; i < l->act.nlimits; i++) {
+		struct rule_limit *lim = &l->act.limits[i];
+
+		if (lim->kind == LIMIT_CONN && lim->key != LIMIT_KEY_SOURCE)
+			perr(ps, lim->line,
+			     "a listener's 'limit conn' counts connections by source: 'key header' "
+			     "is for routes (it counts requests)");
+		snprintf(name, sizeof(name), "L %s %u", l->name, i);
+		lim->scope = limit_key(0, name, strlen(name));
+	}
+	for (unsigned r = 0; r < l->nroutes; r++)
+		for (unsigned i = 0; i < l->routes[r].act.nlimits; i++) {
+			snprintf(name, sizeof(name), "R %s %s %u", l->name, l->routes[r].name, i);
+			l->routes[r].act.limits[i].scope = limit_key(0, name, strlen(name));
+		}
+}
+
 static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 {
 	struct conf_ctx c = {.ps = ps, .cf = cf};
@@ -770,6 +795,7 @@ static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 		if (!l->routes[i].upgrade_line)
 			snprintf(l->routes[i].upgrade_protocols, UPGRADE_LIST_MAX, "%s",
 				 l->upgrade_line ? l->upgrade_protocols : "websocket");
+	set_limit_scopes(ps, l);
 	if (!l->nbinds)
 		perr(ps, ln->line, "listener '%s' has no 'bind'", l->name);
 	if (!l->nroutes)

@@ -692,6 +692,84 @@ static int set_max_body_size(struct conf_ctx *c, const struct conf_keyword *kw, 
 	return 0;
 }
 
+/* limit conn N [key source|header NAME]; | limit rate R/s|R/m burst B [key source|header NAME]; */
+static int set_limit(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct rule_actions *a = acts(c, kw);
+	struct rule_limit lim = {.line = c->n->line};
+	unsigned long v;
+	int i, same = 0;
+
+	if (!strcmp(av[0], "conn") && ac >= 2 && !conf_parse_uint(av[1], 1000000, &v) && v) {
+		lim.kind = LIMIT_CONN;
+		lim.n = (uint32_t)v;
+		i = 2;
+	} else if (!strcmp(av[0], "rate") && ac >= 4 && !strcmp(av[2], "burst")) {
+		char *slash = strchr(av[1], '/');
+		unsigned long b;
+
+		if (!slash || (strcmp(slash, "/s") && strcmp(slash, "/m"))) {
+			perr(c->ps, c->n->line, "'limit rate': a rate like 10/s or 30/m, not '%s'",
+			     av[1]);
+			return -1;
+		}
+		lim.period_s = slash[1] == 's' ? 1 : 60;
+		*slash = '\0';
+		if (conf_parse_uint(av[1], 1000000, &v) || !v ||
+		    conf_parse_uint(av[3], 1000000, &b) || !b) {
+			perr(c->ps, c->n->line,
+			     "'limit rate': rate and burst are whole numbers from 1 to 1000000");
+			return -1;
+		}
+		lim.kind = LIMIT_RATE;
+		lim.n = (uint32_t)v;
+		lim.burst = (uint32_t)b;
+		i = 4;
+	} else {
+		perr(c->ps, c->n->line,
+		     "usage: limit conn N [key source|header NAME]; or limit rate R/s burst B "
+		     "[key source|header NAME];");
+		return -1;
+	}
+	if (i < ac) {
+		int is_source = i + 1 < ac && !strcmp(av[i + 1], "source");
+
+		if (strcmp(av[i], "key") || i + 1 >= ac ||
+		    (is_source ? i + 2 != ac : strcmp(av[i + 1], "header") || i + 3 != ac)) {
+			perr(c->ps, c->n->line,
+			     "'limit': the key is 'key source' or 'key header NAME'");
+			return -1;
+		}
+		if (!is_source) {
+			if (strlen(av[i + 2]) >= sizeof(lim.header) ||
+			    rule_header_forbidden(av[i + 2], 0)) {
+				perr(c->ps, c->n->line, "'limit': invalid header name '%s'",
+				     av[i + 2]);
+				return -1;
+			}
+			lim.key = LIMIT_KEY_HEADER;
+			snprintf(lim.header, sizeof(lim.header), "%s", av[i + 2]);
+		}
+	}
+	for (unsigned k = 0; k < a->nlimits; k++)
+		same += a->limits[k].kind == lim.kind;
+	if (same >= RULE_MAX_LIMITS) {
+		perr(c->ps, c->n->line, "at most %d 'limit %s' per block", RULE_MAX_LIMITS, av[0]);
+		return -1;
+	}
+	{
+		struct rule_limit *nl = realloc(a->limits, sizeof(*nl) * (a->nlimits + 1));
+
+		if (!nl) {
+			perr(c->ps, c->n->line, "out of memory");
+			return -1;
+		}
+		a->limits = nl;
+		nl[a->nlimits++] = lim;
+	}
+	return 0;
+}
+
 /* the actions, the same rows for a listener and, after the conditions, a route (c->acts says
  * whose) */
 const struct conf_keyword conf_listener_rules[] = {
@@ -708,6 +786,8 @@ const struct conf_keyword conf_listener_rules[] = {
 	{"deny", 1, CONF_MAX_ARGS, .args = "CIDR...|all", .set = set_acl},
 	{"methods", 1, CONF_MAX_ARGS, .args = "METHOD...", .set = set_methods},
 	{"max_body_size", 1, 1, .args = "S", .set = set_max_body_size},
+	{"limit", 2, 7, .args = "conn N|rate R/s burst B [key source|header NAME]",
+	 .set = set_limit},
 	{NULL},
 };
 

@@ -23,6 +23,7 @@
 #include "conn-t.h"
 #include "conn.h"
 #include "conn_head.h"
+#include "conn_limits.h"
 #include "conn_rules.h"
 #include "conn_upstream.h"
 #include "flow.h"
@@ -137,6 +138,7 @@ static void request_done(struct conn *c)
 	    c->term == TERM_CLIENT_FRAMING)
 		stats_error(STATS_ERR_CLIENT_ABORTED);
 	access_log(c);
+	conn_limits_request_done(c);
 	c->in_request = 0;
 	c->term = TERM_NONE;
 }
@@ -207,6 +209,7 @@ void conn_free(struct conn *c)
 		request_done(c);
 	}
 	conn_upstream_close(c);
+	conn_limits_close(c);
 	if (c->cfd >= 0) {
 		worker_close_watched(w->epfd, c->cfd);
 		c->cfd = -1;
@@ -268,8 +271,11 @@ enum step_rc conn_fail_request(struct conn *c, int status)
 
 	conn_upstream_close(c);
 	c->status = status;
-	/* a route's `return` is an answer, not an error */
-	if (!c->route || conn_rules_return(c) != status)
+	/* a route's `return` is an answer, not an error; a full `limit conn` is not a
+	 * server's failure */
+	if (status == 503 && c->refused)
+		stats_error(STATS_ERR_LIMIT_CONN);
+	else if (!c->route || conn_rules_return(c) != status)
 		stats_error(stats_error_of_status(status));
 	if (c->resp_started) {
 		/* part of a response went out already: the only honest signal left is a close */
@@ -1054,6 +1060,8 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	if (conn_alloc(c))
 		goto err_free;
 	conn_peer(c, fd, peer, peerlen);
+	if (conn_limits_accept(c)) /* the listener's `limit conn`: refused, counted, logged */
+		goto err_free;
 	/* TCP_NODELAY comes from the listener (listener_nodelay in worker.c) */
 	c->ctag.kind = EP_CLIENT;
 	c->ctag.fd = fd;

@@ -214,6 +214,8 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 	rc = conn_rules_refuse(c, &rq);
 	if (!rc)
 		rc = conn_limits_body_length(c, m); /* 413 before any backend sees it */
+	if (!rc)
+		rc = conn_limits_request(c, m, b); /* limit rate (429), a route's limit conn */
 	if (rc) {
 		/* the route's allow/deny (403) or methods (405): no backend sees it */
 		c->pool = NULL;

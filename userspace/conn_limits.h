@@ -33,4 +33,24 @@ void conn_limits_body_flow(struct conn *c);
 int conn_limits_underscore(struct conn *c, const struct http_msg *m, const char *b,
 			   struct conn_rules_ops *o, struct http_rewrite *rw);
 
+/*
+ * conn_limits_accept - the listener's `limit conn` for a connection just accepted: 0 when every
+ * one has room (the slots are held until conn_limits_close), or -1 when one is full (nothing
+ * held; a 503 was sent, best effort, the refusal counted and logged; the caller closes).
+ */
+int conn_limits_accept(struct conn *c);
+
+/* conn_limits_close - give back the connection's slots (conn_free) */
+void conn_limits_close(struct conn *c);
+
+/*
+ * conn_limits_request - after routing: the listener's and the route's `limit rate` (429, with
+ * c->retry_after set) and the route's `limit conn` (503; held until conn_limits_request_done).
+ * Returns 0, 429 or 503.
+ */
+int conn_limits_request(struct conn *c, const struct http_msg *m, const char *b);
+
+/* conn_limits_request_done - give back the request's slots (request_done) */
+void conn_limits_request_done(struct conn *c);
+
 #endif

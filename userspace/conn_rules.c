@@ -476,6 +476,14 @@ size_t conn_rules_generated(struct conn *c, int status, const char **body, size_
 			hdrs[0] = '\0';
 		}
 	}
+	if (status == 429 && c->retry_after && off < cap) {
+		int n = snprintf(hdrs + off, cap - off, "Retry-After: %u\r\n", c->retry_after);
+
+		if (n > 0 && (size_t)n < cap - off)
+			off += (size_t)n;
+		else
+			hdrs[off] = '\0';
+	}
 	/* the rules of the route the request took (none before routing: 400, 404, 408...) */
 	if (!c->rules || !c->route)
 		return off;

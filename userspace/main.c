@@ -29,6 +29,7 @@
 #include "daemon.h"
 #include "acl.h"
 #include "health.h"
+#include "limit_table.h"
 #include "log.h"
 #include "privdrop.h"
 #include "tls.h"
@@ -376,6 +377,10 @@ int main(int argc, char **argv)
 		workers[i].cf = cf;
 		workers[i].opt = &opt;
 	}
+	/* the shared `limit` table: sized once (a reload cannot change limit_table_size) */
+	if (limit_table_init(cf->limit_table_size))
+		fatalx("out of memory for the limit table (limit_table_size %u)",
+		       cf->limit_table_size);
 	if (upfd >= 0) {
 		/* live upgrade: maps and listening sockets come from the running process */
 		if (upgrade_receive(d, upfd))

@@ -621,6 +621,7 @@ void rule_actions_free(struct rule_actions *a)
 		free(a->pages[i].body);
 	free(a->pages);
 	free(a->acl.e);
+	free(a->limits);
 	for (unsigned i = 0; i < a->nmethods; i++)
 		free(a->methods[i]);
 	free(a->methods);

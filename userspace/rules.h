@@ -248,6 +248,23 @@ struct error_page {
 #define RULE_REQUEST_ID_HEADER "X-Request-ID"
 #define RULE_HIDE_MAX 16
 
+/* `limit conn N [key ...];` / `limit rate R/s burst B [key ...];` */
+enum rule_limit_kind { LIMIT_CONN = 0, LIMIT_RATE };
+enum rule_limit_key { LIMIT_KEY_SOURCE = 0, LIMIT_KEY_HEADER };
+
+#define RULE_MAX_LIMITS 4 /* of each kind per block */
+
+struct rule_limit {
+	uint8_t kind;	   /* enum rule_limit_kind */
+	uint8_t key;	   /* enum rule_limit_key */
+	char header[64];   /* LIMIT_KEY_HEADER */
+	uint32_t n;	   /* conn: most held at once; rate: requests per period_s */
+	uint32_t period_s; /* rate: 1 (R/s) or 60 (R/m) */
+	uint32_t burst;	   /* rate: requests that may come at once */
+	uint64_t scope;	   /* which limit this is (its table keys), set when the block is loaded */
+	int line;
+};
+
 /* what a listener (defaults for its routes) or a route does; unset fields inherit */
 struct rule_actions {
 	struct hdr_rule *req_hdr, *resp_hdr;
@@ -270,6 +287,9 @@ struct rule_actions {
 	struct rule_acl acl; /* allow/deny: a listener's at accept (TCP peer), a route's: 403 */
 	char **methods;	     /* `methods`: others get 405 (a route's replaces its listener's) */
 	unsigned nmethods;
+	struct rule_limit *limits; /* a listener's act on its connections (conn) and requests
+				    * (rate), a route's on its requests; both apply */
+	unsigned nlimits;
 	uint64_t max_body;    /* `max_body_size`: request body bytes (0: no limit) */
 	uint8_t max_body_set; /* a route's replaces its listener's */
 };

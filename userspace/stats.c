@@ -48,6 +48,8 @@ const char *stats_error_name(unsigned e)
 		[STATS_ERR_URI_TOO_LONG_414] = "uri_too_long_414",
 		[STATS_ERR_UNDERSCORE] = "underscore_header",
 		[STATS_ERR_UNDERSCORE_DROPPED] = "underscore_dropped",
+		[STATS_ERR_LIMIT_CONN] = "limit_conn",
+		[STATS_ERR_LIMIT_RATE_429] = "limit_rate_429",
 	};
 
 	return e < STATS_ERR_MAX ? names[e] : "?";
@@ -66,6 +68,8 @@ enum stats_error stats_error_of_status(int status)
 		return STATS_ERR_METHOD_405;
 	case 414:
 		return STATS_ERR_URI_TOO_LONG_414;
+	case 429:
+		return STATS_ERR_LIMIT_RATE_429;
 	case 408:
 		return STATS_ERR_CLIENT_TIMEOUT_408;
 	case 413:

@@ -40,6 +40,8 @@ enum stats_error {
 	STATS_ERR_URI_TOO_LONG_414,   /* max_uri_length */
 	STATS_ERR_UNDERSCORE,	      /* underscore_headers reject: a request refused (400) */
 	STATS_ERR_UNDERSCORE_DROPPED, /* underscore_headers drop: headers left out */
+	STATS_ERR_LIMIT_CONN,	      /* `limit conn` full: a connection or request refused (503) */
+	STATS_ERR_LIMIT_RATE_429,     /* `limit rate`: a request refused */
 	STATS_ERR_MAX
 };
 

@@ -251,10 +251,11 @@ struct config {
 	uint32_t timeout_tunnel_ms;  /* inactivity in Upgrade/CONNECT tunnels */
 	uint32_t max_header_size;
 	uint32_t max_connections;
-	uint32_t buffer_size;	  /* per direction userspace buffer */
-	uint32_t pipe_size;	  /* splice(2) pipe capacity */
-	uint64_t splice_cap;	  /* bytes in flight into a peer before falling back to PASS */
-	uint64_t splice_min_body; /* splice auto: bodies this long go to the kernel path;
+	unsigned limit_table_size; /* entries of the shared `limit` table (limit_table.h) */
+	uint32_t buffer_size;	   /* per direction userspace buffer */
+	uint32_t pipe_size;	   /* splice(2) pipe capacity */
+	uint64_t splice_cap;	   /* bytes in flight into a peer before falling back to PASS */
+	uint64_t splice_min_body;  /* splice auto: bodies this long go to the kernel path;
 				   * SPLICE_MIN_BODY_OFF: bodies never do */
 	uint32_t fail_timeout_ms;
 	unsigned retries;
