@@ -26,15 +26,18 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c worker.c upstream_idle.c conn.c route.c lb.c http.c http_rewrite.c log.c splice.c health.c health_state.c tls.c \
+DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c limit_table.c worker.c upstream_idle.c conn.c route.c lb.c http.c http_rewrite.c log.c splice.c health.c health_state.c tls.c \
 	       stats.c obuf.c admin.c control.c control_show.c metrics.c
 # the connection module beyond conn.c (docs/ARCHITECTURE.md)
-DAEMON_SRCS += conn_handover.c conn_head.c conn_mem.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c queue.c retry.c sticky.c
+DAEMON_SRCS += conn_handover.c conn_head.c conn_limits.c conn_mem.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c queue.c retry.c sticky.c
 # the spare buffers and pipes of a worker
 DAEMON_SRCS += spare.c
+# the kernel access lists beside the kernel data path
+DAEMON_SRCS += acl.c
 DAEMON_OBJS := $(addprefix $(OUTPUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 BPF_OBJ     := $(OUTPUT)/bpf/splice.bpf.o
 SKEL        := $(OUTPUT)/splice.skel.h
+ACL_SKEL    := $(OUTPUT)/acl.skel.h
 UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
 	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls \
 	       $(OUTPUT)/tests/test_stats $(OUTPUT)/tests/test_rules
@@ -90,16 +93,20 @@ $(OUTPUT)/userspace/%.o: userspace/%.c | $(OUTPUT)/userspace
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# only splice.c includes the skeleton
+# only splice.c includes the splice skeleton, only acl.c the acl one
 $(OUTPUT)/userspace/splice.o: $(SKEL)
+$(OUTPUT)/userspace/acl.o: $(ACL_SKEL)
 
-$(BPF_OBJ): bpf/splice.bpf.c include/splice_abi.h $(VMLINUX) | $(OUTPUT)/bpf
+$(OUTPUT)/bpf/splice.bpf.o: include/splice_abi.h
+$(OUTPUT)/bpf/acl.bpf.o: include/acl_abi.h
+
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(VMLINUX) | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(SKEL): $(BPF_OBJ)
+$(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name splice_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
 $(OUTPUT)/tests/test_http: tests/unit/test_http.c $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
@@ -117,7 +124,7 @@ $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPU
 # the configuration loads without OpenSSL: its tests link no tls.o (tls_prepare is apart)
 $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
 			   $(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/conf_rules.o \
-			   $(OUTPUT)/userspace/rules.o \
+			   $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o \
 			   $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
@@ -125,14 +132,14 @@ $(OUTPUT)/tests/test_conf: tests/unit/test_conf.c $(OUTPUT)/userspace/conf.o \
 # the rule engine through the configuration, as routes select requests
 $(OUTPUT)/tests/test_rules: tests/unit/test_rules.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
+			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o \
 			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o \
 			    $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
+			    $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o \
 			    $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpcre2-8 -lpthread
@@ -140,14 +147,14 @@ $(OUTPUT)/tests/test_route: tests/unit/test_route.c $(OUTPUT)/userspace/route.o 
 # the health state machine is driven without its thread; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_health: tests/unit/test_health.c $(OUTPUT)/userspace/health_state.o \
 			     $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/lb.o \
+			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o $(OUTPUT)/userspace/lb.o \
 			     $(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/tls.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lbpf -lssl -lcrypto -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_tls: tests/unit/test_tls.c $(OUTPUT)/userspace/tls.o \
 			  $(OUTPUT)/userspace/conf.o $(OUTPUT)/userspace/conf_keywords.o \
-			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o \
+			     $(OUTPUT)/userspace/conf_rules.o $(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o \
 			  $(OUTPUT)/userspace/lb.o $(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lssl -lcrypto -lpcre2-8 -lpthread
@@ -199,6 +206,7 @@ $(FUZZ_OUT)/userspace/%.o: userspace/%.c | $(FUZZ_OUT)/userspace
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 $(FUZZ_OUT)/userspace/splice.o: $(SKEL)
+$(FUZZ_OUT)/userspace/acl.o: $(ACL_SKEL)
 
 $(FUZZ_LIB): $(FUZZ_OBJS)
 	$(call msg,AR,$@)
@@ -236,6 +244,7 @@ $(ASAN_OUT)/userspace/%.o: userspace/%.c | $(ASAN_OUT)/userspace
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c $< -o $@
 
 $(ASAN_OUT)/userspace/splice.o: $(SKEL)
+$(ASAN_OUT)/userspace/acl.o: $(ACL_SKEL)
 
 $(ASAN_LIB): $(filter-out %/main.o,$(ASAN_OBJS))
 	$(call msg,AR,$@)

@@ -30,8 +30,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: splicectl [-s SOCKET] [-j] OBJECT COMMAND [ARGS...]\n"
 		"\n"
-		"  splicectl [-j] show info|pools|servers|routes|connections|stats\n"
+		"  splicectl [-j] show info|pools|servers|routes|connections|stats|acl\n"
 		"  splicectl [-j] server set POOL SERVER weight N|drain|maintenance|ready\n"
+		"  splicectl [-j] acl deny|allow|del CIDR\n"
 		"  splicectl [-j] reload\n"
 		"\n"
 		"options:\n"
@@ -51,8 +52,8 @@ static int check_command(int argc, char **argv)
 	if (argc < 1)
 		goto bad;
 	if (!strcmp(argv[0], "show")) {
-		static const char *const objs[] = {"info",   "pools",	    "servers",
-						   "routes", "connections", "stats"};
+		static const char *const objs[] = {"info",	  "pools", "servers", "routes",
+						   "connections", "stats", "acl"};
 
 		if (argc != 2)
 			goto bad;
@@ -86,6 +87,9 @@ static int check_command(int argc, char **argv)
 		goto bad;
 	}
 	if (!strcmp(argv[0], "reload") && argc == 1)
+		return 0;
+	if (!strcmp(argv[0], "acl") && argc == 3 &&
+	    (!strcmp(argv[1], "deny") || !strcmp(argv[1], "allow") || !strcmp(argv[1], "del")))
 		return 0;
 bad:
 	usage(stderr);

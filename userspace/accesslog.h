@@ -23,6 +23,11 @@ int accesslog_open(const struct config *cf);
  * (then the old file stays). Main thread. */
 int accesslog_reopen(const struct config *ncf, FILE *errf);
 
+/* accesslog_refused - the line of a connection from peer that listener l refused before it
+ * carried a request (`refused=REASON`, status 0). Any worker. */
+void accesslog_refused(const struct listener *l, const struct sockaddr_storage *peer,
+		       const char *reason);
+
 /* accesslog_close - at exit, after the workers stopped */
 void accesslog_close(void);
 

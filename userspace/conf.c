@@ -24,6 +24,7 @@
 #include "conf_keywords.h"
 #include "http.h"
 #include "lb.h"
+#include "limit_table.h"
 
 static void node_free(struct node *n)
 {
@@ -404,6 +405,7 @@ static void conf_defaults(struct config *cf)
 	cf->timeout_tunnel_ms = 3600000;
 	cf->max_header_size = 16384;
 	cf->max_connections = 10000;
+	cf->limit_table_size = LIMIT_TABLE_DEFAULT;
 	cf->buffer_size = 32768;
 	cf->pipe_size = 262144;
 	cf->buffer_pool = 64;
@@ -705,6 +707,13 @@ static int set_listener_upgrade(struct conf_ctx *c, const struct conf_keyword *k
 	return 0;
 }
 
+static const struct conf_word underscore_modes[] = {
+	{"drop", UNDERSCORE_DROP},
+	{"reject", UNDERSCORE_REJECT},
+	{"pass", UNDERSCORE_PASS},
+	{NULL, 0},
+};
+
 static const struct conf_word splice_modes[] = {
 	{"auto", SPLICE_AUTO},
 	{"on", SPLICE_ON},
@@ -721,8 +730,39 @@ const struct conf_keyword conf_listener_keywords[] = {
 	 .words = splice_modes},
 	{"upgrade_protocols", 1, CONF_MAX_ARGS, .args = "NAME...|none",
 	 .set = set_listener_upgrade},
+	{"max_uri_length", 1, 1, .args = "N", .set = conf_set_count,
+	 .off = offsetof(struct listener, max_uri_length),
+	 .range = &(const struct conf_range){.lo = 1, .hi = HTTP_MAX_TARGET}},
+	{"max_headers", 1, 1, .args = "N", .set = conf_set_count,
+	 .off = offsetof(struct listener, max_headers),
+	 .range = &(const struct conf_range){.lo = 1, .hi = HTTP_MAX_HEADERS}},
+	{"underscore_headers", 1, 1, .args = "drop|reject|pass", .set = conf_set_enum,
+	 .off = offsetof(struct listener, underscore_headers), .words = underscore_modes},
 	{.sub = conf_listener_rules},
 };
+
+/* the limits' table keys: by listener, route and position, so the same limit of a reloaded
+ * configuration goes on with the counts it had */
+static void set_limit_scopes(struct parser *ps, struct listener *l)
+{
+	char name[2 * NAME_MAX_LEN + 16];
+
+	for (unsigned i = 0; i < l->act.nlimits; i++) {
+		struct rule_limit *lim = &l->act.limits[i];
+
+		if (lim->kind == LIMIT_CONN && lim->key != LIMIT_KEY_SOURCE)
+			perr(ps, lim->line,
+			     "a listener's 'limit conn' counts connections by source: 'key header' "
+			     "is for routes (it counts requests)");
+		snprintf(name, sizeof(name), "L %s %u", l->name, i);
+		lim->scope = limit_key(0, name, strlen(name));
+	}
+	for (unsigned r = 0; r < l->nroutes; r++)
+		for (unsigned i = 0; i < l->routes[r].act.nlimits; i++) {
+			snprintf(name, sizeof(name), "R %s %s %u", l->name, l->routes[r].name, i);
+			l->routes[r].act.limits[i].scope = limit_key(0, name, strlen(name));
+		}
+}
 
 static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 {
@@ -756,6 +796,7 @@ static void do_listener(struct parser *ps, struct config *cf, struct node *ln)
 		if (!l->routes[i].upgrade_line)
 			snprintf(l->routes[i].upgrade_protocols, UPGRADE_LIST_MAX, "%s",
 				 l->upgrade_line ? l->upgrade_protocols : "websocket");
+	set_limit_scopes(ps, l);
 	if (!l->nbinds)
 		perr(ps, ln->line, "listener '%s' has no 'bind'", l->name);
 	if (!l->nroutes)
@@ -793,11 +834,55 @@ static void server_cookie(const struct pool *p, struct server *sv)
 		 (unsigned long long)lb_hash(id, n > 0 ? (size_t)n : 0));
 }
 
+static uint16_t bind_port(const struct bind_addr *b)
+{
+	if (b->addr.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&b->addr)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&b->addr)->sin_port);
+}
+
+/*
+ * A listener's allow/deny is enforced in the kernel per listening port (acl.bpf.c keys its
+ * lists by it): two listeners on one port (different addresses) cannot have different lists,
+ * and a list needs a port that is known.
+ */
+static void check_acl_ports(struct parser *ps, struct config *cf)
+{
+	for (unsigned i = 0; i < cf->nlisteners; i++) {
+		const struct listener *l = &cf->listeners[i];
+
+		for (unsigned b = 0; b < l->nbinds; b++) {
+			uint16_t port = bind_port(&l->binds[b]);
+
+			if (l->act.acl.n && !port) {
+				perr(ps, l->binds[b].line,
+				     "listener '%s' has allow/deny: bind it to a fixed port",
+				     l->name);
+				continue;
+			}
+			for (unsigned j = 0; j < i; j++) {
+				const struct listener *o = &cf->listeners[j];
+
+				if (!l->act.acl.n && !o->act.acl.n)
+					continue;
+				for (unsigned k = 0; k < o->nbinds; k++)
+					if (bind_port(&o->binds[k]) == port)
+						perr(ps, l->binds[b].line,
+						     "listeners '%s' and '%s' share port %u: allow/deny "
+						     "act per port, so only one listener on a port may "
+						     "have them",
+						     o->name, l->name, port);
+			}
+		}
+	}
+}
+
 /* resolve references, apply inherited defaults, build balancers and the server table */
 static void conf_link(struct parser *ps, struct config *cf)
 {
 	unsigned total = 0;
 
+	check_acl_ports(ps, cf);
 	for (unsigned i = 0; i < cf->nlisteners; i++) {
 		struct listener *l = &cf->listeners[i];
 

@@ -469,6 +469,8 @@ static const struct conf_keyword global_keywords[] = {
 	 .range = &(const struct conf_range){.lo = 1024, .hi = 1 << 20}},
 	{"max_connections", 1, 1, .args = "N", .set = conf_set_count, .off = CF(max_connections),
 	 .range = &(const struct conf_range){.lo = 1, .hi = 10000000}},
+	{"limit_table_size", 1, 1, .args = "N", .set = conf_set_count, .off = CF(limit_table_size),
+	 .range = &(const struct conf_range){.lo = 1024, .hi = 16u << 20}},
 	{"buffer_size", 1, 1, .args = "S", .set = conf_set_size32, .off = CF(buffer_size),
 	 .range = &(const struct conf_range){.lo = 4096, .hi = 16 << 20}},
 	{"pipe_size", 1, 1, .args = "S", .set = conf_set_size32, .off = CF(pipe_size),

@@ -4,7 +4,7 @@
  * (`method`, `header`, `query`, `source`, `not ...`, and the regex forms of `host` and `path`,
  * which conf.c hands over) and the actions a route or its listener applies (`request_header`,
  * `response_header`, `rewrite`, `strip_prefix`, `return`, `upstream_host`, `request_id`,
- * `hide_headers`, `error_page`). Two keyword tables that conf.c chains after its own listener
+ * `hide_headers`, `error_page`, the access list `allow`/`deny` and `methods`). Two keyword tables that conf.c chains after its own listener
  * and route rows; regexes and templates are compiled here, once, with FILE:LINE errors.
  */
 #include <errno.h>
@@ -609,6 +609,169 @@ static int set_error_page(struct conf_ctx *c, const struct conf_keyword *kw, cha
 	return 0;
 }
 
+/* allow|deny CIDR...|all; - one access list per block, first match wins */
+static int set_acl(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct rule_actions *a = acts(c, kw);
+	int deny = !strcmp(kw->name, "deny");
+
+	for (int i = 0; i < ac; i++) {
+		struct rule_cidr cidr;
+		int shadow = 0, rc;
+
+		if (!strcmp(av[i], "all")) {
+			memset(&cidr, 0, sizeof(cidr)); /* ::/0 holds IPv4 too (::ffff:0:0/96) */
+		} else if (rule_cidr_parse(av[i], &cidr)) {
+			perr(c->ps, c->n->line,
+			     "'%s': invalid address '%s' (ADDRESS, ADDRESS/BITS or all; IPv4 or "
+			     "IPv6)",
+			     kw->name, av[i]);
+			return -1;
+		}
+		rc = rule_acl_add(&a->acl, &cidr, deny, c->n->line, &shadow);
+		if (rc == -EEXIST) {
+			perr(c->ps, c->n->line,
+			     "'%s %s' never matches: the entry at line %d covers it and comes first "
+			     "(first match wins)",
+			     kw->name, av[i], shadow);
+			return -1;
+		}
+		if (rc) {
+			perr(c->ps, c->n->line, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* methods METHOD...; - the methods a route serves; others get 405 with Allow */
+static int set_methods(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct rule_actions *a = acts(c, kw);
+
+	if (a->nmethods) {
+		perr(c->ps, c->n->line, "one 'methods' per block");
+		return -1;
+	}
+	a->methods = calloc((size_t)ac, sizeof(char *));
+	if (!a->methods) {
+		perr(c->ps, c->n->line, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < ac; i++) {
+		for (const char *p = av[i]; *p; p++) {
+			if (!isupper((unsigned char)*p) && *p != '-' && *p != '_') {
+				perr(c->ps, c->n->line,
+				     "'methods': invalid method '%s' (upper case: GET, POST...)",
+				     av[i]);
+				return -1;
+			}
+		}
+		a->methods[a->nmethods] = dup_or_fail(c, av[i]);
+		if (!a->methods[a->nmethods])
+			return -1;
+		a->nmethods++;
+	}
+	return 0;
+}
+
+/* max_body_size S; - request bodies longer than S are refused (413); 0: no limit */
+static int set_max_body_size(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct rule_actions *a = acts(c, kw);
+	uint64_t v;
+
+	(void)ac;
+	if (conf_parse_size(av[0], &v)) {
+		perr(c->ps, c->n->line,
+		     "'max_body_size': a size (512, 16k, 10m, 1g; 0: no limit), "
+		     "not '%s'",
+		     av[0]);
+		return -1;
+	}
+	a->max_body = v;
+	a->max_body_set = 1;
+	return 0;
+}
+
+/* limit conn N [key source|header NAME]; | limit rate R/s|R/m burst B [key source|header NAME]; */
+static int set_limit(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct rule_actions *a = acts(c, kw);
+	struct rule_limit lim = {.line = c->n->line};
+	unsigned long v;
+	int i, same = 0;
+
+	if (!strcmp(av[0], "conn") && ac >= 2 && !conf_parse_uint(av[1], 1000000, &v) && v) {
+		lim.kind = LIMIT_CONN;
+		lim.n = (uint32_t)v;
+		i = 2;
+	} else if (!strcmp(av[0], "rate") && ac >= 4 && !strcmp(av[2], "burst")) {
+		char *slash = strchr(av[1], '/');
+		unsigned long b;
+
+		if (!slash || (strcmp(slash, "/s") && strcmp(slash, "/m"))) {
+			perr(c->ps, c->n->line, "'limit rate': a rate like 10/s or 30/m, not '%s'",
+			     av[1]);
+			return -1;
+		}
+		lim.period_s = slash[1] == 's' ? 1 : 60;
+		*slash = '\0';
+		if (conf_parse_uint(av[1], 1000000, &v) || !v ||
+		    conf_parse_uint(av[3], 1000000, &b) || !b) {
+			perr(c->ps, c->n->line,
+			     "'limit rate': rate and burst are whole numbers from 1 to 1000000");
+			return -1;
+		}
+		lim.kind = LIMIT_RATE;
+		lim.n = (uint32_t)v;
+		lim.burst = (uint32_t)b;
+		i = 4;
+	} else {
+		perr(c->ps, c->n->line,
+		     "usage: limit conn N [key source|header NAME]; or limit rate R/s burst B "
+		     "[key source|header NAME];");
+		return -1;
+	}
+	if (i < ac) {
+		int is_source = i + 1 < ac && !strcmp(av[i + 1], "source");
+
+		if (strcmp(av[i], "key") || i + 1 >= ac ||
+		    (is_source ? i + 2 != ac : strcmp(av[i + 1], "header") || i + 3 != ac)) {
+			perr(c->ps, c->n->line,
+			     "'limit': the key is 'key source' or 'key header NAME'");
+			return -1;
+		}
+		if (!is_source) {
+			if (strlen(av[i + 2]) >= sizeof(lim.header) ||
+			    rule_header_forbidden(av[i + 2], 0)) {
+				perr(c->ps, c->n->line, "'limit': invalid header name '%s'",
+				     av[i + 2]);
+				return -1;
+			}
+			lim.key = LIMIT_KEY_HEADER;
+			snprintf(lim.header, sizeof(lim.header), "%s", av[i + 2]);
+		}
+	}
+	for (unsigned k = 0; k < a->nlimits; k++)
+		same += a->limits[k].kind == lim.kind;
+	if (same >= RULE_MAX_LIMITS) {
+		perr(c->ps, c->n->line, "at most %d 'limit %s' per block", RULE_MAX_LIMITS, av[0]);
+		return -1;
+	}
+	{
+		struct rule_limit *nl = realloc(a->limits, sizeof(*nl) * (a->nlimits + 1));
+
+		if (!nl) {
+			perr(c->ps, c->n->line, "out of memory");
+			return -1;
+		}
+		a->limits = nl;
+		nl[a->nlimits++] = lim;
+	}
+	return 0;
+}
+
 /* the actions, the same rows for a listener and, after the conditions, a route (c->acts says
  * whose) */
 const struct conf_keyword conf_listener_rules[] = {
@@ -621,6 +784,12 @@ const struct conf_keyword conf_listener_rules[] = {
 	{"request_id", 1, 3, .args = "on|off [header NAME]", .set = set_request_id},
 	{"hide_headers", 1, CONF_MAX_ARGS, .args = "NAME...|off", .set = set_hide_headers},
 	{"error_page", 2, CONF_MAX_ARGS, .args = "CODE... FILE", .set = set_error_page},
+	{"allow", 1, CONF_MAX_ARGS, .args = "CIDR...|all", .set = set_acl},
+	{"deny", 1, CONF_MAX_ARGS, .args = "CIDR...|all", .set = set_acl},
+	{"methods", 1, CONF_MAX_ARGS, .args = "METHOD...", .set = set_methods},
+	{"max_body_size", 1, 1, .args = "S", .set = set_max_body_size},
+	{"limit", 2, 7, .args = "conn N|rate R/s burst B [key source|header NAME]",
+	 .set = set_limit},
 	{NULL},
 };
 

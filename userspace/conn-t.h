@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "limit_table.h"
 #include "splice.h"
 #include "types.h"
 #include "worker.h"
@@ -87,6 +88,7 @@ struct flow {
 	uint8_t kernel_span; /* a kernel window is open for the rest of this body */
 	uint64_t kern_seen;  /* src kern_fwd already accounted */
 	uint64_t kern_moved; /* body bytes the kernel moved this message */
+	uint64_t limit;	     /* chunked: most body data bytes (framing not counted); 0: none */
 };
 
 struct conn {
@@ -143,6 +145,10 @@ struct conn {
 	uint64_t
 		resp_mark; /* client.written before the final response head: none sent while equal */
 	enum conn_term term;
+	const char *refused; /* why spliced refused the request (access log `refused=`), NULL */
+	struct limit_ref lim_conn[RULE_MAX_LIMITS]; /* the listener's `limit conn` (connection) */
+	struct limit_ref lim_req[RULE_MAX_LIMITS];  /* the route's `limit conn` (this request) */
+	uint32_t retry_after;			    /* 429: seconds for Retry-After */
 	int status;
 	char host[128];
 	char path[256];

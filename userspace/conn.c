@@ -23,6 +23,7 @@
 #include "conn-t.h"
 #include "conn.h"
 #include "conn_head.h"
+#include "conn_limits.h"
 #include "conn_rules.h"
 #include "conn_upstream.h"
 #include "flow.h"
@@ -116,7 +117,7 @@ static void access_log(struct conn *c)
 		snprintf(tries, sizeof(tries), " tries=%u", c->ntried);
 	n = snprintf(line, sizeof(line),
 		     "%s %s %s \"%s %s HTTP/1.%d\" host=%s status=%d bytes_in=%llu "
-		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s%s%s%s%s%s%s%s\n",
+		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s%s%s%s%s%s%s%s%s%s\n",
 		     tbuf, c->l->name, c->peer, c->method_s[0] ? c->method_s : "-",
 		     c->path[0] ? c->path : "-", c->version_minor, c->host[0] ? c->host : "-",
 		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
@@ -125,7 +126,8 @@ static void access_log(struct conn *c)
 		     c->client.ssl ? " tls=" : "", c->client.ssl ? c->client.transport->name : "",
 		     c->route ? " route=" : "", c->route ? c->route->name : "",
 		     rid ? " request_id=" : "", rid ? rid : "", c->term ? " term=" : "",
-		     term_name[c->term]);
+		     term_name[c->term], c->refused ? " refused=" : "",
+		     c->refused ? c->refused : "");
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
 	/* one write(2) per line: O_APPEND keeps lines of concurrent workers whole */
@@ -144,6 +146,7 @@ static void request_done(struct conn *c)
 		stats_error(STATS_ERR_CLIENT_ABORTED);
 	access_log(c);
 	c->ntried = 0;
+	conn_limits_request_done(c);
 	c->in_request = 0;
 	c->term = TERM_NONE;
 }
@@ -214,6 +217,7 @@ void conn_free(struct conn *c)
 		request_done(c);
 	}
 	conn_upstream_close(c);
+	conn_limits_close(c);
 	if (c->cfd >= 0) {
 		worker_close_watched(w->epfd, c->cfd);
 		c->cfd = -1;
@@ -321,8 +325,11 @@ enum step_rc conn_fail_request(struct conn *c, int status)
 	}
 	conn_upstream_close(c);
 	c->status = status;
-	/* a route's `return` is an answer, not an error */
-	if (!c->route || conn_rules_return(c) != status)
+	/* a route's `return` is an answer, not an error; a full `limit conn` is not a
+	 * server's failure */
+	if (status == 503 && c->refused)
+		stats_error(STATS_ERR_LIMIT_CONN);
+	else if (!c->route || conn_rules_return(c) != status)
 		stats_error(stats_error_of_status(status));
 	if (c->resp_started) {
 		/* part of a response went out already: the only honest signal left is a close */
@@ -720,6 +727,16 @@ static enum step_rc step_exchange(struct conn *c)
 			conn_abort(c, TERM_CLIENT_FRAMING);
 			return STEP_FREED;
 		}
+		if (rc == FLOW_TOO_LARGE) {
+			/* max_body_size: the upstream connection carries part of a body and is
+			 * closed either way (conn_fail_request / conn_abort never keep it) */
+			c->refused = "body_too_large";
+			if (!c->resp_started)
+				return conn_fail_request(c, 413);
+			stats_error(STATS_ERR_TOO_LARGE_413);
+			conn_abort(c, TERM_CLIENT_FRAMING);
+			return STEP_FREED;
+		}
 	}
 	/* response head, then body: upstream -> client */
 	if (c->resp.body == B_NONE && !c->resp.body_done && c->rmsg->head_len == 0) {
@@ -1097,6 +1114,8 @@ struct conn *conn_create(struct worker *w, struct listener *l, int fd,
 	spare_count(&w->spare, sizeof(*c)); /* buffers come when bytes do (conn_mem.c) */
 	c->wait_ms = w->now_ms;
 	conn_peer(c, fd, peer, peerlen);
+	if (conn_limits_accept(c)) /* the listener's `limit conn`: refused, counted, logged */
+		goto err_free;
 	/* TCP_NODELAY comes from the listener (listener_nodelay in worker.c) */
 	c->ctag.kind = EP_CLIENT;
 	c->ctag.fd = fd;

@@ -12,6 +12,7 @@
 #include "conn-t.h"
 #include "conn.h"
 #include "conn_head.h"
+#include "conn_limits.h"
 #include "conn_rules.h"
 #include "conn_upstream.h"
 #include "flow.h"
@@ -50,6 +51,7 @@ static void request_begin(struct conn *c, const struct http_msg *m, const char *
 	c->route = NULL;
 	c->in_request = 1;
 	c->term = TERM_NONE;
+	c->refused = NULL;
 	c->req_keepalive = !(m->flags & HTTP_F_CONN_CLOSE) &&
 			   (m->version_minor == 1 || (m->flags & HTTP_F_CONN_KEEPALIVE));
 	c->upgrade = (m->method == HTTP_M_CONNECT) ||
@@ -93,6 +95,9 @@ static int request_rewrite(struct conn *c, const struct http_msg *m, const char 
 	/* the route's and listener's request rules: path, Host, headers */
 	if (conn_rules_request(c, rq, &rw, &ops, upath, sizeof(upath)))
 		return -400;
+	n = conn_limits_underscore(c, m, b, &ops, &rw);
+	if (n)
+		return -n;
 	n = http_rewrite_head(b, m, 1, &rw, c->req_head, c->cf->max_header_size + 1024);
 	if (n < 0)
 		return -431;
@@ -174,6 +179,11 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 		buf_consume(&c->req.in, (uint32_t)head_len);
 		return conn_fail_request(c, 400);
 	}
+	rc = conn_limits_head(c, m, b);
+	if (rc) {
+		buf_consume(&c->req.in, (uint32_t)head_len);
+		return conn_fail_request(c, rc);
+	}
 	rule_req_fill(&rq, b, m, path, (size_t)n, c->host, conn_rules_peer(c));
 	r = route_select(c->l, &rq, &caps);
 	c->route = r;
@@ -187,6 +197,18 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 	if (conn_rules_begin(c, r, &rq, &caps)) {
 		buf_consume(&c->req.in, (uint32_t)head_len);
 		return conn_fail_request(c, 500);
+	}
+	rc = conn_rules_refuse(c, &rq);
+	if (!rc)
+		rc = conn_limits_body_length(c, m); /* 413 before any backend sees it */
+	if (!rc)
+		rc = conn_limits_request(c, m, b); /* limit rate (429), a route's limit conn */
+	if (rc) {
+		/* the route's allow/deny (403) or methods (405): no backend sees it */
+		c->pool = NULL;
+		c->srv = NULL;
+		buf_consume(&c->req.in, (uint32_t)head_len);
+		return conn_fail_request(c, rc);
 	}
 	if (conn_rules_return(c)) {
 		c->pool = NULL;
@@ -203,6 +225,7 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 	}
 	if (request_framing(c, m, head_len))
 		return conn_fail_request(c, 400);
+	conn_limits_body_flow(c);
 	return request_send(c, r->pool);
 }
 

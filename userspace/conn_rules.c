@@ -405,11 +405,52 @@ void conn_rules_response(struct conn *c, int status, struct http_rewrite *rw,
 	rw->nops = o->n;
 }
 
+/* the `methods` that apply: the route's, else its listener's (NULL: any method) */
+static const struct rule_actions *methods_act(const struct conn *c)
+{
+	const struct rule_actions *r = ract(c);
+
+	if (r && r->nmethods)
+		return r;
+	return lact(c)->nmethods ? lact(c) : NULL;
+}
+
+int conn_rules_refuse(struct conn *c, const struct rule_req *rq)
+{
+	const struct rule_actions *r = ract(c), *m = methods_act(c);
+
+	if (r && r->acl.n && rq->src) {
+		unsigned idx;
+
+		if (rule_acl_decide(&r->acl, rq->src, &idx) != RULE_ACL_NONE) {
+			struct rule_acl_entry *e = &((struct rule_actions *)r)->acl.e[idx];
+
+			__atomic_fetch_add(&e->hits, 1, __ATOMIC_RELAXED);
+			if (e->deny) {
+				c->refused = "acl_deny";
+				return 403;
+			}
+		}
+	}
+	if (m) {
+		const char *ms = rq->buf + rq->m->method_s.off;
+		size_t ml = rq->m->method_s.len;
+
+		for (unsigned i = 0; i < m->nmethods; i++)
+			if (strlen(m->methods[i]) == ml && !memcmp(m->methods[i], ms, ml))
+				return 0;
+		c->refused = "method";
+		return 405;
+	}
+	return 0;
+}
+
 size_t conn_rules_generated(struct conn *c, int status, const char **body, size_t *len,
 			    const char **type, char *hdrs, size_t cap)
 {
 	static __thread struct conn_rules_ops o;
 	const struct rule_actions *acts[2] = {ract(c), lact(c)};
+	const struct rule_actions *m = methods_act(c);
 	size_t off = 0;
 
 	for (int k = 0; k < 2; k++) {
@@ -426,9 +467,32 @@ size_t conn_rules_generated(struct conn *c, int status, const char **body, size_
 			break;
 		}
 	}
+	hdrs[0] = '\0';
+	if (status == 405 && m) {
+		/* RFC 9110 15.5.6: a 405 lists the methods the target supports */
+		off = (size_t)snprintf(hdrs, cap, "Allow:");
+		for (unsigned i = 0; i < m->nmethods && off < cap; i++)
+			off += (size_t)snprintf(hdrs + off, cap - off, "%s %s", i ? "," : "",
+						m->methods[i]);
+		if (off + 2 < cap) {
+			memcpy(hdrs + off, "\r\n", 3);
+			off += 2;
+		} else {
+			off = 0;
+			hdrs[0] = '\0';
+		}
+	}
+	if (status == 429 && c->retry_after && off < cap) {
+		int n = snprintf(hdrs + off, cap - off, "Retry-After: %u\r\n", c->retry_after);
+
+		if (n > 0 && (size_t)n < cap - off)
+			off += (size_t)n;
+		else
+			hdrs[off] = '\0';
+	}
 	/* the rules of the route the request took (none before routing: 400, 404, 408...) */
 	if (!c->rules || !c->route)
-		return 0;
+		return off;
 	response_ops(c, status, &o);
 	for (unsigned i = 0; i < o.n; i++) {
 		const struct http_hdr_op *op = &o.ops[i];

@@ -32,6 +32,14 @@ struct conn_rules_ops {
 int conn_rules_begin(struct conn *c, const struct route *r, const struct rule_req *rq,
 		     const struct rule_caps *caps);
 
+/*
+ * conn_rules_refuse - may the request rq go on to the route (conn_rules_begin ran)? The
+ * route's allow/deny on the client address (403) and its `methods`, else its listener's
+ * (405, with Allow on the answer). Returns 0, 403 or 405 (c->refused says why, counted by
+ * the caller's answer).
+ */
+int conn_rules_refuse(struct conn *c, const struct rule_req *rq);
+
 /* conn_rules_return - the status the route (or its listener) answers itself with, 0: none */
 int conn_rules_return(const struct conn *c);
 

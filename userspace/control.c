@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "admin.h"
 #include "clock.h"
 #include "conn.h"
@@ -179,6 +180,35 @@ static int server_set(struct daemon *d, int json, char **av, int ac, struct obuf
 	return 0;
 }
 
+static int show_acl(struct daemon *d, int json, struct obuf *o)
+{
+	return acl_show(d->cf, json, o);
+}
+
+/* `acl deny|allow|del CIDR`: a run-time entry of the listener access lists (acl.h) */
+static int acl_set(struct daemon *d, int json, char **av, int ac, struct obuf *o)
+{
+	enum acl_op op = !strcmp(av[1], "deny")	   ? ACL_OP_DENY
+			 : !strcmp(av[1], "allow") ? ACL_OP_ALLOW
+						   : ACL_OP_DEL;
+	char err[160];
+
+	(void)d;
+	(void)ac;
+	if (acl_runtime(op, av[2], err, sizeof(err))) {
+		ob_printf(o, "ERR %s\n", err);
+		return 1;
+	}
+	log_info("control: acl %s %s", av[1], av[2]);
+	if (json) {
+		ob_printf(o, "{\"acl\":\"%s\",\"cidr\":", av[1]);
+		ob_json_str(o, av[2]);
+		ob_printf(o, ",\"enforced\":\"%s\"}\n", acl_kernel_on() ? "kernel" : "accept");
+	}
+	ob_printf(o, "OK\n");
+	return 0;
+}
+
 static int do_reload(struct daemon *d, int json, char **av, int ac, struct obuf *o)
 {
 	char *buf = NULL;
@@ -245,6 +275,10 @@ static const struct ctl_cmd {
 	{"show", "routes", 2, 2, .show = control_show_routes},
 	{"show", "connections", 2, 2, .show = control_show_connections},
 	{"show", "stats", 2, 2, .show = control_show_stats},
+	{"show", "acl", 2, 2, .show = show_acl},
+	{"acl", "deny", 3, 3, .args = "CIDR", .run = acl_set},
+	{"acl", "allow", 3, 3, .args = "CIDR", .run = acl_set},
+	{"acl", "del", 3, 3, .args = "CIDR", .run = acl_set},
 	{"server", "set", 5, 6, .args = "POOL SERVER weight N|drain|maintenance|ready",
 	 .run = server_set},
 	{"reload", NULL, 1, 1, .run = do_reload},

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "clock.h"
 #include "conn.h"
 #include "control-i.h"
@@ -474,6 +475,17 @@ int control_show_stats(struct daemon *d, int json, struct obuf *o)
 		else
 			ob_printf(o, "errors.%-21s %llu\n", stats_error_name(e),
 				  (unsigned long long)v);
+	}
+	{
+		/* connection requests the listener filter dropped: refused in the kernel */
+		uint64_t seen = 0, dropped = 0;
+
+		(void)acl_kernel_counters(&seen, &dropped);
+		if (json)
+			ob_printf(o, ",\"acl_kernel_drop\":%llu", (unsigned long long)dropped);
+		else
+			ob_printf(o, "errors.%-21s %llu\n", "acl_kernel_drop",
+				  (unsigned long long)dropped);
 	}
 	if (json) {
 		ob_printf(o, "},\"kernel\":");

@@ -54,6 +54,7 @@ void flow_reset_body(struct flow *f)
 	f->moved = 0;
 	f->kern_moved = 0;
 	f->kernel_span = 0;
+	f->limit = 0;
 	f->chunk_out = 0;
 	f->chunk_crlf = 0;
 }
@@ -113,7 +114,8 @@ static void flow_take_chunk(struct flow *f, uint32_t avail, uint32_t room)
 	flow_account(f, n);
 }
 
-/* move framing-approved bytes from f->in to f->out; returns 0 or FLOW_BAD_FRAMING */
+/* move framing-approved bytes from f->in to f->out; returns 0, FLOW_BAD_FRAMING, or
+ * FLOW_TOO_LARGE (nothing of the chunk that crosses f->limit is passed on) */
 static int flow_take_from_in(struct flow *f)
 {
 	uint32_t avail = buf_len(&f->in), room, n;
@@ -135,6 +137,10 @@ static int flow_take_from_in(struct flow *f)
 
 		if (r < 0)
 			return FLOW_BAD_FRAMING;
+		/* every size line passes here (spliced spans only move chunk data): what a chunk
+		 * announces counts at once, before its data moves */
+		if (f->limit && f->ch.data > f->limit)
+			return FLOW_TOO_LARGE;
 		n = (uint32_t)r;
 		f->moved += n;
 		if (f->ch.done)
@@ -151,21 +157,23 @@ static int flow_take_from_in(struct flow *f)
 
 /* internal results of the steps of flow_run */
 enum {
-	FLOW_CONTINUE = -5, /* start over from the first step */
-	FLOW_NEXT = -6,	    /* this step has nothing to do: the next one runs */
+	FLOW_CONTINUE = -10, /* start over from the first step */
+	FLOW_NEXT = -11,     /* this step has nothing to do: the next one runs */
 };
 
 /* flow_take_buffered - pass what the framing allows of the buffered source bytes to out:
  * FLOW_CONTINUE when bytes moved or the body ended, FLOW_NEXT when nothing could (the chunked
- * walker needs more bytes than are buffered), FLOW_BAD_FRAMING */
+ * walker needs more bytes than are buffered), FLOW_BAD_FRAMING, FLOW_TOO_LARGE */
 static int flow_take_buffered(struct flow *f, uint64_t *moved)
 {
 	uint32_t before = buf_len(&f->out);
+	int rc;
 
 	if (!buf_len(&f->in))
 		return FLOW_NEXT;
-	if (flow_take_from_in(f))
-		return FLOW_BAD_FRAMING;
+	rc = flow_take_from_in(f);
+	if (rc)
+		return rc;
 	*moved += buf_len(&f->out) - before;
 	return buf_len(&f->out) != before || f->body_done ? FLOW_CONTINUE : FLOW_NEXT;
 }
@@ -177,8 +185,11 @@ static int flow_flush(struct conn *c, struct flow *f, uint64_t *moved, int *prog
 	int rc;
 
 	if (buf_len(&f->out) && buf_len(&f->in) && !f->in_pipe && f->body != B_NONE &&
-	    !f->body_done && flow_take_buffered(f, moved) == FLOW_BAD_FRAMING)
-		return FLOW_BAD_FRAMING;
+	    !f->body_done) {
+		rc = flow_take_buffered(f, moved);
+		if (rc == FLOW_BAD_FRAMING || rc == FLOW_TOO_LARGE)
+			return rc;
+	}
 	rc = transport_flush(c, f->dst, &f->out, progress);
 	if (rc == -EAGAIN)
 		return FLOW_BLOCKED;

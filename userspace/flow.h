@@ -18,6 +18,7 @@ enum flow_rc {
 	FLOW_ERR_DST = -2,     /* the destination socket failed */
 	FLOW_BAD_FRAMING = -3, /* the chunked framing is broken (or a chunk line too long) */
 	FLOW_EARLY_EOF = -4,   /* the source closed before the body's end */
+	FLOW_TOO_LARGE = -5,   /* a chunked body announced more than f->limit bytes */
 };
 
 /* flow_close_pipe - f gives its pipe up: back to the worker's spare pool when empty, else

@@ -956,6 +956,7 @@ static int chunked_byte(struct http_chunked *c, unsigned char b)
 			c->state = CH_TRAILER0; /* last-chunk; size now counts trailer lines */
 		} else {
 			c->left = c->size;
+			c->data = c->data + c->size < c->data ? UINT64_MAX : c->data + c->size;
 			c->size = 0;
 			c->state = CH_DATA;
 		}

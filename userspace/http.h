@@ -128,6 +128,7 @@ struct http_chunked {
 	uint64_t left;	    /* bytes of chunk data remaining in the current chunk */
 	uint64_t max_chunk; /* largest chunk size accepted; 0 means no limit */
 	uint64_t size;	    /* private: chunk size being read, then trailer line count */
+	uint64_t data;	    /* chunk data bytes the size lines announced so far (saturating) */
 };
 
 /*

@@ -27,7 +27,9 @@
 #include "clock.h"
 #include "conf.h"
 #include "daemon.h"
+#include "acl.h"
 #include "health.h"
+#include "limit_table.h"
 #include "log.h"
 #include "privdrop.h"
 #include "tls.h"
@@ -39,8 +41,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: spliced -f FILE [-d] [-n] [-P FILE] [-v...] [--no-splice] [--no-ktls] [-V] "
-		"[-h]\n"
+		"usage: spliced -f FILE [-d] [-n] [-P FILE] [-v...] [--no-splice] [--no-ktls] "
+		"[--no-kernel-acl] [-V] [-h]\n"
 		"  -f, --config FILE   configuration file\n"
 		"  -d, --foreground    stay in the foreground, log to stderr\n"
 		"  -P, --pid-file FILE write the pid there (overrides pid_file)\n"
@@ -48,6 +50,7 @@ static void usage(FILE *f)
 		"  -v, --verbose       more logging (repeat for libbpf messages)\n"
 		"      --no-splice     never use the BPF kernel data path\n"
 		"      --no-ktls       never hand TLS record crypto to the kernel\n"
+		"      --no-kernel-acl enforce listener allow/deny after accept, not in the kernel\n"
 		"  -V, --version       print the version\n"
 		"  -h, --help          this text\n");
 }
@@ -217,6 +220,7 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"no-splice", no_argument, NULL, 'S'},
 		{"no-ktls", no_argument, NULL, 'K'},
+		{"no-kernel-acl", no_argument, NULL, 'A'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{"dump-keywords", no_argument, NULL, 'D'},
@@ -256,6 +260,9 @@ int main(int argc, char **argv)
 			break;
 		case 'K':
 			opt.no_ktls = 1;
+			break;
+		case 'A':
+			opt.no_kernel_acl = 1;
 			break;
 		case 'D': /* hidden: the configuration keywords, for tests/e2e/docs.bats */
 			conf_dump_keywords(stdout);
@@ -370,12 +377,18 @@ int main(int argc, char **argv)
 		workers[i].cf = cf;
 		workers[i].opt = &opt;
 	}
+	/* the shared `limit` table: sized once (a reload cannot change limit_table_size) */
+	if (limit_table_init(cf->limit_table_size))
+		fatalx("out of memory for the limit table (limit_table_size %u)",
+		       cf->limit_table_size);
 	if (upfd >= 0) {
 		/* live upgrade: maps and listening sockets come from the running process */
 		if (upgrade_receive(d, upfd))
 			fatalx("upgrade: cannot take over; the old process keeps serving");
 	} else {
 		splice_init(cf, opt.no_splice);
+		/* before the listeners: each one gets the filter as it opens */
+		acl_init(cf, opt.no_splice || opt.no_kernel_acl, 0);
 		for (unsigned i = 0; i < nworkers; i++)
 			if (worker_listen(&workers[i]))
 				fatalx("cannot start: listener address unavailable");
@@ -438,6 +451,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_stop(&workers[i]);
 	free(workers);
+	acl_fini(d->upgraded);
 	splice_fini(d->upgraded);
 	/* after an upgrade the file names the new process */
 	if (d->cf->pid_file[0] && !d->upgraded)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "admin.h"
 #include "clock.h"
 #include "health_state.h"
@@ -402,6 +403,14 @@ void metrics_render(struct daemon *d, struct obuf *o)
 	for (unsigned e = 0; e < STATS_ERR_MAX; e++)
 		ob_printf(o, "spliced_errors_total{reason=\"%s\"} %llu\n", stats_error_name(e),
 			  (unsigned long long)stats_get(&g_stats.errors[e]));
+	{
+		/* SYNs the listener filter dropped (bpf/acl.bpf.c): refused before accept */
+		uint64_t seen = 0, dropped = 0;
+
+		(void)acl_kernel_counters(&seen, &dropped);
+		ob_printf(o, "spliced_errors_total{reason=\"acl_kernel_drop\"} %llu\n",
+			  (unsigned long long)dropped);
+	}
 
 	render_pools(cf, o);
 	render_servers(cf, o);

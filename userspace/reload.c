@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "acl.h"
 #include "clock.h"
 #include "conf.h"
 #include "daemon.h"
@@ -159,6 +160,8 @@ static int reload(struct daemon *d, FILE *errf)
 		worker_swap_wait(&d->workers[i]);
 	d->cf = ncf;
 	d->generation++;
+	/* the listeners' entries of the kernel lists follow the file; run-time ones stay */
+	(void)acl_sync(ncf);
 	/* a socket that cannot move stays where it is (logged): the reload itself is done */
 	for (const struct daemon_service *const *sv = daemon_services; *sv; sv++)
 		(*sv)->reconfigure(d, old, ncf, NULL);

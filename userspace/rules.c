@@ -157,6 +157,70 @@ int rule_cidr_match(const struct rule_cidr *c, const uint8_t *a)
 	return ((a[full] ^ c->addr[full]) & (uint8_t)(0xff00u >> rest)) == 0;
 }
 
+static int cidr_contains(const struct rule_cidr *outer, const struct rule_cidr *inner)
+{
+	return outer->bits <= inner->bits && rule_cidr_match(outer, inner->addr);
+}
+
+int rule_acl_add(struct rule_acl *a, const struct rule_cidr *cidr, int deny, int line, int *shadow)
+{
+	struct rule_acl_entry *n;
+
+	for (unsigned i = 0; i < a->n; i++) {
+		if (cidr_contains(&a->e[i].cidr, cidr)) {
+			*shadow = a->e[i].line;
+			return -EEXIST;
+		}
+	}
+	n = realloc(a->e, sizeof(*n) * (a->n + 1));
+	if (!n)
+		return -ENOMEM;
+	a->e = n;
+	n[a->n].cidr = *cidr;
+	n[a->n].deny = (uint8_t)(deny != 0);
+	n[a->n].line = line;
+	n[a->n].hits = 0;
+	a->n++;
+	return 0;
+}
+
+enum rule_acl_verdict rule_acl_decide(const struct rule_acl *a, const uint8_t *addr, unsigned *idx)
+{
+	for (unsigned i = 0; i < a->n; i++) {
+		if (!rule_cidr_match(&a->e[i].cidr, addr))
+			continue;
+		if (idx)
+			*idx = i;
+		return a->e[i].deny ? RULE_ACL_DENY : RULE_ACL_ALLOW;
+	}
+	return RULE_ACL_NONE;
+}
+
+void rule_cidr_format(const struct rule_cidr *c, char *out, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN];
+	int v4 = c->bits >= 96 && !memcmp(c->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+
+	inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? c->addr + 12 : c->addr, a, sizeof(a));
+	snprintf(out, cap, "%s/%u", a, c->bits - (v4 ? 96 : 0));
+}
+
+int rule_addr_of(const void *sockaddr, uint8_t out[16])
+{
+	const struct sockaddr *sa = sockaddr;
+
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sockaddr)->sin6_addr, 16);
+		return 0;
+	}
+	if (sa->sa_family != AF_INET)
+		return -EAFNOSUPPORT;
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, &((const struct sockaddr_in *)sockaddr)->sin_addr, 4);
+	return 0;
+}
+
 /* ---- query arguments ---- */
 
 static int hexval(int ch)
@@ -300,12 +364,10 @@ void rule_cond_describe(const struct rule_cond *c, char *out, size_t cap)
 	for (unsigned i = 0; i < c->nmethods && n >= 0 && (size_t)n < cap; i++)
 		n += snprintf(out + n, cap - (size_t)n, " %s", c->methods[i]);
 	for (unsigned i = 0; i < c->ncidrs && n >= 0 && (size_t)n < cap; i++) {
-		const struct rule_cidr *r = &c->cidrs[i];
-		char a[INET6_ADDRSTRLEN];
-		int v4 = r->bits >= 96 && !memcmp(r->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+		char a[INET6_ADDRSTRLEN + 8];
 
-		inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? r->addr + 12 : r->addr, a, sizeof(a));
-		n += snprintf(out + n, cap - (size_t)n, " %s/%u", a, r->bits - (v4 ? 96 : 0));
+		rule_cidr_format(&c->cidrs[i], a, sizeof(a));
+		n += snprintf(out + n, cap - (size_t)n, " %s", a);
 	}
 }
 
@@ -576,6 +638,11 @@ void rule_actions_free(struct rule_actions *a)
 	for (unsigned i = 0; i < a->npages; i++)
 		free(a->pages[i].body);
 	free(a->pages);
+	free(a->acl.e);
+	free(a->limits);
+	for (unsigned i = 0; i < a->nmethods; i++)
+		free(a->methods[i]);
+	free(a->methods);
 	rule_actions_init(a);
 }
 

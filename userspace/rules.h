@@ -102,6 +102,42 @@ int rule_cidr_parse(const char *s, struct rule_cidr *out);
 /* rule_cidr_match - is the 16-byte address a inside c? */
 int rule_cidr_match(const struct rule_cidr *c, const uint8_t *a);
 
+/* ---- access lists: `allow CIDR...;` / `deny CIDR...;`, first match wins ---- */
+
+enum rule_acl_verdict { RULE_ACL_NONE = 0, RULE_ACL_ALLOW, RULE_ACL_DENY };
+
+struct rule_acl_entry {
+	struct rule_cidr cidr;
+	uint8_t deny;
+	int line;
+	uint64_t hits; /* connections or requests it decided (__atomic adds by the data plane) */
+};
+
+struct rule_acl {
+	struct rule_acl_entry *e; /* in the file's order */
+	unsigned n;
+};
+
+/*
+ * rule_acl_add - append "allow|deny cidr" (deny set: deny) from line to a. An entry that can
+ * never match (an earlier entry's prefix contains it) is refused: -EEXIST with *shadow set to
+ * the line of that earlier entry. Because no entry shadows a later one, the longest matching
+ * prefix is always the first match, which is what the kernel's LPM tries give (acl.bpf.c).
+ * Returns 0, -EEXIST or -ENOMEM.
+ */
+int rule_acl_add(struct rule_acl *a, const struct rule_cidr *cidr, int deny, int line, int *shadow);
+
+/* rule_acl_decide - the first entry of a that holds the 16-byte address: its verdict (and
+ * its index in *idx unless idx is NULL), or RULE_ACL_NONE */
+enum rule_acl_verdict rule_acl_decide(const struct rule_acl *a, const uint8_t *addr, unsigned *idx);
+
+/* rule_cidr_format - c as written ("10.0.0.0/8", "2001:db8::/32") into out */
+void rule_cidr_format(const struct rule_cidr *c, char *out, size_t cap);
+
+/* rule_addr_of - the 16-byte form (IPv4 as ::ffff:a.b.c.d) of an AF_INET/AF_INET6 sockaddr;
+ * 0, or -EAFNOSUPPORT */
+int rule_addr_of(const void *sockaddr, uint8_t out[16]);
+
 /* rule_regex_compile - PCRE2 with JIT; NULL and the reason in err when pattern is invalid */
 void *rule_regex_compile(const char *pattern, char *err, size_t errlen);
 void rule_regex_free(void *re);
@@ -212,6 +248,23 @@ struct error_page {
 #define RULE_REQUEST_ID_HEADER "X-Request-ID"
 #define RULE_HIDE_MAX 16
 
+/* `limit conn N [key ...];` / `limit rate R/s burst B [key ...];` */
+enum rule_limit_kind { LIMIT_CONN = 0, LIMIT_RATE };
+enum rule_limit_key { LIMIT_KEY_SOURCE = 0, LIMIT_KEY_HEADER };
+
+#define RULE_MAX_LIMITS 4 /* of each kind per block */
+
+struct rule_limit {
+	uint8_t kind;	   /* enum rule_limit_kind */
+	uint8_t key;	   /* enum rule_limit_key */
+	char header[64];   /* LIMIT_KEY_HEADER */
+	uint32_t n;	   /* conn: most held at once; rate: requests per period_s */
+	uint32_t period_s; /* rate: 1 (R/s) or 60 (R/m) */
+	uint32_t burst;	   /* rate: requests that may come at once */
+	uint64_t scope;	   /* which limit this is (its table keys), set when the block is loaded */
+	int line;
+};
+
 /* what a listener (defaults for its routes) or a route does; unset fields inherit */
 struct rule_actions {
 	struct hdr_rule *req_hdr, *resp_hdr;
@@ -231,7 +284,15 @@ struct rule_actions {
 	unsigned nhide;
 	struct error_page *pages;
 	unsigned npages;
-	uint32_t vars_used; /* bit per enum rule_var any of its templates uses */
+	uint32_t vars_used;  /* bit per enum rule_var any of its templates uses */
+	struct rule_acl acl; /* allow/deny: a listener's at accept (TCP peer), a route's: 403 */
+	char **methods;	     /* `methods`: others get 405 (a route's replaces its listener's) */
+	unsigned nmethods;
+	struct rule_limit *limits; /* a listener's act on its connections (conn) and requests
+				    * (rate), a route's on its requests; both apply */
+	unsigned nlimits;
+	uint64_t max_body;    /* `max_body_size`: request body bytes (0: no limit) */
+	uint8_t max_body_set; /* a route's replaces its listener's */
 };
 
 void rule_actions_init(struct rule_actions *a);

@@ -43,6 +43,14 @@ const char *stats_error_name(unsigned e)
 		[STATS_ERR_ACCEPT_PAUSED] = "accept_paused",
 		[STATS_ERR_MAX_CONNECTIONS] = "max_connections",
 		[STATS_ERR_HEADER_DROPPED] = "header_dropped",
+		[STATS_ERR_ACL_DENIED] = "acl_denied",
+		[STATS_ERR_FORBIDDEN_403] = "forbidden_403",
+		[STATS_ERR_METHOD_405] = "method_405",
+		[STATS_ERR_URI_TOO_LONG_414] = "uri_too_long_414",
+		[STATS_ERR_UNDERSCORE] = "underscore_header",
+		[STATS_ERR_UNDERSCORE_DROPPED] = "underscore_dropped",
+		[STATS_ERR_LIMIT_CONN] = "limit_conn",
+		[STATS_ERR_LIMIT_RATE_429] = "limit_rate_429",
 	};
 
 	return e < STATS_ERR_MAX ? names[e] : "?";
@@ -63,8 +71,16 @@ enum stats_error stats_error_of_status(int status)
 	switch (status) {
 	case 400:
 		return STATS_ERR_PARSE_400;
+	case 403:
+		return STATS_ERR_FORBIDDEN_403;
 	case 404:
 		return STATS_ERR_NO_ROUTE_404;
+	case 405:
+		return STATS_ERR_METHOD_405;
+	case 414:
+		return STATS_ERR_URI_TOO_LONG_414;
+	case 429:
+		return STATS_ERR_LIMIT_RATE_429;
 	case 408:
 		return STATS_ERR_CLIENT_TIMEOUT_408;
 	case 413:

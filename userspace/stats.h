@@ -37,6 +37,14 @@ enum stats_error {
 	STATS_ERR_MAX_CONNECTIONS, /* clients wait in the listen queue at max_connections (per
 				    * episode) */
 	STATS_ERR_HEADER_DROPPED,  /* a header rule's value held CR, LF or NUL, or did not fit */
+	STATS_ERR_ACL_DENIED,	   /* a listener's allow/deny refused a connection after accept */
+	STATS_ERR_FORBIDDEN_403,   /* a route's allow/deny refused a request */
+	STATS_ERR_METHOD_405,	   /* a route's `methods` refused a request */
+	STATS_ERR_URI_TOO_LONG_414,   /* max_uri_length */
+	STATS_ERR_UNDERSCORE,	      /* underscore_headers reject: a request refused (400) */
+	STATS_ERR_UNDERSCORE_DROPPED, /* underscore_headers drop: headers left out */
+	STATS_ERR_LIMIT_CONN,	      /* `limit conn` full: a connection or request refused (503) */
+	STATS_ERR_LIMIT_RATE_429,     /* `limit rate`: a request refused */
 	STATS_ERR_MAX
 };
 

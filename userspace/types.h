@@ -23,6 +23,8 @@
 #define UPGRADE_LIST_MAX 128 /* `upgrade_protocols` names, space-separated, NUL included */
 
 enum splice_mode { SPLICE_AUTO = 0, SPLICE_ON, SPLICE_OFF };
+/* `underscore_headers`: request headers with '_' in their name (Content_Length) */
+enum underscore_mode { UNDERSCORE_DROP = 0, UNDERSCORE_REJECT, UNDERSCORE_PASS };
 #define SPLICE_MIN_BODY_OFF UINT64_MAX
 /* what `balance hash` hashes (sticky.c): the client address, a header, a cookie, the
  * request-target, or a query argument; the name is pool->hash_name */
@@ -272,6 +274,9 @@ struct listener {
 	char upgrade_protocols[UPGRADE_LIST_MAX]; /* `upgrade_protocols`, see struct route */
 	int upgrade_line;			  /* 0: not set, routes get "websocket" */
 	struct rule_actions act; /* rules.h: defaults every route of it applies first */
+	unsigned max_uri_length; /* request-target bytes (414 beyond); 0: the parser's 8 KiB */
+	unsigned max_headers;	 /* request header lines (431 beyond); 0: the parser's 128 */
+	int underscore_headers;	 /* enum underscore_mode */
 	/* TLS termination (tls.c); no certificate: plain HTTP */
 	struct tls_cert_conf *certs;
 	unsigned ncerts;
@@ -296,11 +301,12 @@ struct config {
 	uint32_t timeout_tunnel_ms;  /* inactivity in Upgrade/CONNECT tunnels */
 	uint32_t max_header_size;
 	uint32_t max_connections;
-	uint32_t buffer_size;	  /* per direction userspace buffer */
-	uint32_t pipe_size;	  /* splice(2) pipe capacity */
-	uint32_t buffer_pool;	  /* spare buffers (and pipes) each worker keeps for reuse */
-	uint64_t splice_cap;	  /* bytes in flight into a peer before falling back to PASS */
-	uint64_t splice_min_body; /* splice auto: bodies this long go to the kernel path;
+	unsigned limit_table_size; /* entries of the shared `limit` table (limit_table.h) */
+	uint32_t buffer_size;	   /* per direction userspace buffer */
+	uint32_t pipe_size;	   /* splice(2) pipe capacity */
+	uint32_t buffer_pool;	   /* spare buffers (and pipes) each worker keeps for reuse */
+	uint64_t splice_cap;	   /* bytes in flight into a peer before falling back to PASS */
+	uint64_t splice_min_body;  /* splice auto: bodies this long go to the kernel path;
 				   * SPLICE_MIN_BODY_OFF: bodies never do */
 	uint32_t fail_timeout_ms;
 	unsigned retries;
@@ -334,6 +340,7 @@ struct options {
 	int verbose;
 	int no_splice;
 	int no_ktls;
+	int no_kernel_acl; /* listener access lists after accept, not in the kernel */
 };
 
 #endif

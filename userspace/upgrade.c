@@ -38,6 +38,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
@@ -549,6 +550,9 @@ static int take_listeners(struct daemon *d, struct recv_listener *rl, unsigned n
 					fd = rl[any].used ? dup(rl[any].fd) : rl[any].fd;
 					rl[any].used = 1;
 				}
+				/* a taken socket gets this process's filter (same maps) */
+				if (fd >= 0)
+					(void)acl_attach(fd);
 				if (fd < 0)
 					fd = worker_listen_one(&l->binds[b]);
 				if (fd < 0) {
@@ -648,6 +652,8 @@ int upgrade_receive(struct daemon *d, int fd)
 			     nslots_used);
 	else
 		splice_init(d->cf, d->opt->no_splice);
+	/* the previous process's access-list maps, run-time entries included */
+	acl_init(d->cf, d->opt->no_splice || d->opt->no_kernel_acl, 1);
 	if (take_listeners(d, rl, nrl, old_workers)) {
 		send_err(fd, "cannot set up the listeners");
 		goto out;

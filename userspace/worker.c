@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "clock.h"
 #include "conn.h"
 #include "http.h"
@@ -85,6 +86,7 @@ int worker_listen_one(const struct bind_addr *b)
 		goto err;
 	if (listen(fd, 4096) == -1)
 		goto err;
+	(void)acl_attach(fd); /* listener access lists in the kernel, when available */
 	return fd;
 err : {
 	int err = -errno;
@@ -266,6 +268,11 @@ static void accept_all(struct worker *w, struct ep_tag *t)
 				return;
 			}
 			continue; /* ECONNABORTED and friends: the next one may be fine */
+		}
+		if (acl_refused(t->l, &peer)) { /* denied without the kernel filter */
+			close(fd);
+			atomic_fetch_sub(&g_nconns, 1);
+			continue;
 		}
 		/* adding the socket to epoll reports data that is already there */
 		conn_new(w, t->l, fd, &peer, plen);

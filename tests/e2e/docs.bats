@@ -126,6 +126,7 @@ declare -gA BOGUS_IN=(
 	[listener.route]='listener t { bind 127.0.0.1:2; route { pool base; BOGUS 1; } }'
 	[listener.route.not]='listener t { bind 127.0.0.1:2; route { pool base; not BOGUS 1; } }'
 	[listener.splice]='listener t { bind 127.0.0.1:2; splice BOGUS; route { pool base; } }'
+	[listener.underscore_headers]='listener t { bind 127.0.0.1:2; underscore_headers BOGUS; route { pool base; } }'
 )
 
 @test "docs: every message that lists keywords lists those of the configuration tables" {

@@ -333,6 +333,60 @@ static void test_cidr_parse(void)
 	ASSERT_EQ(rule_cidr_parse("example.com", &c), -EINVAL, "name");
 }
 
+/* addr16 - the 16-byte form of a textual address */
+static const uint8_t *addr16(const char *s)
+{
+	static uint8_t a[16];
+
+	memset(a, 0, sizeof(a));
+	if (inet_pton(AF_INET6, s, a) != 1) {
+		a[10] = a[11] = 0xff;
+		inet_pton(AF_INET, s, a + 12);
+	}
+	return a;
+}
+
+/* access lists: first match wins, v4 in v6, edges, `all`, shadowed entries refused */
+static void test_acl(void)
+{
+	const struct listener *l =
+		load_routes("\tallow 10.1.0.0/16 2001:db8::/32;\n\tdeny 10.0.0.0/8;\n"
+			    "\tdeny ::1;\n\tallow all;\n\troute { pool p0; }\n");
+	const struct rule_acl *a;
+	unsigned idx = 99;
+
+	if (!l)
+		return;
+	a = &l->act.acl;
+	ASSERT_EQ(a->n, 5, "entries");
+	ASSERT_EQ(rule_acl_decide(a, addr16("10.1.255.255"), &idx), RULE_ACL_ALLOW, "last of /16");
+	ASSERT_EQ(idx, 0, "the first entry decided");
+	ASSERT_EQ(rule_acl_decide(a, addr16("10.2.0.0"), NULL), RULE_ACL_DENY, "past /16, in /8");
+	ASSERT_EQ(rule_acl_decide(a, addr16("11.0.0.0"), NULL), RULE_ACL_ALLOW, "all");
+	ASSERT_EQ(rule_acl_decide(a, addr16("::1"), NULL), RULE_ACL_DENY, "v6 single");
+	ASSERT_EQ(rule_acl_decide(a, addr16("::2"), NULL), RULE_ACL_ALLOW, "v6 next");
+	ASSERT_EQ(rule_acl_decide(a, addr16("2001:db8:1::9"), NULL), RULE_ACL_ALLOW, "v6 /32");
+	/* a later entry inside an earlier one can never match */
+	expect_conf_error("\tdeny 10.0.0.0/8;\n\tallow 10.1.2.3;\n\troute { pool p0; }\n",
+			  "test.conf:4: 'allow 10.1.2.3' never matches: the entry at line 3");
+	expect_conf_error("\tdeny all;\n\tdeny ::1;\n\troute { pool p0; }\n", "never matches");
+	expect_conf_error("\tdeny 10.0.0.0/8;\n\tdeny 10.0.0.0/8;\n\troute { pool p0; }\n",
+			  "never matches");
+	expect_conf_error("\tdeny 10.0.0.0/33;\n\troute { pool p0; }\n", "invalid address");
+	expect_conf_error("\troute { methods GET get; pool p0; }\n", "invalid method 'get'");
+	/* a listener bound to port 0 cannot have kernel lists */
+	{
+		char *msgs = NULL;
+
+		ASSERT_TRUE(load_text("listener l { bind 127.0.0.1:0; deny ::1; route { pool p0; } "
+				      "}\n" POOLS,
+				      &msgs) == NULL,
+			    "port 0 with a list");
+		ASSERT_TRUE(msgs && strstr(msgs, "fixed port"), "%s", msgs ? msgs : "");
+		free(msgs);
+	}
+}
+
 static void test_config_errors(void)
 {
 	expect_conf_error("\troute { path ~(; pool p0; }\n", "test.conf:3: 'path': invalid regex");
@@ -387,6 +441,7 @@ int main(void)
 	RUN_TEST(test_templates);
 	RUN_TEST(test_rewrite);
 	RUN_TEST(test_cidr_parse);
+	RUN_TEST(test_acl);
 	RUN_TEST(test_config_errors);
 	RUN_TEST(test_names_and_return);
 	conf_free(cf);
