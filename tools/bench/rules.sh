@@ -17,6 +17,8 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
+# shellcheck source=tools/bench/section.sh
+. "$ROOT/tools/bench/section.sh"
 QUICK=0 OUT="$ROOT/docs/benchmarks.md"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -132,7 +134,7 @@ LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 SECTION=$(
 	cat <<EOF
-<!-- rules-bench: begin (tools/bench/rules.sh) -->
+<!-- rules section: tools/bench/rules.sh -->
 ## Request rules
 
 Keep-alive GET / through spliced (2 workers, wrk -t2 -c16, ${SECS} s runs, alternating A/B in
@@ -144,22 +146,13 @@ one session, median of $REPS runs each; load average at the end: $LOAD):
 | 20 routes (10 regex, the request takes the last), 10 header rules with variables, request IDs on | $MB | ${B[*]} |
 
 Ratio rules / no rules: **$RATIO** (the target is within 5 %: at least 0.95).
-<!-- rules-bench: end -->
+<!-- end of rules section -->
 EOF
 )
 if [ "$OUT" = - ]; then
 	printf '%s\n' "$SECTION"
 	exit 0
 fi
-python3 - "$OUT" "$SECTION" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = ""
-pat = re.compile(r"<!-- rules-bench: begin.*?<!-- rules-bench: end -->", re.S)
-text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+printf '%s\n' "$SECTION" >"$TMP/section.md"
+write_section "rules section" "$TMP/section.md" "$OUT"
 log "wrote $OUT (ratio $RATIO)"

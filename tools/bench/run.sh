@@ -646,11 +646,12 @@ T_END=$(date +%s)
 } >>"$META"
 
 mkdir -p "$(dirname "$OUT")"
-# the TLS section (tools/bench/tls.sh) and the slow-server section (tools/bench/slow.sh) are
+# the TLS (tls.sh), slow-server (slow.sh) and rules (rules.sh) sections are
 # measured separately: keep them across regenerations
 if [ -f "$OUT" ]; then
 	sed -n -e '/^<!-- TLS \(guest \)\{0,1\}section:/,/^<!-- end of TLS \(guest \)\{0,1\}section -->/p' \
-		-e '/^<!-- slow server section:/,/^<!-- end of slow server section -->/p' "$OUT" \
+		-e '/^<!-- slow server section:/,/^<!-- end of slow server section -->/p' \
+		-e '/^<!-- rules section:/,/^<!-- end of rules section -->/p' "$OUT" \
 		>"$TMP/tls-section.md"
 fi
 python3 "$BENCH_DIR/report.py" --tmp "$TMP" --out "$OUT" || die "report generation failed"

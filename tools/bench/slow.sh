@@ -18,6 +18,8 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
+# shellcheck source=tools/bench/section.sh
+. "$ROOT/tools/bench/section.sh"
 QUICK=0
 DELAY=20
 OUT="$ROOT/docs/benchmarks.md"
@@ -145,15 +147,5 @@ if [ "$OUT" = - ]; then
 	exit 0
 fi
 section >"$TMP/section.md"
-if [ -f "$OUT" ] && grep -q "^<!-- $TAG:" "$OUT"; then
-	awk -v f="$TMP/section.md" -v tag="$TAG" '
-		index($0, "<!-- " tag ":") == 1 { while ((getline l < f) > 0) print l; skip = 1; next }
-		$0 == "<!-- end of " tag " -->" { skip = 0; next }
-		!skip { print }' "$OUT" >"$TMP/out.md" && cat "$TMP/out.md" >"$OUT"
-else
-	{
-		echo
-		cat "$TMP/section.md"
-	} >>"$OUT"
-fi
+write_section "$TAG" "$TMP/section.md" "$OUT"
 log "wrote the slow-server section of $OUT"

@@ -18,6 +18,8 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
+# shellcheck source=tools/bench/section.sh
+. "$ROOT/tools/bench/section.sh"
 QUICK=0 GUEST=0 OUT="$ROOT/docs/benchmarks.md"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -300,15 +302,5 @@ if [ "$OUT" = - ]; then
 	exit 0
 fi
 section >"$TMP/section.md"
-if [ -f "$OUT" ] && grep -q "^<!-- $TAG:" "$OUT"; then
-	awk -v f="$TMP/section.md" -v tag="$TAG" '
-		index($0, "<!-- " tag ":") == 1 { while ((getline l < f) > 0) print l; skip = 1; next }
-		$0 == "<!-- end of " tag " -->" { skip = 0; next }
-		!skip { print }' "$OUT" >"$TMP/out.md" && cat "$TMP/out.md" >"$OUT"
-else
-	{
-		echo
-		cat "$TMP/section.md"
-	} >>"$OUT"
-fi
+write_section "$TAG" "$TMP/section.md" "$OUT"
 log "wrote the TLS section of $OUT"
