@@ -12,7 +12,8 @@ WERROR    ?= -Werror
 
 WARNINGS  := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat-security
 CFLAGS    ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARNINGS) $(WERROR) -D_GNU_SOURCE -MMD -MP \
+# CPPFLAGS and LDFLAGS from the environment too (dpkg-buildflags: fortify, relro, bind now)
+ALL_CFLAGS := -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(WARNINGS) $(WERROR) -D_GNU_SOURCE -MMD -MP \
 	      -Iinclude -Iuserspace -I$(OUTPUT)
 LDLIBS    := -lbpf -lelf -lz -lcurl -lssl -lcrypto -lpcre2-8 -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude \
@@ -47,7 +48,7 @@ TLSCLIENT   := $(OUTPUT)/tests/tlsclient
 FUZZ_SECONDS ?= 60
 
 .DELETE_ON_ERROR:
-.PHONY: all test unit e2e fuzz fuzzers asan soak format format-check vmlinux clean help deps demo \
+.PHONY: all test unit e2e deb-test fuzz fuzzers asan soak format format-check vmlinux clean help deps demo \
 	bench install uninstall
 
 all: $(OUTPUT)/spliced $(OUTPUT)/splicectl $(UNIT_TESTS) $(KERN_TESTS) $(ORIGIN) $(TLSCLIENT) ## build the daemon, tests, test origin
@@ -72,6 +73,9 @@ e2e: all ## run BATS end-to-end tests only
 soak: all ## 1,000,000 short connections, 50 reloads, 3 upgrades; nothing may accumulate (tests/soak)
 	$(Q)tests/soak/soak.sh
 
+deb-test: all ## build the Debian package from a clean copy of the tree, lintian, check its files
+	$(Q)tests/run.sh deb
+
 demo: ## install deps, build, start demo backends and spliced with the default config
 	$(Q)tools/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all
@@ -82,12 +86,12 @@ bench: all ## run the benchmarks (tools/bench), writes docs/benchmarks.md
 
 $(OUTPUT)/spliced: $(DAEMON_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # the control tool: one file, the daemon's version
 $(OUTPUT)/splicectl: tools/splicectl.c userspace/version.h | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@
 
 $(OUTPUT)/userspace/%.o: userspace/%.c | $(OUTPUT)/userspace
 	$(call msg,CC,$@)
@@ -271,24 +275,31 @@ format: ## reformat sources with clang-format
 format-check: ## fail when a source file is not clang-format clean
 	$(Q)clang-format --dry-run --Werror $(FORMAT_FILES)
 
-# install: binaries, man pages (gzip -9n), the systemd unit and a sample configuration.
-# /usr/local and /etc in the unit and the man pages become PREFIX and SYSCONFDIR. The sample
-# also goes to SYSCONFDIR/spliced/spliced.conf, but never over an existing file.
+# install: binaries, man pages (gzip -9n), the systemd unit, the logrotate snippet, bash
+# completion for splicectl, the default configuration and the demo one as an example. /usr/local
+# and /etc in the unit and the man pages become PREFIX and SYSCONFDIR. The default configuration
+# goes to SYSCONFDIR/spliced/spliced.conf, but never over an existing file. debian/rules installs
+# with this target (PREFIX=/usr UNITDIR=/lib/systemd/system), so the package and `make install`
+# lay out the same files (tests/e2e/package.bats compares them).
 SYSCONFDIR ?= /etc
 MANDIR     ?= $(PREFIX)/share/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCDIR     ?= $(PREFIX)/share/doc/spliced
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 MANPAGES   := docs/spliced.8 docs/splicectl.8 docs/spliced.conf.5
-SAMPLE_CONF := tools/demo/spliced.conf
+DEFAULT_CONF := tools/dist/spliced.conf
+DEMO_CONF  := tools/demo/spliced.conf
 INSTALL_SED := sed -e 's|/usr/local|$(PREFIX)|g' -e 's|/etc/spliced|$(SYSCONFDIR)/spliced|g'
 
 INSTALL_FILES := $(OUTPUT)/spliced $(OUTPUT)/splicectl $(MANPAGES) tools/systemd/spliced.service \
-		 $(SAMPLE_CONF)
+		 $(DEFAULT_CONF) $(DEMO_CONF) tools/dist/spliced.logrotate \
+		 tools/dist/splicectl.bash-completion
 
 install: $(INSTALL_FILES) ## install into $(DESTDIR)$(PREFIX) (the config: $(DESTDIR)$(SYSCONFDIR))
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
 	$(Q)install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/spliced
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(COMPLETIONDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/spliced $(DESTDIR)$(SYSCONFDIR)/logrotate.d
 	$(Q)install -m 0755 $(OUTPUT)/spliced $(OUTPUT)/splicectl $(DESTDIR)$(PREFIX)/sbin/
 	$(Q)set -e; for m in $(MANPAGES); do \
 		$(INSTALL_SED) $$m | gzip -9n >$(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}.gz; \
@@ -296,17 +307,20 @@ install: $(INSTALL_FILES) ## install into $(DESTDIR)$(PREFIX) (the config: $(DES
 	done
 	$(Q)$(INSTALL_SED) tools/systemd/spliced.service >$(DESTDIR)$(UNITDIR)/spliced.service
 	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/spliced.service
-	$(Q)install -m 0644 $(SAMPLE_CONF) $(DESTDIR)$(DOCDIR)/spliced.conf
+	$(Q)install -m 0644 $(DEMO_CONF) $(DESTDIR)$(DOCDIR)/examples/demo.conf
+	$(Q)install -m 0644 tools/dist/splicectl.bash-completion $(DESTDIR)$(COMPLETIONDIR)/splicectl
+	$(Q)install -m 0644 tools/dist/spliced.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/spliced
 	$(Q)[ -e $(DESTDIR)$(SYSCONFDIR)/spliced/spliced.conf ] || \
-		install -m 0644 $(SAMPLE_CONF) $(DESTDIR)$(SYSCONFDIR)/spliced/spliced.conf
+		install -m 0644 $(DEFAULT_CONF) $(DESTDIR)$(SYSCONFDIR)/spliced/spliced.conf
 
 uninstall: ## remove what install put under $(DESTDIR)$(PREFIX) (SYSCONFDIR/spliced is kept)
 	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
 	$(Q)rm -f $(DESTDIR)$(PREFIX)/sbin/spliced $(DESTDIR)$(PREFIX)/sbin/splicectl \
 		$(DESTDIR)$(MANDIR)/man8/spliced.8.gz $(DESTDIR)$(MANDIR)/man8/splicectl.8.gz \
 		$(DESTDIR)$(MANDIR)/man5/spliced.conf.5.gz $(DESTDIR)$(UNITDIR)/spliced.service \
-		$(DESTDIR)$(DOCDIR)/spliced.conf
-	$(Q)rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+		$(DESTDIR)$(DOCDIR)/examples/demo.conf $(DESTDIR)$(COMPLETIONDIR)/splicectl \
+		$(DESTDIR)$(SYSCONFDIR)/logrotate.d/spliced
+	$(Q)rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 $(OUTPUT) $(OUTPUT)/userspace $(OUTPUT)/bpf $(OUTPUT)/tests:
 	$(Q)mkdir -p $@

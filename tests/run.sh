@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # run.sh - run every test tier and print "N passed, N failed" (exit 1 on any failure).
-#   tests/run.sh            unit + kern + e2e + vm
-#   tests/run.sh unit|kern|e2e|vm [bats filter args...]
+#   tests/run.sh            unit + kern + e2e + deb + vm
+#   tests/run.sh unit|kern|e2e|deb|vm [bats filter args...]
 # The e2e tier needs root (BPF, bpffs); without root those tests skip with a reason.
+# The deb tier builds the Debian package from a clean copy of the tree and checks it
+# (tests/e2e/package.bats, `make deb-test`); it skips when dpkg-buildpackage, debhelper or lintian
+# is missing.
 # The vm tier boots a Debian 6.12 kernel under qemu (tools/vmtest) and runs the tier "guest"
 # inside it: the TLS tests with kTLS and with --no-ktls, and the kernel tier. VM_KERNELS
 # (default "6.12") lists the kernels; VM=0 skips the tier.
@@ -113,13 +116,18 @@ if [ "$tiers" = all ] || [ "$tiers" = kern ]; then
 fi
 if [ "$tiers" = all ] || [ "$tiers" = e2e ]; then
 	# every end-to-end scenario runs on both data paths with the same assertions;
-	# kernel.bats chooses its daemon flags itself and runs once
-	both=$(ls tests/e2e/*.bats | grep -v '/kernel.bats$')
+	# kernel.bats chooses its daemon flags itself and runs once; package.bats is the deb tier
+	both=$(ls tests/e2e/*.bats | grep -vE '/(kernel|package).bats$')
 	# shellcheck disable=SC2086
 	SPLICED_ARGS= run_tap "e2e (bats), kernel path allowed" bats --tap "$@" $both
 	# shellcheck disable=SC2086
 	SPLICED_ARGS=--no-splice run_tap "e2e (bats), --no-splice" bats --tap "$@" $both
 	run_tap "e2e (bats), kernel path" bats --tap "$@" tests/e2e/kernel.bats
+fi
+if [ "$tiers" = all ] || [ "$tiers" = deb ]; then
+	t0=$(date +%s)
+	run_tap "deb (bats), package" bats --tap "$@" tests/e2e/package.bats
+	echo "# deb: took $(($(date +%s) - t0)) s"
 fi
 
 if { [ "$tiers" = all ] && [ "${ASAN:-1}" != 0 ]; } || [ "$tiers" = asan ]; then

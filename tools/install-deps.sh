@@ -7,6 +7,8 @@ PKGS=(
 	build-essential clang llvm libbpf-dev libelf-dev zlib1g-dev libssl-dev
 	libcurl4-openssl-dev libpcre2-dev bpftool pkg-config clang-format libclang-rt-14-dev
 	bats curl python3 nginx-light haproxy wrk iproute2 procps openssl
+	# the Debian package and its test (make deb-test): build, lint, bash completion
+	debhelper dpkg-dev fakeroot lintian bash-completion
 	# tools/vmtest (the vm test tier): qemu TCG, the initramfs, kernel package extraction
 	qemu-system-x86 busybox-static cpio kmod xz-utils zstd lz4 bzip2
 )

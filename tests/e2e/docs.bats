@@ -299,14 +299,16 @@ check_tables() {
 	[ "$i" -ge 2 ]
 }
 
-@test "docs: make install DESTDIR= installs binaries, gzipped man pages, unit, sample config" {
+@test "docs: make install DESTDIR= installs binaries, gzipped man pages, unit, configuration, logrotate, completion" {
 	local dest="$BATS_TEST_TMPDIR/dest" expected
 	install_to DESTDIR="$dest"
-	expected="644 etc/spliced/spliced.conf
+	expected="644 etc/logrotate.d/spliced
+644 etc/spliced/spliced.conf
 644 usr/local/lib/systemd/system/spliced.service
 755 usr/local/sbin/splicectl
 755 usr/local/sbin/spliced
-644 usr/local/share/doc/spliced/spliced.conf
+644 usr/local/share/bash-completion/completions/splicectl
+644 usr/local/share/doc/spliced/examples/demo.conf
 644 usr/local/share/man/man5/spliced.conf.5.gz
 644 usr/local/share/man/man8/splicectl.8.gz
 644 usr/local/share/man/man8/spliced.8.gz"
@@ -320,8 +322,10 @@ check_tables() {
 		gzip -t "$dest/usr/local/share/man/$p.gz"
 		MANWIDTH=80 man -l "$dest/usr/local/share/man/$p.gz" | grep -q 'SEE ALSO'
 	done
-	# the sample configuration is valid as installed
+	# the default configuration and the demo one are valid as installed
 	run "$SPLICED_BIN" -n -f "$dest/etc/spliced/spliced.conf"
+	[ "$status" -eq 0 ]
+	run "$SPLICED_BIN" -n -f "$dest/usr/local/share/doc/spliced/examples/demo.conf"
 	[ "$status" -eq 0 ]
 	# a second install keeps the operator's configuration
 	echo '# edited' >>"$dest/etc/spliced/spliced.conf"
@@ -331,6 +335,7 @@ check_tables() {
 	run make -C "$E2E_ROOT" --no-print-directory uninstall DESTDIR="$dest"
 	[ "$status" -eq 0 ]
 	[ "$(cd "$dest" && find . -type f)" = "./etc/spliced/spliced.conf" ]
+	[ ! -e "$dest/usr/local/share/doc/spliced" ]
 }
 
 @test "docs: the installed systemd unit passes systemd-analyze verify" {
