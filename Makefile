@@ -27,7 +27,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-DAEMON_SRCS := main.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c limit_table.c worker.c upstream_idle.c conn.c route.c lb.c http.c http_rewrite.c log.c splice.c health.c health_state.c tls.c \
+DAEMON_SRCS := main.c buildinfo.c daemon.c services.c reload.c accesslog.c privdrop.c upgrade.c conf.c conf_keywords.c conf_rules.c rules.c limit_table.c worker.c upstream_idle.c conn.c route.c lb.c http.c http_rewrite.c log.c splice.c health.c health_state.c tls.c \
 	       stats.c obuf.c admin.c control.c control_show.c metrics.c
 # the connection module beyond conn.c (docs/ARCHITECTURE.md)
 DAEMON_SRCS += conn_handover.c conn_head.c conn_limits.c conn_mem.c conn_rules.c conn_show.c conn_upstream.c flow.c kernel_path.c transport.c queue.c retry.c sticky.c
@@ -41,7 +41,8 @@ SKEL        := $(OUTPUT)/splice.skel.h
 ACL_SKEL    := $(OUTPUT)/acl.skel.h
 UNIT_TESTS  := $(OUTPUT)/tests/test_http $(OUTPUT)/tests/test_lb $(OUTPUT)/tests/test_conf \
 	       $(OUTPUT)/tests/test_route $(OUTPUT)/tests/test_health $(OUTPUT)/tests/test_tls \
-	       $(OUTPUT)/tests/test_stats $(OUTPUT)/tests/test_rules
+	       $(OUTPUT)/tests/test_stats $(OUTPUT)/tests/test_rules \
+	       $(OUTPUT)/tests/test_accesslog
 KERN_TESTS  := $(OUTPUT)/tests/kern_sockmap
 ORIGIN      := $(OUTPUT)/tests/origin
 TLSCLIENT   := $(OUTPUT)/tests/tlsclient
@@ -97,6 +98,11 @@ $(OUTPUT)/userspace/%.o: userspace/%.c | $(OUTPUT)/userspace
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# `spliced -V` reports the flags (without the build directory, for reproducible builds)
+BUILD_CFLAGS := $(strip $(subst ",,$(subst ',,$(filter-out -ffile-prefix-map=% -fdebug-prefix-map=%,\
+		$(CPPFLAGS) $(CFLAGS) $(LDFLAGS)))))
+$(OUTPUT)/userspace/buildinfo.o: ALL_CFLAGS += -DSPLICED_CFLAGS='"$(BUILD_CFLAGS)"'
+
 # only splice.c includes the splice skeleton, only acl.c the acl one
 $(OUTPUT)/userspace/splice.o: $(SKEL)
 $(OUTPUT)/userspace/acl.o: $(ACL_SKEL)
@@ -120,6 +126,14 @@ $(OUTPUT)/tests/test_stats: tests/unit/test_stats.c $(OUTPUT)/userspace/stats.o 
 			    $(OUTPUT)/userspace/obuf.o $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $^ -o $@ -lpthread
+
+# the access log line and its keywords; log.o needs libbpf for its printer
+$(OUTPUT)/tests/test_accesslog: tests/unit/test_accesslog.c $(OUTPUT)/userspace/accesslog.o \
+				$(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/conf.o \
+				$(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/lb.o \
+				$(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ -lbpf -lpthread
 
 $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)

@@ -30,10 +30,11 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: splicectl [-s SOCKET] [-j] OBJECT COMMAND [ARGS...]\n"
 		"\n"
-		"  splicectl [-j] show info|pools|servers|routes|connections|stats|acl\n"
+		"  splicectl [-j] show info|pools|servers|routes|connections|stats|acl|config\n"
 		"  splicectl [-j] server set POOL SERVER weight N|drain|maintenance|ready\n"
 		"  splicectl [-j] acl deny|allow|del CIDR\n"
 		"  splicectl [-j] reload\n"
+		"  splicectl [-j] log reopen\n"
 		"\n"
 		"options:\n"
 		"  -s, --socket PATH   control socket (default %s)\n"
@@ -53,7 +54,7 @@ static int check_command(int argc, char **argv)
 		goto bad;
 	if (!strcmp(argv[0], "show")) {
 		static const char *const objs[] = {"info",	  "pools", "servers", "routes",
-						   "connections", "stats", "acl"};
+						   "connections", "stats", "acl",     "config"};
 
 		if (argc != 2)
 			goto bad;
@@ -90,6 +91,8 @@ static int check_command(int argc, char **argv)
 		return 0;
 	if (!strcmp(argv[0], "acl") && argc == 3 &&
 	    (!strcmp(argv[1], "deny") || !strcmp(argv[1], "allow") || !strcmp(argv[1], "del")))
+		return 0;
+	if (!strcmp(argv[0], "log") && argc == 2 && !strcmp(argv[1], "reopen"))
 		return 0;
 bad:
 	usage(stderr);

@@ -981,9 +981,32 @@ static void conf_link(struct parser *ps, struct config *cf)
 	}
 }
 
+/* the statement n, its block included, as configuration text at indentation depth */
+static void node_write(FILE *f, const struct node *n, int depth)
+{
+	fprintf(f, "%*s", depth * 4, "");
+	conf_put_word(f, n->name);
+	for (int i = 0; i < n->nargs; i++) {
+		fputc(' ', f);
+		conf_put_word(f, n->args[i]);
+	}
+	if (!n->has_block) {
+		fputs(";\n", f);
+		return;
+	}
+	fputs(" {\n", f);
+	for (const struct node *k = n->child; k; k = k->next)
+		node_write(f, k, depth + 1);
+	fprintf(f, "%*s}\n", depth * 4, "");
+}
+
 /* listener NAME { ... }: the `listener` row of conf_sections */
 int conf_set_listener(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
 {
+	unsigned before = c->cf->nlisteners;
+	size_t len = 0;
+	FILE *f;
+
 	(void)kw;
 	(void)av;
 	(void)ac;
@@ -995,7 +1018,23 @@ int conf_set_listener(struct conf_ctx *c, const struct conf_keyword *kw, char **
 	}
 	c->ps->listeners++;
 	do_listener(c->ps, c->cf, c->n);
+	if (c->cf->nlisteners == before)
+		return 0;
+	/* kept as written for conf_print: listener blocks have few defaults, many forms */
+	f = open_memstream(&c->cf->listeners[before].text, &len);
+	if (!f) {
+		perr(c->ps, c->n->line, "out of memory");
+		return -1;
+	}
+	node_write(f, c->n, 0);
+	if (fclose(f))
+		perr(c->ps, c->n->line, "out of memory");
 	return 0;
+}
+
+void conf_print_listener(FILE *f, const struct listener *l)
+{
+	fputs(l->text ? l->text : "", f);
 }
 
 struct config *conf_load_string(const char *name, const char *text, FILE *errf)
@@ -1104,6 +1143,7 @@ void conf_free(struct config *cf)
 		rule_actions_free(&l->act);
 		free(l->routes);
 		free(l->certs);
+		free(l->text);
 	}
 	free(cf->listeners);
 	for (unsigned i = 0; i < cf->npools; i++) {

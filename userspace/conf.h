@@ -46,6 +46,14 @@ int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len, 
  */
 void conf_dump_keywords(FILE *f);
 
+/*
+ * conf_print - the configuration cf as text that conf_load accepts and that loads into the same
+ * configuration: `global` and every pool with each keyword's value, defaults included (from the
+ * keyword tables), the listener blocks as the file writes them. For `spliced -T` and
+ * `splicectl show config`. Values set at run time (splicectl server set) are not in cf.
+ */
+void conf_print(FILE *f, const struct config *cf);
+
 /* conf_find_pool - pool by name or NULL. */
 struct pool *conf_find_pool(struct config *cf, const char *name);
 

@@ -408,6 +408,110 @@ int conf_set_subtable(struct conf_ctx *c, const struct conf_keyword *kw, char **
 	return k->set(&sc, k, av + 1, ac - 1);
 }
 
+/* ---- printing (spliced -T, splicectl show config) ---- */
+
+void conf_put_word(FILE *f, const char *w)
+{
+	if (*w && !strpbrk(w, " \t;{}#"))
+		fputs(w, f);
+	else
+		fprintf(f, "\"%s\"", w);
+}
+
+/* the value of a row with a generic setter in obj, as the language writes it; NULL: not set
+ * (an empty string) or not a generic row */
+static const char *value_str(const struct conf_keyword *kw, const void *obj, char *buf, size_t len)
+{
+	const void *v = (const char *)obj + kw->off;
+	const struct conf_range *r = kw->range;
+
+	if (kw->set == conf_set_count) {
+		unsigned x = *(const unsigned *)v;
+
+		if (r->word && x == r->word_value)
+			return r->word;
+		if (x < r->lo)
+			return NULL; /* below what the keyword takes: the "not set" value */
+		snprintf(buf, len, "%u", x);
+		return buf;
+	}
+	if (kw->set == conf_set_size32)
+		return size_str(*(const uint32_t *)v, buf, len);
+	if (kw->set == conf_set_size64) {
+		uint64_t x = *(const uint64_t *)v;
+
+		return r->word && x == r->word_value ? r->word : size_str(x, buf, len);
+	}
+	if (kw->set == conf_set_duration)
+		return *(const uint32_t *)v < r->lo ? NULL
+						    : duration_str(*(const uint32_t *)v, buf, len);
+	if (kw->set == conf_set_enum) {
+		for (const struct conf_word *w = kw->words; w->name; w++)
+			if (w->value == *(const int *)v)
+				return w->name;
+		return NULL;
+	}
+	if (kw->set == conf_set_string || kw->set == conf_set_path || kw->set == conf_set_name)
+		return *(const char *)v ? v : NULL;
+	return NULL;
+}
+
+/* " NAME VALUE" for each option of tab set in obj (a flag: " NAME" when set), skipping skip */
+static void put_options(FILE *f, const struct conf_keyword *tab, const void *obj, const char *skip)
+{
+	char buf[64];
+	const char *v;
+
+	for (; tab->name; tab++) {
+		if (skip && !strcmp(tab->name, skip))
+			continue;
+		if (tab->set == conf_set_flag) {
+			if (*((const uint8_t *)obj + tab->off))
+				fprintf(f, " %s", tab->name);
+			continue;
+		}
+		v = value_str(tab, obj, buf, sizeof(buf));
+		if (!v)
+			continue;
+		fprintf(f, " %s ", tab->name);
+		conf_put_word(f, v);
+	}
+}
+
+static void not_set(FILE *f, const struct conf_keyword *kw, int depth, const char *what)
+{
+	fprintf(f, "%*s# %s: not set%s%s\n", depth * 4, "", kw->name, what ? ", " : "",
+		what ? what : "");
+}
+
+/* the statement of row kw for its value in obj (a table row of a block) */
+static void put_row(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	char buf[64];
+	const char *v;
+
+	if (kw->print) {
+		kw->print(f, kw, obj, depth);
+		return;
+	}
+	if (kw->set == conf_set_subtable) { /* timeout KIND D: a statement per kind */
+		for (const struct conf_keyword *k = kw->sub; k->name; k++) {
+			v = value_str(k, obj, buf, sizeof(buf));
+			if (v)
+				fprintf(f, "%*s%s %s %s;\n", depth * 4, "", kw->name, k->name, v);
+		}
+		return;
+	}
+	v = value_str(kw, obj, buf, sizeof(buf));
+	if (!v) {
+		not_set(f, kw, depth, NULL);
+		return;
+	}
+	fprintf(f, "%*s%s ", depth * 4, "", kw->name);
+	conf_put_word(f, v);
+	fputs(";\n", f);
+}
+
 /* ---- ranges and words the rows share ---- */
 
 static const struct conf_range any_duration = {.lo = 0, .hi = UINT32_MAX};
@@ -438,6 +542,27 @@ static int set_metrics(struct conf_ctx *c, const struct conf_keyword *kw, char *
 	return 0;
 }
 
+/* access_log TARGET format F; ("" is stderr) */
+static void print_access_log(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct config *cf = obj;
+
+	fprintf(f, "%*s%s ", depth * 4, "", kw->name);
+	conf_put_word(f, cf->access_log[0] ? cf->access_log : "stderr");
+	put_options(f, kw->sub, obj, NULL);
+	fputs(";\n", f);
+}
+
+static void print_metrics(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct config *cf = obj;
+
+	if (!cf->metrics[0])
+		not_set(f, kw, depth, "no Prometheus endpoint");
+	else
+		fprintf(f, "%*s%s %s;\n", depth * 4, "", kw->name, cf->metrics);
+}
+
 #define TIMEOUT(kind, member)                                                                      \
 	{                                                                                          \
 		.name = kind, .min_args = 1, .max_args = 1, .args = "D", .set = conf_set_duration, \
@@ -456,12 +581,60 @@ static const struct conf_keyword timeout_kinds[] = {
 
 #define CF(member) offsetof(struct config, member)
 
+/* the facilities `access_log syslog:FACILITY` takes (syslog(3) numbers them so) */
+static const struct conf_word syslog_facilities[] = {
+	{"daemon", 3 << 3},  {"user", 1 << 3},	  {"local0", 16 << 3}, {"local1", 17 << 3},
+	{"local2", 18 << 3}, {"local3", 19 << 3}, {"local4", 20 << 3}, {"local5", 21 << 3},
+	{"local6", 22 << 3}, {"local7", 23 << 3}, {NULL, 0},
+};
+
+static const struct conf_word accesslog_formats[] = {
+	{"text", ACCESSLOG_TEXT},
+	{"json", ACCESSLOG_JSON},
+	{NULL, 0},
+};
+
+static const struct conf_keyword access_log_options[] = {
+	{"format", 1, 1, .set = conf_set_enum, .off = CF(access_log_format),
+	 .words = accesslog_formats},
+	{NULL},
+};
+
+/* access_log FILE|stderr|syslog[:FACILITY]|off [format text|json] */
+static int set_access_log(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac)
+{
+	struct config *cf = c->obj;
+	const char *fac;
+
+	if (conf_set_string(c, kw, av, ac))
+		return -1;
+	cf->access_log_facility = 3 << 3; /* LOG_DAEMON */
+	if (!strncmp(av[0], "syslog:", 7)) {
+		const struct conf_word *w;
+
+		fac = av[0] + 7;
+		for (w = syslog_facilities; w->name && strcmp(w->name, fac); w++)
+			;
+		if (!w->name) {
+			perr(c->ps, c->n->line,
+			     "unknown syslog facility '%s' (daemon, user, local0 ... local7)", fac);
+			return -1;
+		}
+		cf->access_log_facility = w->value;
+	} else if (!av[0][0]) {
+		perr(c->ps, c->n->line, "access_log needs a file, stderr, syslog or off");
+		return -1;
+	}
+	return conf_options(c, kw->sub, av + 1, ac - 1, "access_log");
+}
+
 static const struct conf_keyword global_keywords[] = {
 	{"pin_path", 1, 1, .args = "DIR", .set = conf_set_path, .off = CF(pin_path),
 	 /* room for the map names after it */
 	 .range = &(const struct conf_range){.hi = PATH_MAX - 64}},
-	{"access_log", 1, 1, .args = "FILE|stderr|off", .set = conf_set_string,
-	 .off = CF(access_log), .range = &path_len},
+	{"access_log", 1, 3, .args = "FILE|stderr|syslog[:FACILITY]|off", .set = set_access_log,
+	 .off = CF(access_log), .range = &path_len, .sub = access_log_options,
+	 .print = print_access_log},
 	{"workers", 1, 1, .args = "N|auto", .set = conf_set_count, .off = CF(workers),
 	 .range = &(const struct conf_range){.lo = 1, .hi = 256, .word = "auto", .word_value = 0}},
 	{"timeout", 2, 2, .args = "KIND D", .set = conf_set_subtable, .sub = timeout_kinds},
@@ -492,7 +665,7 @@ static const struct conf_keyword global_keywords[] = {
 	{"control", 1, 1, .args = "PATH", .set = conf_set_path, .off = CF(control),
 	 /* sun_path */
 	 .range = &(const struct conf_range){.hi = 108}},
-	{"metrics", 1, 1, .args = "ADDR:PORT", .set = set_metrics},
+	{"metrics", 1, 1, .args = "ADDR:PORT", .set = set_metrics, .print = print_metrics},
 	{"user", 1, 1, .args = "NAME", .set = conf_set_name, .off = CF(user), .range = &name_len},
 	{"group", 1, 1, .args = "NAME", .set = conf_set_name, .off = CF(group), .range = &name_len},
 	{"pid_file", 1, 1, .args = "PATH", .set = conf_set_path, .off = CF(pid_file),
@@ -940,21 +1113,143 @@ static int set_queue(struct conf_ctx *c, const struct conf_keyword *kw, char **a
 	return rc;
 }
 
+/* server NAME HOST:PORT weight W [backup] [maintenance]; per server, the file's weight */
+static void print_servers(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct pool *p = obj;
+
+	for (unsigned i = 0; i < p->nservers; i++) {
+		const struct server *sv = &p->servers[i];
+
+		fprintf(f, "%*s%s %s %s weight %u", depth * 4, "", kw->name, sv->name, sv->spec,
+			sv->weight_file);
+		put_options(f, kw->sub, sv, "weight");
+		fputs(";\n", f);
+	}
+}
+
+static void print_balance(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct pool *p = obj;
+
+	static const char *const keys[] = {
+		[HASH_SOURCE] = "source", [HASH_HEADER] = "header", [HASH_COOKIE] = "cookie",
+		[HASH_URI] = "uri",	  [HASH_QUERY] = "query",
+	};
+
+	fprintf(f, "%*s%s %s", depth * 4, "", kw->name, lb_algo_name(p->algo));
+	if (p->algo == LB_HASH) {
+		fprintf(f, " %s", keys[p->hash_key]);
+		if (p->hash_key != HASH_SOURCE && p->hash_key != HASH_URI)
+			fprintf(f, " %s", p->hash_name);
+	}
+	fputs(";\n", f);
+}
+
+static void print_pool_tls(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct pool *p = obj;
+
+	if (!p->tls_on) {
+		not_set(f, kw, depth, "plain HTTP to the servers");
+		return;
+	}
+	fprintf(f, "%*s%s", depth * 4, "", kw->name);
+	put_options(f, kw->sub, p, NULL);
+	fputs(";\n", f);
+}
+
+static void print_health(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct health_conf *h = &((const struct pool *)obj)->health;
+
+	if (h->type == HEALTH_CHECK_NONE) {
+		not_set(f, kw, depth, "servers are assumed up (passive ejection only)");
+		return;
+	}
+	fprintf(f, "%*s%s ", depth * 4, "", kw->name);
+	if (h->type == HEALTH_CHECK_HTTP) {
+		fputs("http ", f);
+		conf_put_word(f, h->path);
+		if (h->host[0])
+			fprintf(f, " host %s", h->host);
+		fprintf(f, " status %u-%u", h->status_lo, h->status_hi);
+	} else {
+		fputs("tcp", f);
+	}
+	put_options(f, HEALTH_TCP_OPTIONS, h, NULL);
+	fputs(";\n", f);
+}
+
+static void print_eject(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct pool *p = obj;
+
+	if (!p->eject_failures) {
+		fprintf(f, "%*s%s off;\n", depth * 4, "", kw->name);
+	} else {
+		fprintf(f, "%*s%s consecutive_failures %u", depth * 4, "", kw->name,
+			p->eject_failures);
+		put_options(f, eject_options, p, NULL);
+		fputs(";\n", f);
+	}
+	if (p->eject_slow_factor) {
+		fprintf(f, "%*s%s slow %u", depth * 4, "", kw->name, p->eject_slow_factor);
+		put_options(f, eject_slow_options, p, NULL);
+		fputs(";\n", f);
+	}
+}
+
+/* retry_on CAUSE...; from the bits, `off` for none */
+static void print_retry_on(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	unsigned bits = ((const struct pool *)obj)->retry_on;
+
+	fprintf(f, "%*s%s", depth * 4, "", kw->name);
+	for (const struct conf_word *w = kw->words; w->name; w++)
+		if (bits ? (bits & (unsigned)w->value) != 0 : !w->value)
+			fprintf(f, " %s", w->name);
+	fputs(";\n", f);
+}
+
+static void print_sticky(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct pool *p = obj;
+
+	if (!p->sticky_cookie[0]) {
+		not_set(f, kw, depth, NULL);
+		return;
+	}
+	fprintf(f, "%*s%s cookie %s", depth * 4, "", kw->name, p->sticky_cookie);
+	put_options(f, sticky_cookie_options, p, NULL);
+	fputs(";\n", f);
+}
+
+static void print_queue(FILE *f, const struct conf_keyword *kw, const void *obj, int depth)
+{
+	const struct pool *p = obj;
+
+	fprintf(f, "%*s%s %u", depth * 4, "", kw->name, p->queue_max);
+	put_options(f, kw->sub, p, NULL);
+	fputs(";\n", f);
+}
+
 static const struct conf_keyword pool_keywords[] = {
 	{"server", 2, CONF_MAX_ARGS, .args = "NAME HOST:PORT", .set = set_server,
-	 .sub = server_options},
-	{"balance", 1, 3, .set = conf_set_subtable, .sub = balance_algos},
-	{"tls", 0, 6, .set = set_pool_tls, .sub = pool_tls_options},
+	 .sub = server_options, .print = print_servers},
+	{"balance", 1, 3, .set = conf_set_subtable, .sub = balance_algos, .print = print_balance},
+	{"tls", 0, 6, .set = set_pool_tls, .sub = pool_tls_options, .print = print_pool_tls},
 	{"connect_timeout", 1, 1, .args = "D", .set = conf_set_duration,
 	 .off = POOL(connect_timeout_ms), .range = &positive_duration},
 	{"retries", 1, 1, .args = "N", .set = conf_set_count, .off = POOL(retries),
 	 .range = &retries},
 	{"fail_timeout", 1, 1, .args = "D", .set = conf_set_duration, .off = POOL(fail_timeout_ms),
 	 .range = &any_duration},
-	{"health", 1, CONF_MAX_ARGS, .set = conf_set_subtable, .sub = health_kinds},
+	{"health", 1, CONF_MAX_ARGS, .set = conf_set_subtable, .sub = health_kinds,
+	 .print = print_health},
 	{"slow_start", 1, 1, .args = "D", .set = conf_set_duration, .off = POOL(slow_start_ms),
 	 .range = &any_duration},
-	{"eject", 1, 8, .set = conf_set_subtable, .sub = eject_kinds},
+	{"eject", 1, 8, .set = conf_set_subtable, .sub = eject_kinds, .print = print_eject},
 	{"max_ejection_percent", 1, 1, .args = "P", .set = conf_set_count,
 	 .off = POOL(max_ejection_percent), .range = &percent},
 	{"keepalive", 1, 1, .args = "N", .set = conf_set_count, .off = POOL(keepalive),
@@ -962,12 +1257,14 @@ static const struct conf_keyword pool_keywords[] = {
 	{"keepalive_timeout", 1, 1, .args = "D", .set = conf_set_duration,
 	 .off = POOL(keepalive_timeout_ms), .range = &positive_duration},
 	{"timeout", 2, 2, .args = "KIND D", .set = conf_set_subtable, .sub = pool_timeout_kinds},
-	{"retry_on", 1, 7, .args = "CAUSE...", .set = set_retry_on, .words = retry_causes},
+	{"retry_on", 1, 7, .args = "CAUSE...", .set = set_retry_on, .words = retry_causes,
+	 .print = print_retry_on},
 	{"retry_timeout", 1, 1, .args = "D", .set = conf_set_duration,
 	 .off = POOL(retry_timeout_ms), .range = &any_duration},
-	{"sticky", 2, 4, .set = conf_set_subtable, .sub = sticky_kinds},
+	{"sticky", 2, 4, .set = conf_set_subtable, .sub = sticky_kinds, .print = print_sticky},
 	{"queue", 1, 3, .args = "N", .set = set_queue, .off = POOL(queue_max),
-	 .range = &(const struct conf_range){.lo = 0, .hi = 1000000}, .sub = queue_options},
+	 .range = &(const struct conf_range){.lo = 0, .hi = 1000000}, .sub = queue_options,
+	 .print = print_queue},
 	{NULL},
 };
 
@@ -1042,6 +1339,27 @@ int conf_parse_tls_version(const char *s)
 		if (!strcmp(s, w->name))
 			return w->value;
 	return 0;
+}
+
+void conf_print(FILE *f, const struct config *cf)
+{
+	/* the rows of conf_sections: global, listener, pool */
+	const struct conf_keyword *global = &conf_sections[0], *pool = &conf_sections[2];
+
+	fprintf(f, "%s {\n", global->name);
+	for (const struct conf_keyword *kw = global->sub; kw->name; kw++)
+		put_row(f, kw, cf, 1);
+	fputs("}\n", f);
+	for (unsigned i = 0; i < cf->nlisteners; i++) {
+		fputc('\n', f);
+		conf_print_listener(f, &cf->listeners[i]);
+	}
+	for (unsigned i = 0; i < cf->npools; i++) {
+		fprintf(f, "\n%s %s {\n", pool->name, cf->pools[i].name);
+		for (const struct conf_keyword *kw = pool->sub; kw->name; kw++)
+			put_row(f, kw, &cf->pools[i], 1);
+		fputs("}\n", f);
+	}
 }
 
 /* every row of tab and below it, as "PATH NAME" lines; path NULL: the top level ("config") */

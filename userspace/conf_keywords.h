@@ -155,6 +155,14 @@ struct conf_word;
 typedef int conf_set_fn(struct conf_ctx *c, const struct conf_keyword *kw, char **av, int ac);
 
 /*
+ * A printer writes the row's statement for the value in obj, as the configuration language
+ * writes it ("timeout header 10s;", "eject off;"), at indentation depth, or nothing when the
+ * value means "not set". Rows with a generic setter need none: conf_print finds the printer of
+ * their setter.
+ */
+typedef void conf_print_fn(FILE *f, const struct conf_keyword *kw, const void *obj, int depth);
+
+/*
  * One keyword of a block (a table is an array of them ending with a row whose name is NULL).
  * A statement `NAME ARGS;` takes min_args..max_args words, and no block unless the row says it
  * must have one. In an option list (`server a HOST:PORT weight 3 backup`) a row with
@@ -172,6 +180,7 @@ struct conf_keyword {
 	/* what follows: a block's statements (block rows), the kinds of a conf_set_subtable row
 	 * (`timeout header`), or the options of a statement that ends in options (`server`) */
 	const struct conf_keyword *sub;
+	conf_print_fn *print; /* for -T / show config; NULL: the generic setter's */
 };
 
 /* bounds of a number, size, duration (ms) or string (hi: room with the NUL) */
@@ -238,6 +247,13 @@ conf_set_fn conf_set_listener;
 
 /* conf_parse_tls_version - "TLSv1.2" / "TLSv1.3" -> CONF_TLS1_2 / CONF_TLS1_3, or 0 */
 int conf_parse_tls_version(const char *s);
+
+/* conf_put_word - w as one word of the language: quoted when it is empty or holds a blank or
+ * one of ;{}# */
+void conf_put_word(FILE *f, const char *w);
+
+/* conf_print_listener - a listener block as conf.c kept it (listener->text) */
+void conf_print_listener(FILE *f, const struct listener *l);
 
 /* conf_parse_uint - decimal without sign or suffix, at most max; 0 or -EINVAL */
 int conf_parse_uint(const char *s, unsigned long max, unsigned long *out);

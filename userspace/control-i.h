@@ -21,5 +21,6 @@ int control_show_routes(struct daemon *d, int json, struct obuf *o);
 int control_show_servers(struct daemon *d, int json, struct obuf *o);
 int control_show_connections(struct daemon *d, int json, struct obuf *o);
 int control_show_stats(struct daemon *d, int json, struct obuf *o);
+int control_show_config(struct daemon *d, int json, struct obuf *o);
 
 #endif

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "acl.h"
 #include "admin.h"
 #include "clock.h"
@@ -255,6 +256,43 @@ static int do_reload(struct daemon *d, int json, char **av, int ac, struct obuf 
 	return 0;
 }
 
+/* log reopen: the access log file again by its name (after logrotate renamed it), as SIGUSR1 */
+static int log_reopen(struct daemon *d, int json, char **av, int ac, struct obuf *o)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *errf = open_memstream(&buf, &len);
+	int rc;
+
+	(void)av;
+	(void)ac;
+	if (!errf) {
+		ob_printf(o, "ERR out of memory\n");
+		return 1;
+	}
+	log_info("control: reopening the access log");
+	rc = accesslog_reopen(d->cf, errf);
+	fclose(errf);
+	if (rc) {
+		/* one line: the protocol's ERR ends the answer */
+		for (char *p = buf; p && *p; p++)
+			if (*p == '\n')
+				*p = p[1] ? ' ' : '\0';
+		log_warnx("%s", buf ? buf : "cannot reopen the access log");
+		ob_printf(o, "ERR %s; the old file stays in use\n", buf ? buf : "cannot reopen");
+		free(buf);
+		return 1;
+	}
+	free(buf);
+	if (json) {
+		ob_printf(o, "{\"reopened\":");
+		ob_json_str(o, d->cf->access_log[0] ? d->cf->access_log : "stderr");
+		ob_printf(o, "}\n");
+	}
+	ob_printf(o, "OK\n");
+	return 0;
+}
+
 /*
  * The commands: `[json] VERB [OBJECT] ARGS...`. A request runs the row whose verb and object
  * (NULL: none) it names, when it has min_words..max_words words ("json" not counted). A `show`
@@ -275,6 +313,7 @@ static const struct ctl_cmd {
 	{"show", "routes", 2, 2, .show = control_show_routes},
 	{"show", "connections", 2, 2, .show = control_show_connections},
 	{"show", "stats", 2, 2, .show = control_show_stats},
+	{"show", "config", 2, 2, .show = control_show_config},
 	{"show", "acl", 2, 2, .show = show_acl},
 	{"acl", "deny", 3, 3, .args = "CIDR", .run = acl_set},
 	{"acl", "allow", 3, 3, .args = "CIDR", .run = acl_set},
@@ -282,6 +321,7 @@ static const struct ctl_cmd {
 	{"server", "set", 5, 6, .args = "POOL SERVER weight N|drain|maintenance|ready",
 	 .run = server_set},
 	{"reload", NULL, 1, 1, .run = do_reload},
+	{"log", "reopen", 2, 2, .run = log_reopen},
 	{"help", NULL, 1, 1, .run = do_help},
 };
 

@@ -13,6 +13,7 @@
 
 #include "acl.h"
 #include "clock.h"
+#include "conf.h"
 #include "conn.h"
 #include "control-i.h"
 #include "health_state.h"
@@ -508,5 +509,35 @@ int control_show_stats(struct daemon *d, int json, struct obuf *o)
 		ob_printf(o, "%-28s %llu\n", "kernel.drop_skbs", (unsigned long long)k.drop_skbs);
 		ob_printf(o, "%-28s %llu\n", "kernel.no_peer", (unsigned long long)k.no_peer);
 	}
+	return 0;
+}
+
+/* the running configuration with every default filled in (conf_print) */
+int control_show_config(struct daemon *d, int json, struct obuf *o)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return -ENOMEM;
+	conf_print(f, d->cf);
+	if (fclose(f)) {
+		free(text);
+		return -ENOMEM;
+	}
+	if (json) {
+		ob_printf(o, "{\"file\":");
+		ob_json_str(o, d->cf->file);
+		ob_printf(o, ",\"generation\":%u,\"text\":", d->generation);
+		ob_json_str(o, text);
+		ob_printf(o, "}\n");
+	} else {
+		ob_printf(o,
+			  "# %s, generation %u, every default filled in (splicectl show config)\n",
+			  d->cf->file, d->generation);
+		ob_printf(o, "%s", text);
+	}
+	free(text);
 	return 0;
 }

@@ -6,7 +6,8 @@
  * contexts) -> open access log -> load BPF, pin maps ->
  * bind every listener (one SO_REUSEPORT socket per worker, so bind errors are fatal before any
  * thread starts) -> start workers -> start the health thread -> the main thread's event loop
- * (daemon.c), where this file watches a signalfd (reload, upgrade, drain, stop) and a 1 s tick
+ * (daemon.c), where this file watches a signalfd (reload, upgrade, log reopen, drain, stop) and
+ * a 1 s tick
  * that publishes stats, next to the fds other modules watch.
  */
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "buildinfo.h"
 #include "clock.h"
 #include "conf.h"
 #include "daemon.h"
@@ -41,17 +43,18 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: spliced -f FILE [-d] [-n] [-P FILE] [-v...] [--no-splice] [--no-ktls] "
+		"usage: spliced -f FILE [-d] [-n] [-T] [-P FILE] [-v...] [--no-splice] [--no-ktls] "
 		"[--no-kernel-acl] [-V] [-h]\n"
 		"  -f, --config FILE   configuration file\n"
 		"  -d, --foreground    stay in the foreground, log to stderr\n"
 		"  -P, --pid-file FILE write the pid there (overrides pid_file)\n"
 		"  -n, --check         validate the configuration and exit\n"
+		"  -T, --print-config  validate it, print it with every default filled in, exit\n"
 		"  -v, --verbose       more logging (repeat for libbpf messages)\n"
 		"      --no-splice     never use the BPF kernel data path\n"
 		"      --no-ktls       never hand TLS record crypto to the kernel\n"
 		"      --no-kernel-acl enforce listener allow/deny after accept, not in the kernel\n"
-		"  -V, --version       print the version\n"
+		"  -V, --version       print the version, build flags, kernel features, exit\n"
 		"  -h, --help          this text\n");
 }
 
@@ -153,6 +156,13 @@ static void on_signal(struct daemon *d, int sfd, uint32_t events, void *arg)
 		case SIGUSR2:
 			upgrade_start(d, d->argv);
 			break;
+		case SIGUSR1:
+			/* logrotate renamed the file (and made a new one): write to that */
+			log_info("SIGUSR1: reopening the access log");
+			if (accesslog_reopen(d->cf, NULL))
+				log_warnx(
+					"cannot reopen the access log: the old file stays in use");
+			break;
 		}
 	}
 }
@@ -217,6 +227,7 @@ int main(int argc, char **argv)
 		{"foreground", no_argument, NULL, 'd'},
 		{"pid-file", required_argument, NULL, 'P'},
 		{"check", no_argument, NULL, 'n'},
+		{"print-config", no_argument, NULL, 'T'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"no-splice", no_argument, NULL, 'S'},
 		{"no-ktls", no_argument, NULL, 'K'},
@@ -232,9 +243,9 @@ int main(int argc, char **argv)
 	struct worker *workers;
 	unsigned nworkers;
 	sigset_t set;
-	int ch, sfd, tfd, upfd = upgrade_inherited_fd();
+	int ch, sfd, tfd, upfd = upgrade_inherited_fd(), print_config = 0;
 
-	while ((ch = getopt_long(argc, argv, "f:dnP:vVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:dnTP:vVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'P':
 			if (optarg[0] != '/' || strlen(optarg) >= PATH_MAX) {
@@ -252,6 +263,9 @@ int main(int argc, char **argv)
 		case 'n':
 			opt.check_only = 1;
 			break;
+		case 'T':
+			opt.check_only = print_config = 1;
+			break;
 		case 'v':
 			opt.verbose++;
 			break;
@@ -268,7 +282,7 @@ int main(int argc, char **argv)
 			conf_dump_keywords(stdout);
 			return 0;
 		case 'V':
-			printf("spliced %s\n", SPLICED_VERSION);
+			buildinfo_print(stdout);
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -292,6 +306,12 @@ int main(int argc, char **argv)
 	}
 	if (opt.pid_file)
 		snprintf(cf->pid_file, sizeof(cf->pid_file), "%s", opt.pid_file);
+	if (print_config) {
+		printf("# %s, every default filled in (spliced -T)\n", cf->file);
+		conf_print(stdout, cf);
+		conf_free(cf);
+		return fflush(stdout) ? 1 : 0;
+	}
 	if (opt.check_only) {
 		printf("configuration OK\n");
 		conf_free(cf);
@@ -353,6 +373,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -404,7 +425,7 @@ int main(int argc, char **argv)
 	}
 	write_pid_file(cf);
 	/* everything that needs root is open: become `user` before any thread starts */
-	if (privdrop(cf, g_access_fd, cf->control))
+	if (privdrop(cf, accesslog_file_fd(), cf->control))
 		fatalx("cannot drop privileges to user '%s'", cf->user);
 	for (unsigned i = 0; i < nworkers; i++) {
 		int rc = worker_start(&workers[i]);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "acl.h"
 #include "admin.h"
 #include "clock.h"
@@ -345,6 +346,9 @@ void metrics_render(struct daemon *d, struct obuf *o)
 		  (unsigned long long)d->reloads);
 	ob_printf(o, "spliced_config_reloads_total{result=\"failed\"} %llu\n",
 		  (unsigned long long)d->reload_failures);
+	family(o, "spliced_log_dropped_total", "counter",
+	       "Access log lines dropped because the target (file, pipe, syslog) did not keep up.");
+	ob_printf(o, "spliced_log_dropped_total %llu\n", (unsigned long long)accesslog_dropped());
 
 	render_requests(cf, o);
 	render_routes(cf, o);

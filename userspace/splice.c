@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "log.h"
@@ -188,6 +189,46 @@ err_destroy:
 	splice_bpf__destroy(skel);
 	skel = NULL;
 	return 0;
+}
+
+/* a libbpf probe's answer (1 yes, 0 no, -errno could not tell) as words */
+static void probe_words(int rc, char *buf, size_t len)
+{
+	if (rc > 0)
+		snprintf(buf, len, "yes");
+	else if (rc == 0)
+		snprintf(buf, len, "no");
+	else
+		snprintf(buf, len, "unknown (%s)", strerror(-rc));
+}
+
+void splice_probe_features(char *sockhash, size_t slen, char *btf, size_t blen)
+{
+	struct btf *vmlinux;
+	int map, prog;
+
+	/* libbpf's own messages about the probes are not for a -V report */
+	libbpf_set_print(NULL);
+	map = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, NULL);
+	prog = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_SKB, NULL);
+	if (map > 0 && prog <= 0)
+		map = prog; /* a sockhash without sk_skb programs is of no use here */
+	probe_words(map, sockhash, slen);
+	vmlinux = btf__load_vmlinux_btf();
+	if (vmlinux) {
+		snprintf(btf, blen, "yes (%u types)", btf__type_cnt(vmlinux));
+		btf__free(vmlinux);
+	} else {
+		snprintf(btf, blen, "no (%s)", strerror(errno));
+	}
+}
+
+const char *splice_library(void)
+{
+	static char buf[32];
+
+	snprintf(buf, sizeof(buf), "libbpf %u.%u", libbpf_major_version(), libbpf_minor_version());
+	return buf;
 }
 
 int splice_probe_access(void)

@@ -30,6 +30,16 @@ struct ksock {
 int splice_init(struct config *cf, int disabled);
 int splice_kernel_available(void);
 
+/*
+ * splice_probe_features - for `spliced -V`, without loading anything: can this kernel create a
+ * SOCKHASH and load sk_skb programs, and does it describe itself with BTF? Each answer is
+ * written as "yes", "no" or "unknown (why)" (bpf() refused the probe: no CAP_BPF).
+ */
+void splice_probe_features(char *sockhash, size_t slen, char *btf, size_t blen);
+
+/* splice_library - "libbpf 1.1" */
+const char *splice_library(void);
+
 /* splice_probe_access - can this thread still use the maps (bpf() on an open map fd)? 0 or
  * -EPERM (privdrop.c probes with CAP_BPF dropped from the effective set). */
 int splice_probe_access(void);

@@ -596,6 +596,78 @@ static int ktls_probe(char *why, size_t len)
 	return 0;
 }
 
+/* a connected loopback pair: *c connected to *a; 0 or -errno (nothing left open) */
+static int loopback_pair(int *c, int *a)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int l, err;
+
+	*c = *a = -1;
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l == -1)
+		return -errno;
+	if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) == -1 || listen(l, 1) == -1 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) == -1)
+		goto err_listen;
+	*c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*c == -1 || connect(*c, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		goto err_client;
+	*a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (*a == -1)
+		goto err_client;
+	close(l);
+	return 0;
+
+err_client:
+	err = errno;
+	if (*c >= 0)
+		close(*c);
+	*c = -1;
+	close(l);
+	return -err;
+err_listen:
+	err = errno;
+	close(l);
+	return -err;
+}
+
+void tls_ktls_probe_dirs(int *tx, int *rx, char *why, size_t len)
+{
+	struct tls12_crypto_info_aes_gcm_128 ci = {
+		.info = {.version = TLS_1_2_VERSION, .cipher_type = TLS_CIPHER_AES_GCM_128}};
+	int c, a, rc;
+
+	*tx = *rx = 0;
+	why[0] = '\0';
+	rc = loopback_pair(&c, &a);
+	if (rc) {
+		snprintf(why, len, "loopback connection: %s", strerror(-rc));
+		return;
+	}
+	if (setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", 3) == -1) {
+		if (errno == ENOENT)
+			snprintf(why, len, "the kernel has no TLS ULP");
+		else
+			snprintf(why, len, "TCP_ULP tls: %s", strerror(errno));
+	} else {
+		/* the key is zeros: the socket only carries the probe and is closed unused */
+		*tx = setsockopt(c, SOL_TLS, TLS_TX, &ci, sizeof(ci)) == 0;
+		if (!*tx)
+			snprintf(why, len, "TLS_TX: %s", strerror(errno));
+		*rx = setsockopt(c, SOL_TLS, TLS_RX, &ci, sizeof(ci)) == 0;
+		if (!*rx && !why[0])
+			snprintf(why, len, "TLS_RX: %s", strerror(errno));
+	}
+	close(c);
+	close(a);
+}
+
+const char *tls_library(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
+}
+
 int tls_ktls_init(int disabled, char *why, size_t len)
 {
 	if (disabled) {

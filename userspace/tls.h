@@ -100,6 +100,16 @@ void tls_describe(struct ssl_st *ssl, char *buf, size_t len);
 int tls_ktls_init(int disabled, char *why, size_t len);
 
 /*
+ * tls_ktls_probe_dirs - for `spliced -V`: does this kernel take the transmit (*tx) and the
+ * receive (*rx) record crypto of a TLS 1.2 AES-GCM-128 session? Probed on a loopback TCP
+ * connection made for it (nothing is sent). 1 or 0 each; why says what failed, or is "".
+ */
+void tls_ktls_probe_dirs(int *tx, int *rx, char *why, size_t len);
+
+/* tls_library - the OpenSSL this process runs with ("OpenSSL 3.0.17 1 Jul 2025") */
+const char *tls_library(void);
+
+/*
  * tls_ktls_state - after a completed handshake: did the kernel really take the transmit
  * and/or receive crypto? (OpenSSL falls back to userspace crypto silently.)
  */

@@ -25,6 +25,8 @@
 enum splice_mode { SPLICE_AUTO = 0, SPLICE_ON, SPLICE_OFF };
 /* `underscore_headers`: request headers with '_' in their name (Content_Length) */
 enum underscore_mode { UNDERSCORE_DROP = 0, UNDERSCORE_REJECT, UNDERSCORE_PASS };
+/* `access_log ... format F;` */
+enum accesslog_format { ACCESSLOG_TEXT = 0, ACCESSLOG_JSON };
 #define SPLICE_MIN_BODY_OFF UINT64_MAX
 /* what `balance hash` hashes (sticky.c): the client address, a header, a cookie, the
  * request-target, or a query argument; the name is pool->hash_name */
@@ -285,13 +287,17 @@ struct listener {
 	char tls_ciphers[256];	       /* TLS 1.2 cipher list; "" = default */
 	uint32_t tls_ticket_rotate_ms; /* session ticket key lifetime; 0: default (1 h) */
 	struct tls_server *tls;
+	char *text; /* the block as the file writes it, normalized (conf_print); malloc'd */
 	struct listener_stats st; /* carried over by a reload (same name) */
 };
 
 struct config {
 	char file[PATH_MAX];
 	char pin_path[PATH_MAX];
-	char access_log[PATH_MAX];   /* "" or "stderr": stderr; "off": none; else a file */
+	char access_log[PATH_MAX];   /* "" or "stderr": stderr; "off": none; "syslog[:FACILITY]";
+				      * else a file */
+	int access_log_format;	     /* enum accesslog_format */
+	int access_log_facility;     /* syslog(3) facility of "syslog[:FACILITY]" (LOG_DAEMON) */
 	unsigned workers;	     /* 0: one per CPU */
 	uint32_t timeout_header_ms;  /* whole request head must arrive within */
 	uint32_t timeout_idle_ms;    /* keep-alive wait for the next request */
