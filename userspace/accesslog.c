@@ -381,21 +381,21 @@ int accesslog_open(const struct config *cf)
 	A.target = fd;
 	set_config(cf, kind);
 	atomic_store(&A.stop_ms, 0);
-	err = -pthread_create(&A.thread, NULL, writer, NULL);
-	if (err)
-		goto err_pipe;
-	A.thread_on = 1;
 	g_access_fd = kind == T_OFF ? -1 : A.wr;
 	return 0;
 
-err_pipe:
-	close(p[0]);
-	close(p[1]);
-	A.rd = A.wr = -1;
 err_target:
 	if (fd >= 0)
 		close(fd);
 	A.target = -1;
+	return err;
+}
+
+int accesslog_start(void)
+{
+	int err = -pthread_create(&A.thread, NULL, writer, NULL);
+
+	A.thread_on = !err;
 	return err;
 }
 

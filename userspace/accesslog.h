@@ -65,11 +65,15 @@ uint64_t accesslog_dropped(void);
 int accesslog_format(void);
 
 /*
- * accesslog_open - at start, before any worker runs: the internal pipe, the thread, and the
- * target cf->access_log ("stderr" or "": a copy of stderr; "off": none; "syslog[:FACILITY]").
- * Returns 0 or -errno (nothing left open).
+ * accesslog_open - at start, while root: the internal pipe and the target cf->access_log
+ * ("stderr" or "": a copy of stderr; "off": none; "syslog[:FACILITY]"). Returns 0 or -errno
+ * (nothing left open).
  */
 int accesslog_open(const struct config *cf);
+
+/* accesslog_start - the thread that moves lines to the target; after the privilege drop
+ * (capabilities and no_new_privs are per thread) and before the workers. 0 or -errno. */
+int accesslog_start(void);
 
 /* accesslog_file_fd - the target's descriptor when it is a file (privdrop gives it to the
  * user), else -1 */

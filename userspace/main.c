@@ -427,6 +427,14 @@ int main(int argc, char **argv)
 	/* everything that needs root is open: become `user` before any thread starts */
 	if (privdrop(cf, accesslog_file_fd(), cf->control))
 		fatalx("cannot drop privileges to user '%s'", cf->user);
+	{
+		int rc = accesslog_start();
+
+		if (rc) {
+			errno = -rc;
+			fatal("cannot start the access log thread");
+		}
+	}
 	for (unsigned i = 0; i < nworkers; i++) {
 		int rc = worker_start(&workers[i]);
 

@@ -345,7 +345,8 @@ PY
 	run "$SPLICECTL" -h
 	[[ $status -eq 0 && $output == *"usage: splicectl"* ]] || fail "-h: $status"
 	for args in "" "show" "show everything" "server set p" "server set p a weight" \
-		"server set p a weight x" "server set p a sleep" "reload now" "frob"; do
+		"server set p a weight x" "server set p a sleep" "reload now" "frob" "log" \
+		"log rotate" "show config now"; do
 		# shellcheck disable=SC2086 # word splitting intended
 		run "$SPLICECTL" -s /nonexistent $args
 		[[ $status -eq 2 ]] || fail "'$args': status $status"
@@ -355,6 +356,103 @@ PY
 	assert_contains "$output" "cannot connect to $BATS_TEST_TMPDIR/none.sock"
 	"$SPLICECTL" -j -s "$BATS_TEST_TMPDIR/none.sock" show info 2>/dev/null | pyj 'd["error"]' |
 		grep -q 'cannot connect' || fail "-j error is not a JSON document"
+}
+
+# ---- conventions: -T, show config, -V, log reopen ----
+
+@test "ops: spliced -T prints every default and loads again into the same text; show config prints the running one" {
+	start_origin a
+	start_spliced "global { control $CTL_SOCK; timeout header 7s; }
+listener web { bind 127.0.0.1:@PORT@; route { host a.test; path /x/; pool p; } route { pool p; } }
+pool p { server a 127.0.0.1:${ORIGIN_PORTS[a]} weight 2; health tcp rise 4; }"
+	run "$SPLICED_BIN" -T -f "$SPLICED_CONF"
+	[ "$status" -eq 0 ]
+	local t="$output" line
+	echo "$t"
+	# what the file sets, and the defaults it does not
+	for line in "timeout header 7s;" "timeout idle 1m;" "workers auto;" "max_header_size 16k;" \
+		"splice_min_body off;" "access_log $ACCESS_LOG format text;" "# user: not set" \
+		"server a 127.0.0.1:${ORIGIN_PORTS[a]} weight 2;" "balance round_robin;" \
+		"health tcp interval 2s timeout 1s rise 4 fall 3;" "retries 2;" \
+		"eject consecutive_failures 5 base 10s max 5m;" "keepalive_timeout 30s;" \
+		"host a.test;" "path /x/;"; do
+		grep -qxF "    $line" <<<"$t" || grep -qxF "        $line" <<<"$t" || fail "-T lacks '$line'"
+	done
+	# a valid file that prints the same again
+	tail -n +2 <<<"$t" >"$BATS_TEST_TMPDIR/t.conf"
+	run "$SPLICED_BIN" -T -f "$BATS_TEST_TMPDIR/t.conf"
+	[ "$status" -eq 0 ]
+	diff <(tail -n +2 <<<"$t") <(tail -n +2 <<<"$output")
+	# the running configuration: the same text; JSON carries it whole
+	ctl show config
+	[ "$status" -eq 0 ]
+	diff <(tail -n +2 <<<"$t") <(sed 1d <<<"$output")
+	assert_equal "$(tail -n +2 <<<"$t")" "$(ctl_json show config | pyj 'd["text"].rstrip("\n")')"
+	# after a reload it shows the new one
+	sed -i 's/timeout header 7s;/timeout header 9s;/' "$SPLICED_CONF"
+	kill -HUP "$SPLICED_PID"
+	wait_until 10 grep -q 'reloaded: generation 2' "$SPLICED_ERR"
+	ctl show config
+	grep -qxF "    timeout header 9s;" <<<"$output"
+	assert_equal 2 "$(ctl_json show config | pyj 'd["generation"]')"
+	# an invalid file: the messages, exit 1, nothing printed
+	echo "frob;" >>"$SPLICED_CONF"
+	run "$SPLICED_BIN" -T -f "$SPLICED_CONF"
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "unknown top-level section 'frob'"
+	assert_not_contains "$output" "global {"
+}
+
+@test "ops: spliced -V: version, build, kernel and each probed feature on a line of its own" {
+	run "$SPLICED_BIN" -V
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 7 ]
+	[[ ${lines[0]} =~ ^spliced\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+	[[ ${lines[1]} =~ ^build:\ cc\ .*,\ flags\ .*\ libbpf\ [0-9.]+,\ OpenSSL\ .*,\ libcurl\ [0-9.]+$ ]]
+	[[ ${lines[2]} == "kernel: Linux $(uname -r) $(uname -m)" ]]
+	local f
+	for f in 3:sockhash 4:"ktls tx" 5:"ktls rx" 6:btf; do
+		[[ ${lines[${f%%:*}]} =~ ^${f#*:}:\ (yes|no|unknown)( \(.*\))?$ ]] || fail "line ${f%%:*}"
+	done
+	# as root the bpf() probes can tell
+	[[ $EUID -ne 0 ]] || [[ ${lines[3]} != "sockhash: unknown"* ]]
+}
+
+@test "ops: SIGUSR1 and splicectl log reopen write to a new file after a logrotate-like rename" {
+	start_origin a
+	start_spliced "global { control $CTL_SOCK; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server a 127.0.0.1:${ORIGIN_PORTS[a]}; }"
+	"${CURL[@]}" -o /dev/null "$(url /one)"
+	wait_until 5 grep -q 'GET /one ' "$ACCESS_LOG"
+	# logrotate: rename, create the new file, then signal
+	mv "$ACCESS_LOG" "$ACCESS_LOG.1"
+	install -m 0640 /dev/null "$ACCESS_LOG"
+	kill -USR1 "$SPLICED_PID"
+	wait_until 5 grep -q 'SIGUSR1: reopening the access log' "$SPLICED_ERR"
+	"${CURL[@]}" -o /dev/null "$(url /two)"
+	wait_until 5 grep -q 'GET /two ' "$ACCESS_LOG" || fail "/two not in the new file"
+	if grep -q 'GET /two ' "$ACCESS_LOG.1"; then fail "/two went to the renamed file"; fi
+	# without `create`: the daemon makes the file; and through the control socket
+	mv "$ACCESS_LOG" "$ACCESS_LOG.2"
+	ctl log reopen
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	"${CURL[@]}" -o /dev/null "$(url /three)"
+	wait_until 5 grep -q 'GET /three ' "$ACCESS_LOG" || fail "/three not in the new file"
+	assert_equal 1 "$(grep -c 'GET /one ' "$ACCESS_LOG.1")"
+	assert_equal 1 "$(grep -c 'GET /two ' "$ACCESS_LOG.2")"
+	assert_equal "$ACCESS_LOG" "$(ctl_json log reopen | pyj 'd["reopened"]')"
+	# a file that cannot be opened: ERR, exit 1, the old file stays in use
+	mv "$ACCESS_LOG" "$ACCESS_LOG.3"
+	mkdir "$ACCESS_LOG"
+	ctl log reopen
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "cannot open access log $ACCESS_LOG: Is a directory"
+	"${CURL[@]}" -o /dev/null "$(url /four)"
+	wait_until 5 grep -q 'GET /four ' "$ACCESS_LOG.3" || fail "the old file is no longer written"
+	kill -0 "$SPLICED_PID"
 }
 
 # ---- reload through the socket ----
