@@ -105,6 +105,8 @@ declare -gA BOGUS_IN=(
 	[config]='BOGUS { }'
 	[global]='global { BOGUS 1; }'
 	[global.timeout]='global { timeout BOGUS 1s; }'
+	[global.access_log]='global { access_log stderr BOGUS x; }'
+	[global.access_log.format]='global { access_log stderr format BOGUS; }'
 	[pool]='pool q { server a 127.0.0.1:1; BOGUS 1; }'
 	[pool.server]='pool q { server a 127.0.0.1:1 BOGUS; }'
 	[pool.balance]='pool q { server a 127.0.0.1:1; balance BOGUS; }'
@@ -253,7 +255,7 @@ check_tables() {
 @test "docs: splicectl.8 documents every option and command of the protocol" {
 	local text o
 	text=$(render docs/splicectl.8)
-	for o in -s -j show info pools servers connections stats server set weight drain \
+	for o in -s -j show info pools servers connections stats config server set weight drain log reopen \
 		maintenance ready reload OK ERR json; do
 		has_word "$text" "$o" || { echo "splicectl.8 lacks '$o'"; return 1; }
 	done
