@@ -165,3 +165,27 @@ pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
 	[[ $(awk '$1 ~ /^spliced_requests_total\{listener="web",pool="p",code="200"\}$/ { print $2 }' <<<"$m") -eq 2 ]] ||
 		fail "requests_total: $(grep requests_total <<<"$m")"
 }
+
+@test "accesslog: a FIFO nobody reads never holds a request; the lines that do not fit are dropped and counted" {
+	local fifo=$BATS_TEST_TMPDIR/log.fifo holder long codes
+	mkfifo "$fifo"
+	# a reader that holds the FIFO open and never reads it
+	(exec 3<>"$fifo" && exec sleep 120) &
+	holder=$!
+	record_pid "$holder" fifo-holder
+	start_origin o
+	ACCESS_LOG=$fifo start_spliced "global { access_log $fifo; metrics 127.0.0.1:@PORT2@; }
+listener web { bind 127.0.0.1:@PORT@; route { pool p; } }
+pool p { server o 127.0.0.1:$ORIGIN_PORT; }"
+	# 3 KiB targets: the FIFO (64 KiB) and the daemon's buffer (1 MiB) fill after ~350 lines
+	long=$(printf 'a%.0s' {1..3000})
+	codes=$("${CURL[@]}" -o /dev/null -w '%{http_code}\n' "$(url "/$long?n=[1-600]")" | sort | uniq -c |
+		awk '{ print $1, $2 }')
+	assert_equal "600 200" "$codes" "every request answered"
+	assert_equal 200 "$(http_code "$(url /after)")" "a request after the flood"
+	local dropped
+	dropped=$("${CURL[@]}" "http://127.0.0.1:$SPLICED_PORT2/metrics" |
+		awk '$1 == "spliced_log_dropped_total" { print $2 }')
+	echo "dropped: $dropped"
+	assert_between 100 "${dropped:-0}" 601 "spliced_log_dropped_total"
+}
