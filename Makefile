@@ -130,10 +130,11 @@ $(OUTPUT)/tests/test_stats: tests/unit/test_stats.c $(OUTPUT)/userspace/stats.o 
 # the access log line and its keywords; log.o needs libbpf for its printer
 $(OUTPUT)/tests/test_accesslog: tests/unit/test_accesslog.c $(OUTPUT)/userspace/accesslog.o \
 				$(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/conf.o \
-				$(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/lb.o \
+				$(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/conf_rules.o \
+				$(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/lb.o \
 				$(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ -lbpf -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ -lbpf -lpcre2-8 -lpthread
 
 $(OUTPUT)/tests/test_lb: tests/unit/test_lb.c $(OUTPUT)/userspace/lb.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
