@@ -131,8 +131,8 @@ $(OUTPUT)/tests/test_stats: tests/unit/test_stats.c $(OUTPUT)/userspace/stats.o 
 $(OUTPUT)/tests/test_accesslog: tests/unit/test_accesslog.c $(OUTPUT)/userspace/accesslog.o \
 				$(OUTPUT)/userspace/log.o $(OUTPUT)/userspace/conf.o \
 				$(OUTPUT)/userspace/conf_keywords.o $(OUTPUT)/userspace/conf_rules.o \
-				$(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/lb.o \
-				$(OUTPUT)/userspace/http.o | $(OUTPUT)/tests
+				$(OUTPUT)/userspace/rules.o $(OUTPUT)/userspace/limit_table.o $(OUTPUT)/userspace/lb.o \
+				$(OUTPUT)/userspace/http.o $(OUTPUT)/userspace/http_rewrite.o | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ -lbpf -lpcre2-8 -lpthread
 

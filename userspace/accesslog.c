@@ -29,7 +29,7 @@ _Static_assert(ACCESSLOG_LINE_MAX <= 4096, "a line is one atomic pipe write (PIP
  * with the fixed parts, so a line is never cut in the middle */
 #define CAP_TARGET 1280
 #define CAP_HOST 1536 /* any Host (HOST_MAX_LEN) whole, every byte escaped */
-#define CAP_SHORT 128 /* method, client */
+#define CAP_SHORT 128 /* method, client, request ID */
 #define CAP_NAME 64   /* configured names (listener, pool, server), tls mode, term reason */
 
 struct out {
@@ -144,8 +144,11 @@ size_t accesslog_line(const struct accesslog_rec *r, int format, char *buf, size
 		     (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
 		json_str(&o, "pool", r->pool, CAP_NAME);
 		json_str(&o, "server", r->server, CAP_NAME);
-		putf(&o, ",\"duration_ms\":%llu", (unsigned long long)r->duration_ms);
+		putf(&o, ",\"duration_ms\":%llu,\"tries\":%u", (unsigned long long)r->duration_ms,
+		     r->tries);
 		json_str(&o, "tls", r->tls, CAP_NAME);
+		json_str(&o, "route", r->route, CAP_NAME);
+		json_str(&o, "request_id", r->request_id, CAP_SHORT);
 		json_str(&o, "term", r->term, CAP_NAME);
 		json_str(&o, "refused", r->refused, CAP_NAME);
 		if (o.truncated)
@@ -169,9 +172,19 @@ size_t accesslog_line(const struct accesslog_rec *r, int format, char *buf, size
 		put(&o, "/", 1);
 		text_field(&o, r->server, CAP_NAME);
 		putf(&o, " duration_ms=%llu", (unsigned long long)r->duration_ms);
+		if (r->tries > 1)
+			putf(&o, " tries=%u", r->tries);
 		if (r->tls && *r->tls) {
 			put(&o, " tls=", 5);
 			text_field(&o, r->tls, CAP_NAME);
+		}
+		if (r->route && *r->route) {
+			put(&o, " route=", 7);
+			text_field(&o, r->route, CAP_NAME);
+		}
+		if (r->request_id && *r->request_id) {
+			put(&o, " request_id=", 12);
+			text_field(&o, r->request_id, CAP_SHORT);
 		}
 		if (r->term && *r->term) {
 			put(&o, " term=", 6);

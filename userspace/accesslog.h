@@ -35,7 +35,10 @@ struct accesslog_rec {
 	uint64_t bytes_in, bytes_out;
 	const char *pool, *server; /* NULL: none chosen */
 	uint64_t duration_ms;
-	const char *tls;     /* NULL: plain TCP; else how records are encrypted ("ktls-tx", ...) */
+	unsigned tries;	   /* servers tried (retries: more than one); 0: no pool */
+	const char *tls;   /* NULL: plain TCP; else how records are encrypted ("ktls-tx", ...) */
+	const char *route; /* the route's name ("api", "#2"); NULL: none matched */
+	const char *request_id; /* NULL: `request_id` off */
 	const char *term;    /* NULL or "": completed; else why it ended early ("client_closed") */
 	const char *refused; /* NULL: served; else why spliced refused it ("acl_deny", ...) */
 };

@@ -99,41 +99,37 @@ static const char *const term_name[] = {"",
 					"server_timeout",
 					"stopped"};
 
+/* the request that just ended, as a record for accesslog.c, which builds and queues the line */
 static void access_log(struct conn *c)
 {
-	char line[1024];
-	char tbuf[64], tries[24] = "";
-	struct tm tm;
-	time_t now = time(NULL);
-	int n;
-
-	const char *rid = conn_rules_request_id(c);
+	char line[ACCESSLOG_LINE_MAX];
+	struct timespec now;
+	struct accesslog_rec r = {
+		.listener = c->l->name,
+		.client = c->peer,
+		.method = c->method_s,
+		.target = c->path,
+		.version_minor = c->version_minor,
+		.host = c->host,
+		.status = c->status,
+		.bytes_in = c->bytes_in,
+		.bytes_out = c->bytes_out,
+		.pool = c->pool ? c->pool->name : NULL,
+		.server = c->srv ? c->srv->name : NULL,
+		.duration_ms = c->w->now_ms - c->t_start,
+		.tries = c->pool ? c->ntried : 0,
+		.tls = c->client.ssl ? c->client.transport->name : NULL,
+		.route = c->route ? c->route->name : NULL,
+		.request_id = conn_rules_request_id(c),
+		.term = term_name[c->term],
+		.refused = c->refused,
+	};
 
 	if (g_access_fd < 0)
 		return;
-	gmtime_r(&now, &tm);
-	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (c->pool && c->ntried > 1)
-		snprintf(tries, sizeof(tries), " tries=%u", c->ntried);
-	n = snprintf(line, sizeof(line),
-		     "%s %s %s \"%s %s HTTP/1.%d\" host=%s status=%d bytes_in=%llu "
-		     "bytes_out=%llu backend=%s/%s duration_ms=%llu%s%s%s%s%s%s%s%s%s%s%s\n",
-		     tbuf, c->l->name, c->peer, c->method_s[0] ? c->method_s : "-",
-		     c->path[0] ? c->path : "-", c->version_minor, c->host[0] ? c->host : "-",
-		     c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
-		     c->pool ? c->pool->name : "-", c->srv ? c->srv->name : "-",
-		     (unsigned long long)(c->w->now_ms - c->t_start), tries,
-		     c->client.ssl ? " tls=" : "", c->client.ssl ? c->client.transport->name : "",
-		     c->route ? " route=" : "", c->route ? c->route->name : "",
-		     rid ? " request_id=" : "", rid ? rid : "", c->term ? " term=" : "",
-		     term_name[c->term], c->refused ? " refused=" : "",
-		     c->refused ? c->refused : "");
-	if (n > (int)sizeof(line))
-		n = sizeof(line);
-	/* one write(2) per line: O_APPEND keeps lines of concurrent workers whole */
-	if (write(g_access_fd, line, (size_t)n) == -1) {
-		/* nothing sensible to do: logging must not stop the proxy */
-	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	r.time_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	accesslog_write(line, accesslog_line(&r, accesslog_format(), line, sizeof(line)));
 }
 
 /* request_done - one request is over (answered, failed or a tunnel closed): count, log */

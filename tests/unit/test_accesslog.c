@@ -117,16 +117,18 @@ static void test_json_fields(void)
 	r.pool = NULL;
 	r.server = "";
 	r.tls = "ktls-tx";
+	r.route = "#2";
 	r.term = "client_closed";
 	len = accesslog_line(&r, ACCESSLOG_JSON, line, sizeof(line));
 	line[len - 1] = '\0';
-	ASSERT_STREQ(line,
-		     "{\"time\":\"2023-11-14T22:13:20.123Z\",\"listener\":\"web\",\"client\":"
-		     "\"127.0.0.1\",\"method\":\"GET\",\"target\":\"/\",\"version\":\"HTTP/1.1\","
-		     "\"host\":\"example.com\",\"status\":200,\"bytes_in\":78,\"bytes_out\":1234,"
-		     "\"pool\":null,\"server\":null,\"duration_ms\":5,\"tls\":\"ktls-tx\","
-		     "\"term\":\"client_closed\",\"refused\":null}",
-		     "the whole line");
+	ASSERT_STREQ(
+		line,
+		"{\"time\":\"2023-11-14T22:13:20.123Z\",\"listener\":\"web\",\"client\":"
+		"\"127.0.0.1\",\"method\":\"GET\",\"target\":\"/\",\"version\":\"HTTP/1.1\","
+		"\"host\":\"example.com\",\"status\":200,\"bytes_in\":78,\"bytes_out\":1234,"
+		"\"pool\":null,\"server\":null,\"duration_ms\":5,\"tries\":0,\"tls\":\"ktls-tx\","
+		"\"route\":\"#2\",\"request_id\":null,\"term\":\"client_closed\",\"refused\":null}",
+		"the whole line");
 }
 
 static void test_text_fields_stay_words(void)
@@ -144,11 +146,17 @@ static void test_text_fields_stay_words(void)
 		     "duration_ms=5",
 		     "text line");
 	r.pool = r.server = NULL;
+	r.tries = 3;
 	r.tls = "userspace";
+	r.route = "api";
+	r.request_id = "trace-42.a:b";
 	r.term = "server_timeout";
 	len = accesslog_line(&r, ACCESSLOG_TEXT, line, sizeof(line));
 	ASSERT_TRUE(strstr(line, " backend=-/- ") != NULL, "no backend: %s", line);
-	ASSERT_TRUE(strstr(line, " tls=userspace term=server_timeout\n") != NULL, "%s", line);
+	ASSERT_TRUE(strstr(line,
+			   " duration_ms=5 tries=3 tls=userspace route=api request_id=trace-42.a:b "
+			   "term=server_timeout\n") != NULL,
+		    "%s", line);
 }
 
 static void test_long_lines_cut_at_a_field(void)
