@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # run.sh - run every test tier and print "N passed, N failed" (exit 1 on any failure).
-#   tests/run.sh            unit + kern + e2e + deb + vm
-#   tests/run.sh unit|kern|e2e|deb|vm [bats filter args...]
+#   tests/run.sh            unit + kern + e2e + deb + asan + fuzz + vm
+#   tests/run.sh unit|kern|e2e|deb|asan|fuzz|vm [bats filter args...]
 # The e2e tier needs root (BPF, bpffs); without root those tests skip with a reason.
 # The deb tier builds the Debian package from a clean copy of the tree and checks it
 # (tests/e2e/package.bats, `make deb-test`); it skips when dpkg-buildpackage, debhelper or lintian
-# is missing.
+# is missing. DEB=0 leaves it out of "all".
 # The vm tier boots a Debian 6.12 kernel under qemu (tools/vmtest) and runs the tier "guest"
 # inside it: the TLS tests with kTLS and with --no-ktls, and the kernel tier. VM_KERNELS
 # (default "6.12") lists the kernels; VM=0 skips the tier.
@@ -124,7 +124,7 @@ if [ "$tiers" = all ] || [ "$tiers" = e2e ]; then
 	SPLICED_ARGS=--no-splice run_tap "e2e (bats), --no-splice" bats --tap "$@" $both
 	run_tap "e2e (bats), kernel path" bats --tap "$@" tests/e2e/kernel.bats
 fi
-if [ "$tiers" = all ] || [ "$tiers" = deb ]; then
+if { [ "$tiers" = all ] && [ "${DEB:-1}" != 0 ]; } || [ "$tiers" = deb ]; then
 	t0=$(date +%s)
 	run_tap "deb (bats), package" bats --tap "$@" tests/e2e/package.bats
 	echo "# deb: took $(($(date +%s) - t0)) s"
