@@ -247,6 +247,7 @@ SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 ASAN_OBJS  := $(addprefix $(ASAN_OUT)/userspace/,$(DAEMON_SRCS:.c=.o))
 ASAN_LIB   := $(ASAN_OUT)/libspliced.a
 ASAN_UNIT  := $(patsubst $(OUTPUT)/tests/%,$(ASAN_OUT)/tests/%,$(UNIT_TESTS))
+$(ASAN_OUT)/userspace/buildinfo.o: ALL_CFLAGS += -DSPLICED_CFLAGS='"$(BUILD_CFLAGS) $(SAN_FLAGS)"'
 
 asan: $(ASAN_OUT)/spliced $(ASAN_OUT)/splicectl $(ASAN_UNIT) ## build the sanitized daemon, splicectl, unit tests
 

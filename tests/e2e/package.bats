@@ -148,7 +148,7 @@ deb_files() {
 			_splicectl; echo "${COMPREPLY[*]}"' _ "$comp" "$@"
 	}
 	assert_equal "show server reload log" "$(complete_words splicectl '')"
-	assert_equal "info pools servers connections stats config" \
+	assert_equal "info pools servers routes connections stats config" \
 		"$(complete_words splicectl -j show '')"
 	assert_equal "reopen" "$(complete_words splicectl log r)"
 	assert_equal "--socket" "$(complete_words splicectl --so)"
