@@ -456,6 +456,15 @@ static const char *value_str(const struct conf_keyword *kw, const void *obj, cha
 	return NULL;
 }
 
+/* does a generic setter store this row's value (value_str can print it)? */
+static int is_generic(const struct conf_keyword *kw)
+{
+	return kw->set == conf_set_count || kw->set == conf_set_size32 ||
+	       kw->set == conf_set_size64 || kw->set == conf_set_duration ||
+	       kw->set == conf_set_enum || kw->set == conf_set_string || kw->set == conf_set_path ||
+	       kw->set == conf_set_name;
+}
+
 /* " NAME VALUE" for each option of tab set in obj (a flag: " NAME" when set), skipping skip */
 static void put_options(FILE *f, const struct conf_keyword *tab, const void *obj, const char *skip)
 {
@@ -500,6 +509,12 @@ static void put_row(FILE *f, const struct conf_keyword *kw, const void *obj, int
 			if (v)
 				fprintf(f, "%*s%s %s %s;\n", depth * 4, "", kw->name, k->name, v);
 		}
+		return;
+	}
+	if (!value_str(kw, obj, buf, sizeof(buf)) && !is_generic(kw)) {
+		/* a row with its own setter needs its own printer: tests look for this line */
+		fprintf(f, "%*s# %s: not printed (its row in conf_keywords.c has no printer)\n",
+			depth * 4, "", kw->name);
 		return;
 	}
 	v = value_str(kw, obj, buf, sizeof(buf));

@@ -378,6 +378,8 @@ pool p { server a 127.0.0.1:${ORIGIN_PORTS[a]} weight 2; health tcp rise 4; }"
 		"host a.test;" "path /x/;"; do
 		grep -qxF "    $line" <<<"$t" || grep -qxF "        $line" <<<"$t" || fail "-T lacks '$line'"
 	done
+	# every keyword has a printer (a row without one says so)
+	assert_not_contains "$t" "not printed"
 	# a valid file that prints the same again
 	tail -n +2 <<<"$t" >"$BATS_TEST_TMPDIR/t.conf"
 	run "$SPLICED_BIN" -T -f "$BATS_TEST_TMPDIR/t.conf"
