@@ -147,8 +147,8 @@ deb_files() {
 			COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
 			_splicectl; echo "${COMPREPLY[*]}"' _ "$comp" "$@"
 	}
-	assert_equal "show server reload log" "$(complete_words splicectl '')"
-	assert_equal "info pools servers routes connections stats config" \
+	assert_equal "show server acl reload log" "$(complete_words splicectl '')"
+	assert_equal "info pools servers routes connections stats acl config" \
 		"$(complete_words splicectl -j show '')"
 	assert_equal "reopen" "$(complete_words splicectl log r)"
 	assert_equal "--socket" "$(complete_words splicectl --so)"
