@@ -157,7 +157,9 @@ int conn_handable(const struct conn *c);
  * 0: carry on (the upgrade gave up on it). Returns whether it can ever be handed over. */
 int conn_hold(struct conn *c, int on);
 /* conn_detach - frees c: fill rec, give up the sockets (*cfd, *ufd; -1 when none) and forget
- * the connection here without closing anything the next process needs. */
+ * the connection here without closing anything the next process needs. The connection still
+ * counts in g_nconns: the caller releases it once rec is queued, so that no count of zero is
+ * seen while a record waits to be queued (upgrade.c ends the hand-over at zero). */
 void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd);
 /* conn_adopt - the next process: a connection from rec and its sockets; 0 or -errno (the
  * sockets are closed on error). */

@@ -174,7 +174,7 @@ void conn_detach(struct conn *c, struct conn_handover *rec, int *cfd, int *ufd)
 		lb_conn_release(&c->srv->pool->lb, (int)(c->srv - c->srv->pool->servers));
 		c->srv = NULL;
 	}
-	atomic_fetch_sub(&g_nconns, 1);
+	/* still in g_nconns: the caller takes it out once rec is queued for sending */
 	conn_unlink(c);
 }
 

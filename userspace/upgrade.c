@@ -446,6 +446,7 @@ int upgrade_start(struct daemon *d, char **argv)
 int upgrade_poll(struct daemon *d)
 {
 	uint64_t now = clock_ms();
+	unsigned left;
 	int status;
 
 	if (O.child > 0 && waitpid(O.child, &status, WNOHANG) == O.child) {
@@ -462,11 +463,14 @@ int upgrade_poll(struct daemon *d)
 		}
 		return 0;
 	}
+	/* read before sending: a worker queues a connection's record before it leaves the
+	 * count, so at zero every record is queued and the send below takes it */
+	left = atomic_load(&g_nconns);
 	send_queued(d);
 	if (O.done_sent)
 		return 0;
-	if (!atomic_load(&g_nconns) || now >= O.deadline) {
-		unsigned left = atomic_load(&g_nconns);
+	if (!left || now >= O.deadline) {
+		left = atomic_load(&g_nconns);
 		struct {
 			uint32_t handed, left;
 		} done = {O.handed, left};

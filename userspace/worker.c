@@ -583,6 +583,8 @@ static void ho_sweep(struct worker *w)
 			return;
 		conn_detach(c, &it->rec, &it->cfd, &it->ufd);
 		handed_push(w, it);
+		/* counted until queued: the main thread sends what is queued before it looks */
+		atomic_fetch_sub(&g_nconns, 1);
 	}
 }
 
