@@ -37,6 +37,12 @@ void rule_req_fill(struct rule_req *rq, const char *buf, const struct http_msg *
 
 /* ---- regexes ---- */
 
+/* a compiled regex: the code and whether its JIT code exists */
+struct rule_regex {
+	pcre2_code *code;
+	int jit;
+};
+
 void *rule_regex_compile(const char *pattern, char *err, size_t errlen)
 {
 	int code;
@@ -52,14 +58,28 @@ void *rule_regex_compile(const char *pattern, char *err, size_t errlen)
 			 (const char *)msg);
 		return NULL;
 	}
-	/* no JIT on this machine (or no memory for it): the interpreter gives the same answers */
-	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-	return re;
+	{
+		struct rule_regex *rr = malloc(sizeof(*rr));
+
+		if (!rr) {
+			pcre2_code_free(re);
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		rr->code = re;
+		/* no JIT on this machine (or no memory for it): the interpreter gives the same
+		 * answers; with it, pcre2_jit_match skips the interpreter's checks per call */
+		rr->jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
+		return rr;
+	}
 }
 
 void rule_regex_free(void *re)
 {
-	pcre2_code_free(re);
+	struct rule_regex *rr = re;
+
+	pcre2_code_free(rr->code);
+	free(rr);
 }
 
 /* one match data block per thread: enough pairs for $0..$9 (more groups are matched, not
@@ -90,7 +110,12 @@ int rule_regex_match(void *re, const char *s, size_t len, struct rule_caps *caps
 		pthread_once(&md_once, md_key_init);
 		(void)pthread_setspecific(md_key, tls_md);
 	}
-	rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, tls_md, NULL);
+	{
+		const struct rule_regex *rr = re;
+
+		rc = rr->jit ? pcre2_jit_match(rr->code, (PCRE2_SPTR)s, len, 0, 0, tls_md, NULL)
+			     : pcre2_match(rr->code, (PCRE2_SPTR)s, len, 0, 0, tls_md, NULL);
+	}
 	if (rc == PCRE2_ERROR_NOMATCH)
 		return 0;
 	if (rc < 0)
