@@ -210,11 +210,12 @@ enum step_rc conn_head_request(struct conn *c, int head_len)
 		buf_consume(&c->req.in, (uint32_t)head_len);
 		return conn_fail_request(c, rc);
 	}
-	if (conn_rules_return(c)) {
+	rc = conn_rules_return(c);
+	if (rc) {
 		c->pool = NULL;
 		c->srv = NULL;
 		buf_consume(&c->req.in, (uint32_t)head_len);
-		return conn_fail_request(c, conn_rules_return(c));
+		return conn_fail_request(c, rc);
 	}
 	sticky_request(c, r->pool, m, b);
 	request_upgrade(c, r, m, b);

@@ -210,19 +210,28 @@ static int acl_set(struct daemon *d, int json, char **av, int ac, struct obuf *o
 	return 0;
 }
 
+/* err_stream - a stream an action writes its errors to (*buf once closed); NULL after
+ * answering ERR when there is no memory for it */
+static FILE *err_stream(char **buf, size_t *len, struct obuf *o)
+{
+	FILE *f = open_memstream(buf, len);
+
+	if (!f)
+		ob_printf(o, "ERR out of memory\n");
+	return f;
+}
+
 static int do_reload(struct daemon *d, int json, char **av, int ac, struct obuf *o)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	FILE *errf = open_memstream(&buf, &len);
+	FILE *errf = err_stream(&buf, &len, o);
 	int rc;
 
 	(void)av;
 	(void)ac;
-	if (!errf) {
-		ob_printf(o, "ERR out of memory\n");
+	if (!errf)
 		return 1;
-	}
 	log_info("control: reloading %s", d->cf->file);
 	rc = daemon_reload(d, errf);
 	fclose(errf);
@@ -261,15 +270,13 @@ static int log_reopen(struct daemon *d, int json, char **av, int ac, struct obuf
 {
 	char *buf = NULL;
 	size_t len = 0;
-	FILE *errf = open_memstream(&buf, &len);
+	FILE *errf = err_stream(&buf, &len, o);
 	int rc;
 
 	(void)av;
 	(void)ac;
-	if (!errf) {
-		ob_printf(o, "ERR out of memory\n");
+	if (!errf)
 		return 1;
-	}
 	log_info("control: reopening the access log");
 	rc = accesslog_reopen(d->cf, errf);
 	fclose(errf);
